@@ -1,0 +1,137 @@
+"""Every error reactive raises, each with a stable code; transports map codes to statuses.
+
+`short_msg` is a stable CamelCase tag for tests, metrics and clients; `msg` is prose for people.
+Subclasses also inherit the builtin they behave like, so `except ValueError` still works.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AppError",
+    "ConflictError",
+    "ErrorCode",
+    "InvalidCursorError",
+    "InvalidIdError",
+    "NotFoundError",
+    "QueryError",
+    "ReactiveError",
+    "SchemaError",
+    "StorageError",
+    "ValidationError",
+]
+
+
+class ErrorCode(StrEnum):
+    """Families of failure; the HTTP layer maps each to one status code."""
+
+    BAD_REQUEST = "BadRequest"  # 400: the caller sent something invalid
+    UNAUTHENTICATED = "Unauthenticated"  # 401
+    FORBIDDEN = "Forbidden"  # 403
+    NOT_FOUND = "NotFound"  # 404
+    CONFLICT = "OptimisticConcurrencyControlFailure"  # 409 after retries ran out
+    OVERLOADED = "Overloaded"  # 503
+    INTERNAL = "InternalServerError"  # 500
+
+
+class ReactiveError(Exception):
+    """Base of reactive's errors: a code, a stable short tag and a readable message."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    short_msg: str = "InternalError"
+
+    def __init__(self, msg: str, *, short_msg: str | None = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        if short_msg is not None:
+            self.short_msg = short_msg
+
+    def __str__(self) -> str:
+        return self.msg
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.short_msg}: {self.msg!r})"
+
+
+class ValidationError(ReactiveError, ValueError):
+    """A value, argument or document does not satisfy a validator or a limit."""
+
+    code = ErrorCode.BAD_REQUEST
+    short_msg = "ValidationError"
+
+
+class InvalidIdError(ReactiveError, ValueError):
+    """A string is not a document id, or is an id of another table."""
+
+    code = ErrorCode.BAD_REQUEST
+    short_msg = "InvalidId"
+
+
+class InvalidCursorError(ReactiveError, ValueError):
+    """A pagination cursor was not produced by this server for this query."""
+
+    code = ErrorCode.BAD_REQUEST
+    short_msg = "InvalidCursor"
+
+
+class QueryError(ReactiveError, ValueError):
+    """A query is malformed: unknown index, range out of index order, unique() with many."""
+
+    code = ErrorCode.BAD_REQUEST
+    short_msg = "InvalidQuery"
+
+
+class SchemaError(ReactiveError, ValueError):
+    """A schema definition is invalid, or existing data violates it."""
+
+    code = ErrorCode.BAD_REQUEST
+    short_msg = "SchemaValidationError"
+
+
+class NotFoundError(ReactiveError, LookupError):
+    """A document, table or function does not exist."""
+
+    code = ErrorCode.NOT_FOUND
+    short_msg = "NotFound"
+
+
+class StorageError(ReactiveError, RuntimeError):
+    """The database could not be read or written."""
+
+    code = ErrorCode.INTERNAL
+    short_msg = "StorageError"
+
+
+class ConflictError(ReactiveError):
+    """A transaction read data that a concurrent commit changed (optimistic concurrency).
+
+    Carries the table and index whose read conflicted and the ts of the conflicting commit.
+    """
+
+    code = ErrorCode.CONFLICT
+    short_msg = "OptimisticConcurrencyControlFailure"
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        table: str | None = None,
+        index: str | None = None,
+        conflicting_ts: int | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.table = table
+        self.index = index
+        self.conflicting_ts = conflicting_ts
+
+
+class AppError(Exception):
+    """Raised by application code; `data` reaches the client as ConvexError data, never redacted."""
+
+    def __init__(self, data: Any = None, message: str | None = None) -> None:
+        self.data = data
+        if message is None:
+            message = data if isinstance(data, str) else repr(data)
+        super().__init__(message)

@@ -1,0 +1,62 @@
+"""Every tunable of the runtime, documented, each overridable by an environment variable.
+
+Read once at import; `REACTIVE_<NAME>` in the environment overrides the default.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "COMMIT_BATCH_MAX",
+    "MAX_DOCUMENTS_SCANNED",
+    "MAX_PAGE_ITEMS",
+    "OCC_BACKOFF_INITIAL_S",
+    "OCC_BACKOFF_MAX_S",
+    "OCC_MAX_RETRIES",
+    "PRUNE_INTERVAL_S",
+    "RETENTION_S",
+    "SCAN_PAGE_SIZE",
+    "WRITE_LOG_MAX_AGE_S",
+]
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(f"REACTIVE_{name}", default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(f"REACTIVE_{name}", default))
+
+
+#: How many times a mutation that hit an optimistic-concurrency conflict is re-run before the
+#: conflict is reported to the caller.
+OCC_MAX_RETRIES = _int("OCC_MAX_RETRIES", 8)
+
+#: First back-off before re-running a conflicted mutation; doubles each retry, with jitter.
+OCC_BACKOFF_INITIAL_S = _float("OCC_BACKOFF_INITIAL_S", 0.002)
+
+#: Upper bound of one back-off sleep.
+OCC_BACKOFF_MAX_S = _float("OCC_BACKOFF_MAX_S", 0.1)
+
+#: Most commits persisted together in one SQL transaction (group commit).
+COMMIT_BATCH_MAX = _int("COMMIT_BATCH_MAX", 256)
+
+#: How long the in-memory log of recent commits' written keys is kept. A transaction that
+#: began before the oldest retained commit cannot be validated and is retried.
+WRITE_LOG_MAX_AGE_S = _float("WRITE_LOG_MAX_AGE_S", 30.0)
+
+#: How long old document versions stay readable before pruning removes them.
+RETENTION_S = _float("RETENTION_S", 600.0)
+
+#: How often the pruner runs.
+PRUNE_INTERVAL_S = _float("PRUNE_INTERVAL_S", 60.0)
+
+#: Index entries fetched from storage per round trip while scanning.
+SCAN_PAGE_SIZE = _int("SCAN_PAGE_SIZE", 128)
+
+#: Most documents one function may scan; protects the server from runaway queries.
+MAX_DOCUMENTS_SCANNED = _int("MAX_DOCUMENTS_SCANNED", 32_768)
+
+#: Largest `numItems` a paginated query may ask for.
+MAX_PAGE_ITEMS = _int("MAX_PAGE_ITEMS", 8_192)
