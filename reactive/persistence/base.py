@@ -1,0 +1,205 @@
+"""The Persistence protocol: the multi-version log that every storage backend implements.
+
+Storage is a plain MVCC log, identical on every backend:
+  documents(table_id, id, ts, value, deleted, prev_ts)   primary key (table_id, id, ts)
+  indexes(index_id, key, ts, deleted, document_id)        primary key (index_id, key, ts)
+  commits(ts, written)                                    one row per commit
+  mutation_results(session_id, request_id, ts, result)    exactly-once record of mutations
+  tables, index_meta, meta                                small metadata
+A read at snapshot `ts` sees, for each document id / index key, its newest row with
+row.ts <= ts, unless that row is a tombstone (deleted). Backends never check conflicts:
+the committer does, before it calls `write_commits`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from reactive.types import IndexKey, Order
+
+__all__ = [
+    "CommitWrite",
+    "DocumentWrite",
+    "IndexEntry",
+    "IndexMeta",
+    "IndexState",
+    "IndexWrite",
+    "MutationRecord",
+    "Persistence",
+    "StoredDocument",
+    "TableMeta",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWrite:
+    """One new version of a document; `value` is None for a deletion (tombstone)."""
+
+    table_number: int
+    id: str
+    value: bytes | None
+    prev_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexWrite:
+    """One new version of an index entry; `deleted` marks the key as no longer present."""
+
+    index_id: int
+    key: IndexKey
+    deleted: bool
+    document_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MutationRecord:
+    """The stored outcome of a mutation, keyed by the client's (session_id, request_id)."""
+
+    session_id: str
+    request_id: int
+    ts: int
+    result: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitWrite:
+    """Everything one commit persists atomically at timestamp `ts`.
+
+    `written` is the serialized list of index keys the commit wrote (see write_log.py); it lets
+    another process sharing the database learn what changed.
+    """
+
+    ts: int
+    documents: list[DocumentWrite]
+    indexes: list[IndexWrite]
+    written: bytes = b""
+    mutation: MutationRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document version as read back: its encoded value and the ts that wrote it."""
+
+    id: str
+    ts: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One live index entry at a snapshot, joined with the document version it points to."""
+
+    key: IndexKey
+    document: StoredDocument
+
+
+class IndexState(StrEnum):
+    """Lifecycle of an index: BACKFILLING -> READY; only READY indexes serve queries."""
+
+    BACKFILLING = "backfilling"
+    READY = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class TableMeta:
+    name: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexMeta:
+    index_id: int
+    table_number: int
+    name: str
+    fields: tuple[str, ...] = field(default_factory=tuple)
+    state: IndexState = IndexState.READY
+
+
+@runtime_checkable
+class Persistence(Protocol):
+    """A storage backend. All methods are coroutines; every write is durable when it returns."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and create the tables if they do not exist."""
+
+    async def close(self) -> None: ...
+
+    # -- metadata --------------------------------------------------------------------------
+    async def load_tables(self) -> list[TableMeta]: ...
+
+    async def save_table(self, table: TableMeta) -> None: ...
+
+    async def load_indexes(self) -> list[IndexMeta]: ...
+
+    async def save_index(self, index: IndexMeta) -> None:
+        """Insert or replace the metadata row of an index."""
+
+    async def drop_index(self, index_id: int) -> None:
+        """Remove an index's metadata and every entry it has."""
+
+    async def get_meta(self, key: str) -> bytes | None: ...
+
+    async def set_meta(self, key: str, value: bytes) -> None: ...
+
+    # -- writes ----------------------------------------------------------------------------
+    async def write_commits(self, commits: list[CommitWrite]) -> None:
+        """Persist several commits in ONE database transaction (group commit), durably.
+
+        Either all of them are stored or none is (the error propagates).
+        """
+
+    async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
+        """Store index entries at given timestamps (used to backfill a new index).
+
+        An entry whose (index_id, key, ts) is already stored is left as it is, so an
+        interrupted backfill can simply be run again.
+        """
+
+    # -- reads at a snapshot ---------------------------------------------------------------
+    async def max_commit_ts(self) -> int:
+        """The ts of the newest commit, or 0 for an empty database."""
+
+    async def get_document(self, table_number: int, id: str, ts: int) -> StoredDocument | None:
+        """Newest version of `id` with version ts <= `ts`; None if absent or deleted."""
+
+    async def index_scan(
+        self,
+        index_id: int,
+        table_number: int,
+        start: IndexKey,
+        end: IndexKey,
+        ts: int,
+        order: Order,
+        limit: int,
+    ) -> list[IndexEntry]:
+        """Up to `limit` live entries with start <= key < end at snapshot `ts`, in `order`.
+
+        For each key only its newest row with row.ts <= ts counts; tombstones are skipped
+        (and do not count towards `limit`). Each entry carries the document version written
+        at the same ts as the index row.
+        """
+
+    async def table_scan(
+        self, table_number: int, ts: int, after_id: str | None, limit: int
+    ) -> list[StoredDocument]:
+        """Live documents of a table at snapshot `ts`, ordered by id, strictly after `after_id`."""
+
+    async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None: ...
+
+    async def commits_after(self, ts: int) -> list[tuple[int, bytes]]:
+        """(ts, written) of every commit with ts > `ts`, oldest first."""
+
+    # -- maintenance -----------------------------------------------------------------------
+    async def prune(self, before_ts: int) -> int:
+        """Delete versions no snapshot >= `before_ts` can see; returns how many rows went.
+
+        Also deletes commit records with ts < `before_ts`, except the newest commit, which is
+        kept so that `max_commit_ts` never goes backwards. Mutation records are left alone.
+        """
+
+    async def prune_mutations(self, before_ts: int) -> int:
+        """Delete mutation records with ts < `before_ts`; returns how many rows went."""

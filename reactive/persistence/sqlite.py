@@ -1,0 +1,458 @@
+"""SQLite storage: the MVCC log of base.py in one WAL-mode file, durable before a write returns.
+
+Writes run on one connection owned by a single-thread executor (fsync never blocks the event
+loop); reads run inline on a second connection, each statement seeing one consistent snapshot.
+Bytes (value, key, written, result, meta value) are stored unchanged as BLOBs; `deleted` is 0/1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from reactive.errors import StorageError
+from reactive.persistence.base import (
+    CommitWrite,
+    IndexEntry,
+    IndexMeta,
+    IndexState,
+    IndexWrite,
+    MutationRecord,
+    StoredDocument,
+    TableMeta,
+)
+from reactive.types import IndexKey, Order
+
+__all__ = ["SYNCHRONOUS_MODES", "SqlitePersistence", "sqlite_path"]
+
+URL_PREFIX = "sqlite:///"
+SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a `sqlite:///path` URL names; relative paths are relative to the cwd."""
+    if not url.startswith(URL_PREFIX):
+        raise ValueError(f"not a SQLite URL: expected sqlite:///path/to/file.db, got {url!r}")
+    path = url[len(URL_PREFIX) :]
+    if not path or path == ":memory:":
+        # The writer and the reader are two connections, so they must share a file.
+        raise ValueError(f"SQLite URL {url!r} must name a database file, e.g. sqlite:///data.db")
+    return Path(path)
+
+
+class SqlitePersistence:
+    """The Persistence protocol on one SQLite file (see the module docstring for threading)."""
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            modes = ", ".join(sorted(SYNCHRONOUS_MODES))
+            raise ValueError(f"synchronous must be one of {modes}; got {synchronous!r}")
+        self.url = url
+        self.path = sqlite_path(url)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout_ms = busy_timeout_ms
+        self._executor: ThreadPoolExecutor | None = None
+        #: Used only inside the executor's thread. None before open() and after close().
+        self._writer: sqlite3.Connection | None = None
+        #: Used only from the event loop. None before open() and after close().
+        self._reader: sqlite3.Connection | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._executor is not None:
+            raise StorageError(f"SQLite database {self.path} is already open")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="reactive-sqlite-writer")
+            await self._in_writer_thread("open", self._open_writer)
+            self._reader = self._connect(check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise StorageError(f"could not open SQLite database {self.path}: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._executor is not None:
+            await self._in_writer_thread("close", self._close_writer)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _connect(self, *, check_same_thread: bool) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=check_same_thread)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        return conn
+
+    def _open_writer(self) -> None:
+        conn = self._connect(check_same_thread=True)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.executescript(CREATE_SCHEMA)
+        self._writer = conn
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StorageError(f"cannot {operation}: SQLite database {self.path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def _write(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one BEGIN IMMEDIATE ... COMMIT on the writer thread.
+
+        If the awaiting task is cancelled the thread still finishes, so the write may land.
+        """
+        return await self._in_writer_thread(operation, lambda: self._transact(operation, work))
+
+    def _transact(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._writer
+        if conn is None:
+            raise StorageError(f"cannot {operation}: SQLite database {self.path} is not open")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+        return result
+
+    def _fetch(self, operation: str, sql: str, params: Iterable[Any]) -> list[Row]:
+        """Run one read statement on the reader connection, inline: cheaper than a thread hop."""
+        if self._reader is None:
+            raise StorageError(f"cannot {operation}: SQLite database {self.path} is not open")
+        try:
+            return self._reader.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+
+    # -- metadata --------------------------------------------------------------------------
+    async def load_tables(self) -> list[TableMeta]:
+        rows = self._fetch("load_tables", SELECT_TABLES, ())
+        return [TableMeta(name=name, number=number) for number, name in rows]
+
+    async def save_table(self, table: TableMeta) -> None:
+        params = (table.number, table.name)
+        await self._write("save_table", lambda conn: conn.execute(UPSERT_TABLE, params))
+
+    async def load_indexes(self) -> list[IndexMeta]:
+        return [_index_meta(row) for row in self._fetch("load_indexes", SELECT_INDEXES, ())]
+
+    async def save_index(self, index: IndexMeta) -> None:
+        params = _index_meta_row(index)
+        await self._write("save_index", lambda conn: conn.execute(UPSERT_INDEX_META, params))
+
+    async def drop_index(self, index_id: int) -> None:
+        def drop(conn: sqlite3.Connection) -> None:
+            conn.execute(DELETE_INDEX_META, (index_id,))
+            conn.execute(DELETE_INDEX_ROWS, (index_id,))
+
+        await self._write("drop_index", drop)
+
+    async def get_meta(self, key: str) -> bytes | None:
+        rows = self._fetch("get_meta", SELECT_META, (key,))
+        return rows[0][0] if rows else None
+
+    async def set_meta(self, key: str, value: bytes) -> None:
+        await self._write("set_meta", lambda conn: conn.execute(UPSERT_META, (key, value)))
+
+    # -- writes ----------------------------------------------------------------------------
+    async def write_commits(self, commits: list[CommitWrite]) -> None:
+        if not commits:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(INSERT_DOCUMENT, _document_rows(commits))
+            conn.executemany(INSERT_INDEX_ROW, _index_rows(commits))
+            conn.executemany(INSERT_COMMIT, [(c.ts, c.written) for c in commits])
+            conn.executemany(INSERT_MUTATION, _mutation_rows(commits))
+
+        await self._write("write_commits", write)
+
+    async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
+        if not entries:
+            return
+        rows = [(e.index_id, e.key, ts, int(e.deleted), e.document_id) for e, ts in entries]
+        await self._write(
+            "write_index_entries", lambda conn: conn.executemany(INSERT_INDEX_ROW_IF_NEW, rows)
+        )
+
+    # -- reads at a snapshot ---------------------------------------------------------------
+    async def max_commit_ts(self) -> int:
+        return int(self._fetch("max_commit_ts", SELECT_MAX_COMMIT_TS, ())[0][0])
+
+    async def get_document(self, table_number: int, id: str, ts: int) -> StoredDocument | None:
+        rows = self._fetch("get_document", SELECT_DOCUMENT, (table_number, id, ts))
+        if not rows or rows[0][2]:
+            return None
+        version_ts, value, _deleted = rows[0]
+        return StoredDocument(id=id, ts=version_ts, value=value)
+
+    async def index_scan(
+        self,
+        index_id: int,
+        table_number: int,
+        start: IndexKey,
+        end: IndexKey,
+        ts: int,
+        order: Order,
+        limit: int,
+    ) -> list[IndexEntry]:
+        if _empty_limit(limit):
+            return []
+        sql = INDEX_SCAN_ASC if Order(order) is Order.ASC else INDEX_SCAN_DESC
+        params = (index_id, start, end, ts, table_number, limit)
+        rows = self._fetch("index_scan", sql, params)
+        return [IndexEntry(key, StoredDocument(id, v_ts, value)) for key, id, v_ts, value in rows]
+
+    async def table_scan(
+        self, table_number: int, ts: int, after_id: str | None, limit: int
+    ) -> list[StoredDocument]:
+        if _empty_limit(limit):
+            return []
+        # Every id is a non-empty string, so "" sorts before all of them.
+        params = (table_number, after_id or "", ts, limit)
+        rows = self._fetch("table_scan", TABLE_SCAN, params)
+        return [StoredDocument(id, v_ts, value) for id, v_ts, value in rows]
+
+    async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
+        rows = self._fetch("get_mutation", SELECT_MUTATION, (session_id, request_id))
+        if not rows:
+            return None
+        ts, result = rows[0]
+        return MutationRecord(session_id, request_id, ts, result)
+
+    async def commits_after(self, ts: int) -> list[tuple[int, bytes]]:
+        return [
+            (c_ts, written) for c_ts, written in self._fetch("commits_after", COMMITS_AFTER, (ts,))
+        ]
+
+    # -- maintenance -----------------------------------------------------------------------
+    async def prune(self, before_ts: int) -> int:
+        def prune(conn: sqlite3.Connection) -> int:
+            statements = (PRUNE_DOCUMENTS, PRUNE_INDEX_ROWS, PRUNE_COMMITS)
+            return sum(conn.execute(sql, (before_ts,)).rowcount for sql in statements)
+
+        return await self._write("prune", prune)
+
+    async def prune_mutations(self, before_ts: int) -> int:
+        return await self._write(
+            "prune_mutations", lambda conn: conn.execute(PRUNE_MUTATIONS, (before_ts,)).rowcount
+        )
+
+
+def _empty_limit(limit: int) -> bool:
+    """True for limit 0; a negative limit is a caller bug (SQLite would read it as unbounded)."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    return limit == 0
+
+
+def _document_rows(commits: list[CommitWrite]) -> list[Row]:
+    return [
+        (d.table_number, d.id, c.ts, d.value, int(d.value is None), d.prev_ts)
+        for c in commits
+        for d in c.documents
+    ]
+
+
+def _index_rows(commits: list[CommitWrite]) -> list[Row]:
+    return [
+        (i.index_id, i.key, c.ts, int(i.deleted), i.document_id) for c in commits for i in c.indexes
+    ]
+
+
+def _mutation_rows(commits: list[CommitWrite]) -> list[Row]:
+    return [
+        (m.session_id, m.request_id, m.ts, m.result)
+        for m in (c.mutation for c in commits)
+        if m is not None
+    ]
+
+
+def _index_meta_row(index: IndexMeta) -> Row:
+    fields = orjson.dumps(list(index.fields)).decode()
+    return (index.index_id, index.table_number, index.name, fields, IndexState(index.state).value)
+
+
+def _index_meta(row: Row) -> IndexMeta:
+    index_id, table_number, name, fields, state = row
+    return IndexMeta(index_id, table_number, name, tuple(orjson.loads(fields)), IndexState(state))
+
+
+# -- SQL -----------------------------------------------------------------------------------
+# `indexes` is WITHOUT ROWID: its rows are small, so clustering them on the primary key makes a
+# range scan one b-tree walk. `documents` keeps a rowid because values can be large.
+CREATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    table_id INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    value BLOB,
+    deleted INTEGER NOT NULL,
+    prev_ts INTEGER,
+    PRIMARY KEY (table_id, id, ts)
+);
+CREATE TABLE IF NOT EXISTS indexes (
+    index_id INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    document_id TEXT NOT NULL,
+    PRIMARY KEY (index_id, key, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits (
+    ts INTEGER PRIMARY KEY,
+    written BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mutation_results (
+    session_id TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    result BLOB NOT NULL,
+    PRIMARY KEY (session_id, request_id)
+);
+CREATE TABLE IF NOT EXISTS tables (
+    table_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS index_meta (
+    index_id INTEGER PRIMARY KEY,
+    table_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"""
+
+SELECT_TABLES = "SELECT table_id, name FROM tables ORDER BY table_id"
+UPSERT_TABLE = """
+INSERT INTO tables (table_id, name) VALUES (?, ?)
+ON CONFLICT (table_id) DO UPDATE SET name = excluded.name
+"""
+SELECT_INDEXES = "SELECT index_id, table_id, name, fields, state FROM index_meta ORDER BY index_id"
+UPSERT_INDEX_META = """
+INSERT INTO index_meta (index_id, table_id, name, fields, state) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (index_id) DO UPDATE SET
+    table_id = excluded.table_id, name = excluded.name,
+    fields = excluded.fields, state = excluded.state
+"""
+DELETE_INDEX_META = "DELETE FROM index_meta WHERE index_id = ?"
+DELETE_INDEX_ROWS = "DELETE FROM indexes WHERE index_id = ?"
+SELECT_META = "SELECT value FROM meta WHERE key = ?"
+UPSERT_META = """
+INSERT INTO meta (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+
+INSERT_DOCUMENT = """
+INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts) VALUES (?, ?, ?, ?, ?, ?)
+"""
+INSERT_INDEX_ROW = """
+INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES (?, ?, ?, ?, ?)
+"""
+INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
+INSERT_COMMIT = "INSERT INTO commits (ts, written) VALUES (?, ?)"
+INSERT_MUTATION = """
+INSERT INTO mutation_results (session_id, request_id, ts, result) VALUES (?, ?, ?, ?)
+"""
+
+SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
+SELECT_DOCUMENT = """
+SELECT ts, value, deleted FROM documents
+WHERE table_id = ? AND id = ? AND ts <= ?
+ORDER BY ts DESC LIMIT 1
+"""
+
+# Parameters: index_id, start, end, snapshot ts, table_number, limit. A row counts only if it
+# is its key's newest row at the snapshot (the correlated MAX is one primary-key seek); the
+# tombstone filter comes before LIMIT, and the scan walks the primary key in key order, so a
+# small limit stops early. The document version is the one written at the index row's ts.
+_INDEX_SCAN = """
+SELECT i.key, d.id, d.ts, d.value
+FROM indexes AS i
+JOIN documents AS d ON d.table_id = ?5 AND d.id = i.document_id AND d.ts = i.ts
+WHERE i.index_id = ?1 AND i.key >= ?2 AND i.key < ?3 AND i.deleted = 0
+  AND i.ts = (
+    SELECT MAX(n.ts) FROM indexes AS n
+    WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts <= ?4
+  )
+ORDER BY i.key {order}
+LIMIT ?6
+"""
+INDEX_SCAN_ASC = _INDEX_SCAN.format(order="ASC")
+INDEX_SCAN_DESC = _INDEX_SCAN.format(order="DESC")
+
+# Parameters: table_number, after_id, snapshot ts, limit; the same newest-version rule.
+TABLE_SCAN = """
+SELECT d.id, d.ts, d.value
+FROM documents AS d
+WHERE d.table_id = ?1 AND d.id > ?2 AND d.deleted = 0
+  AND d.ts = (
+    SELECT MAX(n.ts) FROM documents AS n
+    WHERE n.table_id = d.table_id AND n.id = d.id AND n.ts <= ?3
+  )
+ORDER BY d.id
+LIMIT ?4
+"""
+
+SELECT_MUTATION = """
+SELECT ts, result FROM mutation_results WHERE session_id = ? AND request_id = ?
+"""
+COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > ? ORDER BY ts"
+
+# A version is invisible to every snapshot >= ?1 when a newer version exists at or before ?1,
+# or when it is the newest version at or before ?1 and a tombstone (snapshots then see nothing
+# either way).
+PRUNE_DOCUMENTS = """
+DELETE FROM documents
+WHERE ts <= ?1 AND (
+    deleted = 1 OR EXISTS (
+        SELECT 1 FROM documents AS n
+        WHERE n.table_id = documents.table_id AND n.id = documents.id
+          AND n.ts > documents.ts AND n.ts <= ?1
+    )
+)
+"""
+PRUNE_INDEX_ROWS = """
+DELETE FROM indexes
+WHERE ts <= ?1 AND (
+    deleted = 1 OR EXISTS (
+        SELECT 1 FROM indexes AS n
+        WHERE n.index_id = indexes.index_id AND n.key = indexes.key
+          AND n.ts > indexes.ts AND n.ts <= ?1
+    )
+)
+"""
+# The newest commit always stays: max_commit_ts must never go backwards.
+PRUNE_COMMITS = """
+DELETE FROM commits WHERE ts < ?1 AND ts < (SELECT MAX(ts) FROM commits)
+"""
+PRUNE_MUTATIONS = "DELETE FROM mutation_results WHERE ts < ?"

@@ -1,0 +1,680 @@
+"""Tests of the storage backends; each test that takes `persistence` or `store_url` runs on both."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from reactive.errors import StorageError
+from reactive.persistence import (
+    DEFAULT_DATABASE_URL,
+    CommitWrite,
+    DocumentWrite,
+    IndexEntry,
+    IndexMeta,
+    IndexState,
+    IndexWrite,
+    MutationRecord,
+    Persistence,
+    StoredDocument,
+    TableMeta,
+    create_persistence,
+    open_persistence,
+)
+from reactive.persistence import postgres as postgres_backend
+from reactive.persistence import sqlite as sqlite_backend
+from reactive.types import Order
+
+TABLE = 1
+INDEX = 10
+MAX_KEY = b"\xff"
+
+
+# -- helpers -------------------------------------------------------------------------------
+def key(name: str) -> bytes:
+    """An index key in the shape real ones have: a type tag, the bytes, a terminator."""
+    return b"\x10" + name.encode() + b"\x00"
+
+
+def doc(id: str, value: bytes | None, table: int = TABLE) -> DocumentWrite:
+    return DocumentWrite(table_number=table, id=id, value=value, prev_ts=None)
+
+
+def live(index_key: bytes, id: str, index: int = INDEX) -> IndexWrite:
+    return IndexWrite(index_id=index, key=index_key, deleted=False, document_id=id)
+
+
+def gone(index_key: bytes, id: str, index: int = INDEX) -> IndexWrite:
+    return IndexWrite(index_id=index, key=index_key, deleted=True, document_id=id)
+
+
+def commit(
+    ts: int,
+    documents: list[DocumentWrite] | None = None,
+    indexes: list[IndexWrite] | None = None,
+    mutation: MutationRecord | None = None,
+) -> CommitWrite:
+    written = f"w{ts}".encode()
+    return CommitWrite(ts, documents or [], indexes or [], written=written, mutation=mutation)
+
+
+def put(ts: int, id: str, value: bytes, old_key: bytes | None = None) -> CommitWrite:
+    """A commit writing `id` with index key key(value), as the committer would."""
+    entries = [live(key(value.decode()), id)]
+    if old_key is not None and old_key != key(value.decode()):
+        entries.insert(0, gone(old_key, id))
+    return commit(ts, [doc(id, value)], entries)
+
+
+async def scan(
+    store: Persistence,
+    ts: int,
+    order: Order = Order.ASC,
+    limit: int = 100,
+    start: bytes = b"",
+    end: bytes = MAX_KEY,
+    index: int = INDEX,
+) -> list[tuple[bytes, str, int, bytes]]:
+    entries = await store.index_scan(index, TABLE, start, end, ts, order, limit)
+    return [(e.key, e.document.id, e.document.ts, e.document.value) for e in entries]
+
+
+# -- metadata ------------------------------------------------------------------------------
+async def test_empty_database_has_no_commits_or_data(persistence: Persistence) -> None:
+    assert await persistence.max_commit_ts() == 0
+    assert await persistence.load_tables() == []
+    assert await persistence.load_indexes() == []
+    assert await persistence.get_document(TABLE, "a", 100) is None
+    assert await scan(persistence, 100) == []
+    assert await persistence.commits_after(0) == []
+    assert await persistence.get_meta("anything") is None
+
+
+async def test_table_metadata_round_trips_and_upserts(persistence: Persistence) -> None:
+    await persistence.save_table(TableMeta(name="users", number=2))
+    await persistence.save_table(TableMeta(name="messages", number=1))
+    assert await persistence.load_tables() == [TableMeta("messages", 1), TableMeta("users", 2)]
+    await persistence.save_table(TableMeta(name="people", number=2))
+    assert await persistence.load_tables() == [TableMeta("messages", 1), TableMeta("people", 2)]
+
+
+async def test_table_names_are_unique(persistence: Persistence) -> None:
+    await persistence.save_table(TableMeta(name="users", number=1))
+    with pytest.raises(StorageError, match="save_table"):
+        await persistence.save_table(TableMeta(name="users", number=2))
+
+
+async def test_index_metadata_round_trips_and_upserts(persistence: Persistence) -> None:
+    by_channel = IndexMeta(11, TABLE, "by_channel", ("channel", "_creationTime", "_id"))
+    backfilling = IndexMeta(12, TABLE, "by_author", ("author",), IndexState.BACKFILLING)
+    await persistence.save_index(backfilling)
+    await persistence.save_index(by_channel)
+    assert await persistence.load_indexes() == [by_channel, backfilling]
+    ready = IndexMeta(12, TABLE, "by_author", ("author",), IndexState.READY)
+    await persistence.save_index(ready)
+    assert await persistence.load_indexes() == [by_channel, ready]
+
+
+async def test_meta_values_round_trip_and_overwrite(persistence: Persistence) -> None:
+    await persistence.set_meta("instance", b"\x00\x01binary\xff")
+    assert await persistence.get_meta("instance") == b"\x00\x01binary\xff"
+    await persistence.set_meta("instance", b"second")
+    assert await persistence.get_meta("instance") == b"second"
+    assert await persistence.get_meta("other") is None
+
+
+# -- documents -----------------------------------------------------------------------------
+async def test_get_document_sees_the_newest_version_at_each_snapshot(
+    persistence: Persistence,
+) -> None:
+    await persistence.write_commits([commit(10, [doc("a", b"v1")])])
+    await persistence.write_commits([commit(20, [doc("a", b"v2")])])
+    await persistence.write_commits([commit(30, [doc("a", None)])])
+    expected = {
+        9: None,
+        10: StoredDocument("a", 10, b"v1"),
+        19: StoredDocument("a", 10, b"v1"),
+        20: StoredDocument("a", 20, b"v2"),
+        29: StoredDocument("a", 20, b"v2"),
+        30: None,
+        1000: None,
+    }
+    for ts, stored in expected.items():
+        assert await persistence.get_document(TABLE, "a", ts) == stored, f"snapshot {ts}"
+
+
+async def test_get_document_distinguishes_tables(persistence: Persistence) -> None:
+    await persistence.write_commits([commit(10, [doc("a", b"t1"), doc("a", b"t2", table=2)])])
+    assert await persistence.get_document(1, "a", 10) == StoredDocument("a", 10, b"t1")
+    assert await persistence.get_document(2, "a", 10) == StoredDocument("a", 10, b"t2")
+    assert await persistence.get_document(3, "a", 10) is None
+
+
+async def test_document_bytes_round_trip_unchanged(persistence: Persistence) -> None:
+    value = bytes(range(256)) * 64
+    await persistence.write_commits([commit(10, [doc("a", value)])])
+    stored = await persistence.get_document(TABLE, "a", 10)
+    assert stored is not None and stored.value == value
+
+
+async def test_table_scan_lists_live_documents_by_id(persistence: Persistence) -> None:
+    first = [doc(id, f"{id}1".encode()) for id in ("d", "c", "b", "a")]
+    await persistence.write_commits([commit(10, [*first, doc("a", b"other", table=2)])])
+    await persistence.write_commits([commit(20, [doc("b", None)])])
+    await persistence.write_commits([commit(30, [doc("c", b"c2")])])
+
+    at_25 = await persistence.table_scan(TABLE, 25, None, 100)
+    assert at_25 == [
+        StoredDocument("a", 10, b"a1"),
+        StoredDocument("c", 10, b"c1"),
+        StoredDocument("d", 10, b"d1"),
+    ]
+    assert await persistence.table_scan(TABLE, 35, "a", 1) == [StoredDocument("c", 30, b"c2")]
+    assert await persistence.table_scan(TABLE, 35, "d", 10) == []
+    assert await persistence.table_scan(TABLE, 9, None, 10) == []
+    assert await persistence.table_scan(TABLE, 35, None, 0) == []
+    assert await persistence.table_scan(2, 35, None, 10) == [StoredDocument("a", 10, b"other")]
+
+
+async def test_table_scan_orders_ids_bytewise(persistence: Persistence) -> None:
+    # A locale collation would put "a" before "B"; ids must sort as bytes on every backend.
+    ids = ["a", "B", "_x", "Z9", "é", "aa"]
+    await persistence.write_commits([commit(10, [doc(id, b"v") for id in ids])])
+    listed = [d.id for d in await persistence.table_scan(TABLE, 10, None, 100)]
+    assert listed == sorted(ids, key=str.encode)
+
+
+# -- index scans ---------------------------------------------------------------------------
+async def write_five_keys(store: Persistence) -> None:
+    """Documents d1..d5 whose keys sort k1 < ... < k5, written in scrambled order at ts 10."""
+    order = [3, 1, 5, 2, 4]
+    await store.write_commits(
+        [
+            commit(
+                10,
+                [doc(f"d{n}", f"k{n}".encode()) for n in order],
+                [live(key(f"k{n}"), f"d{n}") for n in order],
+            )
+        ]
+    )
+
+
+def expected_entries(*numbers: int, ts: int = 10) -> list[tuple[bytes, str, int, bytes]]:
+    return [(key(f"k{n}"), f"d{n}", ts, f"k{n}".encode()) for n in numbers]
+
+
+async def test_index_scan_orders_ascending_and_descending(persistence: Persistence) -> None:
+    await write_five_keys(persistence)
+    assert await scan(persistence, 10) == expected_entries(1, 2, 3, 4, 5)
+    assert await scan(persistence, 10, Order.DESC) == expected_entries(5, 4, 3, 2, 1)
+    assert await scan(persistence, 10, "desc") == expected_entries(5, 4, 3, 2, 1)  # type: ignore[arg-type]
+
+
+async def test_index_scan_applies_limits(persistence: Persistence) -> None:
+    await write_five_keys(persistence)
+    assert await scan(persistence, 10, limit=2) == expected_entries(1, 2)
+    assert await scan(persistence, 10, Order.DESC, limit=2) == expected_entries(5, 4)
+    assert await scan(persistence, 10, limit=0) == []
+
+
+async def test_index_scan_range_includes_start_and_excludes_end(persistence: Persistence) -> None:
+    await write_five_keys(persistence)
+    start, end = key("k2"), key("k4")
+    assert await scan(persistence, 10, start=start, end=end) == expected_entries(2, 3)
+    assert await scan(persistence, 10, Order.DESC, start=start, end=end) == expected_entries(3, 2)
+    assert await scan(persistence, 10, start=key("k3"), end=key("k3")) == []
+    assert await scan(persistence, 10, start=key("k4"), end=key("k2")) == []
+
+
+async def test_index_scan_before_first_commit_is_empty(persistence: Persistence) -> None:
+    await write_five_keys(persistence)
+    assert await scan(persistence, 9) == []
+
+
+async def test_index_scan_skips_tombstones_without_counting_them(
+    persistence: Persistence,
+) -> None:
+    await write_five_keys(persistence)
+    deletions = [doc("d2", None), doc("d3", None)]
+    await persistence.write_commits(
+        [commit(20, deletions, [gone(key("k2"), "d2"), gone(key("k3"), "d3")])]
+    )
+    assert await scan(persistence, 20, limit=2) == expected_entries(1, 4)
+    assert await scan(persistence, 20, Order.DESC, limit=3) == expected_entries(5, 4, 1)
+    assert await scan(persistence, 19, limit=2) == expected_entries(1, 2)
+
+
+async def test_index_scan_uses_only_the_newest_version_of_a_key(
+    persistence: Persistence,
+) -> None:
+    for ts in (10, 20, 30):
+        value = f"v{ts}".encode()
+        await persistence.write_commits([commit(ts, [doc("a", value)], [live(key("same"), "a")])])
+    for snapshot, version in ((10, 10), (25, 20), (99, 30)):
+        entries = await scan(persistence, snapshot)
+        assert entries == [(key("same"), "a", version, f"v{version}".encode())]
+
+
+async def test_index_scan_follows_a_key_change(persistence: Persistence) -> None:
+    await persistence.write_commits([put(10, "a", b"m")])
+    await persistence.write_commits([put(11, "b", b"p")])
+    await persistence.write_commits([put(20, "a", b"z", old_key=key("m"))])
+    assert await scan(persistence, 15) == [
+        (key("m"), "a", 10, b"m"),
+        (key("p"), "b", 11, b"p"),
+    ]
+    assert await scan(persistence, 20) == [
+        (key("p"), "b", 11, b"p"),
+        (key("z"), "a", 20, b"z"),
+    ]
+    assert await scan(persistence, 20, Order.DESC, limit=1) == [(key("z"), "a", 20, b"z")]
+
+
+async def test_index_scan_keeps_indexes_apart(persistence: Persistence) -> None:
+    await persistence.write_commits(
+        [
+            commit(
+                10,
+                [doc("a", b"x"), doc("b", b"y")],
+                [live(key("k"), "a", 1), live(key("k"), "b", 2)],
+            )
+        ]
+    )
+    assert await scan(persistence, 10, index=1) == [(key("k"), "a", 10, b"x")]
+    assert await scan(persistence, 10, index=2) == [(key("k"), "b", 10, b"y")]
+    assert await scan(persistence, 10, index=3) == []
+
+
+async def test_index_scan_returns_index_entries(persistence: Persistence) -> None:
+    await persistence.write_commits([put(10, "a", b"m")])
+    entries = await persistence.index_scan(INDEX, TABLE, b"", MAX_KEY, 10, Order.ASC, 5)
+    assert entries == [IndexEntry(key("m"), StoredDocument("a", 10, b"m"))]
+
+
+async def test_negative_limits_are_rejected(persistence: Persistence) -> None:
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        await scan(persistence, 10, limit=-1)
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        await persistence.table_scan(TABLE, 10, None, -1)
+
+
+# -- commits -------------------------------------------------------------------------------
+async def test_group_commit_stores_every_commit(persistence: Persistence) -> None:
+    group = [put(10, "a", b"a"), put(11, "b", b"b"), put(12, "a", b"c", old_key=key("a"))]
+    await persistence.write_commits(group)
+    assert await persistence.max_commit_ts() == 12
+    assert await persistence.commits_after(0) == [(10, b"w10"), (11, b"w11"), (12, b"w12")]
+    assert await scan(persistence, 12) == [(key("b"), "b", 11, b"b"), (key("c"), "a", 12, b"c")]
+    assert await scan(persistence, 10) == [(key("a"), "a", 10, b"a")]
+
+
+def failing_groups() -> dict[str, list[CommitWrite]]:
+    """Groups that each fail on their LAST commit, after valid ones, against first_commit()."""
+    duplicate_mutation = MutationRecord("session", 1, 13, b"again")
+    return {
+        "duplicate commit ts": [put(11, "b", b"b"), put(10, "c", b"c")],
+        "duplicate document version": [put(11, "b", b"b"), commit(12, [doc("c", b"1")] * 2)],
+        "duplicate mutation record": [
+            put(11, "b", b"b"),
+            commit(13, [doc("c", b"c")], mutation=duplicate_mutation),
+        ],
+    }
+
+
+def first_commit() -> CommitWrite:
+    record = MutationRecord("session", 1, 10, b"result")
+    return commit(10, [doc("a", b"a")], [live(key("a"), "a")], mutation=record)
+
+
+@pytest.mark.parametrize("failure", sorted(failing_groups()))
+async def test_group_commit_is_all_or_nothing(persistence: Persistence, failure: str) -> None:
+    await persistence.write_commits([first_commit()])
+    with pytest.raises(StorageError, match="write_commits"):
+        await persistence.write_commits(failing_groups()[failure])
+    assert await persistence.max_commit_ts() == 10
+    assert await persistence.commits_after(10) == []
+    assert await persistence.get_document(TABLE, "b", 100) is None
+    assert await persistence.get_document(TABLE, "c", 100) is None
+    assert await scan(persistence, 100) == [(key("a"), "a", 10, b"a")]
+    # The store is still usable after the failed transaction.
+    await persistence.write_commits([put(11, "b", b"b")])
+    assert await persistence.max_commit_ts() == 11
+
+
+async def test_empty_group_writes_nothing(persistence: Persistence) -> None:
+    await persistence.write_commits([])
+    assert await persistence.max_commit_ts() == 0
+
+
+async def test_commits_after_lists_newer_commits_oldest_first(persistence: Persistence) -> None:
+    await persistence.write_commits([commit(30), commit(10)])
+    await persistence.write_commits([commit(20)])
+    assert await persistence.commits_after(0) == [(10, b"w10"), (20, b"w20"), (30, b"w30")]
+    assert await persistence.commits_after(10) == [(20, b"w20"), (30, b"w30")]
+    assert await persistence.commits_after(29) == [(30, b"w30")]
+    assert await persistence.commits_after(30) == []
+
+
+async def test_large_timestamps_round_trip(persistence: Persistence) -> None:
+    ts = 2**63 - 1
+    await persistence.write_commits([put(ts, "a", b"a")])
+    assert await persistence.max_commit_ts() == ts
+    assert await persistence.get_document(TABLE, "a", ts) == StoredDocument("a", ts, b"a")
+
+
+async def test_mutation_records_are_stored_with_their_commit(persistence: Persistence) -> None:
+    assert await persistence.get_mutation("s1", 0) is None
+    first = MutationRecord("s1", 0, 10, orjson.dumps({"ok": 1}))
+    second = MutationRecord("s1", 1, 20, b"two")
+    other_session = MutationRecord("s2", 0, 30, b"three")
+    for record in (first, second, other_session):
+        await persistence.write_commits([commit(record.ts, mutation=record)])
+    assert await persistence.get_mutation("s1", 0) == first
+    assert await persistence.get_mutation("s1", 1) == second
+    assert await persistence.get_mutation("s2", 0) == other_session
+    assert await persistence.get_mutation("s2", 1) is None
+
+
+async def test_prune_mutations_removes_only_older_records(persistence: Persistence) -> None:
+    records = [MutationRecord("s", n, ts, b"r") for n, ts in enumerate((10, 20, 30))]
+    await persistence.write_commits([commit(r.ts, mutation=r) for r in records])
+    assert await persistence.prune_mutations(20) == 1
+    assert await persistence.get_mutation("s", 0) is None
+    assert await persistence.get_mutation("s", 1) == records[1]
+    assert await persistence.prune(100) == 2  # commits only: mutation records stay
+    assert await persistence.get_mutation("s", 2) == records[2]
+
+
+# -- durability ----------------------------------------------------------------------------
+async def test_everything_survives_close_and_reopen(store_url: str) -> None:
+    store = await open_persistence(store_url)
+    record = MutationRecord("s", 7, 20, b"done")
+    index = IndexMeta(INDEX, TABLE, "by_value", ("value",), IndexState.READY)
+    await store.save_table(TableMeta("messages", TABLE))
+    await store.save_index(index)
+    await store.set_meta("instance", b"abc")
+    await store.write_commits([put(10, "a", b"a"), commit(20, [doc("b", b"b")], mutation=record)])
+    await store.close()
+
+    reopened = await open_persistence(store_url)
+    try:
+        assert await reopened.max_commit_ts() == 20
+        assert await reopened.load_tables() == [TableMeta("messages", TABLE)]
+        assert await reopened.load_indexes() == [index]
+        assert await reopened.get_meta("instance") == b"abc"
+        assert await reopened.get_mutation("s", 7) == record
+        assert await reopened.get_document(TABLE, "b", 20) == StoredDocument("b", 20, b"b")
+        assert await scan(reopened, 20) == [(key("a"), "a", 10, b"a")]
+    finally:
+        await reopened.close()
+
+
+async def test_closed_store_raises_storage_error(store_url: str) -> None:
+    store = await open_persistence(store_url)
+    await store.close()
+    await store.close()  # closing twice is harmless
+    with pytest.raises(StorageError, match="not open"):
+        await store.max_commit_ts()
+    with pytest.raises(StorageError, match="not open"):
+        await store.write_commits([put(10, "a", b"a")])
+
+
+# -- index backfill and removal ------------------------------------------------------------
+async def test_write_index_entries_backfills_at_document_timestamps(
+    persistence: Persistence,
+) -> None:
+    await persistence.write_commits([commit(10, [doc("a", b"a")]), commit(20, [doc("b", b"b")])])
+    backfill = [(live(key("b"), "b", 11), 20), (live(key("a"), "a", 11), 10)]
+    await persistence.write_index_entries(backfill)
+    await persistence.write_index_entries(backfill)  # re-running a backfill is harmless
+    assert await scan(persistence, 15, index=11) == [(key("a"), "a", 10, b"a")]
+    assert await scan(persistence, 20, index=11) == [
+        (key("a"), "a", 10, b"a"),
+        (key("b"), "b", 20, b"b"),
+    ]
+    assert await persistence.max_commit_ts() == 20
+
+
+async def test_write_index_entries_keeps_existing_rows(persistence: Persistence) -> None:
+    await persistence.write_commits([put(10, "a", b"a")])
+    await persistence.write_index_entries([(gone(key("a"), "a"), 10)])
+    assert await scan(persistence, 10) == [(key("a"), "a", 10, b"a")]
+
+
+async def test_drop_index_removes_its_metadata_and_entries(persistence: Persistence) -> None:
+    kept = IndexMeta(1, TABLE, "kept", ("x",))
+    await persistence.save_index(kept)
+    await persistence.save_index(IndexMeta(2, TABLE, "dropped", ("y",)))
+    await persistence.write_commits(
+        [commit(10, [doc("a", b"a")], [live(key("a"), "a", 1), live(key("a"), "a", 2)])]
+    )
+    await persistence.drop_index(2)
+    assert await persistence.load_indexes() == [kept]
+    assert await scan(persistence, 10, index=2) == []
+    assert await scan(persistence, 10, index=1) == [(key("a"), "a", 10, b"a")]
+    await persistence.drop_index(99)  # dropping an unknown index is a no-op
+
+
+# -- pruning -------------------------------------------------------------------------------
+async def test_prune_removes_exactly_the_invisible_rows(persistence: Persistence) -> None:
+    await persistence.write_commits(
+        [
+            commit(
+                10, [doc("a", b"a1"), doc("b", b"b1")], [live(key("a"), "a"), live(key("b"), "b")]
+            ),
+            commit(
+                20, [doc("a", b"a2"), doc("b", None)], [live(key("a"), "a"), gone(key("b"), "b")]
+            ),
+            put(35, "c", b"c"),
+            commit(40, [doc("a", b"a3")], [gone(key("a"), "a"), live(key("a3"), "a")]),
+        ]
+    )
+    # documents: a@10, b@10, b@20 (tombstone); index rows: a@10, b@10, b@20; commits 10, 20.
+    assert await persistence.prune(30) == 8
+    assert await persistence.get_document(TABLE, "a", 15) is None
+    assert await persistence.get_document(TABLE, "a", 30) == StoredDocument("a", 20, b"a2")
+    assert await scan(persistence, 30) == [(key("a"), "a", 20, b"a2")]
+    assert await persistence.commits_after(0) == [(35, b"w35"), (40, b"w40")]
+    assert await persistence.prune(30) == 0
+
+
+async def test_prune_keeps_the_newest_commit(persistence: Persistence) -> None:
+    await persistence.write_commits([put(10, "a", b"a"), put(20, "a", b"b", old_key=key("a"))])
+    await persistence.prune(1000)
+    assert await persistence.max_commit_ts() == 20
+    assert await persistence.commits_after(0) == [(20, b"w20")]
+    assert await persistence.get_document(TABLE, "a", 1000) == StoredDocument("a", 20, b"b")
+
+
+def random_history(seed: int, commits: int = 60) -> list[CommitWrite]:
+    """Inserts, updates (same key or a new one) and deletes of a few documents, as a committer
+    would write them: every document version comes with its index rows at the same ts."""
+    rng = random.Random(seed)
+    current: dict[str, bytes] = {}
+    history = []
+    for ts in range(1, commits + 1):
+        id = rng.choice("abcdef")
+        old = current.get(id)
+        if old is not None and rng.random() < 0.3:
+            del current[id]
+            history.append(commit(ts, [doc(id, None)], [gone(key(old.decode() + id), id)]))
+            continue
+        value = rng.choice([b"p", b"q", b"r"])
+        current[id] = value
+        entries = [live(key(value.decode() + id), id)]
+        if old is not None and old != value:
+            entries.insert(0, gone(key(old.decode() + id), id))
+        history.append(commit(ts, [doc(id, value + str(ts).encode())], entries))
+    return history
+
+
+def expected_prune_count(history: list[CommitWrite], before_ts: int) -> int:
+    """Rows prune(before_ts) must delete, counted from first principles: per document and per
+    index key, every version at or before before_ts except the newest one, and that one too if
+    it is a tombstone; plus every commit record before before_ts except the newest commit."""
+    deleted_flags: dict[tuple[str, object], list[bool]] = {}
+    for c in (c for c in history if c.ts <= before_ts):
+        for d in c.documents:
+            deleted_flags.setdefault(("doc", d.id), []).append(d.value is None)
+        for i in c.indexes:
+            deleted_flags.setdefault(("key", i.key), []).append(i.deleted)
+    versions = sum(len(flags) - 1 + flags[-1] for flags in deleted_flags.values())
+    newest = max(c.ts for c in history)
+    return versions + sum(1 for c in history if c.ts < before_ts and c.ts != newest)
+
+
+async def view_at(store: Persistence, ts: int) -> list[Any]:
+    """Everything a reader can observe at snapshot `ts`."""
+    return [
+        await store.table_scan(TABLE, ts, None, 100),
+        await store.table_scan(TABLE, ts, "b", 2),
+        await store.index_scan(INDEX, TABLE, b"", MAX_KEY, ts, Order.ASC, 100),
+        await store.index_scan(INDEX, TABLE, b"", MAX_KEY, ts, Order.DESC, 2),
+        await store.index_scan(INDEX, TABLE, key("q"), key("r"), ts, Order.ASC, 100),
+        [await store.get_document(TABLE, id, ts) for id in "abcdef"],
+        await store.commits_after(ts),
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_prune_leaves_every_later_snapshot_identical(
+    persistence: Persistence, seed: int
+) -> None:
+    history = random_history(seed)
+    await persistence.write_commits(history)
+    before_ts = 40
+    snapshots = range(before_ts, len(history) + 2)
+    views = [await view_at(persistence, ts) for ts in snapshots]
+    assert await persistence.prune(before_ts) == expected_prune_count(history, before_ts)
+    assert [await view_at(persistence, ts) for ts in snapshots] == views
+    assert await persistence.prune(before_ts) == 0
+
+
+# -- efficiency ----------------------------------------------------------------------------
+async def write_many_keys(store: Persistence, count: int) -> None:
+    names = [f"{n:06d}" for n in range(count)]
+    documents = [doc(f"d{name}", name.encode()) for name in names]
+    entries = [live(key(name), f"d{name}") for name in reversed(names)]
+    await store.write_commits([commit(10, documents, entries)])
+    deletions = [gone(key(name), f"d{name}") for name in names[:5]]
+    await store.write_commits([commit(20, [doc(f"d{n}", None) for n in names[:5]], deletions)])
+
+
+def sqlite_index_scan_plan(url: str, sql: str) -> str:
+    conn = sqlite3.connect(sqlite_backend.sqlite_path(url))
+    try:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, (INDEX, b"", MAX_KEY, 20, 1, 10))
+        return "\n".join(row[3] for row in rows)
+    finally:
+        conn.close()
+
+
+def find_plan_node(node: dict[str, Any], alias: str) -> dict[str, Any] | None:
+    if node.get("Alias") == alias:
+        return node
+    for child in node.get("Plans", []):
+        found = find_plan_node(child, alias)
+        if found is not None:
+            return found
+    return None
+
+
+async def postgres_index_scan_node(url: str, sql: str) -> dict[str, Any]:
+    dsn, schema = postgres_backend.split_schema(url)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
+    try:
+        await conn.execute("ANALYZE")
+        params = (INDEX, b"", MAX_KEY, 20, TABLE, 10)
+        plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *params)
+    finally:
+        await conn.close()
+    node = find_plan_node(orjson.loads(plan)[0]["Plan"], "i")
+    assert node is not None, plan
+    return node
+
+
+async def test_index_scan_walks_the_primary_key_and_stops_early(
+    persistence: Persistence, store_url: str
+) -> None:
+    await write_many_keys(persistence, 10_000)
+    first = await scan(persistence, 20, limit=10)
+    assert [entry[1] for entry in first] == [f"d{n:06d}" for n in range(5, 15)]
+    last = await scan(persistence, 20, Order.DESC, limit=10)
+    assert [entry[1] for entry in last] == [f"d{n:06d}" for n in range(9999, 9989, -1)]
+    for sql in ("INDEX_SCAN_ASC", "INDEX_SCAN_DESC"):
+        if store_url.startswith("sqlite"):
+            plan = sqlite_index_scan_plan(store_url, getattr(sqlite_backend, sql))
+            assert "SEARCH i USING PRIMARY KEY (index_id=? AND key>? AND key<?)" in plan
+            assert "TEMP B-TREE" not in plan  # no sort: rows come in key order
+        else:
+            node = await postgres_index_scan_node(store_url, getattr(postgres_backend, sql))
+            assert node["Node Type"] in ("Index Scan", "Index Only Scan")
+            assert node["Index Name"] == "indexes_pkey"
+            # 5 tombstones + 10 live rows read, of 10,005: the scan stopped at the limit.
+            assert node["Actual Rows"] <= 15
+
+
+# -- URLs and options ----------------------------------------------------------------------
+def test_default_database_url_is_embedded_sqlite() -> None:
+    assert DEFAULT_DATABASE_URL == "sqlite:///.reactive/data.db"
+    assert sqlite_backend.sqlite_path(DEFAULT_DATABASE_URL).as_posix() == ".reactive/data.db"
+
+
+def test_unknown_url_scheme_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"'mysql'.*sqlite:///.*postgresql://"):
+        create_persistence("mysql://root@localhost/db")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite:///", "sqlite://host/file.db"])
+def test_sqlite_url_must_name_a_file(url: str) -> None:
+    with pytest.raises(ValueError, match="SQLite URL"):
+        create_persistence(url)
+
+
+def test_sqlite_synchronous_mode_is_checked() -> None:
+    store = create_persistence("sqlite:///x.db", synchronous="normal")
+    assert isinstance(store, sqlite_backend.SqlitePersistence)
+    assert store.synchronous == "NORMAL"
+    with pytest.raises(ValueError, match="synchronous must be one of"):
+        create_persistence("sqlite:///x.db", synchronous="FAST")
+
+
+async def test_sqlite_relative_path_is_created_under_the_cwd(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_persistence("sqlite:///nested/dir/data.db", synchronous="NORMAL")
+    try:
+        await store.write_commits([put(10, "a", b"a")])
+    finally:
+        await store.close()
+    path = tmp_path / "nested" / "dir" / "data.db"
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT ts FROM commits").fetchall() == [(10,)]
+    finally:
+        conn.close()
+
+
+def test_postgres_schema_parameter_is_split_off() -> None:
+    url = "postgresql://u@h:5/db?sslmode=disable&schema=t_1"
+    assert postgres_backend.split_schema(url) == ("postgresql://u@h:5/db?sslmode=disable", "t_1")
+    assert postgres_backend.split_schema("postgres://u@h/db") == ("postgres://u@h/db", None)
+
+
+@pytest.mark.parametrize("schema", ["1abc", "a-b", 'x"; DROP', "a" * 64])
+def test_postgres_schema_name_is_checked(schema: str) -> None:
+    with pytest.raises(ValueError, match="invalid schema name"):
+        create_persistence(f"postgresql://u@h/db?schema={schema}")
+
+
+async def test_unreachable_postgres_raises_storage_error() -> None:
+    with pytest.raises(StorageError, match=r"PostgreSQL at 127\.0\.0\.1:1/db") as raised:
+        await open_persistence("postgresql://u:secret@127.0.0.1:1/db")
+    assert "secret" not in str(raised.value)
