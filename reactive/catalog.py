@@ -1,0 +1,200 @@
+"""The catalog: which tables and indexes exist, their numbers, and the schema in force.
+
+Tables get a number when first created (schema apply or first insert); every table always has
+the system indexes `by_id` and `by_creation_time`. Only READY indexes serve queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from reactive.errors import QueryError, ValidationError
+from reactive.persistence.base import IndexMeta, IndexState, Persistence, TableMeta
+from reactive.schema import Schema
+
+__all__ = ["SYSTEM_INDEXES", "Catalog", "IndexInfo", "check_table_name"]
+
+#: System indexes and the fields their keys are made of.
+SYSTEM_INDEXES: dict[str, tuple[str, ...]] = {
+    "by_id": ("_id",),
+    "by_creation_time": ("_creationTime", "_id"),
+}
+
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_SYSTEM_TABLES = frozenset({"_storage", "_scheduled_functions"})
+
+
+def check_table_name(name: object, *, allow_system: bool = False) -> str:
+    if isinstance(name, str) and _TABLE_NAME.match(name):
+        return name
+    if allow_system and name in _SYSTEM_TABLES:
+        return str(name)
+    raise ValidationError(
+        f"Invalid table name {name!r}: table names start with a letter and contain only "
+        "letters, digits and underscores (at most 64 characters)",
+        short_msg="InvalidTableName",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    """An index as the transaction uses it."""
+
+    index_id: int
+    table: str
+    table_number: int
+    name: str
+    fields: tuple[str, ...]  # user-declared fields (system indexes: their key fields)
+    key_fields: tuple[str, ...]  # the fields that make the key, ending in _creationTime, _id
+    state: IndexState
+
+    @property
+    def ref(self) -> str:
+        return f"{self.table}.{self.name}"
+
+
+def key_fields_of(name: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    if name in SYSTEM_INDEXES:
+        return SYSTEM_INDEXES[name]
+    return (*fields, "_creationTime", "_id")
+
+
+class Catalog:
+    """Tables and indexes, loaded from and saved to persistence."""
+
+    def __init__(self, persistence: Persistence) -> None:
+        self._persistence = persistence
+        self._numbers: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        self._indexes: dict[str, dict[str, IndexInfo]] = {}
+        self._lock = asyncio.Lock()
+        self.schema: Schema | None = None
+
+    async def load(self) -> None:
+        for table in await self._persistence.load_tables():
+            self._numbers[table.name] = table.number
+            self._names[table.number] = table.name
+            self._indexes.setdefault(table.name, {})
+        for meta in await self._persistence.load_indexes():
+            self._remember_index(meta)
+
+    def _remember_index(self, meta: IndexMeta) -> IndexInfo:
+        table = self._names[meta.table_number]
+        info = IndexInfo(
+            index_id=meta.index_id,
+            table=table,
+            table_number=meta.table_number,
+            name=meta.name,
+            fields=tuple(meta.fields),
+            key_fields=key_fields_of(meta.name, tuple(meta.fields)),
+            state=meta.state,
+        )
+        self._indexes.setdefault(table, {})[meta.name] = info
+        return info
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def table_number(self, name: str) -> int | None:
+        return self._numbers.get(name)
+
+    def table_name(self, number: int) -> str | None:
+        return self._names.get(number)
+
+    def tables(self) -> list[str]:
+        return sorted(self._numbers)
+
+    def indexes(self, table: str) -> list[IndexInfo]:
+        return list(self._indexes.get(table, {}).values())
+
+    def ready_indexes(self, table: str) -> list[IndexInfo]:
+        return [i for i in self.indexes(table) if i.state is IndexState.READY]
+
+    def index(self, table: str, name: str) -> IndexInfo | None:
+        return self._indexes.get(table, {}).get(name)
+
+    def query_index(self, table: str, name: str) -> IndexInfo | None:
+        """The index a query on an existing table reads; QueryError if it is unknown or not
+        ready. None when the table does not exist yet (the query sees nothing)."""
+        if table not in self._numbers:
+            self._check_declared_index(table, name)
+            return None
+        info = self.index(table, name)
+        if info is None:
+            raise QueryError(f"Index {table}.{name} not found.", short_msg="IndexNotFound")
+        if info.state is not IndexState.READY:
+            raise QueryError(
+                f"Index {table}.{name} is still backfilling and cannot be queried yet.",
+                short_msg="IndexNotReady",
+            )
+        return info
+
+    def _check_declared_index(self, table: str, name: str) -> None:
+        if name in SYSTEM_INDEXES:
+            return
+        declared = self.schema.table(table) if self.schema is not None else None
+        if declared is None or all(spec.name != name for spec in declared.all_indexes()):
+            raise QueryError(f"Index {table}.{name} not found.", short_msg="IndexNotFound")
+
+    def index_fields_for_query(self, table: str, name: str) -> tuple[str, ...]:
+        """Key fields of an index, also for a table that does not exist yet."""
+        info = self.index(table, name)
+        if info is not None:
+            return info.key_fields
+        if name in SYSTEM_INDEXES:
+            return SYSTEM_INDEXES[name]
+        declared = self.schema.table(table) if self.schema is not None else None
+        for spec in declared.all_indexes() if declared is not None else []:
+            if spec.name == name:
+                return key_fields_of(name, tuple(spec.fields))
+        raise QueryError(f"Index {table}.{name} not found.", short_msg="IndexNotFound")
+
+    # -- changes ---------------------------------------------------------------------------
+
+    async def ensure_table(self, name: str, *, allow_system: bool = False) -> int:
+        """The number of `name`, creating the table (and its system indexes) if needed."""
+        number = self._numbers.get(name)
+        if number is not None:
+            return number
+        check_table_name(name, allow_system=allow_system)
+        async with self._lock:
+            if name in self._numbers:
+                return self._numbers[name]
+            number = max(self._names, default=0) + 1
+            await self._persistence.save_table(TableMeta(name=name, number=number))
+            self._numbers[name] = number
+            self._names[number] = name
+            self._indexes.setdefault(name, {})
+            for index_name, fields in SYSTEM_INDEXES.items():
+                await self._save_index(name, number, index_name, fields, IndexState.READY)
+            return number
+
+    async def add_index(
+        self, table: str, name: str, fields: tuple[str, ...], state: IndexState
+    ) -> IndexInfo:
+        number = await self.ensure_table(table)
+        async with self._lock:
+            return await self._save_index(table, number, name, fields, state)
+
+    async def _save_index(
+        self, table: str, number: int, name: str, fields: tuple[str, ...], state: IndexState
+    ) -> IndexInfo:
+        existing = self._indexes.get(table, {}).get(name)
+        index_id = existing.index_id if existing else self._next_index_id()
+        meta = IndexMeta(
+            index_id=index_id, table_number=number, name=name, fields=fields, state=state
+        )
+        await self._persistence.save_index(meta)
+        return self._remember_index(meta)
+
+    async def set_index_state(self, info: IndexInfo, state: IndexState) -> IndexInfo:
+        return await self.add_index(info.table, info.name, info.fields, state)
+
+    async def drop_index(self, info: IndexInfo) -> None:
+        await self._persistence.drop_index(info.index_id)
+        self._indexes.get(info.table, {}).pop(info.name, None)
+
+    def _next_index_id(self) -> int:
+        ids = [i.index_id for per_table in self._indexes.values() for i in per_table.values()]
+        return max(ids, default=0) + 1

@@ -1,0 +1,388 @@
+"""The database facade: open a store, apply a schema, run queries and mutations, subscribe.
+
+It wires the layers below together (persistence, catalog, transactions, committer, write log,
+subscriptions) and owns the rules around them: OCC retries with back-off, exactly-once
+mutation records, schema changes with backfill, and pruning of old versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from reactive import knobs
+from reactive.catalog import SYSTEM_INDEXES, Catalog, IndexInfo
+from reactive.committer import CommitOutcome, Committer, PublishedCommit
+from reactive.cursors import CursorCodec
+from reactive.errors import ConflictError, SchemaError, ValidationError
+from reactive.persistence import DEFAULT_DATABASE_URL, open_persistence
+from reactive.persistence.base import IndexState, IndexWrite, MutationRecord, Persistence
+from reactive.reads import ReadToken
+from reactive.schema import Schema
+from reactive.subscriptions import Subscription, SubscriptionManager
+from reactive.transaction import Transaction, index_key
+from reactive.values import dumps, loads
+from reactive.write_log import WriteLog
+
+__all__ = ["Database", "MutationResult", "QueryResult", "SchemaChanges"]
+
+log = logging.getLogger("reactive.database")
+T = TypeVar("T")
+
+_SCHEMA_FINGERPRINT = "schema_fingerprint"
+_CURSOR_SECRET = "cursor_secret"
+_BACKFILL_PAGE = 1000
+_MAX_REPORTED_VIOLATIONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult(Generic[T]):
+    value: T
+    ts: int
+    token: ReadToken
+    journal: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MutationResult(Generic[T]):
+    value: T
+    ts: int
+    #: True when (session_id, request_id) had run before and its stored result was returned.
+    duplicate: bool = False
+    retries: int = 0
+
+
+@dataclass(slots=True)
+class SchemaChanges:
+    added_indexes: list[str] = field(default_factory=list)
+    dropped_indexes: list[str] = field(default_factory=list)
+    backfilled_rows: int = 0
+    validated_documents: int = 0
+
+
+class Database:
+    """One logical database. Create with `await Database.open(url, schema=...)`."""
+
+    def __init__(self, persistence: Persistence, catalog: Catalog, cursors: CursorCodec) -> None:
+        self.persistence = persistence
+        self.catalog = catalog
+        self.cursors = cursors
+        self.write_log = WriteLog()
+        self.subscriptions = SubscriptionManager(self.write_log)
+        self.committer: Committer | None = None
+        self._listeners: list[Callable[[PublishedCommit], None]] = []
+        self._active: Counter[int] = Counter()
+        self._pruner: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        schema: Schema | None = None,
+        prune: bool = True,
+        **persistence_options: Any,
+    ) -> Database:
+        persistence = await open_persistence(url or DEFAULT_DATABASE_URL, **persistence_options)
+        try:
+            db = await cls._start(persistence, prune=prune)
+            if schema is not None:
+                await db.apply_schema(schema)
+        except BaseException:
+            await persistence.close()
+            raise
+        return db
+
+    @classmethod
+    async def _start(cls, persistence: Persistence, *, prune: bool) -> Database:
+        catalog = Catalog(persistence)
+        await catalog.load()
+        secret = await persistence.get_meta(_CURSOR_SECRET)
+        if secret is None:
+            secret = secrets.token_bytes(32)
+            await persistence.set_meta(_CURSOR_SECRET, secret)
+        db = cls(persistence, catalog, CursorCodec(secret))
+        last_ts = await persistence.max_commit_ts()
+        db.write_log.floor_ts = last_ts
+        db.committer = Committer(persistence, db.write_log, last_ts, db._published)
+        db.committer.start()
+        if prune:
+            db._pruner = asyncio.create_task(db._prune_forever(), name="reactive-pruner")
+        return db
+
+    async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        if self.committer is not None:
+            await self.committer.stop()
+        await self.persistence.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def latest_ts(self) -> int:
+        assert self.committer is not None
+        return self.committer.committed_ts
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def begin(
+        self, *, read_only: bool = False, ts: int | None = None, journal: str | None = None
+    ) -> Transaction:
+        return Transaction(
+            catalog=self.catalog,
+            persistence=self.persistence,
+            cursors=self.cursors,
+            begin_ts=self.latest_ts if ts is None else ts,
+            read_only=read_only,
+            journal=journal,
+        )
+
+    async def run_query(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> QueryResult[T]:
+        """Run `fn` in a read-only transaction at `ts` (default: latest)."""
+        tx = self.begin(read_only=True, ts=ts, journal=journal)
+        with self._tracking(tx.begin_ts):
+            value = await fn(tx)
+        return QueryResult(value, tx.begin_ts, tx.token(), tx.journal_out)
+
+    async def run_mutation(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+        max_retries: int | None = None,
+    ) -> MutationResult[T]:
+        """Run `fn` in a transaction and commit it, re-running it on conflicts.
+
+        With (session_id, request_id) the mutation runs at most once: a repeat returns the
+        stored result and ts of the first successful run.
+        """
+        dedupe = session_id is not None and request_id is not None
+        if dedupe:
+            stored = await self.persistence.get_mutation(session_id, request_id)  # type: ignore[arg-type]
+            if stored is not None:
+                return MutationResult(loads(stored.result), stored.ts, duplicate=True)  # type: ignore[arg-type]
+        retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
+        for attempt in range(retries + 1):
+            try:
+                return await self._attempt(fn, session_id, request_id, attempt)
+            except ConflictError:
+                if attempt == retries:
+                    raise
+                await asyncio.sleep(_backoff(attempt))
+        raise AssertionError("unreachable")
+
+    async def _attempt(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        session_id: str | None,
+        request_id: int | None,
+        attempt: int,
+    ) -> MutationResult[T]:
+        tx = self.begin()
+        with self._tracking(tx.begin_ts):
+            value = await fn(tx)
+            record = None
+            if session_id is not None and request_id is not None:
+                record = MutationRecord(session_id, request_id, 0, dumps(value))  # type: ignore[arg-type]
+            elif not tx.has_writes:
+                return MutationResult(value, tx.begin_ts, retries=attempt)
+            outcome = await self.commit(tx, record)
+        if outcome.duplicate is not None:
+            return MutationResult(loads(outcome.duplicate.result), outcome.ts, True, attempt)  # type: ignore[arg-type]
+        return MutationResult(value, outcome.ts, retries=attempt)
+
+    async def commit(
+        self, tx: Transaction, mutation: MutationRecord | None = None
+    ) -> CommitOutcome:
+        assert self.committer is not None
+        return await self.committer.commit(tx, mutation)
+
+    @contextlib.contextmanager
+    def _tracking(self, begin_ts: int) -> Any:
+        """Keep versions visible at `begin_ts` from being pruned while a transaction runs."""
+        self._active[begin_ts] += 1
+        try:
+            yield
+        finally:
+            self._active[begin_ts] -= 1
+            if not self._active[begin_ts]:
+                del self._active[begin_ts]
+
+    # -- reactivity ------------------------------------------------------------------------
+
+    def subscribe(
+        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+    ) -> Subscription:
+        return self.subscriptions.subscribe(token, on_invalidate)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscriptions.unsubscribe(sub)
+
+    def add_commit_listener(
+        self, listener: Callable[[PublishedCommit], None]
+    ) -> Callable[[], None]:
+        """Call `listener` after every durable commit (after subscriptions were invalidated)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _published(self, commit: PublishedCommit) -> None:
+        self.subscriptions.advance(commit.ts, commit.written)
+        self._trim_write_log(commit.ts)
+        for listener in list(self._listeners):
+            try:
+                listener(commit)
+            except Exception:
+                log.exception("commit listener failed")
+
+    def _trim_write_log(self, latest_ts: int) -> None:
+        # The log only has to reach back to the oldest running transaction; trimming in
+        # steps of max_age keeps this cheap and the log's memory bounded.
+        max_age = int(knobs.WRITE_LOG_MAX_AGE_S * 1e9)
+        if latest_ts - self.write_log.floor_ts < 2 * max_age:
+            return
+        horizon = latest_ts - max_age
+        if self._active:
+            horizon = min(horizon, min(self._active))
+        if horizon > self.write_log.floor_ts:
+            self.write_log.trim_before(horizon)
+
+    # -- schema ----------------------------------------------------------------------------
+
+    async def apply_schema(self, schema: Schema) -> SchemaChanges:
+        """Make `schema` the one in force: refuse it if existing data violates it, else add,
+        backfill and drop indexes so the catalog matches it. Holds off commits meanwhile."""
+        assert self.committer is not None
+        changes = SchemaChanges()
+        async with self.committer.exclusive() as ts:
+            fingerprint = schema.fingerprint().encode()
+            if await self.persistence.get_meta(_SCHEMA_FINGERPRINT) != fingerprint:
+                changes.validated_documents = await self._check_existing_data(schema, ts)
+            self.catalog.schema = schema
+            for table, definition in schema.tables.items():
+                await self.catalog.ensure_table(table)
+                desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+                await self._sync_indexes(table, desired, ts, changes)
+            await self.persistence.set_meta(_SCHEMA_FINGERPRINT, fingerprint)
+        return changes
+
+    async def _check_existing_data(self, schema: Schema, ts: int) -> int:
+        violations: list[str] = []
+        checked = 0
+        for table in schema.tables:
+            number = self.catalog.table_number(table)
+            if number is None:
+                continue
+            async for doc in self._all_documents(number, ts):
+                checked += 1
+                try:
+                    schema.validate_document(table, loads(doc.value), self.catalog)  # type: ignore[arg-type]
+                except ValidationError as exc:
+                    violations.append(f"  {table} {doc.id}: {exc}")
+                    if len(violations) >= _MAX_REPORTED_VIOLATIONS:
+                        break
+        if violations:
+            raise SchemaError(
+                "The schema was refused: existing documents do not match it.\n"
+                + "\n".join(violations)
+                + "\nFix or migrate these documents, or relax the schema, then try again.",
+                short_msg="ExistingDataViolatesSchema",
+            )
+        return checked
+
+    async def _sync_indexes(
+        self, table: str, desired: dict[str, tuple[str, ...]], ts: int, changes: SchemaChanges
+    ) -> None:
+        for info in self.catalog.indexes(table):
+            if info.name in SYSTEM_INDEXES:
+                continue
+            if desired.get(info.name) != info.fields or info.state is not IndexState.READY:
+                await self.catalog.drop_index(info)
+                changes.dropped_indexes.append(info.ref)
+        for name, fields in desired.items():
+            if name in SYSTEM_INDEXES or self.catalog.index(table, name) is not None:
+                continue
+            info = await self.catalog.add_index(table, name, fields, IndexState.BACKFILLING)
+            changes.backfilled_rows += await self._backfill(info, ts)
+            await self.catalog.set_index_state(info, IndexState.READY)
+            changes.added_indexes.append(info.ref)
+            if info.ref in changes.dropped_indexes:
+                changes.dropped_indexes.remove(info.ref)
+
+    async def _backfill(self, info: IndexInfo, ts: int) -> int:
+        """Write index entries for every live document at `ts` (commits are held off)."""
+        written = 0
+        batch: list[tuple[IndexWrite, int]] = []
+        async for doc in self._all_documents(info.table_number, ts):
+            key = index_key(info, loads(doc.value))  # type: ignore[arg-type]
+            batch.append((IndexWrite(info.index_id, key, False, doc.id), doc.ts))
+            if len(batch) >= _BACKFILL_PAGE:
+                await self.persistence.write_index_entries(batch)
+                written += len(batch)
+                batch = []
+                log.info("backfilling %s: %d documents", info.ref, written)
+        if batch:
+            await self.persistence.write_index_entries(batch)
+            written += len(batch)
+        if written:
+            log.info("backfilled %s: %d documents", info.ref, written)
+        return written
+
+    async def _all_documents(self, table_number: int, ts: int) -> Any:
+        after: str | None = None
+        while True:
+            docs = await self.persistence.table_scan(table_number, ts, after, _BACKFILL_PAGE)
+            for doc in docs:
+                yield doc
+            if len(docs) < _BACKFILL_PAGE:
+                return
+            after = docs[-1].id
+
+    # -- pruning ---------------------------------------------------------------------------
+
+    async def prune(self, now_ns: int | None = None) -> int:
+        """Drop versions older than the retention window that no running transaction needs."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        horizon = now_ns - int(knobs.RETENTION_S * 1e9)
+        if self._active:
+            horizon = min(horizon, min(self._active))
+        horizon = min(horizon, self.latest_ts)
+        if horizon <= 0:
+            return 0
+        return await self.persistence.prune(horizon)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(knobs.PRUNE_INTERVAL_S)
+            try:
+                removed = await self.prune()
+                if removed:
+                    log.info("pruned %d old versions", removed)
+            except Exception:
+                log.exception("pruning failed")
+
+
+def _backoff(attempt: int) -> float:
+    delay = min(knobs.OCC_BACKOFF_MAX_S, knobs.OCC_BACKOFF_INITIAL_S * (2**attempt))
+    return delay * (0.5 + random.random())

@@ -1,0 +1,462 @@
+"""A transaction: snapshot reads at `begin_ts` that record the key ranges they scan, and
+buffered writes that later reads see (read-your-own-writes).
+
+Nothing here touches the database's write path: the committer turns `build_writes()` into rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reactive import knobs
+from reactive.catalog import Catalog, IndexInfo
+from reactive.cursors import Cursor, CursorCodec
+from reactive.errors import InvalidIdError, NotFoundError, QueryError, ValidationError
+from reactive.ids import decode_id, new_id
+from reactive.index_keys import Interval, encode_key
+from reactive.persistence.base import DocumentWrite, IndexWrite, Persistence, StoredDocument
+from reactive.query import QueryBuilder, QuerySpec, resolve_range
+from reactive.reads import ReadSet, ReadToken, index_ref
+from reactive.schema import get_field
+from reactive.types import Order, Value
+from reactive.values import UNDEFINED, check_document, check_value, dumps, loads
+from reactive.write_log import WrittenKeys
+
+__all__ = ["PendingWrite", "PreparedWrites", "Transaction"]
+
+Document = dict[str, Value]
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """A document this transaction changed: its version at begin_ts and its new value.
+
+    `original` is None for an insert; `new` is None for a delete.
+    """
+
+    table: str
+    table_number: int
+    original: Document | None
+    original_ts: int | None
+    new: Document | None
+
+
+@dataclass(slots=True)
+class PreparedWrites:
+    """Rows to persist and keys written, computed against the catalog at commit time."""
+
+    documents: list[DocumentWrite] = field(default_factory=list)
+    indexes: list[IndexWrite] = field(default_factory=list)
+    written: WrittenKeys = field(default_factory=dict)
+
+
+def index_key(info: IndexInfo, doc: Document) -> bytes:
+    return encode_key([get_field(doc, f) for f in info.key_fields])
+
+
+def _decode(stored: StoredDocument) -> Document:
+    doc = loads(stored.value)
+    assert isinstance(doc, dict)
+    return doc
+
+
+class Transaction:
+    """One unit of work at snapshot `begin_ts`. Not shared between tasks."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        persistence: Persistence,
+        cursors: CursorCodec,
+        begin_ts: int,
+        read_only: bool,
+        journal: str | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.persistence = persistence
+        self.cursors = cursors
+        self.begin_ts = begin_ts
+        self.read_only = read_only
+        self.reads = ReadSet()
+        self.writes: dict[str, PendingWrite] = {}
+        #: Pagination journal in: the end cursor recorded by this query's previous run.
+        self.journal_in = journal
+        #: Pagination journal out: where this run's page ended (None if it did not paginate).
+        self.journal_out: str | None = None
+        self._paginated = False
+        self._scanned = 0
+        self._last_creation_time = 0.0
+        #: Documents read from storage at begin_ts (id -> (doc, version ts) or None).
+        self._snapshot: dict[str, tuple[Document, int] | None] = {}
+
+    # -- documents -------------------------------------------------------------------------
+
+    async def get(self, doc_id: str) -> Document | None:
+        table_number, _ = decode_id(doc_id)
+        table = self.catalog.table_name(table_number)
+        if table is None:
+            return None
+        return await self._load(table, table_number, doc_id)
+
+    async def _load(self, table: str, table_number: int, doc_id: str) -> Document | None:
+        self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
+        pending = self.writes.get(doc_id)
+        if pending is not None:
+            return pending.new
+        if doc_id not in self._snapshot:
+            stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
+            self._count_scanned(1)
+            self._snapshot[doc_id] = None if stored is None else (_decode(stored), stored.ts)
+        found = self._snapshot[doc_id]
+        return None if found is None else found[0]
+
+    def normalize_id(self, table: str, text: object) -> str | None:
+        """`text` if it is an id of `table`, else None (never raises for a bad string)."""
+        if not isinstance(text, str):
+            return None
+        try:
+            number, _ = decode_id(text)
+        except InvalidIdError:
+            return None
+        return text if number == self.catalog.table_number(table) else None
+
+    async def insert(self, table: str, value: Document, *, system: bool = False) -> str:
+        self._require_writable("insert")
+        if not isinstance(value, dict):
+            raise ValidationError(f"insert into {table!r} needs a document (dict), got {value!r}")
+        number = await self.catalog.ensure_table(table, allow_system=system)
+        doc_id = new_id(number)
+        doc = {**value, "_id": doc_id, "_creationTime": self._creation_time()}
+        self._validate(table, doc, user_fields=value, system=system)
+        self.writes[doc_id] = PendingWrite(table, number, None, None, doc)
+        return doc_id
+
+    async def patch(self, doc_id: str, fields: Document) -> None:
+        self._require_writable("patch")
+        if not isinstance(fields, dict):
+            raise ValidationError(f"patch needs a dict of fields, got {fields!r}")
+        table, number, current = await self._existing(doc_id, "patch")
+        for name in ("_id", "_creationTime"):
+            if name in fields and fields[name] != current[name]:
+                raise ValidationError(f"patch cannot change the system field {name!r}")
+        doc = {k: v for k, v in {**current, **fields}.items() if v is not UNDEFINED}
+        user_fields = {k: v for k, v in fields.items() if not k.startswith("_")}
+        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._stage(doc_id, table, number, doc)
+
+    async def replace(self, doc_id: str, value: Document) -> None:
+        self._require_writable("replace")
+        if not isinstance(value, dict):
+            raise ValidationError(f"replace needs a document (dict), got {value!r}")
+        table, number, current = await self._existing(doc_id, "replace")
+        if value.get("_id", doc_id) != doc_id:
+            raise ValidationError("replace cannot change a document's _id")
+        user_fields = {k: v for k, v in value.items() if k not in ("_id", "_creationTime")}
+        doc = {**user_fields, "_id": doc_id, "_creationTime": current["_creationTime"]}
+        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._stage(doc_id, table, number, doc)
+
+    async def delete(self, doc_id: str) -> None:
+        self._require_writable("delete")
+        table, number, _ = await self._existing(doc_id, "delete")
+        self._stage(doc_id, table, number, None)
+
+    async def _existing(self, doc_id: object, operation: str) -> tuple[str, int, Document]:
+        if not isinstance(doc_id, str):
+            raise InvalidIdError(f"{operation} needs a document id string, got {doc_id!r}")
+        number, _ = decode_id(doc_id)
+        table = self.catalog.table_name(number)
+        current = None if table is None else await self._load(table, number, doc_id)
+        if table is None or current is None:
+            raise NotFoundError(
+                f"{operation} on nonexistent document id {doc_id}", short_msg="DocumentNotFound"
+            )
+        return table, number, current
+
+    def _stage(self, doc_id: str, table: str, number: int, doc: Document | None) -> None:
+        pending = self.writes.get(doc_id)
+        if pending is not None:
+            if pending.original is None and doc is None:
+                del self.writes[doc_id]  # inserted then deleted: nothing to write
+            else:
+                pending.new = doc
+            return
+        original, original_ts = self._snapshot[doc_id] or (None, None)
+        self.writes[doc_id] = PendingWrite(table, number, original, original_ts, doc)
+
+    def _validate(self, table: str, doc: Document, *, user_fields: Document, system: bool) -> None:
+        if not system:
+            for name in user_fields:
+                if isinstance(name, str) and name.startswith("_"):
+                    raise ValidationError(
+                        f"Field {name!r} in table {table!r}: field names starting with '_' "
+                        "are reserved for system fields",
+                        short_msg="InvalidFieldName",
+                    )
+        check_value(doc)
+        check_document(doc, allow_system_fields=True)
+        schema = self.catalog.schema
+        if schema is not None:
+            schema.validate_document(table, doc, self.catalog)
+
+    def _creation_time(self) -> float:
+        # Strictly increasing within the transaction so by_creation_time keeps insert order.
+        now = time.time_ns() / 1e6
+        self._last_creation_time = max(now, self._last_creation_time + 1e-3)
+        return self._last_creation_time
+
+    def _require_writable(self, operation: str) -> None:
+        if self.read_only:
+            raise QueryError(
+                f"db.{operation}() is not allowed in a query: queries are read-only",
+                short_msg="ReadOnlyTransaction",
+            )
+
+    def _count_scanned(self, n: int) -> None:
+        self._scanned += n
+        if self._scanned > knobs.MAX_DOCUMENTS_SCANNED:
+            raise QueryError(
+                f"Too many documents read in one function execution (limit "
+                f"{knobs.MAX_DOCUMENTS_SCANNED}); use an index range or paginate",
+                short_msg="TooManyDocumentsRead",
+            )
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def query(self, table: str) -> QueryBuilder:
+        if not isinstance(table, str):
+            raise QueryError(f"db.query needs a table name, got {table!r}")
+        return QueryBuilder(self, QuerySpec(table=table))
+
+    def _resolve(self, spec: QuerySpec) -> tuple[str, IndexInfo | None, Interval]:
+        fields = self.catalog.index_fields_for_query(spec.table, spec.index_name)
+        info = self.catalog.query_index(spec.table, spec.index_name)
+        interval = resolve_range(spec.bounds, fields, f"{spec.table}.{spec.index_name}")
+        return index_ref(spec.table, spec.index_name), info, interval
+
+    async def iterate(self, spec: QuerySpec) -> AsyncIterator[Document]:  # type: ignore[override]
+        ref, info, interval = self._resolve(spec)
+        async for key, doc in self._scan(spec, info, interval, page_size=knobs.SCAN_PAGE_SIZE):
+            if _passes(spec, doc):
+                # Record before yielding: the caller may stop at any point.
+                self.reads.record(ref, _covered(interval, key, spec.order))
+                yield doc
+        self.reads.record(ref, interval)
+
+    async def take(self, spec: QuerySpec, n: int) -> list[Document]:
+        ref, info, interval = self._resolve(spec)
+        found: list[Document] = []
+        if n == 0:
+            return found
+        page = n if not spec.filters else knobs.SCAN_PAGE_SIZE
+        async for key, doc in self._scan(spec, info, interval, page_size=page):
+            if _passes(spec, doc):
+                found.append(doc)
+                if len(found) == n:
+                    self.reads.record(ref, _covered(interval, key, spec.order))
+                    return found
+        self.reads.record(ref, interval)
+        return found
+
+    async def paginate(self, spec: QuerySpec, opts: dict[str, Any]) -> dict[str, Any]:
+        num_items, cursor_text, end_text, max_rows = _pagination_opts(opts)
+        if self.read_only and self._paginated:
+            raise QueryError(
+                "This query ran more than one paginated query; a query function may "
+                "paginate only once",
+                short_msg="MultiplePaginatedQueries",
+            )
+        self._paginated = True
+        if end_text is None:
+            end_text = self.journal_in
+        ref, info, interval = self._resolve(spec)
+        order = spec.order.value
+        start = None if cursor_text is None else self.cursors.decode(cursor_text, ref, order)
+        end = None if end_text is None else self.cursors.decode(end_text, ref, order)
+        if start is not None and start.is_end:
+            return self._page([], done=True, position=start, ref=ref, order=order)
+        interval = _narrow(interval, start, end, spec.order)
+        limit = None if end is not None else num_items
+        page, last_key, exhausted = await self._read_page(spec, info, interval, limit, max_rows)
+        if not exhausted:
+            self.reads.record(ref, _covered(interval, last_key, spec.order))
+            return self._page(page, done=False, position=Cursor(last_key), ref=ref, order=order)
+        self.reads.record(ref, interval)
+        if end is not None and not end.is_end:
+            return self._page(page, done=False, position=end, ref=ref, order=order)
+        return self._page(page, done=True, position=Cursor(None), ref=ref, order=order)
+
+    async def _read_page(
+        self,
+        spec: QuerySpec,
+        info: IndexInfo | None,
+        interval: Interval,
+        limit: int | None,
+        max_rows: int | None,
+    ) -> tuple[list[Document], bytes, bool]:
+        """Docs up to `limit` (None = whole interval); returns (page, last key, exhausted)."""
+        page: list[Document] = []
+        last_key = interval.start
+        rows = 0
+        page_size = limit if limit is not None and not spec.filters else knobs.SCAN_PAGE_SIZE
+        async for key, doc in self._scan(spec, info, interval, page_size=page_size):
+            last_key, rows = key, rows + 1
+            if _passes(spec, doc):
+                page.append(doc)
+            if (limit is not None and len(page) >= limit) or (max_rows and rows >= max_rows):
+                return page, last_key, False
+        return page, last_key, True
+
+    def _page(
+        self, page: list[Document], *, done: bool, position: Cursor, ref: str, order: str
+    ) -> dict[str, Any]:
+        cursor = self.cursors.encode(position, ref, order)
+        self.journal_out = cursor
+        return {"page": page, "isDone": done, "continueCursor": cursor}
+
+    # -- the merged scan: storage at begin_ts overlaid with this transaction's writes ----------
+
+    async def _scan(
+        self, spec: QuerySpec, info: IndexInfo | None, interval: Interval, *, page_size: int
+    ) -> AsyncIterator[tuple[bytes, Document]]:
+        if info is None:
+            return  # the table does not exist (yet): nothing to read, the range is recorded
+        pending = self._pending_entries(spec.table, info, interval, spec.order)
+        stored = self._stored_entries(info, interval, spec.order, page_size)
+        async for key, doc in _merge(stored, pending, spec.order):
+            self._count_scanned(1)
+            yield key, doc
+
+    def _pending_entries(
+        self, table: str, info: IndexInfo, interval: Interval, order: Order
+    ) -> list[tuple[bytes, Document]]:
+        entries = []
+        for pending in self.writes.values():
+            if pending.table == table and pending.new is not None:
+                key = index_key(info, pending.new)
+                if interval.contains(key):
+                    entries.append((key, pending.new))
+        entries.sort(key=lambda entry: entry[0], reverse=order is Order.DESC)
+        return entries
+
+    async def _stored_entries(
+        self, info: IndexInfo, interval: Interval, order: Order, page_size: int
+    ) -> AsyncIterator[tuple[bytes, Document]]:
+        start, end = interval.start, interval.end
+        page_size = max(1, page_size)
+        while start < end:
+            entries = await self.persistence.index_scan(
+                info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
+            )
+            for entry in entries:
+                if entry.document.id not in self.writes:
+                    yield entry.key, _decode(entry.document)
+            if len(entries) < page_size:
+                return
+            if order is Order.ASC:
+                start = entries[-1].key + b"\x00"
+            else:
+                end = entries[-1].key
+            page_size = min(page_size * 2, knobs.SCAN_PAGE_SIZE * 8)
+
+    # -- commit support --------------------------------------------------------------------
+
+    def build_writes(self) -> PreparedWrites:
+        """Document rows, index rows and written keys for this transaction's writes."""
+        prepared = PreparedWrites()
+        for doc_id, pending in self.writes.items():
+            value = None if pending.new is None else dumps(pending.new)
+            prepared.documents.append(
+                DocumentWrite(pending.table_number, doc_id, value, pending.original_ts)
+            )
+            for info in self.catalog.indexes(pending.table):
+                _index_rows(prepared, info, doc_id, pending)
+        for keys in prepared.written.values():
+            keys.sort()
+        return prepared
+
+    def token(self) -> ReadToken:
+        return ReadToken(self.reads, self.begin_ts)
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self.writes)
+
+
+def _index_rows(prepared: PreparedWrites, info: IndexInfo, doc_id: str, p: PendingWrite) -> None:
+    old_key = None if p.original is None else index_key(info, p.original)
+    new_key = None if p.new is None else index_key(info, p.new)
+    written = prepared.written.setdefault(info.ref, [])
+    if old_key is not None and old_key != new_key:
+        prepared.indexes.append(IndexWrite(info.index_id, old_key, True, doc_id))
+        written.append(old_key)
+    if new_key is not None:
+        prepared.indexes.append(IndexWrite(info.index_id, new_key, False, doc_id))
+        written.append(new_key)
+
+
+def _passes(spec: QuerySpec, doc: Document) -> bool:
+    return all(expr.evaluate(doc) is True for expr in spec.filters)
+
+
+def _covered(interval: Interval, key: bytes, order: Order) -> Interval:
+    """The part of `interval` a scan in `order` has covered once it has read `key`."""
+    if order is Order.ASC:
+        return Interval(interval.start, key + b"\x00")
+    return Interval(key, interval.end)
+
+
+def _narrow(interval: Interval, start: Cursor | None, end: Cursor | None, order: Order) -> Interval:
+    """Restrict the range to what lies after the `start` cursor and up to the `end` cursor."""
+    lo, hi = interval.start, interval.end
+    if order is Order.ASC:
+        if start is not None and start.key is not None:
+            lo = max(lo, start.key + b"\x00")
+        if end is not None and end.key is not None:
+            hi = min(hi, end.key + b"\x00")
+    else:
+        if start is not None and start.key is not None:
+            hi = min(hi, start.key)
+        if end is not None and end.key is not None:
+            lo = max(lo, end.key)
+    return Interval(lo, max(lo, hi))
+
+
+def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, int | None]:
+    if not isinstance(opts, dict):
+        raise QueryError(f"paginate needs paginationOpts (a dict), got {opts!r}")
+    num = opts.get("numItems")
+    if isinstance(num, bool) or not isinstance(num, (int, float)) or num != num or num < 1:
+        raise QueryError(f"paginationOpts.numItems must be a positive number, got {num!r}")
+    if num > knobs.MAX_PAGE_ITEMS:
+        raise QueryError(f"paginationOpts.numItems may be at most {knobs.MAX_PAGE_ITEMS}")
+    cursor, end = opts.get("cursor"), opts.get("endCursor")
+    for name, value in (("cursor", cursor), ("endCursor", end)):
+        if value is not None and not isinstance(value, str):
+            raise QueryError(f"InvalidCursor: paginationOpts.{name} must be a string or null")
+    max_rows = opts.get("maximumRowsRead")
+    rows = int(max_rows) if isinstance(max_rows, (int, float)) and max_rows >= 1 else None
+    return int(num), cursor, end, rows
+
+
+async def _merge(
+    stored: AsyncIterator[tuple[bytes, Document]],
+    pending: list[tuple[bytes, Document]],
+    order: Order,
+) -> AsyncIterator[tuple[bytes, Document]]:
+    """Merge two key-ordered streams (keys are distinct: they end in the document id)."""
+    before: Callable[[bytes, bytes], bool] = (
+        (lambda a, b: a < b) if order is Order.ASC else (lambda a, b: a > b)
+    )
+    i = 0
+    async for key, doc in stored:
+        while i < len(pending) and before(pending[i][0], key):
+            yield pending[i]
+            i += 1
+        yield key, doc
+    for entry in pending[i:]:
+        yield entry
