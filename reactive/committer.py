@@ -94,9 +94,20 @@ class Committer:
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[int]:
-        """Hold off every commit (schema changes, backfills); yields the committed ts."""
+        """Hold off every other commit (schema changes, backfills, serial retries); yields the
+        committed ts. Inside, `commit_now` is the only way to commit."""
         async with self._exclusive:
             yield self.committed_ts
+
+    async def commit_now(
+        self, tx: Transaction, mutation: MutationRecord | None = None
+    ) -> CommitOutcome:
+        """Commit `tx` right away; the caller must hold `exclusive()`."""
+        if not self._exclusive.locked():
+            raise RuntimeError("commit_now needs the committer's exclusive lock")
+        future: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
+        await self._commit_batch([_Request(tx, mutation, future)])
+        return await future
 
     # -- the loop --------------------------------------------------------------------------
 

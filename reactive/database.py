@@ -81,6 +81,7 @@ class Database:
         self._listeners: list[Callable[[PublishedCommit], None]] = []
         self._active: Counter[int] = Counter()
         self._pruner: asyncio.Task[None] | None = None
+        self._ts_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     @classmethod
     async def open(
@@ -172,8 +173,12 @@ class Database:
         session_id: str | None = None,
         request_id: int | None = None,
         max_retries: int | None = None,
+        serial_fallback: bool | None = None,
     ) -> MutationResult[T]:
         """Run `fn` in a transaction and commit it, re-running it on conflicts.
+
+        After `max_retries` optimistic re-runs it runs once more with commits held off (see
+        `_attempt_serially`), unless `serial_fallback` is False: then the conflict is raised.
 
         With (session_id, request_id) the mutation runs at most once: a repeat returns the
         stored result and ts of the first successful run.
@@ -184,14 +189,16 @@ class Database:
             if stored is not None:
                 return MutationResult(loads(stored.result), stored.ts, duplicate=True)  # type: ignore[arg-type]
         retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
+        if serial_fallback is None:
+            serial_fallback = knobs.OCC_SERIAL_FALLBACK
         for attempt in range(retries + 1):
             try:
                 return await self._attempt(fn, session_id, request_id, attempt)
-            except ConflictError:
-                if attempt == retries:
+            except ConflictError as conflict:
+                if attempt == retries and not serial_fallback:
                     raise
-                await asyncio.sleep(_backoff(attempt))
-        raise AssertionError("unreachable")
+                await self._after_conflict(conflict, attempt)
+        return await self._attempt_serially(fn, session_id, request_id, retries + 1)
 
     async def _attempt(
         self,
@@ -199,6 +206,8 @@ class Database:
         session_id: str | None,
         request_id: int | None,
         attempt: int,
+        *,
+        serial: bool = False,
     ) -> MutationResult[T]:
         tx = self.begin()
         with self._tracking(tx.begin_ts):
@@ -208,10 +217,41 @@ class Database:
                 record = MutationRecord(session_id, request_id, 0, dumps(value))  # type: ignore[arg-type]
             elif not tx.has_writes:
                 return MutationResult(value, tx.begin_ts, retries=attempt)
-            outcome = await self.commit(tx, record)
+            assert self.committer is not None
+            commit = self.committer.commit_now if serial else self.committer.commit
+            outcome = await commit(tx, record)
         if outcome.duplicate is not None:
             return MutationResult(loads(outcome.duplicate.result), outcome.ts, True, attempt)  # type: ignore[arg-type]
         return MutationResult(value, outcome.ts, retries=attempt)
+
+    async def _after_conflict(self, conflict: ConflictError, attempt: int) -> None:
+        """Wait until the commit we lost to is visible (re-running earlier would read the same
+        stale snapshot and lose again), plus a jittered back-off that spreads the losers out."""
+        if conflict.conflicting_ts is not None:
+            await self.wait_for_ts(conflict.conflicting_ts)
+        await asyncio.sleep(_backoff(attempt))
+
+    async def _attempt_serially(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        session_id: str | None,
+        request_id: int | None,
+        attempt: int,
+    ) -> MutationResult[T]:
+        """Last resort for a mutation that keeps losing: run it while no other commit can
+        happen, so its reads cannot go stale. This makes OCC starvation-free under heavy
+        contention, at the price of briefly serialising commits."""
+        assert self.committer is not None
+        async with self.committer.exclusive():
+            return await self._attempt(fn, session_id, request_id, attempt, serial=True)
+
+    async def wait_for_ts(self, ts: int) -> None:
+        """Return once a commit with ts >= `ts` is durable and published."""
+        if self.latest_ts >= ts:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ts_waiters.append((ts, future))
+        await future
 
     async def commit(
         self, tx: Transaction, mutation: MutationRecord | None = None
@@ -250,11 +290,23 @@ class Database:
     def _published(self, commit: PublishedCommit) -> None:
         self.subscriptions.advance(commit.ts, commit.written)
         self._trim_write_log(commit.ts)
+        if self._ts_waiters:
+            self._wake_ts_waiters(commit.ts)
         for listener in list(self._listeners):
             try:
                 listener(commit)
             except Exception:
                 log.exception("commit listener failed")
+
+    def _wake_ts_waiters(self, ts: int) -> None:
+        waiting = []
+        for wanted, future in self._ts_waiters:
+            if wanted <= ts:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((wanted, future))
+        self._ts_waiters = waiting
 
     def _trim_write_log(self, latest_ts: int) -> None:
         # The log only has to reach back to the oldest running transaction; trimming in

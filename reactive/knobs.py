@@ -14,6 +14,7 @@ __all__ = [
     "OCC_BACKOFF_INITIAL_S",
     "OCC_BACKOFF_MAX_S",
     "OCC_MAX_RETRIES",
+    "OCC_SERIAL_FALLBACK",
     "PRUNE_INTERVAL_S",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
@@ -31,10 +32,14 @@ def _float(name: str, default: float) -> float:
 
 #: How many times a mutation that hit an optimistic-concurrency conflict is re-run before the
 #: conflict is reported to the caller.
-OCC_MAX_RETRIES = _int("OCC_MAX_RETRIES", 8)
+OCC_MAX_RETRIES = _int("OCC_MAX_RETRIES", 4)
+
+#: After OCC_MAX_RETRIES optimistic attempts, run the mutation once more with every other commit
+#: held off, so that it cannot lose again (starvation-free under heavy contention).
+OCC_SERIAL_FALLBACK = os.environ.get("REACTIVE_OCC_SERIAL_FALLBACK", "1") not in ("0", "false")
 
 #: First back-off before re-running a conflicted mutation; doubles each retry, with jitter.
-OCC_BACKOFF_INITIAL_S = _float("OCC_BACKOFF_INITIAL_S", 0.002)
+OCC_BACKOFF_INITIAL_S = _float("OCC_BACKOFF_INITIAL_S", 0.001)
 
 #: Upper bound of one back-off sleep.
 OCC_BACKOFF_MAX_S = _float("OCC_BACKOFF_MAX_S", 0.1)
