@@ -162,7 +162,7 @@ class Database:
     ) -> QueryResult[T]:
         """Run `fn` in a read-only transaction at `ts` (default: latest)."""
         tx = self.begin(read_only=True, ts=ts, journal=journal)
-        with self._tracking(tx.begin_ts):
+        with self.tracking(tx.begin_ts):
             value = await fn(tx)
         return QueryResult(value, tx.begin_ts, tx.token(), tx.journal_out)
 
@@ -210,7 +210,7 @@ class Database:
         serial: bool = False,
     ) -> MutationResult[T]:
         tx = self.begin()
-        with self._tracking(tx.begin_ts):
+        with self.tracking(tx.begin_ts):
             value = await fn(tx)
             record = None
             if session_id is not None and request_id is not None:
@@ -260,7 +260,7 @@ class Database:
         return await self.committer.commit(tx, mutation)
 
     @contextlib.contextmanager
-    def _tracking(self, begin_ts: int) -> Any:
+    def tracking(self, begin_ts: int) -> Any:
         """Keep versions visible at `begin_ts` from being pruned while a transaction runs."""
         self._active[begin_ts] += 1
         try:

@@ -1,0 +1,292 @@
+"""The registry of user functions: decorators, function paths, and loading a project.
+
+A project is a directory with `schema.py` and `functions/`; `functions/a/b.py` exporting `f`
+registers the path "a/b:f" (PROTOCOL.md section 3). Decorators check their own configuration
+when applied, so a bad validator fails at import time, not at the first call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from reactive.errors import NotFoundError, ValidationError
+from reactive.schema import Schema
+from reactive.validators import Validator, args_validator
+
+__all__ = [
+    "FunctionDef",
+    "FunctionKind",
+    "HttpRoute",
+    "HttpRouter",
+    "Project",
+    "Registry",
+    "action",
+    "http_action",
+    "internal_action",
+    "internal_mutation",
+    "internal_query",
+    "load_project",
+    "mutation",
+    "normalize_path",
+    "query",
+]
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
+
+
+class FunctionKind(StrEnum):
+    QUERY = "query"
+    MUTATION = "mutation"
+    ACTION = "action"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionDef:
+    """A registered function: what it is, who may call it, how its args and result look."""
+
+    kind: FunctionKind
+    handler: Handler
+    internal: bool = False
+    args: Validator | None = None
+    returns: Validator | None = None
+    #: Declared public on purpose (no auth check needed); read by `reactive check`.
+    public: bool = False
+
+    async def __call__(self, ctx: Any, args: dict[str, Any]) -> Any:
+        """Call the handler directly (tests, helpers); no validation."""
+        return await self.handler(ctx, args)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.handler, "__name__", "<function>")
+
+
+def _decorator(kind: FunctionKind, internal: bool) -> Callable[..., Any]:
+    def decorate(
+        handler: Handler | None = None,
+        *,
+        args: dict[str, Validator] | Validator | None = None,
+        returns: Validator | None = None,
+        public: bool = False,
+    ) -> Any:
+        validator = args_validator(args)
+        if returns is not None and not isinstance(returns, Validator):
+            raise ValidationError(f"returns= must be a validator (v.*), got {returns!r}")
+
+        def wrap(fn: Handler) -> FunctionDef:
+            if not callable(fn):
+                raise TypeError(f"@{kind.value} must decorate an async function, got {fn!r}")
+            return FunctionDef(kind, fn, internal, validator, returns, public)
+
+        return wrap(handler) if handler is not None else wrap
+
+    decorate.__name__ = f"{'internal_' if internal else ''}{kind.value}"
+    return decorate
+
+
+query = _decorator(FunctionKind.QUERY, internal=False)
+mutation = _decorator(FunctionKind.MUTATION, internal=False)
+action = _decorator(FunctionKind.ACTION, internal=False)
+internal_query = _decorator(FunctionKind.QUERY, internal=True)
+internal_mutation = _decorator(FunctionKind.MUTATION, internal=True)
+internal_action = _decorator(FunctionKind.ACTION, internal=True)
+
+
+# -- HTTP actions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpActionDef:
+    handler: Callable[[Any, Any], Awaitable[Any]]
+
+
+def http_action(handler: Callable[[Any, Any], Awaitable[Any]]) -> HttpActionDef:
+    """Mark `async def handler(ctx, request) -> Response` as an HTTP action."""
+    if not callable(handler):
+        raise TypeError(f"http_action needs an async function, got {handler!r}")
+    return HttpActionDef(handler)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    method: str
+    path: str
+    prefix: bool
+    action: HttpActionDef
+
+
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
+
+
+class HttpRouter:
+    """`http.route(path="/webhooks/stripe", method="POST", handler=...)`, as Convex's."""
+
+    def __init__(self) -> None:
+        self.routes: list[HttpRoute] = []
+
+    def route(
+        self,
+        *,
+        method: str,
+        handler: HttpActionDef | Callable[[Any, Any], Awaitable[Any]],
+        path: str | None = None,
+        path_prefix: str | None = None,
+    ) -> None:
+        method = method.upper()
+        if method not in _HTTP_METHODS:
+            raise ValueError(f"http route: unsupported method {method!r}")
+        if (path is None) == (path_prefix is None):
+            raise ValueError("http route: give exactly one of path= or path_prefix=")
+        target = path if path is not None else path_prefix
+        assert target is not None
+        if not target.startswith("/") or target.startswith("/api/"):
+            raise ValueError(f"http route {target!r}: must start with '/' and not with /api/")
+        if path_prefix is not None and not path_prefix.endswith("/"):
+            raise ValueError(f"http route prefix {path_prefix!r} must end with '/'")
+        action_def = handler if isinstance(handler, HttpActionDef) else http_action(handler)
+        self.routes.append(HttpRoute(method, target, path_prefix is not None, action_def))
+
+    def lookup(self, method: str, path: str) -> HttpRoute | None:
+        exact = [r for r in self.routes if not r.prefix and r.path == path]
+        prefixed = sorted(
+            (r for r in self.routes if r.prefix and path.startswith(r.path)),
+            key=lambda r: -len(r.path),
+        )
+        for route in (*exact, *prefixed):
+            if route.method == method.upper():
+                return route
+        return None
+
+    def allowed_methods(self, path: str) -> set[str]:
+        return {
+            r.method
+            for r in self.routes
+            if r.path == path or (r.prefix and path.startswith(r.path))
+        }
+
+
+# -- paths and the registry -------------------------------------------------------------------
+
+
+def normalize_path(raw: object) -> str:
+    """Canonical "module:function": split at the last ':' (none -> "default"), drop ".js"."""
+    if not isinstance(raw, str) or not raw or len(raw) > 512:
+        raise NotFoundError(
+            f"Invalid function path {raw!r}", short_msg="BadConvexFunctionIdentifier"
+        )
+    module, sep, name = raw.rpartition(":")
+    if not sep:
+        module, name = raw, "default"
+    module = module.strip("/")
+    if module.endswith(".js"):
+        module = module[:-3]
+    return f"{module}:{name}"
+
+
+@dataclass(slots=True)
+class Registry:
+    functions: dict[str, FunctionDef] = field(default_factory=dict)
+
+    def add(self, path: str, fn: FunctionDef) -> None:
+        self.functions[path] = fn
+
+    def lookup(self, raw_path: object, *, allow_internal: bool) -> tuple[str, FunctionDef]:
+        path = normalize_path(raw_path)
+        fn = self.functions.get(path)
+        if fn is None or (fn.internal and not allow_internal):
+            raise NotFoundError(
+                f"Could not find public function for '{path}'. Did you forget to run "
+                "`reactive dev` or `reactive deploy`?",
+                short_msg="FunctionNotFound",
+            )
+        return path, fn
+
+    def __iter__(self) -> Iterator[tuple[str, FunctionDef]]:
+        return iter(sorted(self.functions.items()))
+
+
+@dataclass(slots=True)
+class Project:
+    """Everything loaded from a project directory."""
+
+    root: Path
+    schema: Schema | None
+    registry: Registry
+    http: HttpRouter | None
+    auth_providers: list[dict[str, Any]]
+
+
+_SPECIAL_MODULES = {"http", "auth_config"}
+
+
+def load_project(root: str | Path, *, package: str = "functions") -> Project:
+    """Import `schema.py` and every module under `functions/` of `root`.
+
+    Modules are imported as the package `functions` with `root` on sys.path, so functions can
+    import helpers (`from functions.lib.auth import require_auth`). Reloading first forgets
+    every previously imported module of the project.
+    """
+    root = Path(root).resolve()
+    _forget_project_modules(package)
+    # First on sys.path, so that `schema` and `functions` resolve to this project even when
+    # another project's directory is also on the path.
+    with contextlib.suppress(ValueError):
+        sys.path.remove(str(root))
+    sys.path.insert(0, str(root))
+    schema = _load_schema(root)
+    registry = Registry()
+    http: HttpRouter | None = None
+    providers: list[dict[str, Any]] = []
+    functions_dir = root / package
+    if functions_dir.is_dir():
+        for module_path, module in _import_tree(functions_dir, package):
+            if module_path == "http":
+                http = _find_router(module)
+            elif module_path == "auth_config":
+                providers = list(getattr(module, "providers", []))
+            for name, value in vars(module).items():
+                if isinstance(value, FunctionDef) and module_path not in _SPECIAL_MODULES:
+                    registry.add(f"{module_path}:{name}", value)
+    return Project(root, schema, registry, http, providers)
+
+
+def _load_schema(root: Path) -> Schema | None:
+    if not (root / "schema.py").is_file():
+        return None
+    module = importlib.import_module("schema")
+    schema = getattr(module, "schema", None) or getattr(module, "default", None)
+    if schema is not None and not isinstance(schema, Schema):
+        raise TypeError("schema.py must define `schema = define_schema({...})`")
+    return schema
+
+
+def _import_tree(directory: Path, package: str) -> Iterator[tuple[str, Any]]:
+    """Import every `.py` file below `directory` (sub-directories need no __init__.py);
+    files and directories starting with "_" or "." (e.g. `_generated`) are skipped."""
+    for file in sorted(directory.rglob("*.py")):
+        relative = file.relative_to(directory).with_suffix("")
+        if any(part.startswith(("_", ".")) for part in relative.parts):
+            continue
+        module = importlib.import_module(".".join((package, *relative.parts)))
+        yield "/".join(relative.parts), module
+
+
+def _find_router(module: Any) -> HttpRouter | None:
+    for name in ("http", "default", "router"):
+        value = getattr(module, name, None)
+        if isinstance(value, HttpRouter):
+            return value
+    return None
+
+
+def _forget_project_modules(package: str) -> None:
+    for name in list(sys.modules):
+        if name in (package, "schema") or name.startswith(f"{package}."):
+            del sys.modules[name]
