@@ -422,7 +422,11 @@ class Database:
         horizon = min(horizon, self.latest_ts)
         if horizon <= 0:
             return 0
-        return await self.persistence.prune(horizon)
+        removed = await self.persistence.prune(horizon)
+        mutation_horizon = now_ns - int(knobs.MUTATION_RECORD_RETENTION_S * 1e9)
+        if mutation_horizon > 0:
+            removed += await self.persistence.prune_mutations(mutation_horizon)
+        return removed
 
     async def _prune_forever(self) -> None:
         while True:

@@ -11,6 +11,7 @@ __all__ = [
     "COMMIT_BATCH_MAX",
     "MAX_DOCUMENTS_SCANNED",
     "MAX_PAGE_ITEMS",
+    "MUTATION_RECORD_RETENTION_S",
     "OCC_BACKOFF_INITIAL_S",
     "OCC_BACKOFF_MAX_S",
     "OCC_MAX_RETRIES",
@@ -53,6 +54,10 @@ WRITE_LOG_MAX_AGE_S = _float("WRITE_LOG_MAX_AGE_S", 30.0)
 
 #: How long old document versions stay readable before pruning removes them.
 RETENTION_S = _float("RETENTION_S", 600.0)
+
+#: How long exactly-once records of mutations are kept (clients re-send unacknowledged
+#: mutations on reconnect; upstream keeps them about two weeks).
+MUTATION_RECORD_RETENTION_S = _float("MUTATION_RECORD_RETENTION_S", 14 * 24 * 3600.0)
 
 #: How often the pruner runs.
 PRUNE_INTERVAL_S = _float("PRUNE_INTERVAL_S", 60.0)

@@ -319,3 +319,15 @@ async def test_prune_keeps_recent_snapshots(db, monkeypatch):
     assert removed > 0
     doc = (await db.run_query(lambda tx: tx.get(acc), ts=keep_ts)).value
     assert doc["balance"] == 4.0
+
+
+async def test_prune_drops_old_mutation_records(db, monkeypatch):
+    await db.run_mutation(
+        lambda tx: tx.insert("messages", {"channel": "c", "body": "x"}),
+        session_id="s",
+        request_id=1,
+    )
+    assert await db.persistence.get_mutation("s", 1) is not None
+    monkeypatch.setattr(knobs, "MUTATION_RECORD_RETENTION_S", 0.0)
+    await db.prune()
+    assert await db.persistence.get_mutation("s", 1) is None
