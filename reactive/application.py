@@ -1,0 +1,159 @@
+"""THE API for transports: run queries, mutations and actions, authenticate, subscribe.
+
+`sync` and `http` call only this class. It owns the project (schema + functions), the
+executor and the authenticator, and shares query results between identical callers: a query
+with the same path, args, identity and journal at the same snapshot runs once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from reactive.auth import Authenticator, Identity, providers_from_config
+from reactive.committer import PublishedCommit
+from reactive.database import Database
+from reactive.executor import Executor, Outcome
+from reactive.functions import FunctionKind, Project, load_project
+from reactive.reads import ReadToken
+from reactive.subscriptions import Subscription
+from reactive.values import encode_value
+
+__all__ = ["Application"]
+
+log = logging.getLogger("reactive.application")
+
+_SHARED_RESULTS = 4096
+
+
+class Application:
+    def __init__(
+        self,
+        db: Database,
+        project: Project,
+        *,
+        dev: bool = False,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.db = db
+        self.project = project
+        self.dev = dev
+        self.executor = Executor(db, project.registry, dev=dev)
+        self.authenticator = authenticator or Authenticator(
+            providers_from_config(project.auth_providers)
+        )
+        self._shared: OrderedDict[tuple[Any, ...], asyncio.Future[Outcome]] = OrderedDict()
+
+    @classmethod
+    async def start(
+        cls, root: str | Path, database_url: str | None = None, *, dev: bool = False
+    ) -> Application:
+        """Load the project at `root`, open its database and apply its schema."""
+        project = load_project(root)
+        db = await Database.open(database_url, schema=project.schema)
+        return cls(db, project, dev=dev)
+
+    async def close(self) -> None:
+        await self.authenticator.close()
+        await self.db.close()
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def run_query(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> Outcome:
+        """Run a public query at `ts` (default latest); identical concurrent calls share one run."""
+        ts = self.db.latest_ts if ts is None else ts
+        key = _share_key(path, args, identity, ts, journal)
+        if key is None:
+            return await self._query(path, args, identity, ts, journal)
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._query(path, args, identity, ts, journal))
+            self._shared[key] = shared
+            while len(self._shared) > _SHARED_RESULTS:
+                self._shared.popitem(last=False)
+        return await asyncio.shield(shared)
+
+    async def _query(
+        self, path: object, args: object, identity: Any, ts: int, journal: str | None
+    ) -> Outcome:
+        return await self.executor.run(
+            FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal
+        )
+
+    async def run_mutation(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> Outcome:
+        return await self.executor.run(
+            FunctionKind.MUTATION,
+            path,
+            args,
+            identity,
+            session_id=session_id,
+            request_id=request_id,
+        )
+
+    async def run_action(
+        self, path: object, args: object, identity: Identity | None = None
+    ) -> Outcome:
+        return await self.executor.run(FunctionKind.ACTION, path, args, identity)
+
+    async def run_any(
+        self, path: object, args: object, identity: Identity | None = None
+    ) -> Outcome:
+        """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
+        return await self.executor.run(None, path, args, identity)
+
+    # -- auth ------------------------------------------------------------------------------
+
+    async def authenticate(self, token: str) -> Identity:
+        """Verify a JWT; raises reactive.auth.AuthError when it is not acceptable."""
+        return await self.authenticator.verify(token)
+
+    # -- reactivity ------------------------------------------------------------------------
+
+    @property
+    def latest_ts(self) -> int:
+        return self.db.latest_ts
+
+    def subscribe(
+        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+    ) -> Subscription:
+        return self.db.subscribe(token, on_invalidate)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.db.unsubscribe(sub)
+
+    def on_commit(self, listener: Callable[[PublishedCommit], None]) -> Callable[[], None]:
+        return self.db.add_commit_listener(listener)
+
+
+def _share_key(
+    path: object, args: object, identity: Any, ts: int, journal: str | None
+) -> tuple[Any, ...] | None:
+    """Key of a query run that may be shared; None when args are not plain values."""
+    try:
+        args_bytes = orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS)  # type: ignore[arg-type]
+        who = b"" if identity is None else orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS)
+    except Exception:  # invalid args: run unshared, the executor reports it
+        return None
+    return (str(path), args_bytes, who, ts, journal)

@@ -1,0 +1,357 @@
+"""The Starlette app: WebSocket sync, the /api/* HTTP API, HTTP actions, CORS.
+
+The one place where errors become status codes and close frames. Everything else is the
+Application's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from reactive.application import Application
+from reactive.auth import AuthError, Identity
+from reactive.errors import ValidationError
+from reactive.executor import ActionCtx, Auth, Outcome
+from reactive.functions import FunctionKind
+from reactive.sync import AuthRejected, ProtocolError, SyncSession
+from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("reactive.http")
+
+MAX_FRAME_BYTES = 8 << 20
+MAX_BODY_BYTES = 8 << 20
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error_response(exc: HttpError) -> JSONResponse:
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+
+
+def _app(request: Request | WebSocket) -> Application:
+    return request.app.state.reactive  # type: ignore[no-any-return]
+
+
+# -- WebSocket sync ---------------------------------------------------------------------------
+
+
+async def sync_endpoint(websocket: WebSocket) -> None:
+    await websocket.accept()
+    session = SyncSession(
+        _app(websocket), _sender(websocket), client=websocket.headers.get("convex-client", "")
+    )
+    # The reader feeds the session's inbox; the session's worker runs in this task, so a
+    # server shutdown cancels exactly one task and nothing outlives the socket.
+    reader = asyncio.create_task(_read_frames(websocket, session))
+    failure: BaseException | None = None
+    try:
+        await session.run()
+    except (ProtocolError, AuthRejected) as exc:
+        failure = exc
+    except Exception as exc:
+        failure = exc
+    finally:
+        reader.cancel()
+        session.close()
+    if failure is None and reader.done() and not reader.cancelled():
+        failure = reader.exception()
+    await _finish_socket(websocket, failure)
+
+
+def _sender(websocket: WebSocket) -> Any:
+    async def send(message: dict[str, Any]) -> None:
+        await websocket.send_text(orjson.dumps(message).decode())
+
+    return send
+
+
+async def _read_frames(websocket: WebSocket, session: SyncSession) -> None:
+    """Queue every client frame for the session; tell it when the client is gone."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text") if message.get("text") is not None else message.get("bytes")
+            if data is None:
+                continue
+            if len(data) > MAX_FRAME_BYTES:
+                session.fail(
+                    ProtocolError(f"Message of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+                )
+                return
+            session.receive(data)
+    finally:
+        session.disconnected()
+
+
+async def _finish_socket(websocket: WebSocket, exc: BaseException | None) -> None:
+    if websocket.client_state is not WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        if isinstance(exc, ProtocolError):
+            log.warning("protocol error, closing socket: %s", exc)
+            await websocket.send_text(
+                orjson.dumps({"type": "FatalError", "error": str(exc)}).decode()
+            )
+            await websocket.close(code=1008, reason="ProtocolError")
+        elif isinstance(exc, AuthRejected):
+            await websocket.close(code=1000, reason="AuthError")
+        elif exc is not None and not isinstance(exc, WebSocketDisconnect):
+            log.error("sync session failed", exc_info=exc)
+            await websocket.close(code=1011, reason="InternalServerError")
+        else:
+            await websocket.close(code=1000)
+
+
+# -- HTTP API ---------------------------------------------------------------------------------
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise HttpError(413, "RequestTooLarge", f"Body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise HttpError(400, "BadJsonBody", "Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "BadJsonBody", "Request body must be a JSON object")
+    return body
+
+
+async def _identity(request: Request) -> Identity | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HttpError(401, "Unauthenticated", "Authorization header must be 'Bearer <token>'")
+    try:
+        return await _app(request).authenticate(token.strip())
+    except AuthError as exc:
+        raise HttpError(401, exc.short_msg, str(exc)) from None
+
+
+def _format(body: dict[str, Any], default: str = "convex_encoded_json") -> str:
+    fmt = body.get("format", default)
+    if fmt in ("convex_encoded_json", "convex_json"):
+        return "encoded"
+    if fmt in ("json", "convex_clean_json"):
+        return "clean"
+    raise HttpError(400, "BadFormat", f"Unknown format {fmt!r}")
+
+
+def _args(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise HttpError(400, "BadArgs", "args array must hold exactly one object")
+        raw = raw[0]
+    raw = {} if raw is None else raw
+    try:
+        value = decode_value(raw)
+    except ValidationError as exc:
+        raise HttpError(400, "BadArgs", str(exc)) from None
+    if not isinstance(value, dict):
+        raise HttpError(400, "BadArgs", "args must be an object")
+    return value
+
+
+def _result(outcome: Outcome, fmt: str) -> JSONResponse:
+    encode = encode_value if fmt == "encoded" else to_clean_json
+    if outcome.error is None:
+        body: dict[str, Any] = {"status": "success", "value": encode(outcome.value)}
+    else:
+        body = {"status": "error", "errorMessage": outcome.error.message}
+        if outcome.error.has_data:
+            body["errorData"] = encode(outcome.error.data)
+    body["logLines"] = outcome.log_lines
+    return JSONResponse(body)
+
+
+async def _call(
+    request: Request,
+    kind: FunctionKind | None,
+    *,
+    path: Any = None,
+    default_format: str = "convex_encoded_json",
+) -> Response:
+    try:
+        body = await _body(request)
+        fmt = _format(body, default_format)
+        args = _args(body.get("args"))
+        path = path if path is not None else body.get("path")
+        if not isinstance(path, str):
+            raise HttpError(400, "BadConvexFunctionIdentifier", "Missing function 'path'")
+        identity = await _identity(request)
+        ts = _ts(body) if request.url.path.endswith("query_at_ts") else None
+        app = _app(request)
+        if kind is FunctionKind.QUERY:
+            outcome = await app.run_query(path, args, identity, ts=ts)
+        elif kind is FunctionKind.MUTATION:
+            outcome = await app.run_mutation(path, args, identity)
+        elif kind is FunctionKind.ACTION:
+            outcome = await app.run_action(path, args, identity)
+        else:
+            outcome = await app.run_any(path, args, identity)
+        return _result(outcome, fmt)
+    except HttpError as exc:
+        return _error_response(exc)
+
+
+def _ts(body: dict[str, Any]) -> int:
+    try:
+        return decode_ts(body.get("ts"))
+    except ValidationError as exc:
+        raise HttpError(400, "BadTimestamp", str(exc)) from None
+
+
+async def query_endpoint(request: Request) -> Response:
+    return await _call(request, FunctionKind.QUERY)
+
+
+async def mutation_endpoint(request: Request) -> Response:
+    return await _call(request, FunctionKind.MUTATION)
+
+
+async def action_endpoint(request: Request) -> Response:
+    return await _call(request, FunctionKind.ACTION)
+
+
+async def function_endpoint(request: Request) -> Response:
+    return await _call(request, None)
+
+
+async def run_endpoint(request: Request) -> Response:
+    parts = request.path_params["path"].strip("/").split("/")
+    path = "/".join(parts[:-1]) + ":" + parts[-1] if len(parts) > 1 else parts[0]
+    return await _call(request, None, path=path, default_format="json")
+
+
+async def query_ts_endpoint(request: Request) -> Response:
+    return JSONResponse({"ts": encode_ts(_app(request).latest_ts)})
+
+
+async def health_endpoint(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "ts": str(_app(request).latest_ts)})
+
+
+# -- HTTP actions -----------------------------------------------------------------------------
+
+
+async def http_action_endpoint(request: Request) -> Response:
+    app = _app(request)
+    router = app.project.http
+    route = router.lookup(request.method, request.url.path) if router else None
+    if route is None:
+        if router and request.method != "OPTIONS" and router.allowed_methods(request.url.path):
+            return PlainTextResponse("Method Not Allowed", status_code=405)
+        return PlainTextResponse("No matching routes found", status_code=404)
+    try:
+        identity = await _identity(request)
+    except HttpError as exc:
+        return _error_response(exc)
+    ctx = ActionCtx(Auth(identity), app.executor, identity, [])
+    try:
+        response = await route.action.handler(ctx, request)
+    except Exception as exc:  # an HTTP action failure is a 500 for its caller
+        failure = app.executor.failure(exc, request.url.path)
+        return PlainTextResponse(failure.message, status_code=500)
+    if not isinstance(response, Response):
+        log.error("HTTP action %s returned %r, not a Response", request.url.path, response)
+        return PlainTextResponse("HTTP action did not return a Response", status_code=500)
+    return response
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+class _CollapseSlashes:
+    """`//api/sync` (from a deployment URL with a trailing slash) is `/api/sync`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith("//"):
+            scope = dict(scope)
+            scope["path"] = "/" + scope["path"].lstrip("/")
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    root: str | Path | None = None,
+    *,
+    database_url: str | None = None,
+    dev: bool | None = None,
+    application: Application | None = None,
+) -> Starlette:
+    """The ASGI app serving the project at `root` (default: the working directory).
+
+    Database from `database_url`, else REACTIVE_DATABASE_URL, else embedded SQLite.
+    """
+    root = Path(root or os.environ.get("REACTIVE_PROJECT", "."))
+    database_url = database_url or os.environ.get("REACTIVE_DATABASE_URL")
+    dev = dev if dev is not None else os.environ.get("REACTIVE_DEV", "") not in ("", "0")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reactive = application or await Application.start(root, database_url, dev=dev)
+        app.state.reactive = reactive
+        try:
+            yield
+        finally:
+            if application is None:
+                await reactive.close()
+
+    routes = [
+        WebSocketRoute("/api/sync", sync_endpoint),
+        WebSocketRoute("/api/{version}/sync", sync_endpoint),
+        Route("/api/query", query_endpoint, methods=["POST"]),
+        Route("/api/mutation", mutation_endpoint, methods=["POST"]),
+        Route("/api/action", action_endpoint, methods=["POST"]),
+        Route("/api/function", function_endpoint, methods=["POST"]),
+        Route("/api/query_ts", query_ts_endpoint, methods=["POST"]),
+        Route("/api/query_at_ts", query_endpoint, methods=["POST"]),
+        Route("/api/run/{path:path}", run_endpoint, methods=["POST"]),
+        Route("/health", health_endpoint, methods=["GET"]),
+        Route(
+            "/{rest:path}",
+            http_action_endpoint,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
+        ),
+    ]
+    middleware = [
+        Middleware(_CollapseSlashes),
+        Middleware(
+            CORSMiddleware,
+            allow_origin_regex=".*",
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            max_age=3600,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

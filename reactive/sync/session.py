@@ -1,0 +1,471 @@
+"""Per-WebSocket sync state: the query set, identity and versions of one client connection.
+
+One worker task handles a socket's messages in arrival order (so its mutations run serially)
+and is the only sender. Commits mark affected queries dirty and wake the worker, which re-runs
+them all at one snapshot ts and sends one Transition: a slow client gets fewer, larger
+Transitions instead of an unbounded backlog. Invariant (PROTOCOL.md 5.3): every Transition's
+startVersion equals the previous endVersion sent on this socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from reactive.application import Application
+from reactive.auth import AuthError, Identity
+from reactive.errors import ReactiveError, ValidationError
+from reactive.executor import Outcome
+from reactive.subscriptions import Subscription
+from reactive.values import decode_ts, decode_value, encode_ts, encode_value
+
+__all__ = ["AuthRejected", "ProtocolError", "SyncSession"]
+
+log = logging.getLogger("reactive.sync")
+
+PING_AFTER_S = 15.0
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ProtocolError(Exception):
+    """A hopeless protocol violation: answered with FatalError, then the socket closes."""
+
+
+class AuthRejected(Exception):
+    """The client's token was refused: AuthError was sent, the socket must close."""
+
+
+@dataclass(slots=True)
+class QueryState:
+    """One subscribed query of this client.
+
+    `sent` is the encoded result last sent (None = never sent); `subscription` watches the
+    read set of the last run and is replaced on every run; `dirty` is set by invalidation
+    (or a new identity) and cleared when the query is re-run.
+    """
+
+    query_id: int
+    path: str
+    args: Any
+    journal: str | None
+    sent: bytes | None = None
+    subscription: Subscription | None = None
+    dirty: bool = True
+
+
+@dataclass(slots=True)
+class Version:
+    query_set: int = 0
+    identity: int = 0
+    ts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"querySet": self.query_set, "identity": self.identity, "ts": encode_ts(self.ts)}
+
+
+class _Tick:
+    """Internal worker events (not client messages)."""
+
+
+PING = _Tick()
+WAKE = _Tick()  # some query became dirty
+DISCONNECTED = _Tick()
+TOKEN_EXPIRED = _Tick()
+
+
+@dataclass(slots=True)
+class _ActionDone:
+    request_id: int
+    outcome: Outcome
+
+
+class SyncSession:
+    def __init__(self, app: Application, send: Send, *, client: str = "") -> None:
+        self.app = app
+        self._send_raw = send
+        self.client = client
+        self.session_id: str | None = None
+        self.identity: Identity | None = None
+        self.queries: dict[int, QueryState] = {}
+        self.qs_recv = 0
+        self.id_recv = 0
+        self.sent = Version()
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._wake_pending = False
+        self._actions: set[asyncio.Task[None]] = set()
+        self._last_send = time.monotonic()
+        self._closed = False
+        self._expiry: asyncio.TimerHandle | None = None
+
+    # -- entry points for the transport ----------------------------------------------------
+
+    def receive(self, text: str | bytes) -> None:
+        """Queue one raw client frame for the worker."""
+        self._inbox.put_nowait(text)
+
+    def disconnected(self) -> None:
+        """The client is gone: the worker stops after what it is doing."""
+        self._inbox.put_nowait(DISCONNECTED)
+
+    def fail(self, error: Exception) -> None:
+        """The transport found a protocol violation: the worker raises it next."""
+        self._inbox.put_nowait(error)
+
+    async def run(self) -> None:
+        """The worker: process frames and refreshes until the socket should close.
+
+        Raises ProtocolError (send FatalError, then close) or AuthRejected (close)."""
+        pinger = asyncio.create_task(self._ping_loop())
+        try:
+            while not self._closed:
+                if self._inbox.empty() and self._any_dirty():
+                    await self._transition()
+                    continue
+                item = await self._inbox.get()
+                if item is DISCONNECTED:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                if item is WAKE:
+                    self._wake_pending = False
+                else:
+                    await self._handle(item)
+        finally:
+            pinger.cancel()
+            self.close()
+
+    def close(self) -> None:
+        """Drop subscriptions and running actions; idempotent."""
+        self._closed = True
+        for query in self.queries.values():
+            self._drop_subscription(query)
+        for task in self._actions:
+            task.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    # -- message dispatch ------------------------------------------------------------------
+
+    async def _handle(self, item: Any) -> None:
+        if isinstance(item, _ActionDone):
+            await self._send(_response("ActionResponse", item.request_id, item.outcome))
+            return
+        if item is PING:
+            await self._send({"type": "Ping"})
+            return
+        if item is TOKEN_EXPIRED:
+            await self._reject_auth("Token expired", attempted=False)
+            raise AuthRejected("token expired")
+        message = _parse(item)
+        kind = message.get("type")
+        handler = {
+            "Connect": self._on_connect,
+            "ModifyQuerySet": self._on_modify_query_set,
+            "Mutation": self._on_mutation,
+            "Action": self._on_action,
+            "Authenticate": self._on_authenticate,
+            "Event": self._on_event,
+        }.get(kind)  # type: ignore[arg-type]
+        if handler is None:
+            raise ProtocolError(f"Unknown message type {kind!r}")
+        await handler(message)
+
+    async def _on_connect(self, message: dict[str, Any]) -> None:
+        session_id = message.get("sessionId")
+        if not isinstance(session_id, str) or not session_id:
+            raise ProtocolError("Connect needs a sessionId")
+        self.session_id = session_id
+        observed = message.get("maxObservedTimestamp")
+        if observed is not None:
+            try:
+                decode_ts(observed)
+            except ValidationError as exc:
+                raise ProtocolError(f"Connect: bad maxObservedTimestamp: {exc}") from None
+
+    async def _on_event(self, message: dict[str, Any]) -> None:
+        log.debug("client event %s", message.get("eventType"))
+
+    async def _on_modify_query_set(self, message: dict[str, Any]) -> None:
+        base, new = message.get("baseVersion"), message.get("newVersion")
+        if not _is_u32(base) or not _is_u32(new):
+            raise ProtocolError("ModifyQuerySet needs integer baseVersion and newVersion")
+        if base != self.qs_recv or new <= base:
+            raise ProtocolError(
+                f"BaseVersionMismatch: ModifyQuerySet {base}->{new}, server is at {self.qs_recv}"
+            )
+        modifications = message.get("modifications")
+        if not isinstance(modifications, list):
+            raise ProtocolError("ModifyQuerySet needs a modifications list")
+        removed = [self._apply_modification(m) for m in modifications]
+        self.qs_recv = new
+        await self._transition(removed=[q for q in removed if q is not None])
+
+    def _apply_modification(self, modification: Any) -> int | None:
+        """Add or remove one query; returns the id of a removed query."""
+        if not isinstance(modification, dict) or not _is_u32(modification.get("queryId")):
+            raise ProtocolError(f"Bad query modification {modification!r}"[:200])
+        query_id = modification["queryId"]
+        if modification.get("type") == "Add":
+            old = self.queries.pop(query_id, None)
+            if old is not None:
+                self._drop_subscription(old)
+            journal = modification.get("journal")
+            self.queries[query_id] = QueryState(
+                query_id,
+                modification.get("udfPath"),  # type: ignore[arg-type]
+                modification.get("args"),
+                journal if isinstance(journal, str) else None,
+            )
+            return None
+        if modification.get("type") == "Remove":
+            old = self.queries.pop(query_id, None)
+            if old is not None:
+                self._drop_subscription(old)
+            return query_id
+        raise ProtocolError(f"Unknown query modification type {modification.get('type')!r}")
+
+    async def _on_mutation(self, message: dict[str, Any]) -> None:
+        request_id = _request_id(message)
+        args = _decode_args(message.get("args"))
+        if isinstance(args, ReactiveError):
+            outcome = Outcome(error=self.app.executor.failure(args, message.get("udfPath")))
+        else:
+            outcome = await self.app.run_mutation(
+                message.get("udfPath"),
+                args,
+                self.identity,
+                session_id=self.session_id,
+                request_id=request_id,
+            )
+        await self._send(_response("MutationResponse", request_id, outcome))
+        # The client resolves the mutation only on a Transition with ts >= its commit ts.
+        await self._transition(min_ts=outcome.ts or 0)
+
+    async def _on_action(self, message: dict[str, Any]) -> None:
+        request_id = _request_id(message)
+        args = _decode_args(message.get("args"))
+        task = asyncio.create_task(self._run_action(request_id, message.get("udfPath"), args))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def _run_action(self, request_id: int, path: Any, args: Any) -> None:
+        if isinstance(args, ReactiveError):
+            outcome = Outcome(error=self.app.executor.failure(args, path))
+        else:
+            outcome = await self.app.run_action(path, args, self.identity)
+        self._inbox.put_nowait(_ActionDone(request_id, outcome))
+
+    async def _on_authenticate(self, message: dict[str, Any]) -> None:
+        base = message.get("baseVersion")
+        if base != self.id_recv:
+            raise ProtocolError(
+                f"IdentityVersionMismatch: Authenticate baseVersion {base}, "
+                f"server at {self.id_recv}"
+            )
+        token_type = message.get("tokenType")
+        if token_type == "None":
+            self._set_identity(None)
+        elif token_type == "User" and isinstance(message.get("value"), str):
+            try:
+                identity = await self.app.authenticate(message["value"])
+            except AuthError as exc:
+                await self._reject_auth(str(exc), attempted=True)
+                raise AuthRejected(str(exc)) from None
+            self._set_identity(identity)
+        elif token_type == "Admin":
+            await self._reject_auth("Admin keys are not supported by this server", attempted=True)
+            raise AuthRejected("admin key")
+        else:
+            raise ProtocolError(f"Authenticate: unknown tokenType {token_type!r}")
+        await self._transition()
+
+    def _set_identity(self, identity: Identity | None) -> None:
+        self.identity = identity
+        self.id_recv += 1
+        for query in self.queries.values():
+            query.dirty = True
+        self._schedule_expiry(identity)
+
+    def _schedule_expiry(self, identity: Identity | None) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        expires_at = getattr(identity, "expires_at", None)
+        if expires_at:
+            delay = max(0.0, expires_at - time.time())
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_later(delay, self._inbox.put_nowait, TOKEN_EXPIRED)
+
+    async def _reject_auth(self, error: str, *, attempted: bool) -> None:
+        await self._send(
+            {
+                "type": "AuthError",
+                "error": error,
+                "baseVersion": self.sent.identity,
+                "authUpdateAttempted": attempted,
+            }
+        )
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _any_dirty(self) -> bool:
+        return any(q.dirty for q in self.queries.values())
+
+    async def _transition(self, *, removed: list[int] | None = None, min_ts: int = 0) -> None:
+        """Re-run every dirty query at one snapshot and send one Transition to it."""
+        ts = max(self.app.latest_ts, min_ts, self.sent.ts)
+        dirty = [q for q in self.queries.values() if q.dirty]
+        outcomes = await asyncio.gather(*(self._rerun(q, ts) for q in dirty))
+        modifications = [m for m in outcomes if m is not None]
+        modifications += [{"type": "QueryRemoved", "queryId": qid} for qid in removed or []]
+        end = Version(self.qs_recv, self.id_recv, ts)
+        await self._send(
+            {
+                "type": "Transition",
+                "startVersion": self.sent.to_json(),
+                "endVersion": end.to_json(),
+                "modifications": modifications,
+            }
+        )
+        self.sent = end
+
+    async def _rerun(self, query: QueryState, ts: int) -> dict[str, Any] | None:
+        query.dirty = False
+        self._drop_subscription(query)
+        args = _decode_args(query.args)
+        if isinstance(args, ReactiveError):
+            outcome = Outcome(error=self.app.executor.failure(args, query.path))
+        else:
+            outcome = await self.app.run_query(
+                query.path, args, self.identity, ts=ts, journal=query.journal
+            )
+        if self.queries.get(query.query_id) is not query:
+            return None  # removed while it ran
+        if outcome.token is not None:
+            query.subscription = self.app.subscribe(outcome.token, self._invalidated(query))
+        if outcome.journal is not None:
+            query.journal = outcome.journal
+        modification = _query_modification(query, outcome)
+        encoded = orjson.dumps(modification)
+        if encoded == query.sent:
+            return None  # unchanged: the client's value is already right at ts
+        query.sent = encoded
+        return modification
+
+    def _invalidated(self, query: QueryState) -> Callable[[Subscription, int], None]:
+        def mark(sub: Subscription, ts: int) -> None:
+            if query.subscription is sub or query.subscription is None:
+                query.dirty = True
+                if not self._wake_pending:
+                    self._wake_pending = True
+                    self._inbox.put_nowait(WAKE)
+
+        return mark
+
+    def _drop_subscription(self, query: QueryState) -> None:
+        if query.subscription is not None:
+            self.app.unsubscribe(query.subscription)
+            query.subscription = None
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        self._last_send = time.monotonic()
+        await self._send_raw(message)
+
+    async def _ping_loop(self) -> None:
+        while True:
+            idle = time.monotonic() - self._last_send
+            if idle >= PING_AFTER_S:
+                self._inbox.put_nowait(PING)
+                self._last_send = time.monotonic()
+                idle = 0.0
+            await asyncio.sleep(PING_AFTER_S - idle)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _parse(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    try:
+        message = orjson.loads(item)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("Malformed message: not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("Malformed message: not a JSON object")
+    return message
+
+
+def _is_u32(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
+
+
+def _request_id(message: dict[str, Any]) -> int:
+    request_id = message.get("requestId")
+    if not _is_u32(request_id):
+        raise ProtocolError(f"{message.get('type')} needs an integer requestId")
+    return request_id  # type: ignore[no-any-return]
+
+
+def _decode_args(raw: Any) -> Any:
+    """The args object from the wire's one-element array, or the error to report."""
+    try:
+        if isinstance(raw, list):
+            if len(raw) != 1:
+                raise ValidationError(f"args must be a one-element array, got {len(raw)} items")
+            raw = raw[0]
+        value = decode_value(raw)
+        if not isinstance(value, dict):
+            raise ValidationError("args must be an object")
+        return value
+    except ReactiveError as exc:
+        return exc
+
+
+def _failure_fields(outcome: Outcome) -> dict[str, Any]:
+    assert outcome.error is not None
+    fields: dict[str, Any] = {}
+    if outcome.error.has_data:
+        fields["errorData"] = encode_value(outcome.error.data)
+    return fields
+
+
+def _query_modification(query: QueryState, outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is None:
+        return {
+            "type": "QueryUpdated",
+            "queryId": query.query_id,
+            "value": encode_value(outcome.value),
+            "logLines": outcome.log_lines,
+            "journal": query.journal,
+        }
+    return {
+        "type": "QueryFailed",
+        "queryId": query.query_id,
+        "errorMessage": outcome.error.message,
+        "logLines": outcome.log_lines,
+        "journal": query.journal,
+        **_failure_fields(outcome),
+    }
+
+
+def _response(kind: str, request_id: int, outcome: Outcome) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": kind, "requestId": request_id}
+    if outcome.error is None:
+        message.update(success=True, result=encode_value(outcome.value))
+        if kind == "MutationResponse":
+            message["ts"] = encode_ts(outcome.ts or 0)
+    else:
+        message.update(success=False, result=outcome.error.message, **_failure_fields(outcome))
+        if kind == "MutationResponse":
+            message["ts"] = None
+    message["logLines"] = outcome.log_lines
+    return message

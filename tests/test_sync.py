@@ -1,0 +1,299 @@
+"""The WebSocket sync protocol (PROTOCOL.md 5.3-5.8), driven frame by frame."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from reactive.http import create_app
+from reactive.values import decode_ts, encode_value
+
+CHAT = Path(__file__).parent / "projects" / "chat"
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = create_app(CHAT, database_url=f"sqlite:///{tmp_path}/chat.db", dev=True)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+class Peer:
+    """One client socket that keeps the versions as the official clients do."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.query_set = 0
+        self.request_id = 0
+        self.version = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
+        self.ws.send_json(
+            {
+                "type": "Connect",
+                "sessionId": str(uuid.uuid4()),
+                "connectionCount": 0,
+                "lastCloseReason": "InitialConnect",
+                "clientTs": 0,
+            }
+        )
+
+    def receive(self):
+        message = self.ws.receive_json()
+        if message["type"] == "Transition":
+            assert message["startVersion"] == self.version, "Invalid start version"
+            self.version = message["endVersion"]
+        return message
+
+    def receive_until(self, kind):
+        while True:
+            message = self.receive()
+            if message["type"] == kind:
+                return message
+
+    def modify(self, *modifications):
+        self.ws.send_json(
+            {
+                "type": "ModifyQuerySet",
+                "baseVersion": self.query_set,
+                "newVersion": self.query_set + 1,
+                "modifications": list(modifications),
+            }
+        )
+        self.query_set += 1
+        return self.receive_until("Transition")
+
+    def add(self, query_id, path, args):
+        return self.modify(
+            {"type": "Add", "queryId": query_id, "udfPath": path, "args": [encode_value(args)]}
+        )
+
+    def mutate(self, path, args):
+        request_id = self.request_id
+        self.request_id += 1
+        self.ws.send_json(
+            {
+                "type": "Mutation",
+                "requestId": request_id,
+                "udfPath": path,
+                "args": [encode_value(args)],
+            }
+        )
+        response = self.receive_until("MutationResponse")
+        assert response["requestId"] == request_id
+        transition = self.receive_until("Transition")
+        return response, transition
+
+
+def updates(transition):
+    return {m["queryId"]: m for m in transition["modifications"]}
+
+
+def test_subscribe_gets_initial_result_and_versions_chain(client):
+    with client.websocket_connect("/api/1.48.0/sync") as ws:
+        peer = Peer(ws)
+        transition = peer.add(0, "messages:list", {"channel": "a"})
+        update = updates(transition)[0]
+        assert update["type"] == "QueryUpdated" and update["value"] == []
+        assert update["logLines"] == ["[LOG] listing a"] and update["journal"] is None
+        assert transition["endVersion"]["querySet"] == 1
+
+
+def test_mutation_response_then_transition_with_the_write(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.add(0, "messages:list", {"channel": "a"})
+        response, transition = peer.mutate("messages:send", {"channel": "a", "body": "hi"})
+        assert response["success"] is True and isinstance(response["result"], str)
+        assert decode_ts(transition["endVersion"]["ts"]) >= decode_ts(response["ts"])
+        assert [m["body"] for m in updates(transition)[0]["value"]] == ["hi"]
+        assert response["logLines"] == ["[WARN] sending to a"]
+
+
+def test_write_elsewhere_changes_nothing_for_this_query(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.add(0, "messages:list", {"channel": "a"})
+        _, transition = peer.mutate("messages:send", {"channel": "b", "body": "elsewhere"})
+        assert transition["modifications"] == []
+
+
+def test_other_clients_see_commits(client):
+    with client.websocket_connect("/api/sync") as ws1, client.websocket_connect("/api/sync") as ws2:
+        watcher, writer = Peer(ws1), Peer(ws2)
+        watcher.add(5, "messages:list", {"channel": "a"})
+        writer.mutate("messages:send", {"channel": "a", "body": "from writer"})
+        transition = watcher.receive_until("Transition")
+        assert [m["body"] for m in updates(transition)[5]["value"]] == ["from writer"]
+
+
+def test_failed_mutation_with_app_error_carries_error_data(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        response, _ = peer.mutate("messages:send", {"channel": "a", "body": "  "})
+        assert response["success"] is False and response["ts"] is None
+        assert response["errorData"] == {"code": "EMPTY_BODY"}
+
+
+def test_unexpected_error_has_no_error_data(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        response, _ = peer.mutate("messages:crash", {})
+        assert response["success"] is False and "errorData" not in response
+        assert "RuntimeError" in response["result"]
+
+
+def test_bad_arguments_and_unknown_functions_are_function_errors(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        response, _ = peer.mutate("messages:send", {"channel": "a"})
+        assert response["success"] is False and "body" in response["result"]
+        response, _ = peer.mutate("messages:nope", {})
+        assert "Could not find public function for 'messages:nope'" in response["result"]
+        response, _ = peer.mutate("messages:send_internal", {"channel": "a", "body": "x"})
+        assert "Could not find public function" in response["result"]
+        transition = peer.add(1, "messages:list", {"channel": 5.0})
+        assert updates(transition)[1]["type"] == "QueryFailed"
+
+
+def test_query_failure_with_data_recovers_when_data_appears(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        transition = peer.add(0, "messages:first_or_fail", {"channel": "z"})
+        failed = updates(transition)[0]
+        assert failed["type"] == "QueryFailed" and failed["errorData"]["code"] == "EMPTY"
+        _, transition = peer.mutate("messages:send", {"channel": "z", "body": "now"})
+        assert updates(transition)[0]["value"] == "now"
+
+
+def test_remove_query_sends_query_removed(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.add(0, "messages:list", {"channel": "a"})
+        transition = peer.modify({"type": "Remove", "queryId": 0})
+        assert transition["modifications"] == [{"type": "QueryRemoved", "queryId": 0}]
+
+
+def test_path_normalisation_accepts_js_suffix(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        transition = peer.add(0, "messages.js:list", {"channel": "a"})
+        assert updates(transition)[0]["type"] == "QueryUpdated"
+
+
+def test_action_runs_internal_functions(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        ws.send_json(
+            {
+                "type": "Action",
+                "requestId": 0,
+                "udfPath": "messages:send_via_action",
+                "args": [{"channel": "c", "body": "x"}],
+            }
+        )
+        response = peer.receive_until("ActionResponse")
+        assert response["success"] is True and response["result"] == 1.0
+        ws.send_json(
+            {"type": "Action", "requestId": 1, "udfPath": "messages:fail_action", "args": [{}]}
+        )
+        response = peer.receive_until("ActionResponse")
+        assert response["success"] is False and response["errorData"] == "action says no"
+
+
+def test_resent_mutation_is_not_run_twice(client):
+    session = str(uuid.uuid4())
+    first = None
+    for _ in range(2):
+        with client.websocket_connect("/api/sync") as ws:
+            ws.send_json(
+                {
+                    "type": "Connect",
+                    "sessionId": session,
+                    "connectionCount": 0,
+                    "lastCloseReason": None,
+                    "clientTs": 0,
+                }
+            )
+            ws.send_json(
+                {
+                    "type": "Mutation",
+                    "requestId": 3,
+                    "udfPath": "messages:send",
+                    "args": [{"channel": "once", "body": "x"}],
+                }
+            )
+            response = ws.receive_json()
+            assert response["type"] == "MutationResponse"
+            first = first or response
+            assert response["result"] == first["result"] and response["ts"] == first["ts"]
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        transition = peer.add(0, "messages:count", {"channel": "once"})
+        assert updates(transition)[0]["value"] == 1.0
+
+
+def test_authenticate_none_bumps_identity(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.add(0, "messages:whoami", {})
+        ws.send_json({"type": "Authenticate", "baseVersion": 0, "tokenType": "None"})
+        transition = peer.receive_until("Transition")
+        assert transition["endVersion"]["identity"] == 1
+
+
+def test_invalid_token_gets_auth_error_and_close(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        ws.send_json(
+            {"type": "Authenticate", "baseVersion": 0, "tokenType": "User", "value": "not.a.jwt"}
+        )
+        error = peer.receive()
+        assert error["type"] == "AuthError" and error["authUpdateAttempted"] is True
+        assert error["baseVersion"] == 0
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1,2]",
+        '{"type":"Bogus"}',
+        '{"type":"ModifyQuerySet","baseVersion":7,"newVersion":8,"modifications":[]}',
+    ],
+)
+def test_hopeless_frames_get_fatal_error(client, frame):
+    with client.websocket_connect("/api/sync") as ws:
+        Peer(ws)
+        ws.send_text(frame)
+        message = ws.receive_json()
+        assert message["type"] == "FatalError"
+
+
+def test_a_broken_socket_does_not_affect_others(client):
+    with client.websocket_connect("/api/sync") as good:
+        peer = Peer(good)
+        with client.websocket_connect("/api/sync") as bad:
+            bad.send_text("garbage")
+            assert bad.receive_json()["type"] == "FatalError"
+        response, _ = peer.mutate("messages:send", {"channel": "a", "body": "fine"})
+        assert response["success"] is True
+
+
+def test_paginated_query_keeps_its_journal(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        for i in range(3):
+            peer.mutate("messages:send", {"channel": "p", "body": str(i)})
+        transition = peer.add(
+            0,
+            "messages:page",
+            {"channel": "p", "paginationOpts": {"numItems": 2.0, "cursor": None}},
+        )
+        first = updates(transition)[0]
+        assert [m["body"] for m in first["value"]["page"]] == ["0", "1"]
+        assert isinstance(first["journal"], str)
+        _, transition = peer.mutate("messages:send", {"channel": "p", "body": "3"})
+        # page one ends where it ended: the new message belongs to a later page
+        assert 0 not in updates(transition)
