@@ -297,3 +297,79 @@ def test_paginated_query_keeps_its_journal(client):
         _, transition = peer.mutate("messages:send", {"channel": "p", "body": "3"})
         # page one ends where it ended: the new message belongs to a later page
         assert 0 not in updates(transition)
+
+
+@pytest.fixture
+def authed_client(tmp_path, monkeypatch):
+    from tests.oidc_issuer import LocalIssuer
+
+    with LocalIssuer() as issuer:
+        monkeypatch.setenv("CHAT_ISSUER", issuer.url)
+        app = create_app(CHAT, database_url=f"sqlite:///{tmp_path}/chat.db", dev=True)
+        with TestClient(app) as test_client:
+            yield test_client, issuer
+
+
+def test_valid_token_changes_identity_and_reruns_queries(authed_client):
+    client, issuer = authed_client
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        assert updates(peer.add(0, "messages:whoami", {}))[0]["value"] is None
+        ws.send_json(
+            {
+                "type": "Authenticate",
+                "baseVersion": 0,
+                "tokenType": "User",
+                "value": issuer.sign(subject="alice"),
+            }
+        )
+        transition = peer.receive_until("Transition")
+        assert transition["endVersion"]["identity"] == 1
+        assert updates(transition)[0]["value"] == "alice"
+        response, _ = peer.mutate("messages:send", {"channel": "a", "body": "signed"})
+        assert response["success"]
+        ws.send_json({"type": "Authenticate", "baseVersion": 1, "tokenType": "None"})
+        transition = peer.receive_until("Transition")
+        assert updates(transition)[0]["value"] is None
+
+
+def test_token_expiring_mid_session_gets_auth_error(authed_client):
+    client, issuer = authed_client
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        ws.send_json(
+            {
+                "type": "Authenticate",
+                "baseVersion": 0,
+                "tokenType": "User",
+                "value": issuer.sign(subject="bob", expires_in=1),
+            }
+        )
+        peer.receive_until("Transition")
+        error = peer.receive_until("AuthError")
+        assert error["authUpdateAttempted"] is False and "expired" in error["error"].lower()
+
+
+@pytest.mark.parametrize("token", ["expired", "audience", "none"])
+def test_rejected_tokens_get_auth_error_with_base_version(authed_client, token):
+    client, issuer = authed_client
+    value = {
+        "expired": lambda: issuer.sign(expires_in=-60),
+        "audience": lambda: issuer.sign(audience="someone-else"),
+        "none": lambda: issuer.sign_unsigned(),
+    }[token]()
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        ws.send_json(
+            {"type": "Authenticate", "baseVersion": 0, "tokenType": "User", "value": value}
+        )
+        error = peer.receive()
+        assert error["type"] == "AuthError" and error["authUpdateAttempted"] is True
+
+
+def test_idle_socket_gets_ping(client, monkeypatch):
+    monkeypatch.setattr("reactive.sync.session.PING_AFTER_S", 0.2)
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.modify()
+        assert peer.receive()["type"] == "Ping"
