@@ -1,8 +1,8 @@
 """A real reactive server in a subprocess on loopback, for tests that drive real clients.
 
-    with LiveServer(project_dir, database_url) as server:
-        ... server.url ...            # http://127.0.0.1:<port>
-        server.restart()              # same port, same database: clients reconnect
+with LiveServer(project_dir, database_url) as server:
+    ... server.url ...            # http://127.0.0.1:<port>
+    server.restart()              # same port, same database: clients reconnect
 """
 
 from __future__ import annotations
@@ -58,11 +58,22 @@ class LiveServer:
             "PYTHONPATH": str(REPO),
         }
         command = [
-            sys.executable, "-m", "uvicorn", "--factory", "reactive.http:create_app",
-            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "reactive.http:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
         ]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=self.project)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, cwd=self.project
+            )
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:

@@ -30,6 +30,9 @@ __all__ = ["AuthRejected", "ProtocolError", "SyncSession"]
 log = logging.getLogger("reactive.sync")
 
 PING_AFTER_S = 15.0
+#: Client frames waiting for the worker; a reconnecting client re-sends all its unanswered
+#: mutations at once, so this is generous.
+MAX_PENDING_MESSAGES = 10_000
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -106,7 +109,13 @@ class SyncSession:
     # -- entry points for the transport ----------------------------------------------------
 
     def receive(self, text: str | bytes) -> None:
-        """Queue one raw client frame for the worker."""
+        """Queue one raw client frame for the worker (bounded: a client that floods the
+        server faster than its messages can be handled is cut off)."""
+        if self._inbox.qsize() >= MAX_PENDING_MESSAGES:
+            self.fail(
+                ProtocolError("TooManyPendingMessages: the client sends faster than it is served")
+            )
+            return
         self._inbox.put_nowait(text)
 
     def disconnected(self) -> None:
@@ -125,7 +134,7 @@ class SyncSession:
         try:
             while not self._closed:
                 if self._inbox.empty() and self._any_dirty():
-                    await self._transition()
+                    await self._transition(only_if_changed=True)
                     continue
                 item = await self._inbox.get()
                 if item is DISCONNECTED:
@@ -317,13 +326,21 @@ class SyncSession:
     def _any_dirty(self) -> bool:
         return any(q.dirty for q in self.queries.values())
 
-    async def _transition(self, *, removed: list[int] | None = None, min_ts: int = 0) -> None:
-        """Re-run every dirty query at one snapshot and send one Transition to it."""
+    async def _transition(
+        self, *, removed: list[int] | None = None, min_ts: int = 0, only_if_changed: bool = False
+    ) -> None:
+        """Re-run every dirty query at one snapshot and send one Transition to it.
+
+        A refresh caused only by invalidations sends nothing when no result changed (the
+        client's values are still right); after a client message a Transition is always due.
+        """
         ts = max(self.app.latest_ts, min_ts, self.sent.ts)
         dirty = [q for q in self.queries.values() if q.dirty]
         outcomes = await asyncio.gather(*(self._rerun(q, ts) for q in dirty))
         modifications = [m for m in outcomes if m is not None]
         modifications += [{"type": "QueryRemoved", "queryId": qid} for qid in removed or []]
+        if only_if_changed and not modifications:
+            return
         end = Version(self.qs_recv, self.id_recv, ts)
         await self._send(
             {

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from reactive.application import Application
+
+CHAT = Path(__file__).parent / "projects" / "chat"
+
+
+@pytest.fixture
+async def app(tmp_path):
+    application = await Application.start(CHAT, f"sqlite:///{tmp_path}/app.db")
+    try:
+        yield application
+    finally:
+        await application.close()
+
+
+async def test_identical_queries_at_one_ts_share_one_execution(app, monkeypatch):
+    runs = 0
+    original = app.executor.run
+
+    async def counting(*args, **kwargs):
+        nonlocal runs
+        runs += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(app.executor, "run", counting)
+    outcomes = await asyncio.gather(
+        *(app.run_query("messages:list", {"channel": "a"}) for _ in range(20))
+    )
+    assert runs == 1 and all(o.value == [] for o in outcomes)
+    await app.run_query("messages:list", {"channel": "b"})
+    assert runs == 2
+
+
+async def test_different_identities_do_not_share_results(app):
+    from reactive.auth import Identity
+
+    alice = Identity.from_jwt_claims({"iss": "https://i", "sub": "alice"})
+    bob = Identity.from_jwt_claims({"iss": "https://i", "sub": "bob"})
+    ts = app.latest_ts
+    a = await app.run_query("messages:whoami", {}, alice, ts=ts)
+    b = await app.run_query("messages:whoami", {}, bob, ts=ts)
+    assert (a.value, b.value) == ("alice", "bob")
+
+
+async def test_a_new_commit_means_a_new_execution(app):
+    first = await app.run_query("messages:count", {"channel": "c"})
+    await app.run_mutation("messages:send", {"channel": "c", "body": "x"})
+    second = await app.run_query("messages:count", {"channel": "c"})
+    assert (first.value, second.value) == (0.0, 1.0)
