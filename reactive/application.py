@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from reactive.auth import Authenticator, Identity, providers_from_config
+from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
 from reactive.executor import Executor, Outcome
@@ -49,6 +51,8 @@ class Application:
             providers_from_config(project.auth_providers)
         )
         self._shared: OrderedDict[tuple[Any, ...], asyncio.Future[Outcome]] = OrderedDict()
+        self._reload_listeners: list[Callable[[], None]] = []
+        self.calls = CallLog()
 
     @classmethod
     async def start(
@@ -62,6 +66,34 @@ class Application:
     async def close(self) -> None:
         await self.authenticator.close()
         await self.db.close()
+
+    # -- code changes ----------------------------------------------------------------------
+
+    async def reload(self) -> Project:
+        """Load the project again and switch to it; on any error the old code keeps serving.
+
+        Raises what went wrong (a syntax error, an import error, a schema that existing data
+        violates) after leaving everything as it was. Subscribed clients re-run their queries
+        on the new code.
+        """
+        project = load_project(self.project.root)
+        if project.schema is not None:
+            await self.db.apply_schema(project.schema)
+        authenticator = Authenticator(providers_from_config(project.auth_providers))
+        old_authenticator = self.authenticator
+        self.project, self.authenticator = project, authenticator
+        self.executor = Executor(self.db, project.registry, dev=self.dev)
+        self._shared.clear()
+        await old_authenticator.close()
+        for listener in list(self._reload_listeners):
+            listener()
+        log.info("reloaded %d functions", len(project.registry.functions))
+        return project
+
+    def on_reload(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after the code was reloaded; returns a function that unregisters."""
+        self._reload_listeners.append(listener)
+        return lambda: self._reload_listeners.remove(listener)
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -90,9 +122,18 @@ class Application:
     async def _query(
         self, path: object, args: object, identity: Any, ts: int, journal: str | None
     ) -> Outcome:
-        return await self.executor.run(
-            FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal
+        return await self._logged(
+            "query",
+            path,
+            self.executor.run(FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal),
         )
+
+    async def _logged(self, kind: str, path: object, call: Awaitable[Outcome]) -> Outcome:
+        started = time.perf_counter()
+        outcome = await call
+        error = None if outcome.error is None else outcome.error.message
+        self.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
+        return outcome
 
     async def run_mutation(
         self,
@@ -115,13 +156,15 @@ class Application:
     async def run_action(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
-        return await self.executor.run(FunctionKind.ACTION, path, args, identity)
+        return await self._logged(
+            "action", path, self.executor.run(FunctionKind.ACTION, path, args, identity)
+        )
 
     async def run_any(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
         """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
-        return await self.executor.run(None, path, args, identity)
+        return await self._logged("function", path, self.executor.run(None, path, args, identity))
 
     # -- auth ------------------------------------------------------------------------------
 

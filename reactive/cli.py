@@ -1,22 +1,233 @@
-"""The `reactive` command line: inspect and maintain a database (more commands come with the
-server: dev, serve, codegen, import/export, logs, run, check, deploy)."""
+"""The `reactive` command line: serve a project (dev with reload, or production), run a
+function, inspect and maintain a database."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
 
 from reactive.database import Database
 from reactive.persistence import DEFAULT_DATABASE_URL
 
 __all__ = ["main"]
 
+DEFAULT_PORT = 3210
+log = logging.getLogger("reactive.cli")
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1 (2 for bad usage)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 def database_url(arg: str | None) -> str:
     return arg or os.environ.get("REACTIVE_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def load_env(root: Path) -> None:
+    """Project environment: `.env`, then `.env.local` over it; the real environment wins."""
+    from dotenv import dotenv_values
+
+    merged: dict[str, str | None] = {}
+    for name in (".env", ".env.local"):
+        if (root / name).is_file():
+            merged.update(dotenv_values(root / name))
+    for key, value in merged.items():
+        if value is not None and key not in os.environ:
+            os.environ[key] = value
+
+
+class _ReadableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        text = f"{stamp} {record.getMessage()}"
+        call = getattr(record, "call", None)
+        if call is not None:
+            text += "".join(f"\n    {line}" for line in call.log_lines)
+        elif record.name != "reactive.calls":
+            text = f"{stamp} {record.levelname.lower()} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ReadableFormatter())
+    root = logging.getLogger("reactive")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+    logging.getLogger("reactive.calls").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+# -- serve / dev ------------------------------------------------------------------------------
+
+
+async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
+    import uvicorn
+
+    from reactive.application import Application
+    from reactive.http import create_app
+
+    load_env(root)
+    configure_logging(verbose=True)
+    try:
+        application = await Application.start(root, db, dev=dev)
+    except Exception as exc:
+        raise CliError(f"could not start {root}: {type(exc).__name__}: {exc}") from exc
+    config = uvicorn.Config(
+        create_app(root, application=application),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_max_size=16 << 20,
+    )
+    server = uvicorn.Server(config)
+    watcher = asyncio.create_task(_watch(application, root)) if dev else None
+    mode = "dev (reloads on change)" if dev else "production"
+    log.warning(
+        "reactive %s: serving %s at http://%s:%d (database %s)",
+        mode,
+        root,
+        host,
+        port,
+        db.split("?")[0],
+    )
+    try:
+        await server.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await application.close()
+    return 0
+
+
+async def _watch(application: Any, root: Path) -> None:
+    """Reload functions and schema when a Python file of the project changes."""
+    from watchfiles import awatch
+
+    def relevant(change: Any, path: str) -> bool:
+        name = Path(path).name
+        return name.endswith(".py") or name in (".env", ".env.local")
+
+    async for changes in awatch(root, watch_filter=relevant, recursive=True):
+        changed = ", ".join(sorted({str(Path(p).relative_to(root)) for _, p in changes}))
+        try:
+            load_env(root)
+            project = await application.reload()
+        except Exception as exc:
+            log.error(
+                "reload after changing %s failed, still serving the last good version:\n    %s: %s",
+                changed,
+                type(exc).__name__,
+                exc,
+            )
+            continue
+        log.warning(
+            "reloaded after changing %s: %d functions", changed, len(project.registry.functions)
+        )
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def parse_args_json(text: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise CliError(f"args are not valid JSON: {exc}", status=2) from None
+    if not isinstance(value, dict):
+        raise CliError('args must be a JSON object, e.g. \'{"channel": "general"}\'', status=2)
+    return value
+
+
+async def run_function(path: str, args_text: str, *, url: str | None, root: Path, db: str) -> int:
+    args = parse_args_json(args_text)
+    if url:
+        return _print_result(await _run_remote(url, path, args))
+    return _print_result(await _run_local(root, db, path, args))
+
+
+async def _run_remote(url: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            response = await client.post(
+                f"{url.rstrip('/')}/api/function",
+                json={"path": path, "args": args, "format": "json"},
+            )
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the server at {url}: {exc}") from None
+    body = (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else {}
+    )
+    if response.status_code != 200:
+        raise CliError(
+            f"server answered {response.status_code}: {body.get('message', response.text)}"
+        )
+    return body  # type: ignore[no-any-return]
+
+
+async def _run_local(root: Path, db: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
+    from reactive.application import Application
+    from reactive.values import decode_value, to_clean_json
+
+    load_env(root)
+    application = await Application.start(root, db, dev=True)
+    try:
+        outcome = await application.executor.run(
+            None, path, decode_value(args), None, allow_internal=True
+        )
+    finally:
+        await application.close()
+    if outcome.error is None:
+        return {
+            "status": "success",
+            "value": to_clean_json(outcome.value),
+            "logLines": outcome.log_lines,
+        }
+    result = {
+        "status": "error",
+        "errorMessage": outcome.error.message,
+        "logLines": outcome.log_lines,
+    }
+    if outcome.error.has_data:
+        result["errorData"] = to_clean_json(outcome.error.data)
+    return result
+
+
+def _print_result(body: dict[str, Any]) -> int:
+    for line in body.get("logLines", []):
+        print(line, file=sys.stderr)
+    if body.get("status") == "success":
+        print(orjson.dumps(body.get("value"), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    message = body.get("errorMessage", "failed")
+    if "errorData" in body:
+        message += f"\n  data: {orjson.dumps(body['errorData']).decode()}"
+    print(message, file=sys.stderr)
+    return 1
+
+
+# -- info / prune -----------------------------------------------------------------------------
 
 
 async def info(url: str) -> int:
@@ -46,25 +257,57 @@ async def prune(url: str) -> int:
     return 0
 
 
+# -- argument parsing -------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reactive", description="reactive backend tools")
     commands = parser.add_subparsers(dest="command", required=True)
+    db_help = f"database URL (default $REACTIVE_DATABASE_URL or {DEFAULT_DATABASE_URL})"
+    for name, help_text in (
+        ("dev", "serve the project here, reloading functions and schema on change"),
+        ("serve", "serve the project here in production mode (errors redacted, no reload)"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--dir", default=".", help="project directory (default: .)")
+        sub.add_argument("--db", help=db_help)
+        sub.add_argument("--host", default="127.0.0.1")
+        sub.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    run = commands.add_parser("run", help="run a function: reactive run messages:list '{...}'")
+    run.add_argument("path", help="function path, e.g. messages:list")
+    run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    run.add_argument("--url", help="run on this server instead of the local database")
+    run.add_argument("--dir", default=".", help="project directory (default: .)")
+    run.add_argument("--db", help=db_help)
     for name, help_text in (("info", info.__doc__), ("prune", prune.__doc__)):
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--db", help=f"database URL (default $REACTIVE_DATABASE_URL or {DEFAULT_DATABASE_URL})"
-        )
+        sub.add_argument("--db", help=db_help)
     return parser
+
+
+def _dispatch(args: argparse.Namespace) -> Any:
+    db = database_url(args.db)
+    if args.command in ("dev", "serve"):
+        return serve(Path(args.dir).resolve(), db, args.host, args.port, dev=args.command == "dev")
+    if args.command == "run":
+        return run_function(
+            args.path, args.args, url=args.url, root=Path(args.dir).resolve(), db=db
+        )
+    return {"info": info, "prune": prune}[args.command](db)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"info": info, "prune": prune}[args.command]
     try:
-        return asyncio.run(command(database_url(args.db)))
+        return asyncio.run(_dispatch(args))
+    except CliError as exc:
+        print(f"reactive {args.command}: {exc}", file=sys.stderr)
+        return exc.status
     except (OSError, ValueError) as exc:
         print(f"reactive {args.command}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

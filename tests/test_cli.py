@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reactive.cli import info, main
@@ -25,3 +27,72 @@ def test_bad_database_url_is_a_clear_error(capsys):
 def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+CHAT = Path(__file__).parent / "projects" / "chat"
+
+
+def test_run_locally_prints_the_value(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/run.db"
+    args = ["--dir", str(CHAT), "--db", db]
+    assert main(["run", "messages:send", '{"channel": "c", "body": "hi"}', *args]) == 0
+    assert main(["run", "messages:count", '{"channel": "c"}', *args]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[-1] == "1.0"
+
+
+def test_run_can_call_internal_functions_locally(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/run.db"
+    assert (
+        main(["run", "messages:count_internal", '{"channel": "c"}', "--dir", str(CHAT), "--db", db])
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("args_json", "status", "message"),
+    [("{not json", 2, "not valid JSON"), ("[1]", 2, "must be a JSON object")],
+)
+def test_run_rejects_bad_args(tmp_path, capsys, args_json, status, message):
+    assert (
+        main(
+            [
+                "run",
+                "messages:count",
+                args_json,
+                "--dir",
+                str(CHAT),
+                "--db",
+                f"sqlite:///{tmp_path}/x.db",
+            ]
+        )
+        == status
+    )
+    assert message in capsys.readouterr().err
+
+
+def test_run_reports_unknown_functions_and_function_errors(tmp_path, capsys):
+    db = ["--dir", str(CHAT), "--db", f"sqlite:///{tmp_path}/x.db"]
+    assert main(["run", "messages:nope", "{}", *db]) == 1
+    assert "Could not find" in capsys.readouterr().err
+    assert main(["run", "messages:send", '{"channel": "c", "body": " "}', *db]) == 1
+    assert "EMPTY_BODY" in capsys.readouterr().err
+
+
+def test_run_against_an_unreachable_server_is_a_clear_error(capsys):
+    from tests.live_server import free_port
+
+    assert main(["run", "messages:count", "{}", "--url", f"http://127.0.0.1:{free_port()}"]) == 1
+    assert "cannot reach the server" in capsys.readouterr().err
+
+
+def test_run_against_a_live_server(tmp_path, capsys):
+    from tests.live_server import LiveServer
+
+    with LiveServer(CHAT, f"sqlite:///{tmp_path}/live.db") as server:
+        assert (
+            main(["run", "messages:send", '{"channel": "r", "body": "x"}', "--url", server.url])
+            == 0
+        )
+        assert main(["run", "messages:count", '{"channel": "r"}', "--url", server.url]) == 0
+    assert capsys.readouterr().out.split()[-1] == "1.0"

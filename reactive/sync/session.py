@@ -105,6 +105,7 @@ class SyncSession:
         self._last_send = time.monotonic()
         self._closed = False
         self._expiry: asyncio.TimerHandle | None = None
+        self._stop_reload_listener = app.on_reload(self._code_changed)
 
     # -- entry points for the transport ----------------------------------------------------
 
@@ -151,6 +152,8 @@ class SyncSession:
 
     def close(self) -> None:
         """Drop subscriptions and running actions; idempotent."""
+        if not self._closed:
+            self._stop_reload_listener()
         self._closed = True
         for query in self.queries.values():
             self._drop_subscription(query)
@@ -375,13 +378,22 @@ class SyncSession:
         query.sent = encoded
         return modification
 
+    def _code_changed(self) -> None:
+        """New functions: every query may now give another result."""
+        for query in self.queries.values():
+            query.dirty = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._inbox.put_nowait(WAKE)
+
     def _invalidated(self, query: QueryState) -> Callable[[Subscription, int], None]:
         def mark(sub: Subscription, ts: int) -> None:
             if query.subscription is sub or query.subscription is None:
                 query.dirty = True
-                if not self._wake_pending:
-                    self._wake_pending = True
-                    self._inbox.put_nowait(WAKE)
+                self._wake()
 
         return mark
 
