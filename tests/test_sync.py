@@ -373,3 +373,51 @@ def test_idle_socket_gets_ping(client, monkeypatch):
         peer = Peer(ws)
         peer.modify()
         assert peer.receive()["type"] == "Ping"
+
+
+def test_resubscribe_with_journal_after_reconnect_keeps_page_end(client):
+    page_args = {"channel": "j", "paginationOpts": {"numItems": 2.0, "cursor": None}}
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        for i in range(3):
+            peer.mutate("messages:send", {"channel": "j", "body": str(i)})
+        first = updates(peer.add(0, "messages:page", page_args))[0]
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        for i in range(3, 5):
+            peer.mutate("messages:send", {"channel": "j", "body": str(i)})
+        transition = peer.modify(
+            {
+                "type": "Add",
+                "queryId": 0,
+                "udfPath": "messages.js:page",
+                "args": [encode_value(page_args)],
+                "journal": first["journal"],
+            }
+        )
+        again = updates(transition)[0]
+        assert [m["body"] for m in again["value"]["page"]] == ["0", "1"]
+        assert again["value"]["continueCursor"] == first["value"]["continueCursor"]
+
+
+def test_authenticate_with_wrong_base_version_is_fatal(client):
+    with client.websocket_connect("/api/sync") as ws:
+        Peer(ws)
+        ws.send_json({"type": "Authenticate", "baseVersion": 3, "tokenType": "None"})
+        assert ws.receive_json()["type"] == "FatalError"
+
+
+def test_oversized_frame_is_fatal(client):
+    with client.websocket_connect("/api/sync") as ws:
+        Peer(ws)
+        ws.send_text('{"type":"Event","pad":"' + "x" * (9 << 20) + '"}')
+        assert ws.receive_json()["type"] == "FatalError"
+
+
+def test_event_messages_are_tolerated(client):
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        ws.send_json(
+            {"type": "Event", "eventType": "NetworkRecoveryReconnect", "event": {"timeSavedMs": 5}}
+        )
+        assert updates(peer.add(0, "messages:count", {"channel": "e"}))[0]["value"] == 0.0
