@@ -204,7 +204,7 @@ async def _run_local(root: Path, db: str, path: str, args: dict[str, Any]) -> di
             "value": to_clean_json(outcome.value),
             "logLines": outcome.log_lines,
         }
-    result = {
+    result: dict[str, Any] = {
         "status": "error",
         "errorMessage": outcome.error.message,
         "logLines": outcome.log_lines,
@@ -236,7 +236,7 @@ async def info(url: str) -> int:
     try:
         print(f"database {url.split('?')[0]}  latest ts {db.latest_ts}")
         for table in db.catalog.tables():
-            count = len((await db.run_query(lambda tx, t=table: tx.query(t).collect())).value)
+            count = await _count(db, table)
             print(f"  {table}: {count} documents")
             for index in db.catalog.indexes(table):
                 fields = ", ".join(index.fields)
@@ -244,6 +244,13 @@ async def info(url: str) -> int:
     finally:
         await db.close()
     return 0
+
+
+async def _count(db: Database, table: str) -> int:
+    async def documents(tx: Any) -> int:
+        return len(await tx.query(table).collect())
+
+    return (await db.run_query(documents)).value
 
 
 async def prune(url: str) -> int:
@@ -279,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--url", help="run on this server instead of the local database")
     run.add_argument("--dir", default=".", help="project directory (default: .)")
     run.add_argument("--db", help=db_help)
-    for name, help_text in (("info", info.__doc__), ("prune", prune.__doc__)):
-        sub = commands.add_parser(name, help=help_text)
+    for name, command in (("info", info), ("prune", prune)):
+        sub = commands.add_parser(name, help=command.__doc__ or "")
         sub.add_argument("--db", help=db_help)
     return parser
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -433,7 +433,7 @@ def _parse(item: Any) -> dict[str, Any]:
     return message
 
 
-def _is_u32(value: Any) -> bool:
+def _is_u32(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
@@ -441,7 +441,7 @@ def _request_id(message: dict[str, Any]) -> int:
     request_id = message.get("requestId")
     if not _is_u32(request_id):
         raise ProtocolError(f"{message.get('type')} needs an integer requestId")
-    return request_id  # type: ignore[no-any-return]
+    return request_id
 
 
 def _decode_args(raw: Any) -> Any:
