@@ -1,0 +1,165 @@
+"""Users synced from Clerk and updated by Stripe billing: the caller's own row and the internal
+functions webhooks and actions call. Invariant: one row per Clerk user id; new users start on
+plan "free" with STARTING_CREDITS credits.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from functions.lib.auth import Document, get_auth_user, user_by_clerk_id
+from functions.lib.errors import not_found
+from functions.projects import delete_project_tree
+from reactive.executor import DatabaseReader, DatabaseWriter, MutationCtx, QueryCtx
+from reactive.functions import internal_mutation, internal_query, query
+from reactive.validators import v
+from reactive.values import UNDEFINED
+
+__all__ = [
+    "STARTING_CREDITS",
+    "current",
+    "deleteFromClerk",
+    "getByClerkId",
+    "handleSubscriptionCanceled",
+    "handleSubscriptionCreated",
+    "updateStripeCustomerId",
+    "upsertFromClerk",
+]
+
+STARTING_CREDITS = 100.0
+
+
+@query(args={})
+async def current(ctx: QueryCtx, args: dict[str, Any]) -> Document | None:
+    """The signed-in user's row, or null (signed out, or not synced from Clerk yet)."""
+    return await get_auth_user(ctx)
+
+
+@internal_query(args={"clerkId": v.string()})
+async def getByClerkId(ctx: QueryCtx, args: dict[str, Any]) -> Document | None:
+    return await user_by_clerk_id(ctx.db, args["clerkId"])
+
+
+@internal_mutation(args={"userId": v.id("users"), "stripeCustomerId": v.string()}, returns=v.null())
+async def updateStripeCustomerId(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    if await ctx.db.get(args["userId"]) is None:
+        raise not_found("User")
+    fields: dict[str, Any] = {
+        "stripeCustomerId": args["stripeCustomerId"],
+        "updatedAt": time.time() * 1000,
+    }
+    await ctx.db.patch(args["userId"], fields)
+
+
+async def _by_stripe_customer(db: DatabaseReader, customer_id: str) -> Document | None:
+    query = db.query("users").with_index(
+        "by_stripeCustomerId", lambda q: q.eq("stripeCustomerId", customer_id)
+    )
+    return await query.unique()
+
+
+@internal_mutation(
+    args={"stripeCustomerId": v.string(), "subscriptionId": v.string()},
+    returns=v.union(v.id("users"), v.null()),
+)
+async def handleSubscriptionCreated(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
+    """Checkout completed: the customer's user goes "pro" with this subscription.
+
+    Returns the user's id, or null when no user has this Stripe customer id.
+    """
+    user = await _by_stripe_customer(ctx.db, args["stripeCustomerId"])
+    if user is None:
+        return None
+    fields: dict[str, Any] = {
+        "plan": "pro",
+        "stripeSubscriptionId": args["subscriptionId"],
+        "updatedAt": time.time() * 1000,
+    }
+    await ctx.db.patch(user["_id"], fields)
+    return user["_id"]
+
+
+@internal_mutation(
+    args={"stripeCustomerId": v.string(), "subscriptionId": v.string()},
+    returns=v.union(v.id("users"), v.null()),
+)
+async def handleSubscriptionCanceled(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
+    """A subscription ended: its user goes back to "free".
+
+    There is no index on stripeSubscriptionId, so the user is found by the subscription's
+    customer (every Stripe Subscription carries `customer`) and the subscription id must match
+    the stored one: a late event for an old subscription leaves a newer one alone. Returns the
+    user's id if downgraded, else null.
+    """
+    user = await _by_stripe_customer(ctx.db, args["stripeCustomerId"])
+    if user is None or user.get("stripeSubscriptionId") != args["subscriptionId"]:
+        return None
+    fields: dict[str, Any] = {
+        "plan": "free",
+        "stripeSubscriptionId": UNDEFINED,
+        "updatedAt": time.time() * 1000,
+    }
+    await ctx.db.patch(user["_id"], fields)
+    return user["_id"]
+
+
+@internal_mutation(
+    args={
+        "clerkId": v.string(),
+        "email": v.string(),
+        "name": v.optional(v.string()),
+        "imageUrl": v.optional(v.string()),
+    },
+    returns=v.id("users"),
+)
+async def upsertFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Create or update the row of a Clerk user (webhook user.created / user.updated).
+
+    The profile fields mirror Clerk's: a name or image Clerk no longer has is removed.
+    """
+    now = time.time() * 1000
+    profile: dict[str, Any] = {
+        "email": args["email"],
+        "name": args.get("name", UNDEFINED),
+        "imageUrl": args.get("imageUrl", UNDEFINED),
+        "updatedAt": now,
+    }
+    user = await user_by_clerk_id(ctx.db, args["clerkId"])
+    if user is not None:
+        await ctx.db.patch(user["_id"], profile)
+        return user["_id"]
+    new_user = {"clerkId": args["clerkId"], "plan": "free", "credits": STARTING_CREDITS}
+    new_user |= {name: value for name, value in profile.items() if value is not UNDEFINED}
+    return await ctx.db.insert("users", new_user | {"createdAt": now})
+
+
+async def _delete_user_data(db: DatabaseWriter, user_id: str) -> None:
+    """Remove what only made sense with the user: their projects (with everything in them),
+    their comments and file rows elsewhere; tasks assigned to them become unassigned."""
+    owned = db.query("projects").with_index("by_userId", lambda q: q.eq("userId", user_id))
+    for project in await owned.collect():
+        await delete_project_tree(db, project["_id"])
+    # Read after the cascade above, so rows it already deleted are not seen (read-your-writes).
+    for table in ("comments", "files"):
+        rows = db.query(table).with_index("by_userId", lambda q: q.eq("userId", user_id))
+        for row in await rows.collect():
+            await db.delete(row["_id"])
+    assigned = db.query("tasks").with_index("by_assigneeId", lambda q: q.eq("assigneeId", user_id))
+    unassigned: dict[str, Any] = {"assigneeId": UNDEFINED, "updatedAt": time.time() * 1000}
+    for task in await assigned.collect():
+        await db.patch(task["_id"], unassigned)
+
+
+@internal_mutation(args={"clerkId": v.string()}, returns=v.union(v.id("users"), v.null()))
+async def deleteFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
+    """Delete a Clerk user's row and their data (webhook user.deleted), in one transaction.
+
+    Returns the deleted row's id; null if there was none (a repeated delivery, say).
+    """
+    user = await user_by_clerk_id(ctx.db, args["clerkId"])
+    if user is None:
+        return None
+    await _delete_user_data(ctx.db, user["_id"])
+    await ctx.db.delete(user["_id"])
+    return user["_id"]
