@@ -127,7 +127,15 @@ async def _watch(application: Any, root: Path) -> None:
         name = Path(path).name
         return name.endswith(".py") or name in (".env", ".env.local")
 
-    async for changes in awatch(root, watch_filter=relevant, recursive=True):
+    # Only the project's own code: never .venv, node_modules or the database directory.
+    watched = [
+        p
+        for p in (root / "functions", root / "schema.py", root / ".env", root / ".env.local")
+        if p.exists()
+    ]
+    if not watched:
+        return
+    async for changes in awatch(*watched, watch_filter=relevant, recursive=True):
         changed = ", ".join(sorted({str(Path(p).relative_to(root)) for _, p in changes}))
         try:
             load_env(root)

@@ -151,7 +151,8 @@ class DatabaseWriter(DatabaseReader):
     async def insert(self, table: str, value: dict[str, Value]) -> str:
         return await self._tx.insert(table, value)
 
-    async def patch(self, doc_id: str, fields: dict[str, Value]) -> None:
+    async def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
+        """Shallow-merge `fields`; a field set to UNDEFINED is removed."""
         await self._tx.patch(doc_id, fields)
 
     async def replace(self, doc_id: str, value: dict[str, Value]) -> None:
