@@ -57,6 +57,16 @@ def index_key(info: IndexInfo, doc: Document) -> bytes:
     return encode_key([get_field(doc, f) for f in info.key_fields])
 
 
+def _copy(value: Any) -> Any:
+    """A private copy of a document: callers may mutate what they get without touching the
+    transaction's snapshot or its pending writes."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def _decode(stored: StoredDocument) -> Document:
     doc = loads(stored.value)
     assert isinstance(doc, dict)
@@ -106,13 +116,13 @@ class Transaction:
         self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
         pending = self.writes.get(doc_id)
         if pending is not None:
-            return pending.new
+            return _copy(pending.new)
         if doc_id not in self._snapshot:
             stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
             self._count_scanned(1)
             self._snapshot[doc_id] = None if stored is None else (_decode(stored), stored.ts)
         found = self._snapshot[doc_id]
-        return None if found is None else found[0]
+        return None if found is None else _copy(found[0])
 
     def normalize_id(self, table: str, text: object) -> str | None:
         """`text` if it is an id of `table`, else None (never raises for a bad string)."""
@@ -130,7 +140,7 @@ class Transaction:
             raise ValidationError(f"insert into {table!r} needs a document (dict), got {value!r}")
         number = await self.catalog.ensure_table(table, allow_system=system)
         doc_id = new_id(number)
-        doc = {**value, "_id": doc_id, "_creationTime": self._creation_time()}
+        doc = _copy({**value, "_id": doc_id, "_creationTime": self._creation_time()})
         self._validate(table, doc, user_fields=value, system=system)
         self.writes[doc_id] = PendingWrite(table, number, None, None, doc)
         return doc_id
@@ -143,7 +153,8 @@ class Transaction:
         for name in ("_id", "_creationTime"):
             if name in fields and fields[name] != current[name]:
                 raise ValidationError(f"patch cannot change the system field {name!r}")
-        doc = {k: v for k, v in {**current, **fields}.items() if v is not UNDEFINED}
+        merged = {**current, **_copy(fields)}
+        doc = {k: v for k, v in merged.items() if v is not UNDEFINED}
         user_fields = {k: v for k, v in fields.items() if not k.startswith("_")}
         self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
         self._stage(doc_id, table, number, doc)
@@ -156,7 +167,7 @@ class Transaction:
         if value.get("_id", doc_id) != doc_id:
             raise ValidationError("replace cannot change a document's _id")
         user_fields = {k: v for k, v in value.items() if k not in ("_id", "_creationTime")}
-        doc = {**user_fields, "_id": doc_id, "_creationTime": current["_creationTime"]}
+        doc = _copy({**user_fields, "_id": doc_id, "_creationTime": current["_creationTime"]})
         self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
         self._stage(doc_id, table, number, doc)
 
@@ -339,7 +350,7 @@ class Transaction:
             if pending.table == table and pending.new is not None:
                 key = index_key(info, pending.new)
                 if interval.contains(key):
-                    entries.append((key, pending.new))
+                    entries.append((key, _copy(pending.new)))
         entries.sort(key=lambda entry: entry[0], reverse=order is Order.DESC)
         return entries
 

@@ -329,3 +329,33 @@ async def test_query_may_paginate_only_once(db):
 
     with pytest.raises(QueryError, match="more than one paginated"):
         await db.run_query(run)
+
+
+async def test_mutating_returned_documents_changes_nothing_stored(db):
+    [doc_id] = await insert_messages(db, "a", ["x"])
+
+    async def run(tx):
+        doc = await tx.get(doc_id)
+        doc["body"] = "mutated in place"
+        doc["channel"] = "elsewhere"
+        await tx.patch(doc_id, {"n": 1.0})
+        fresh = await tx.get(doc_id)
+        fresh["body"] = "again"
+        return await by_channel(tx, "a").collect()
+
+    docs = (await db.run_mutation(run)).value
+    assert [d["body"] for d in docs] == ["x"]
+    stored = (await db.run_query(lambda tx: by_channel(tx, "a").collect())).value
+    assert [(d["body"], d["n"]) for d in stored] == [("x", 1.0)]
+
+
+async def test_mutating_an_inserted_value_afterwards_changes_nothing(db):
+    value = {"channel": "a", "body": "x"}
+
+    async def run(tx):
+        doc_id = await tx.insert("messages", value)
+        value["body"] = "changed after insert"
+        return doc_id
+
+    doc_id = (await db.run_mutation(run)).value
+    assert (await db.run_query(lambda tx: tx.get(doc_id))).value["body"] == "x"
