@@ -6,6 +6,7 @@ Subclasses also inherit the builtin they behave like, so `except ValueError` sti
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 
@@ -133,5 +134,13 @@ class AppError(Exception):
     def __init__(self, data: Any = None, message: str | None = None) -> None:
         self.data = data
         if message is None:
-            message = data if isinstance(data, str) else repr(data)
+            message = data if isinstance(data, str) else _as_json(data)
         super().__init__(message)
+
+
+def _as_json(data: Any) -> str:
+    """How JavaScript's JSON.stringify would show the data (what Convex users see)."""
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False, default=repr)
+    except ValueError:
+        return repr(data)

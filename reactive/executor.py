@@ -12,6 +12,7 @@ import secrets
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reactive.database import Database
@@ -334,9 +335,21 @@ class Executor:
         request_id = secrets.token_hex(8)
         log.error("function %s failed [request %s]", path, request_id, exc_info=exc)
         if self.dev:
-            trace = "".join(traceback.format_exception(exc)[-6:]).rstrip()
-            return Failure(f"Uncaught {type(exc).__name__}: {exc}\n{trace}")
+            return Failure(f"Uncaught {type(exc).__name__}: {exc}{_user_frames(exc)}")
         return Failure(f"[Request ID: {request_id}] Server Error")
+
+
+_RUNTIME_DIR = str(Path(__file__).resolve().parent)
+
+
+def _user_frames(exc: BaseException) -> str:
+    """The traceback lines in the project's own code (the runtime's frames are noise)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(_RUNTIME_DIR)
+    ]
+    return "".join(f"\n    at {f.name} ({f.filename}:{f.lineno})" for f in frames[-8:])
 
 
 def _convex_data(data: Any) -> Value:

@@ -56,7 +56,7 @@ async def test_argument_errors_name_the_argument(executor):
 async def test_app_error_data_is_kept_and_other_errors_are_redacted(executor):
     outcome = await executor.run(M, "messages:send", {"channel": "a", "body": " "}, None)
     assert outcome.error.data == {"code": "EMPTY_BODY"}
-    assert outcome.error.message.startswith("Uncaught ConvexError")
+    assert outcome.error.message == 'Uncaught ConvexError: {"code":"EMPTY_BODY"}'
     outcome = await executor.run(M, "messages:crash", {}, None)
     assert not outcome.error.has_data
     assert "secret internals" not in outcome.error.message
@@ -67,6 +67,8 @@ async def test_dev_mode_shows_the_exception(executor):
     executor.dev = True
     outcome = await executor.run(M, "messages:crash", {}, None)
     assert "RuntimeError: secret internals" in outcome.error.message
+    assert "messages.py" in outcome.error.message  # the user's frame...
+    assert "executor.py" not in outcome.error.message  # ...not the runtime's
 
 
 async def test_failed_query_still_has_a_read_set(executor):
