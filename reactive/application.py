@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,7 @@ from reactive.database import Database
 from reactive.executor import Executor, Outcome
 from reactive.functions import FunctionKind, Project, load_project
 from reactive.reads import ReadToken
+from reactive.storage import STORAGE_TABLE, FileStorage, LocalBlobStore
 from reactive.subscriptions import Subscription
 from reactive.values import encode_value
 
@@ -42,11 +45,13 @@ class Application:
         *,
         dev: bool = False,
         authenticator: Authenticator | None = None,
+        storage: FileStorage | None = None,
     ) -> None:
         self.db = db
         self.project = project
         self.dev = dev
-        self.executor = Executor(db, project.registry, dev=dev)
+        self.storage = storage
+        self.executor = Executor(db, project.registry, dev=dev, storage=storage)
         self.authenticator = authenticator or Authenticator(
             providers_from_config(project.auth_providers)
         )
@@ -61,7 +66,12 @@ class Application:
         """Load the project at `root`, open its database and apply its schema."""
         project = load_project(root)
         db = await Database.open(database_url, schema=project.schema)
-        return cls(db, project, dev=dev)
+        try:
+            storage = await _file_storage(db, Path(root))
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, project, dev=dev, storage=storage)
 
     async def close(self) -> None:
         await self.authenticator.close()
@@ -82,7 +92,7 @@ class Application:
         authenticator = Authenticator(providers_from_config(project.auth_providers))
         old_authenticator = self.authenticator
         self.project, self.authenticator = project, authenticator
-        self.executor = Executor(self.db, project.registry, dev=self.dev)
+        self.executor = Executor(self.db, project.registry, dev=self.dev, storage=self.storage)
         self._shared.clear()
         await old_authenticator.close()
         for listener in list(self._reload_listeners):
@@ -188,6 +198,17 @@ class Application:
 
     def on_commit(self, listener: Callable[[PublishedCommit], None]) -> Callable[[], None]:
         return self.db.add_commit_listener(listener)
+
+
+async def _file_storage(db: Database, root: Path) -> FileStorage:
+    """Blob store on local disk (REACTIVE_STORAGE_DIR, default <project>/.reactive/storage)."""
+    await db.catalog.ensure_table(STORAGE_TABLE, allow_system=True)
+    secret = await db.persistence.get_meta("storage_secret")
+    if secret is None:
+        secret = secrets.token_bytes(32)
+        await db.persistence.set_meta("storage_secret", secret)
+    directory = os.environ.get("REACTIVE_STORAGE_DIR") or root / ".reactive" / "storage"
+    return FileStorage(db, LocalBlobStore(directory), secret)
 
 
 def _share_key(

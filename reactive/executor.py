@@ -20,6 +20,7 @@ from reactive.errors import AppError, ReactiveError, StorageError, ValidationErr
 from reactive.functions import FunctionDef, FunctionKind, Registry
 from reactive.logs import capture_logs
 from reactive.reads import ReadToken
+from reactive.storage import ActionStorage, FileStorage, StorageReader, StorageWriter
 from reactive.transaction import Transaction
 from reactive.types import Value
 from reactive.validators import validate_args
@@ -167,12 +168,14 @@ class DatabaseWriter(DatabaseReader):
 class QueryCtx:
     db: DatabaseReader
     auth: Auth
+    storage: StorageReader | None = None
 
 
 @dataclass(slots=True)
 class MutationCtx:
     db: DatabaseWriter
     auth: Auth
+    storage: StorageWriter | None = None
 
 
 @dataclass(slots=True)
@@ -181,6 +184,11 @@ class ActionCtx:
     _executor: Executor
     _identity: Any
     _logs: list[str]
+
+    @property
+    def storage(self) -> ActionStorage | None:
+        service = self._executor.storage
+        return None if service is None else ActionStorage(service)
 
     async def run_query(self, ref: Any, args: dict[str, Value] | None = None) -> Any:
         return await self._nested(FunctionKind.QUERY, ref, args)
@@ -211,10 +219,18 @@ class NestedCallError(Exception):
 
 
 class Executor:
-    def __init__(self, db: Database, registry: Registry, *, dev: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        *,
+        dev: bool = False,
+        storage: FileStorage | None = None,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.dev = dev
+        self.storage = storage
 
     async def run(
         self,
@@ -295,7 +311,8 @@ class Executor:
         # Run by hand rather than through db.run_query: a query that fails still read
         # something, and its subscribers must be told when that changes.
         tx = self.db.begin(read_only=True, ts=ts, journal=journal)
-        ctx = QueryCtx(DatabaseReader(tx), Auth(identity))
+        storage = None if self.storage is None else StorageReader(self.storage, tx)
+        ctx = QueryCtx(DatabaseReader(tx), Auth(identity), storage)
         try:
             with self.db.tracking(tx.begin_ts):
                 value = self._check_result(fn, await fn.handler(ctx, args))
@@ -311,11 +328,17 @@ class Executor:
         session_id: str | None,
         request_id: int | None,
     ) -> Outcome:
+        attempt: list[StorageWriter] = []  # the storage of the attempt that committed
+
         async def body(tx: Transaction) -> Value:
-            ctx = MutationCtx(DatabaseWriter(tx), Auth(identity))
+            storage = None if self.storage is None else StorageWriter(self.storage, tx)
+            attempt[:] = [storage] if storage is not None else []
+            ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
             return self._check_result(fn, await fn.handler(ctx, args))
 
         result = await self.db.run_mutation(body, session_id=session_id, request_id=request_id)
+        if attempt and self.storage is not None and not result.duplicate:
+            self.storage.delete_blobs_later(attempt[0].deleted_blobs)
         return Outcome(result.value, ts=result.ts, duplicate=result.duplicate)
 
     async def _action(self, fn: FunctionDef, args: dict[str, Value], identity: Any) -> Outcome:

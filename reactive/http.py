@@ -26,9 +26,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
-from reactive.errors import ValidationError
+from reactive.errors import ReactiveError, ValidationError
 from reactive.executor import ActionCtx, Auth, Outcome
 from reactive.functions import FunctionKind
+from reactive.storage import MAX_UPLOAD_BYTES
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
 from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
 
@@ -258,6 +259,56 @@ async def health_endpoint(request: Request) -> Response:
     return JSONResponse({"status": "ok", "ts": str(_app(request).latest_ts)})
 
 
+# -- file storage -----------------------------------------------------------------------------
+
+
+async def upload_endpoint(request: Request) -> Response:
+    storage = _app(request).storage
+    if storage is None:
+        return JSONResponse({"code": "StorageUnavailable", "message": "No file storage"}, 503)
+    try:
+        storage.check_upload_token(request.query_params.get("token"))
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_UPLOAD_BYTES:
+            raise HttpError(413, "FileTooLarge", f"Files may be at most {MAX_UPLOAD_BYTES} bytes")
+        data = await _read_limited(request, MAX_UPLOAD_BYTES)
+        storage_id = await storage.store(data, request.headers.get("content-type"))
+    except HttpError as exc:
+        return _error_response(exc)
+    except ValidationError as exc:
+        status = 413 if exc.short_msg == "FileTooLarge" else 400
+        return JSONResponse({"code": exc.short_msg, "message": exc.msg}, status_code=status)
+    return JSONResponse({"storageId": storage_id})
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, "FileTooLarge", f"Files may be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def serve_file_endpoint(request: Request) -> Response:
+    storage = _app(request).storage
+    storage_id = request.path_params["storage_id"]
+    try:
+        found = None if storage is None else await storage.read(storage_id)
+    except ReactiveError:  # a malformed id is just a file that does not exist
+        found = None
+    if found is None:
+        return PlainTextResponse("File not found", status_code=404)
+    row, data = found
+    content_type = row.get("contentType") or "application/octet-stream"
+    return Response(
+        data,
+        media_type=str(content_type),
+        headers={"Cache-Control": "private, max-age=2592000, immutable"},
+    )
+
+
 # -- HTTP actions -----------------------------------------------------------------------------
 
 
@@ -286,6 +337,32 @@ async def http_action_endpoint(request: Request) -> Response:
 
 
 # -- the app ----------------------------------------------------------------------------------
+
+
+class _RememberBaseUrl:
+    """File URLs need this server's public address: take it from the first request unless
+    REACTIVE_URL says otherwise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            reactive = getattr(scope["app"].state, "reactive", None) if "app" in scope else None
+            storage = getattr(reactive, "storage", None)
+            if storage is not None and storage.base_url is None:
+                storage.base_url = _base_url(scope)
+        await self.app(scope, receive, send)
+
+
+def _base_url(scope: Scope) -> str:
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not host and scope.get("server"):
+        server_host, server_port = scope["server"]
+        host = f"{server_host}:{server_port}"
+    secure = scope.get("scheme") in ("https", "wss")
+    return f"{'https' if secure else 'http'}://{host}"
 
 
 class _CollapseSlashes:
@@ -336,6 +413,8 @@ def create_app(
         Route("/api/query_ts", query_ts_endpoint, methods=["POST"]),
         Route("/api/query_at_ts", query_endpoint, methods=["POST"]),
         Route("/api/run/{path:path}", run_endpoint, methods=["POST"]),
+        Route("/api/storage/upload", upload_endpoint, methods=["POST"]),
+        Route("/api/storage/{storage_id}", serve_file_endpoint, methods=["GET"]),
         Route("/health", health_endpoint, methods=["GET"]),
         Route(
             "/{rest:path}",
@@ -345,6 +424,7 @@ def create_app(
     ]
     middleware = [
         Middleware(_CollapseSlashes),
+        Middleware(_RememberBaseUrl),
         Middleware(
             CORSMiddleware,
             allow_origin_regex=".*",

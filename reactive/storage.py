@@ -1,0 +1,272 @@
+"""File storage: bytes in a blob store, metadata as rows of the system table `_storage`.
+
+Uploads go through short-lived signed URLs (`generate_upload_url`); a stored file is served
+at `/api/storage/<id>`. Deleting a file deletes its row in the transaction and its bytes only
+after that transaction committed, so a rolled-back or retried mutation never loses bytes that
+a committed row still points to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from reactive.database import Database
+from reactive.errors import ValidationError
+from reactive.ids import decode_id
+from reactive.transaction import Transaction
+from reactive.types import Value
+
+__all__ = [
+    "STORAGE_TABLE",
+    "BlobStore",
+    "FileStorage",
+    "LocalBlobStore",
+    "StorageReader",
+    "StorageWriter",
+]
+
+STORAGE_TABLE = "_storage"
+UPLOAD_URL_TTL_S = 3600.0
+MAX_UPLOAD_BYTES = int(os.environ.get("REACTIVE_MAX_UPLOAD_BYTES", 64 << 20))
+
+
+class BlobStore(Protocol):
+    """Where file bytes live. Keys are opaque strings chosen by FileStorage."""
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class LocalBlobStore:
+    """Files on local disk under `root`, sharded by key prefix; writes are atomic (rename)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if not key.isalnum():
+            raise ValueError(f"bad blob key {key!r}")
+        return self.root / key[:2] / key
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+
+@dataclass(slots=True)
+class FileStorage:
+    """The storage service shared by every function call of one application."""
+
+    db: Database
+    blobs: BlobStore
+    secret: bytes
+    #: Public base URL of this server ("http://127.0.0.1:3210"); set from config or the first
+    #: request when not configured.
+    base_url: str | None = None
+    _pending_deletes: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # -- URLs ------------------------------------------------------------------------------
+
+    def url_for(self, storage_id: str) -> str:
+        return f"{self._base()}/api/storage/{quote(storage_id)}"
+
+    def upload_url(self) -> str:
+        expires = int(time.time() + UPLOAD_URL_TTL_S)
+        nonce = secrets.token_hex(8)
+        token = f"{expires}.{nonce}.{self._sign(f'{expires}.{nonce}')}"
+        return f"{self._base()}/api/storage/upload?token={token}"
+
+    def check_upload_token(self, token: str | None) -> None:
+        parts = (token or "").split(".")
+        if len(parts) != 3 or not parts[0].isdigit():
+            raise ValidationError("Invalid upload URL", short_msg="InvalidUploadUrl")
+        expires, nonce, signature = parts
+        if not hmac.compare_digest(signature, self._sign(f"{expires}.{nonce}")):
+            raise ValidationError("Invalid upload URL", short_msg="InvalidUploadUrl")
+        if int(expires) < time.time():
+            raise ValidationError("Upload URL expired", short_msg="UploadUrlExpired")
+
+    def _sign(self, message: str) -> str:
+        digest = hmac.new(self.secret, message.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def _base(self) -> str:
+        return (self.base_url or os.environ.get("REACTIVE_URL") or "http://127.0.0.1:3210").rstrip(
+            "/"
+        )
+
+    # -- storing and reading ---------------------------------------------------------------
+
+    async def store(self, data: bytes, content_type: str | None) -> str:
+        """Write the bytes, then commit their `_storage` row; returns the storage id."""
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                f"File of {len(data)} bytes exceeds the limit of {MAX_UPLOAD_BYTES} bytes",
+                short_msg="FileTooLarge",
+            )
+        key = secrets.token_hex(16)
+        await self.blobs.put(key, data)
+        row: dict[str, Value] = {
+            "sha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            "size": float(len(data)),
+            "contentType": content_type,
+            "blobKey": key,
+        }
+        try:
+            result = await self.db.run_mutation(
+                lambda tx: tx.insert(
+                    STORAGE_TABLE, {k: v for k, v in row.items() if v is not None}, system=True
+                )
+            )
+        except BaseException:
+            await self.blobs.delete(key)
+            raise
+        return str(result.value)
+
+    async def read(self, storage_id: str) -> tuple[dict[str, Value], bytes] | None:
+        row = (await self.db.run_query(lambda tx: _storage_row(tx, storage_id))).value
+        if row is None:
+            return None
+        data = await self.blobs.get(str(row["blobKey"]))
+        return None if data is None else (row, data)
+
+    def delete_blobs_later(self, keys: list[str]) -> None:
+        """Delete bytes whose rows were deleted by a committed transaction."""
+        for key in keys:
+            task = asyncio.ensure_future(self.blobs.delete(key))
+            self._pending_deletes.add(task)
+            task.add_done_callback(self._pending_deletes.discard)
+
+
+async def _storage_row(tx: Transaction, storage_id: object) -> dict[str, Value] | None:
+    if not isinstance(storage_id, str) or tx.normalize_id(STORAGE_TABLE, storage_id) is None:
+        _check_storage_id(storage_id)
+        return None
+    return await tx.get(storage_id)
+
+
+def _check_storage_id(storage_id: object) -> None:
+    decode_id(storage_id)  # raises InvalidIdError for a malformed id
+
+
+def _metadata(row: dict[str, Value] | None) -> dict[str, Value] | None:
+    if row is None:
+        return None
+    return {
+        "storageId": row["_id"],
+        "sha256": row.get("sha256"),
+        "size": row.get("size"),
+        "contentType": row.get("contentType"),
+    }
+
+
+# -- what functions see as ctx.storage ----------------------------------------------------------
+
+
+class StorageReader:
+    """`ctx.storage` in a query: URLs and metadata, read in the query's transaction."""
+
+    __slots__ = ("_service", "_tx")
+
+    def __init__(self, service: FileStorage, tx: Transaction) -> None:
+        self._service, self._tx = service, tx
+
+    async def get_url(self, storage_id: str) -> str | None:
+        row = await _storage_row(self._tx, storage_id)
+        return None if row is None else self._service.url_for(storage_id)
+
+    async def get_metadata(self, storage_id: str) -> dict[str, Value] | None:
+        return _metadata(await _storage_row(self._tx, storage_id))
+
+
+class StorageWriter(StorageReader):
+    """`ctx.storage` in a mutation: also upload URLs and deletion."""
+
+    __slots__ = ("deleted_blobs",)
+
+    def __init__(self, service: FileStorage, tx: Transaction) -> None:
+        super().__init__(service, tx)
+        self.deleted_blobs: list[str] = []
+
+    async def generate_upload_url(self) -> str:
+        return self._service.upload_url()
+
+    async def delete(self, storage_id: str) -> None:
+        row = await _storage_row(self._tx, storage_id)
+        if row is None:
+            raise ValidationError(f"Storage id {storage_id} not found", short_msg="FileNotFound")
+        await self._tx.delete(storage_id)
+        self.deleted_blobs.append(str(row["blobKey"]))
+
+
+class ActionStorage:
+    """`ctx.storage` in an action: every call is its own transaction."""
+
+    __slots__ = ("_service",)
+
+    def __init__(self, service: FileStorage) -> None:
+        self._service = service
+
+    async def _in_query(self, read: Callable[[StorageReader], Awaitable[Any]]) -> Any:
+        db = self._service.db
+        return (await db.run_query(lambda tx: read(StorageReader(self._service, tx)))).value
+
+    async def get_url(self, storage_id: str) -> str | None:
+        return await self._in_query(lambda storage: storage.get_url(storage_id))  # type: ignore[no-any-return]
+
+    async def get_metadata(self, storage_id: str) -> dict[str, Value] | None:
+        return await self._in_query(lambda storage: storage.get_metadata(storage_id))  # type: ignore[no-any-return]
+
+    async def generate_upload_url(self) -> str:
+        return self._service.upload_url()
+
+    async def store(self, data: bytes, content_type: str | None = None) -> str:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ValidationError(f"storage.store needs bytes, got {type(data).__name__}")
+        return await self._service.store(bytes(data), content_type)
+
+    async def get(self, storage_id: str) -> bytes | None:
+        found = await self._service.read(storage_id)
+        return None if found is None else found[1]
+
+    async def delete(self, storage_id: str) -> None:
+        async def remove(tx: Transaction) -> list[str]:
+            writer = StorageWriter(self._service, tx)
+            await writer.delete(storage_id)
+            return writer.deleted_blobs
+
+        keys = (await self._service.db.run_mutation(remove)).value
+        self._service.delete_blobs_later(keys)
