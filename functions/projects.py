@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from functions.comments import task_comments
+from functions.files import delete_file
 from functions.lib.auth import (
     Document,
     public_profile,
@@ -19,7 +20,7 @@ from functions.lib.auth import (
 )
 from functions.lib.errors import invalid
 from functions.tasks import project_tasks
-from reactive.executor import DatabaseWriter, MutationCtx, QueryCtx
+from reactive.executor import MutationCtx, QueryCtx
 from reactive.functions import mutation, query
 from reactive.validators import pagination_opts_validator, v
 from reactive.values import UNDEFINED
@@ -148,17 +149,18 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> str:
     return args["projectId"]
 
 
-async def delete_project_tree(db: DatabaseWriter, project_id: str) -> None:
-    """Delete the project, its tasks, their comments and its file rows (one transaction)."""
+async def delete_project_tree(ctx: MutationCtx, project_id: str) -> None:
+    """Delete the project, its tasks, their comments and its files (rows and stored bytes),
+    in the caller's one transaction."""
+    db = ctx.db
     for task in await project_tasks(db, project_id):
         for comment in await task_comments(db, task["_id"]):
             await db.delete(comment["_id"])
         await db.delete(task["_id"])
-    # File rows only: deleting the stored bytes needs ctx.storage, which mutations lack so far.
     files = db.query("files").with_index("by_projectId", lambda q: q.eq("projectId", project_id))
     rows: Sequence[Document] = await files.collect()
     for file in rows:
-        await db.delete(file["_id"])
+        await delete_file(ctx, file)
     await db.delete(project_id)
 
 
@@ -166,4 +168,4 @@ async def delete_project_tree(db: DatabaseWriter, project_id: str) -> None:
 async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Delete the project with everything in it."""
     await require_project_access(ctx, args["projectId"])
-    await delete_project_tree(ctx.db, args["projectId"])
+    await delete_project_tree(ctx, args["projectId"])

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from functions.files import delete_file
 from functions.lib.auth import Document, get_auth_user, user_by_clerk_id
 from functions.lib.errors import not_found
 from functions.projects import delete_project_tree
-from reactive.executor import DatabaseReader, DatabaseWriter, MutationCtx, QueryCtx
+from reactive.executor import DatabaseReader, MutationCtx, QueryCtx
 from reactive.functions import internal_mutation, internal_query, query
 from reactive.validators import v
 from reactive.values import UNDEFINED
@@ -134,17 +135,20 @@ async def upsertFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str:
     return await ctx.db.insert("users", new_user | {"createdAt": now})
 
 
-async def _delete_user_data(db: DatabaseWriter, user_id: str) -> None:
+async def _delete_user_data(ctx: MutationCtx, user_id: str) -> None:
     """Remove what only made sense with the user: their projects (with everything in them),
-    their comments and file rows elsewhere; tasks assigned to them become unassigned."""
+    their comments and files elsewhere; tasks assigned to them become unassigned."""
+    db = ctx.db
     owned = db.query("projects").with_index("by_userId", lambda q: q.eq("userId", user_id))
     for project in await owned.collect():
-        await delete_project_tree(db, project["_id"])
+        await delete_project_tree(ctx, project["_id"])
     # Read after the cascade above, so rows it already deleted are not seen (read-your-writes).
-    for table in ("comments", "files"):
-        rows = db.query(table).with_index("by_userId", lambda q: q.eq("userId", user_id))
-        for row in await rows.collect():
-            await db.delete(row["_id"])
+    comments = db.query("comments").with_index("by_userId", lambda q: q.eq("userId", user_id))
+    for row in await comments.collect():
+        await db.delete(row["_id"])
+    files = db.query("files").with_index("by_userId", lambda q: q.eq("userId", user_id))
+    for row in await files.collect():
+        await delete_file(ctx, row)
     assigned = db.query("tasks").with_index("by_assigneeId", lambda q: q.eq("assigneeId", user_id))
     unassigned: dict[str, Any] = {"assigneeId": UNDEFINED, "updatedAt": time.time() * 1000}
     for task in await assigned.collect():
@@ -160,6 +164,6 @@ async def deleteFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
     user = await user_by_clerk_id(ctx.db, args["clerkId"])
     if user is None:
         return None
-    await _delete_user_data(ctx.db, user["_id"])
+    await _delete_user_data(ctx, user["_id"])
     await ctx.db.delete(user["_id"])
     return user["_id"]

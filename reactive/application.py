@@ -25,6 +25,7 @@ from reactive.committer import PublishedCommit
 from reactive.database import Database
 from reactive.executor import Executor, Outcome
 from reactive.functions import FunctionKind, Project, load_project
+from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
 from reactive.storage import STORAGE_TABLE, FileStorage, LocalBlobStore
 from reactive.subscriptions import Subscription
@@ -67,7 +68,7 @@ class Application:
         project = load_project(root)
         db = await Database.open(database_url, schema=project.schema)
         try:
-            storage = await _file_storage(db, Path(root))
+            storage = await _file_storage(db, Path(root), database_url)
         except BaseException:
             await db.close()
             raise
@@ -200,15 +201,22 @@ class Application:
         return self.db.add_commit_listener(listener)
 
 
-async def _file_storage(db: Database, root: Path) -> FileStorage:
-    """Blob store on local disk (REACTIVE_STORAGE_DIR, default <project>/.reactive/storage)."""
+async def _file_storage(db: Database, root: Path, database_url: str | None) -> FileStorage:
+    """Blob store on local disk: REACTIVE_STORAGE_DIR, else `storage/` beside an SQLite
+    database file, else <project>/.reactive/storage."""
     await db.catalog.ensure_table(STORAGE_TABLE, allow_system=True)
     secret = await db.persistence.get_meta("storage_secret")
     if secret is None:
         secret = secrets.token_bytes(32)
         await db.persistence.set_meta("storage_secret", secret)
-    directory = os.environ.get("REACTIVE_STORAGE_DIR") or root / ".reactive" / "storage"
+    directory = os.environ.get("REACTIVE_STORAGE_DIR") or _default_storage_dir(root, database_url)
     return FileStorage(db, LocalBlobStore(directory), secret)
+
+
+def _default_storage_dir(root: Path, database_url: str | None) -> Path:
+    if database_url and database_url.startswith("sqlite:///"):
+        return sqlite_path(database_url).parent / "storage"
+    return root / ".reactive" / "storage"
 
 
 def _share_key(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -129,6 +130,20 @@ class SeedApp:
 
     def query(self, path: str, args: dict[str, Any], *, user: str | None) -> Any:
         return self.ok("query", path, args, user=user)
+
+    def upload(self, data: bytes, content_type: str, *, user: str) -> str:
+        """POST `data` to a fresh upload URL as `user`; returns the storageId."""
+        url = urlsplit(self.mutation("files:generateUploadUrl", {}, user=user))
+        response = self.client.post(
+            f"{url.path}?{url.query}", content=data, headers={"content-type": content_type}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["storageId"])
+
+    def fetch(self, url: str) -> Any:
+        """GET a URL the server handed out (a file URL, say)."""
+        parts = urlsplit(url)
+        return self.client.get(parts.path)
 
     def mutation(self, path: str, args: dict[str, Any], *, user: str | None) -> Any:
         return self.ok("mutation", path, args, user=user)

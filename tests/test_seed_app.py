@@ -66,6 +66,12 @@ def _calls_for_every_public_function(seed: SeedApp) -> dict[str, tuple[str, dict
     project_id = new_project(seed)
     task_id = new_task(seed, project_id, "Write copy")
     comment_id = seed.mutation("comments:add", {"taskId": task_id, "content": "hi"}, user=ALICE)
+    storage_id = seed.upload(b"hello", "text/plain", user=ALICE)
+    file_id = seed.mutation(
+        "files:save",
+        {"storageId": storage_id, "name": "a.txt", "projectId": project_id},
+        user=ALICE,
+    )
     return {
         "projects:list": ("query", {"paginationOpts": FIRST_PAGE}),
         "projects:get": ("query", {"projectId": project_id}),
@@ -79,6 +85,12 @@ def _calls_for_every_public_function(seed: SeedApp) -> dict[str, tuple[str, dict
         "comments:add": ("mutation", {"taskId": task_id, "content": "x"}),
         "comments:list": ("query", {"taskId": task_id}),
         "comments:remove": ("mutation", {"commentId": comment_id}),
+        "files:generateUploadUrl": ("mutation", {}),
+        "files:save": ("mutation", {"storageId": storage_id, "name": "a.txt"}),
+        "files:list": ("query", {"projectId": project_id}),
+        "files:listMine": ("query", {}),
+        "files:getUrl": ("query", {"fileId": file_id}),
+        "files:remove": ("mutation", {"fileId": file_id}),
     }
 
 
@@ -306,17 +318,20 @@ def test_remove_cascades_tasks_comments_and_files_of_that_project_only(seed):
         seed.mutation("comments:add", {"taskId": task_id, "content": "c"}, user=ALICE)
         for task_id in [*doomed_tasks, doomed_tasks[0], kept_task]
     ]
-    alice = seed.query("users:current", {}, user=ALICE)
-    storage_id = seed.insert("_storage", {"sha256": "x", "size": 1.0}, system=True)
-    file_row = {"userId": alice["_id"], "storageId": storage_id, "name": "a.txt"}
-    file_row |= {"type": "text/plain", "size": 1.0, "createdAt": 1.0}
-    doomed_file = seed.insert("files", file_row | {"projectId": doomed})
-    kept_file = seed.insert("files", file_row | {"projectId": kept})
+    doomed_bytes = seed.upload(b"doomed", "text/plain", user=ALICE)
+    kept_bytes = seed.upload(b"kept", "text/plain", user=ALICE)
+    doomed_file = seed.mutation(
+        "files:save", {"storageId": doomed_bytes, "name": "d.txt", "projectId": doomed}, user=ALICE
+    )
+    kept_file = seed.mutation(
+        "files:save", {"storageId": kept_bytes, "name": "k.txt", "projectId": kept}, user=ALICE
+    )
     assert seed.mutation("projects:remove", {"projectId": doomed}, user=ALICE) is None
-    gone = [doomed, *doomed_tasks, *comment_ids[:4], doomed_file]
+    gone = [doomed, *doomed_tasks, *comment_ids[:4], doomed_file, doomed_bytes]
     assert _exists(seed, gone) == [False] * len(gone)
-    kept_ids = [kept, kept_task, comment_ids[4], kept_file, storage_id]
+    kept_ids = [kept, kept_task, comment_ids[4], kept_file, kept_bytes]
     assert _exists(seed, kept_ids) == [True] * len(kept_ids)
+    assert seed.client.get(f"/api/storage/{doomed_bytes}").status_code == 404
 
 
 def _exists(seed: SeedApp, ids: list[str]) -> list[bool]:

@@ -1,0 +1,147 @@
+"""Files: upload through a short-lived URL, save the metadata row, list, serve, delete.
+
+The browser POSTs the bytes to `files:generateUploadUrl`'s URL and gets a storageId back, then
+calls `files:save`. A file belongs to its uploader and optionally to one of their projects;
+deleting the row also deletes the stored bytes (after the transaction commits).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from functions.lib.auth import Document, require_auth, require_project_access
+from functions.lib.errors import forbidden, invalid, not_found
+from reactive.executor import MutationCtx, QueryCtx
+from reactive.functions import mutation, query
+from reactive.validators import v
+
+__all__ = ["delete_file", "generateUploadUrl", "getUrl", "list", "listMine", "remove", "save"]
+
+MAX_NAME = 255
+
+file_with_url = v.object(
+    {
+        "_id": v.id("files"),
+        "_creationTime": v.number(),
+        "userId": v.id("users"),
+        "projectId": v.optional(v.id("projects")),
+        "storageId": v.id("_storage"),
+        "name": v.string(),
+        "type": v.string(),
+        "size": v.number(),
+        "createdAt": v.number(),
+        "url": v.union(v.string(), v.null()),
+    }
+)
+
+
+@mutation(args={}, returns=v.string())
+async def generateUploadUrl(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """A URL the signed-in user's browser may POST one file to (valid for an hour)."""
+    await require_auth(ctx)
+    assert ctx.storage is not None
+    return await ctx.storage.generate_upload_url()
+
+
+@mutation(
+    args={
+        "storageId": v.id("_storage"),
+        "name": v.string(),
+        "type": v.optional(v.string()),
+        "projectId": v.optional(v.id("projects")),
+    },
+    returns=v.id("files"),
+)
+async def save(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Record an uploaded file; size and type come from what was actually stored."""
+    _, user = await require_auth(ctx)
+    if args.get("projectId") is not None:
+        await require_project_access(ctx, args["projectId"])
+    name = args["name"].strip()
+    if not 1 <= len(name) <= MAX_NAME:
+        raise invalid("INVALID_NAME", f"File names have 1 to {MAX_NAME} characters")
+    assert ctx.storage is not None
+    stored = await ctx.storage.get_metadata(args["storageId"])
+    if stored is None:
+        raise not_found("File")
+    row: Document = {
+        "userId": user["_id"],
+        "storageId": args["storageId"],
+        "name": name,
+        "type": args.get("type") or stored.get("contentType") or "application/octet-stream",
+        "size": stored["size"],
+        "createdAt": time.time() * 1000,
+    }
+    if args.get("projectId") is not None:
+        row["projectId"] = args["projectId"]
+    return await ctx.db.insert("files", row)
+
+
+async def _with_url(ctx: QueryCtx, rows: list[Document]) -> list[Document]:
+    assert ctx.storage is not None
+    return [{**row, "url": await ctx.storage.get_url(row["storageId"])} for row in rows]
+
+
+@query(args={"projectId": v.id("projects")}, returns=v.array(file_with_url))
+async def list(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+    """A project's files, newest first, each with its download URL."""
+    await require_project_access(ctx, args["projectId"], allow_public=True)
+    rows = await (
+        ctx.db.query("files")
+        .with_index("by_projectId", lambda q: q.eq("projectId", args["projectId"]))
+        .order("desc")
+        .collect()
+    )
+    return await _with_url(ctx, rows)
+
+
+@query(args={}, returns=v.array(file_with_url))
+async def listMine(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+    """The signed-in user's files, newest first."""
+    _, user = await require_auth(ctx)
+    rows = await (
+        ctx.db.query("files")
+        .with_index("by_userId", lambda q: q.eq("userId", user["_id"]))
+        .order("desc")
+        .collect()
+    )
+    return await _with_url(ctx, rows)
+
+
+async def _accessible_file(ctx: QueryCtx | MutationCtx, file_id: str, *, write: bool) -> Document:
+    """The file if the caller uploaded it, or may use (write: owns) its project."""
+    _, user = await require_auth(ctx)
+    row = await ctx.db.get(file_id)
+    if row is None:
+        raise not_found("File")
+    if row["userId"] == user["_id"]:
+        return row
+    if row.get("projectId") is None:
+        raise forbidden()
+    access = await require_project_access(ctx, row["projectId"], allow_public=not write)
+    if write and not access.is_owner:
+        raise forbidden()
+    return row
+
+
+@query(args={"fileId": v.id("files")}, returns=v.union(v.string(), v.null()))
+async def getUrl(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
+    row = await _accessible_file(ctx, args["fileId"], write=False)
+    assert ctx.storage is not None
+    return await ctx.storage.get_url(row["storageId"])
+
+
+async def delete_file(ctx: MutationCtx, row: Document) -> None:
+    """Delete a file row and its stored bytes (if they are still there)."""
+    await ctx.db.delete(row["_id"])
+    assert ctx.storage is not None
+    if await ctx.storage.get_metadata(row["storageId"]) is not None:
+        await ctx.storage.delete(row["storageId"])
+
+
+@mutation(args={"fileId": v.id("files")}, returns=v.null())
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Delete a file: its uploader or the owner of its project may."""
+    row = await _accessible_file(ctx, args["fileId"], write=True)
+    await delete_file(ctx, row)

@@ -1,0 +1,87 @@
+"""The seed app's files: upload, save, list with URLs, access rules, delete with bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.oidc_issuer import LocalIssuer
+from tests.seed_helpers import SeedApp, running_seed_app
+from tests.test_seed_app import ALICE, BOB, new_project
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer() as local:
+        yield local
+
+
+@pytest.fixture
+def seed(tmp_path, issuer, monkeypatch) -> Iterator[SeedApp]:
+    with running_seed_app(tmp_path, issuer, monkeypatch) as app:
+        app.sign_up(ALICE)
+        app.sign_up(BOB)
+        yield app
+
+
+def save(seed, data=b"report", name="report.txt", project=None, user=ALICE):
+    storage_id = seed.upload(data, "text/plain", user=user)
+    args = {"storageId": storage_id, "name": name}
+    if project is not None:
+        args["projectId"] = project
+    return seed.mutation("files:save", args, user=user), storage_id
+
+
+def test_upload_save_list_and_download(seed):
+    project = new_project(seed)
+    file_id, _ = save(seed, b"quarterly numbers", project=project)
+    [listed] = seed.query("files:list", {"projectId": project}, user=ALICE)
+    assert listed["_id"] == file_id and listed["size"] == 17.0 and listed["type"] == "text/plain"
+    assert seed.fetch(listed["url"]).content == b"quarterly numbers"
+    assert [f["_id"] for f in seed.query("files:listMine", {}, user=ALICE)] == [file_id]
+    url = seed.query("files:getUrl", {"fileId": file_id}, user=ALICE)
+    assert seed.fetch(url).status_code == 200
+
+
+def test_other_users_cannot_see_or_delete_private_files(seed):
+    project = new_project(seed)
+    file_id, _ = save(seed, project=project)
+    assert seed.error_data("query", "files:getUrl", {"fileId": file_id}, user=BOB)["code"] == (
+        "FORBIDDEN"
+    )
+    assert seed.error_data("query", "files:list", {"projectId": project}, user=BOB)["code"] == (
+        "FORBIDDEN"
+    )
+    assert seed.error_data("mutation", "files:remove", {"fileId": file_id}, user=BOB)["code"] == (
+        "FORBIDDEN"
+    )
+    assert seed.query("files:listMine", {}, user=BOB) == []
+
+
+def test_save_checks_the_upload_and_the_project(seed):
+    other = seed.mutation("projects:create", {"name": "Bob's"}, user=BOB)
+    storage_id = seed.upload(b"x", "text/plain", user=ALICE)
+    data = seed.error_data(
+        "mutation",
+        "files:save",
+        {"storageId": storage_id, "name": "x", "projectId": other},
+        user=ALICE,
+    )
+    assert data["code"] == "FORBIDDEN"
+    data = seed.error_data(
+        "mutation", "files:save", {"storageId": storage_id, "name": "  "}, user=ALICE
+    )
+    assert data["code"] == "INVALID_NAME"
+    body = seed.error("mutation", "files:save", {"storageId": "not-an-id", "name": "x"}, user=ALICE)
+    assert "storageId" in body["errorMessage"]
+    assert seed.query("files:listMine", {}, user=ALICE) == []
+
+
+def test_remove_deletes_row_and_bytes(seed):
+    file_id, _ = save(seed)
+    url = seed.query("files:getUrl", {"fileId": file_id}, user=ALICE)
+    assert seed.mutation("files:remove", {"fileId": file_id}, user=ALICE) is None
+    assert seed.fetch(url).status_code == 404
+    data = seed.error_data("query", "files:getUrl", {"fileId": file_id}, user=ALICE)
+    assert data == {"code": "NOT_FOUND", "resource": "File"}
