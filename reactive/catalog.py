@@ -10,7 +10,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from reactive.errors import QueryError, ValidationError
+from reactive.errors import QueryError, SchemaError, ValidationError
 from reactive.persistence.base import IndexMeta, IndexState, Persistence, TableMeta
 from reactive.schema import Schema
 
@@ -152,16 +152,33 @@ class Catalog:
 
     # -- changes ---------------------------------------------------------------------------
 
-    async def ensure_table(self, name: str, *, allow_system: bool = False) -> int:
-        """The number of `name`, creating the table (and its system indexes) if needed."""
-        number = self._numbers.get(name)
-        if number is not None:
-            return number
+    async def ensure_table(
+        self, name: str, *, allow_system: bool = False, number: int | None = None
+    ) -> int:
+        """The number of `name`, creating the table (and its system indexes) if needed.
+
+        `number` asks for a specific table number (imports keep their ids valid that way);
+        asking for one another table has, or a different one than the table has, is an error.
+        """
+        existing = self._numbers.get(name)
+        if existing is not None and number in (None, existing):
+            return existing
         check_table_name(name, allow_system=allow_system)
         async with self._lock:
             if name in self._numbers:
+                if number not in (None, self._numbers[name]):
+                    raise SchemaError(
+                        f"Table {name!r} has number {self._numbers[name]} here, not {number}",
+                        short_msg="TableNumberMismatch",
+                    )
                 return self._numbers[name]
-            number = max(self._names, default=0) + 1
+            if number is not None and number in self._names:
+                raise SchemaError(
+                    f"Table number {number} (wanted for {name!r}) belongs to "
+                    f"{self._names[number]!r} here",
+                    short_msg="TableNumberMismatch",
+                )
+            number = number if number is not None else max(self._names, default=0) + 1
             await self._persistence.save_table(TableMeta(name=name, number=number))
             self._numbers[name] = number
             self._names[number] = name

@@ -235,6 +235,84 @@ def _print_result(body: dict[str, Any]) -> int:
     return 1
 
 
+# -- import / export --------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """`label  45% [#########           ] 4,500/10,000` on one line of stderr."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done != total and now - self._last < 0.1:
+            return
+        self._last = now
+        if total:
+            filled = int(20 * done / total)
+            bar = f"{100 * done // total:3d}% [{'#' * filled}{' ' * (20 - filled)}] "
+        else:
+            bar = ""
+        end = "\n" if total and done == total else ""
+        shown_total = f"{total:,}" if total else "?"
+        print(f"\r{label:<24} {bar}{done:,}/{shown_total}", end=end, file=sys.stderr, flush=True)
+
+
+async def export_command(root: Path, db: str, path: Path) -> int:
+    from reactive.application import Application
+    from reactive.snapshot import export_snapshot
+
+    application = await Application.start(root, db)
+    try:
+        storage = application.storage
+        counts = await export_snapshot(
+            application.db, storage.blobs if storage else None, path, ProgressBar()
+        )
+    finally:
+        await application.close()
+    total = sum(counts.values())
+    print(f"exported {total} documents from {len(counts)} tables to {path}")
+    return 0
+
+
+async def import_command(
+    root: Path, db: str, path: Path, *, table: str | None, format: str | None, replace: bool
+) -> int:
+    from reactive.application import Application
+    from reactive.snapshot import SnapshotError, import_snapshot, import_table
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such file", status=2)
+    application = await Application.start(root, db)
+    try:
+        if table is None:
+            storage = application.storage
+            summary = await import_snapshot(
+                application.db,
+                storage.blobs if storage else None,
+                path,
+                replace=replace,
+                progress=ProgressBar(),
+            )
+        else:
+            summary = await import_table(
+                application.db,
+                table,
+                path,
+                format=format,
+                replace=replace,
+                progress=ProgressBar(),
+            )
+    except SnapshotError as exc:
+        raise CliError(f"nothing was imported: {exc}") from None
+    finally:
+        await application.close()
+    tables = ", ".join(f"{name} {count}" for name, count in summary.documents.items())
+    print(f"imported {summary.total} documents ({tables}) and {summary.files} files")
+    return 0
+
+
 # -- info / prune -----------------------------------------------------------------------------
 
 
@@ -294,6 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--url", help="run on this server instead of the local database")
     run.add_argument("--dir", default=".", help="project directory (default: .)")
     run.add_argument("--db", help=db_help)
+    export = commands.add_parser("export", help="write a snapshot ZIP of every table")
+    export.add_argument("--path", default="snapshot.zip", help="ZIP to write")
+    importer = commands.add_parser(
+        "import", help="import a snapshot ZIP, or one table from JSONL/CSV (--table)"
+    )
+    importer.add_argument("path", help="snapshot .zip, or .jsonl/.csv with --table")
+    importer.add_argument("--table", help="import this one table from a JSONL or CSV file")
+    importer.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension")
+    importer.add_argument("--replace", action="store_true", help="replace existing documents")
+    for sub in (export, importer):
+        sub.add_argument("--dir", default=".", help="project directory (default: .)")
+        sub.add_argument("--db", help=db_help)
     for name, command in (("info", info), ("prune", prune)):
         sub = commands.add_parser(name, help=command.__doc__ or "")
         sub.add_argument("--db", help=db_help)
@@ -307,6 +397,17 @@ def _dispatch(args: argparse.Namespace) -> Any:
     if args.command == "run":
         return run_function(
             args.path, args.args, url=args.url, root=Path(args.dir).resolve(), db=db
+        )
+    if args.command == "export":
+        return export_command(Path(args.dir).resolve(), db, Path(args.path))
+    if args.command == "import":
+        return import_command(
+            Path(args.dir).resolve(),
+            db,
+            Path(args.path),
+            table=args.table,
+            format=args.format,
+            replace=args.replace,
         )
     return {"info": info, "prune": prune}[args.command](db)
 

@@ -346,7 +346,7 @@ class Database:
             number = self.catalog.table_number(table)
             if number is None:
                 continue
-            async for doc in self._all_documents(number, ts):
+            async for doc in self.iter_documents(number, ts):
                 checked += 1
                 try:
                     schema.validate_document(table, loads(doc.value), self.catalog)  # type: ignore[arg-type]
@@ -386,7 +386,7 @@ class Database:
         """Write index entries for every live document at `ts` (commits are held off)."""
         written = 0
         batch: list[tuple[IndexWrite, int]] = []
-        async for doc in self._all_documents(info.table_number, ts):
+        async for doc in self.iter_documents(info.table_number, ts):
             key = index_key(info, loads(doc.value))  # type: ignore[arg-type]
             batch.append((IndexWrite(info.index_id, key, False, doc.id), doc.ts))
             if len(batch) >= _BACKFILL_PAGE:
@@ -401,7 +401,8 @@ class Database:
             log.info("backfilled %s: %d documents", info.ref, written)
         return written
 
-    async def _all_documents(self, table_number: int, ts: int) -> Any:
+    async def iter_documents(self, table_number: int, ts: int) -> Any:
+        """Every live document of a table at snapshot `ts`, in id order, a page at a time."""
         after: str | None = None
         while True:
             docs = await self.persistence.table_scan(table_number, ts, after, _BACKFILL_PAGE)

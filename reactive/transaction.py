@@ -99,6 +99,8 @@ class Transaction:
         self.journal_out: str | None = None
         self._paginated = False
         self._scanned = 0
+        #: Most documents this transaction may read (imports lift it).
+        self.scan_limit = knobs.MAX_DOCUMENTS_SCANNED
         self._last_creation_time = 0.0
         #: Documents read from storage at begin_ts (id -> (doc, version ts) or None).
         self._snapshot: dict[str, tuple[Document, int] | None] = {}
@@ -143,6 +145,25 @@ class Transaction:
         doc = _copy({**value, "_id": doc_id, "_creationTime": self._creation_time()})
         self._validate(table, doc, user_fields=value, system=system)
         self.writes[doc_id] = PendingWrite(table, number, None, None, doc)
+        return doc_id
+
+    async def restore(self, table: str, doc: Document) -> str:
+        """Insert a document that keeps its exported `_id` and `_creationTime` (imports).
+
+        The id must be one of `table` here and must not exist yet.
+        """
+        self._require_writable("restore")
+        doc_id, created = doc.get("_id"), doc.get("_creationTime")
+        if not isinstance(doc_id, str) or not isinstance(created, float):
+            raise ValidationError("an imported document needs _id (string), _creationTime (float)")
+        number = self.catalog.table_number(table)
+        if number is None or decode_id(doc_id)[0] != number:
+            raise InvalidIdError(f"{doc_id} is not an id of table {table!r} in this database")
+        if doc_id in self.writes or await self._load(table, number, doc_id) is not None:
+            raise ValidationError(f"document {doc_id} already exists", short_msg="DuplicateId")
+        user_fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self.writes[doc_id] = PendingWrite(table, number, None, None, _copy(doc))
         return doc_id
 
     async def patch(self, doc_id: str, fields: Document) -> None:
@@ -229,10 +250,10 @@ class Transaction:
 
     def _count_scanned(self, n: int) -> None:
         self._scanned += n
-        if self._scanned > knobs.MAX_DOCUMENTS_SCANNED:
+        if self._scanned > self.scan_limit:
             raise QueryError(
                 f"Too many documents read in one function execution (limit "
-                f"{knobs.MAX_DOCUMENTS_SCANNED}); use an index range or paginate",
+                f"{self.scan_limit}); use an index range or paginate",
                 short_msg="TooManyDocumentsRead",
             )
 
