@@ -235,6 +235,43 @@ def _print_result(body: dict[str, Any]) -> int:
     return 1
 
 
+# -- logs -------------------------------------------------------------------------------------
+
+
+async def logs_command(url: str, admin_key: str | None, limit: int | None) -> int:
+    """Follow a server's function calls like `tail -f` (stop with Ctrl-C)."""
+    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
+    seen = 0
+    try:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
+            client.stream("GET", f"{url.rstrip('/')}/api/logs", headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")
+                raise CliError(f"server answered {response.status_code}: {body}")
+            async for line in response.aiter_lines():
+                record = orjson.loads(line) if line.strip() else {}
+                if record.get("type") == "connected":
+                    print(f"following function calls on {url}", file=sys.stderr, flush=True)
+                    continue
+                print(_log_line(record), flush=True)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return 0
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the server at {url}: {exc}") from None
+    return 0
+
+
+def _log_line(record: dict[str, Any]) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.get("at", 0)))
+    letter = {"query": "Q", "mutation": "M", "action": "A"}.get(record.get("kind", ""), "F")
+    status = "ok" if record.get("ok") else f"error: {(record.get('error') or '').splitlines()[0]}"
+    head = f"{stamp} {letter} {record.get('path')} {record.get('duration_ms', 0):.1f} ms {status}"
+    return head + "".join(f"\n    {line}" for line in record.get("log_lines", []))
+
+
 # -- import / export --------------------------------------------------------------------------
 
 
@@ -372,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--url", help="run on this server instead of the local database")
     run.add_argument("--dir", default=".", help="project directory (default: .)")
     run.add_argument("--db", help=db_help)
+    logs = commands.add_parser("logs", help="follow a running server's function calls")
+    logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    logs.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
+    logs.add_argument("--limit", type=int, help="stop after this many calls")
     export = commands.add_parser("export", help="write a snapshot ZIP of every table")
     export.add_argument("--path", default="snapshot.zip", help="ZIP to write")
     importer = commands.add_parser(
@@ -391,13 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> Any:
-    db = database_url(args.db)
+    db = database_url(getattr(args, "db", None))
     if args.command in ("dev", "serve"):
         return serve(Path(args.dir).resolve(), db, args.host, args.port, dev=args.command == "dev")
     if args.command == "run":
         return run_function(
             args.path, args.args, url=args.url, root=Path(args.dir).resolve(), db=db
         )
+    if args.command == "logs":
+        return logs_command(args.url, args.admin_key, args.limit)
     if args.command == "export":
         return export_command(Path(args.dir).resolve(), db, Path(args.path))
     if args.command == "import":

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -259,6 +261,37 @@ async def health_endpoint(request: Request) -> Response:
     return JSONResponse({"status": "ok", "ts": str(_app(request).latest_ts)})
 
 
+# -- function logs ----------------------------------------------------------------------------
+
+
+async def logs_endpoint(request: Request) -> Response:
+    """Every function call from now on, as newline-delimited JSON (`reactive logs`).
+
+    Open in dev mode; otherwise it needs `Authorization: Convex <REACTIVE_ADMIN_KEY>`.
+    """
+    app = _app(request)
+    admin_key = os.environ.get("REACTIVE_ADMIN_KEY")
+    offered = request.headers.get("authorization", "")
+    if admin_key:
+        if not hmac.compare_digest(offered.encode(), f"Convex {admin_key}".encode()):
+            return JSONResponse({"code": "Unauthenticated", "message": "Admin key required"}, 401)
+    elif not app.dev:
+        return JSONResponse(
+            {
+                "code": "Forbidden",
+                "message": "Set REACTIVE_ADMIN_KEY to read logs of a production server",
+            },
+            status_code=403,
+        )
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield orjson.dumps({"type": "connected"}) + b"\n"
+        async for record in app.calls.follow():
+            yield orjson.dumps(asdict(record)) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
 # -- file storage -----------------------------------------------------------------------------
 
 
@@ -415,6 +448,7 @@ def create_app(
         Route("/api/run/{path:path}", run_endpoint, methods=["POST"]),
         Route("/api/storage/upload", upload_endpoint, methods=["POST"]),
         Route("/api/storage/{storage_id}", serve_file_endpoint, methods=["GET"]),
+        Route("/api/logs", logs_endpoint, methods=["GET"]),
         Route("/health", health_endpoint, methods=["GET"]),
         Route(
             "/{rest:path}",

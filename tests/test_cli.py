@@ -96,3 +96,56 @@ def test_run_against_a_live_server(tmp_path, capsys):
         )
         assert main(["run", "messages:count", '{"channel": "r"}', "--url", server.url]) == 0
     assert capsys.readouterr().out.split()[-1] == "1.0"
+
+
+def test_logs_follows_function_calls_of_a_live_server(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.live_server import REPO, LiveServer
+
+    with LiveServer(CHAT, f"sqlite:///{tmp_path}/logs.db") as server:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "reactive.cli", "logs", "--url", server.url, "--limit", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            text=True,
+        )
+        deadline = time.monotonic() + 15
+        try:
+            # keep calling until the follower has seen two calls (it may connect late); the
+            # channel varies because identical queries at one snapshot run (and log) once
+            calls = 0
+            while follower.poll() is None and time.monotonic() < deadline:
+                calls += 1
+                httpx.post(
+                    f"{server.url}/api/query",
+                    json={"path": "messages:list", "args": {"channel": f"z{calls}"}},
+                )
+                time.sleep(0.2)
+            out, err = follower.communicate(timeout=5)
+        finally:
+            follower.kill()
+    assert follower.returncode == 0, err
+    lines = [line for line in out.splitlines() if not line.startswith("    ")]
+    assert len(lines) == 2 and all(" Q messages:list " in line and " ok" in line for line in lines)
+    assert "[LOG] listing z" in out
+    follower.stdout.close()
+    follower.stderr.close()
+
+
+def test_logs_of_a_production_server_need_the_admin_key(tmp_path, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from reactive.http import create_app
+
+    app = create_app(CHAT, database_url=f"sqlite:///{tmp_path}/p.db", dev=False)
+    with TestClient(app) as client:
+        assert client.get("/api/logs").status_code == 403
+        monkeypatch.setenv("REACTIVE_ADMIN_KEY", "s3cret")
+        assert client.get("/api/logs").status_code == 401
+        assert client.get("/api/logs", headers={"Authorization": "Convex wrong"}).status_code == 401
