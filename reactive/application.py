@@ -56,7 +56,9 @@ class Application:
         self.authenticator = authenticator or Authenticator(
             providers_from_config(project.auth_providers)
         )
+        #: Query runs at snapshot `_shared_ts`, shared by identical callers (bounded LRU).
         self._shared: OrderedDict[tuple[Any, ...], asyncio.Future[Outcome]] = OrderedDict()
+        self._shared_ts = 0
         self._reload_listeners: list[Callable[[], None]] = []
         self.calls = CallLog()
 
@@ -120,8 +122,12 @@ class Application:
         """Run a public query at `ts` (default latest); identical concurrent calls share one run."""
         ts = self.db.latest_ts if ts is None else ts
         key = _share_key(path, args, identity, ts, journal)
-        if key is None:
+        if key is None or ts < self._shared_ts:
             return await self._query(path, args, identity, ts, journal)
+        if ts > self._shared_ts:
+            # Clients re-run at the newest snapshot: results of older ones are not wanted again.
+            self._shared.clear()
+            self._shared_ts = ts
         shared = self._shared.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self._query(path, args, identity, ts, journal))
