@@ -98,6 +98,8 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
         ws_max_size=16 << 20,
     )
     server = uvicorn.Server(config)
+    if dev:
+        await asyncio.to_thread(_codegen_quietly, root)
     watcher = asyncio.create_task(_watch(application, root)) if dev else None
     mode = "dev (reloads on change)" if dev else "production"
     log.warning(
@@ -233,6 +235,45 @@ def _print_result(body: dict[str, Any]) -> int:
         message += f"\n  data: {orjson.dumps(body['errorData']).decode()}"
     print(message, file=sys.stderr)
     return 1
+
+
+# -- codegen ----------------------------------------------------------------------------------
+
+
+async def codegen_command(root: Path, out: Path | None) -> int:
+    """Write `_generated/` (TypeScript api + data model for the npm client, Python api)."""
+    from reactive.codegen import generate
+    from reactive.errors import SchemaError
+
+    try:
+        written = await asyncio.to_thread(generate, root, out)
+    except SchemaError as exc:
+        raise CliError(str(exc)) from None
+    for path in written:
+        print(path)
+    return 0
+
+
+def _codegen_quietly(root: Path) -> None:
+    """Codegen as part of `reactive dev`: a failure is reported, never fatal."""
+    from reactive.codegen import generate
+
+    try:
+        generate(root)
+    except Exception as exc:
+        log.error("codegen failed: %s: %s", type(exc).__name__, exc)
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+async def check_command(root: Path) -> int:
+    """Per public function: does every read use an index, does it check auth? Exit 1 if not."""
+    from reactive.check import run_check
+
+    report = await asyncio.to_thread(run_check, root)
+    print(report.render())
+    return 0 if report.ok else 1
 
 
 # -- logs -------------------------------------------------------------------------------------
@@ -409,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--url", help="run on this server instead of the local database")
     run.add_argument("--dir", default=".", help="project directory (default: .)")
     run.add_argument("--db", help=db_help)
+    codegen = commands.add_parser("codegen", help="write _generated/ (TypeScript and Python)")
+    codegen.add_argument("--dir", default=".", help="project directory (default: .)")
+    codegen.add_argument("--out", help="output directory (default: <dir>/_generated)")
+    check = commands.add_parser("check", help="index and auth coverage of every function")
+    check.add_argument("--dir", default=".", help="project directory (default: .)")
     logs = commands.add_parser("logs", help="follow a running server's function calls")
     logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
     logs.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
@@ -439,6 +485,10 @@ def _dispatch(args: argparse.Namespace) -> Any:
         return run_function(
             args.path, args.args, url=args.url, root=Path(args.dir).resolve(), db=db
         )
+    if args.command == "codegen":
+        return codegen_command(Path(args.dir).resolve(), Path(args.out) if args.out else None)
+    if args.command == "check":
+        return check_command(Path(args.dir).resolve())
     if args.command == "logs":
         return logs_command(args.url, args.admin_key, args.limit)
     if args.command == "export":

@@ -115,7 +115,7 @@ def test_logs_follows_function_calls_of_a_live_server(tmp_path):
             cwd=REPO,
             text=True,
         )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 40
         try:
             # keep calling until the follower has seen two calls (it may connect late); the
             # channel varies because identical queries at one snapshot run (and log) once
@@ -127,7 +127,7 @@ def test_logs_follows_function_calls_of_a_live_server(tmp_path):
                     json={"path": "messages:list", "args": {"channel": f"z{calls}"}},
                 )
                 time.sleep(0.2)
-            out, err = follower.communicate(timeout=5)
+            out, err = follower.communicate(timeout=20)
         finally:
             follower.kill()
     assert follower.returncode == 0, err
@@ -149,3 +149,19 @@ def test_logs_of_a_production_server_need_the_admin_key(tmp_path, monkeypatch):
         monkeypatch.setenv("REACTIVE_ADMIN_KEY", "s3cret")
         assert client.get("/api/logs").status_code == 401
         assert client.get("/api/logs", headers={"Authorization": "Convex wrong"}).status_code == 401
+
+
+def test_check_passes_the_seed_app_and_fails_a_bad_project(capsys):
+    from tests.live_server import REPO
+
+    assert main(["check", "--dir", str(REPO)]) == 0
+    assert "index coverage 100 %" in capsys.readouterr().out
+    mixed = Path(__file__).parent / "projects" / "check_samples" / "mixed"
+    assert main(["check", "--dir", str(mixed)]) == 1
+
+
+def test_codegen_writes_generated_files(tmp_path, capsys):
+    assert main(["codegen", "--dir", str(CHAT), "--out", str(tmp_path / "gen")]) == 0
+    written = capsys.readouterr().out.split()
+    assert {Path(p).name for p in written} == {"api.d.ts", "api.js", "api.py", "dataModel.d.ts"}
+    assert "messages" in (tmp_path / "gen" / "api.d.ts").read_text()

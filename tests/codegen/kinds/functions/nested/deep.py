@@ -1,0 +1,9 @@
+"""A function in a sub-directory: its path is "nested/deep:run", api.nested.deep.run."""
+
+from reactive.functions import mutation
+from reactive.validators import v
+
+
+@mutation(args={}, returns=v.literal(1.0))
+async def run(ctx, args):
+    return 1.0
