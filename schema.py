@@ -1,4 +1,5 @@
-"""The seed app's schema: users synced from Clerk, projects, tasks, comments, files."""
+"""The seed app's schema: users synced from Clerk, projects, tasks, comments, files, and the
+Stripe webhook events already processed."""
 
 from __future__ import annotations
 
@@ -94,5 +95,9 @@ schema = define_schema(
         )
         .index("by_userId", ["userId"])
         .index("by_projectId", ["projectId"]),
+        # Stripe webhook events already applied, so a re-delivered event changes nothing.
+        "stripeEvents": define_table(
+            {"eventId": v.string(), "type": v.string(), "processedAt": v.number()}
+        ).index("by_eventId", ["eventId"]),
     }
 )

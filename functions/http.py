@@ -1,6 +1,8 @@
-"""HTTP actions; `http` is the app's one router (billing adds /webhooks/stripe to it).
+"""HTTP actions; `http` is the app's one router.
 POST /webhooks/clerk takes Clerk user events signed in svix's scheme: "v1," + base64(HMAC-SHA256(
-secret, f"{svix-id}.{svix-timestamp}.{body}")). Unverified requests get 400 and write nothing.
+secret, f"{svix-id}.{svix-timestamp}.{body}")). POST /webhooks/stripe takes Stripe events signed
+as Stripe-Signature "t=<unix>,v1=" + hex(HMAC-SHA256(secret, f"{t}.{body}")), each applied once.
+Unverified requests get 400 and write nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import stripe
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from svix.webhooks import Webhook, WebhookVerificationError
 
+from functions.billing import plan_change
 from reactive.executor import ActionCtx, internal
 from reactive.functions import HttpRouter, http_action
 
-__all__ = ["ClerkUser", "clerk_user", "clerk_webhook", "http"]
+__all__ = ["ClerkUser", "clerk_user", "clerk_webhook", "http", "stripe_webhook"]
 
 log = logging.getLogger("functions.http")
 
@@ -139,3 +143,60 @@ async def clerk_webhook(ctx: ActionCtx, request: Request) -> Response:
 
 
 http.route(path="/webhooks/clerk", method="POST", handler=clerk_webhook)
+
+
+# -- Stripe ------------------------------------------------------------------------------------
+
+#: How old a Stripe signature may be (Stripe's default): an older delivery is a replay.
+_TOLERANCE_S = stripe.Webhook.DEFAULT_TOLERANCE
+
+
+def _stripe_event(body: bytes, signature: str, secret: str) -> Mapping[str, Any]:
+    """The event `signature` signs (fresh: 5 min); SignatureVerificationError if it does not,
+    ValueError if the signed body is not a Stripe event."""
+    # The SDK's check (the one Webhook.construct_event runs), given text as Stripe signs it;
+    # the event is read as plain JSON: the SDK's event objects change shape between majors.
+    stripe.WebhookSignature.verify_header(body.decode(), signature, secret, _TOLERANCE_S)
+    event = _event(body)
+    payload = event.get("data")
+    obj = payload.get("object") if isinstance(payload, Mapping) else None
+    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise ValueError("the event has no id or type")
+    if not isinstance(obj, Mapping):
+        raise ValueError("the event has no data.object")
+    return event
+
+
+async def _apply_stripe(ctx: ActionCtx, event: Mapping[str, Any]) -> str:
+    """Carry out one verified event; returns what was done (for the response body)."""
+    event_id, kind = event["id"], event["type"]
+    change = plan_change(kind, event["data"]["object"])
+    if change is None:
+        return f"ignored {kind}"  # acknowledged, so Stripe does not retry it
+    args = change.mutation_args(event_id, kind)
+    result = await ctx.run_mutation(internal.billing.applyStripeEvent, args)
+    return f"already processed {event_id}" if result["duplicate"] else f"applied {event_id}"
+
+
+@http_action
+async def stripe_webhook(ctx: ActionCtx, request: Request) -> Response:
+    secret = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+    if not secret:
+        log.error("STRIPE_WEBHOOK_SECRET is unset; Stripe will retry")
+        return PlainTextResponse("Webhook secret not configured", status_code=500)
+    signature = request.headers.get("stripe-signature")
+    if not signature:
+        return PlainTextResponse("Missing Stripe-Signature header", status_code=400)
+    body = await request.body()
+    try:
+        event = _stripe_event(body, signature, secret)
+        done = await _apply_stripe(ctx, event)
+    except stripe.SignatureVerificationError as exc:
+        log.warning("Stripe webhook rejected: %s", exc)
+        return PlainTextResponse("Invalid Stripe signature", status_code=400)
+    except ValueError as exc:  # signed but unusable (or not UTF-8): a retry would not help
+        return PlainTextResponse(f"Malformed event: {exc}", status_code=400)
+    return PlainTextResponse(done, status_code=200)
+
+
+http.route(path="/webhooks/stripe", method="POST", handler=stripe_webhook)

@@ -91,6 +91,11 @@ def _calls_for_every_public_function(seed: SeedApp) -> dict[str, tuple[str, dict
         "files:listMine": ("query", {}),
         "files:getUrl": ("query", {"fileId": file_id}),
         "files:remove": ("mutation", {"fileId": file_id}),
+        "actions/stripe:createCheckoutSession": (
+            "action",
+            {"priceId": "price_x", "successUrl": "https://a.test", "cancelUrl": "https://b.test"},
+        ),
+        "actions/stripe:createBillingPortalSession": ("action", {"returnUrl": "https://a.test"}),
     }
 
 
