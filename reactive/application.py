@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,21 @@ from reactive.storage import STORAGE_TABLE, FileStorage, LocalBlobStore
 from reactive.subscriptions import Subscription
 from reactive.values import encode_value
 
-__all__ = ["Application"]
+__all__ = ["Application", "DeployReport"]
 
 log = logging.getLogger("reactive.application")
 
 _SHARED_RESULTS = 4096
+
+
+@dataclass(slots=True)
+class DeployReport:
+    functions: int
+    dry_run: bool
+    added_indexes: list[str] = field(default_factory=list)
+    dropped_indexes: list[str] = field(default_factory=list)
+    backfilled_rows: int = 0
+    validated_documents: int = 0
 
 
 class Application:
@@ -92,6 +103,43 @@ class Application:
         project = load_project(self.project.root)
         if project.schema is not None:
             await self.db.apply_schema(project.schema)
+        await self._switch(project)
+        log.info("reloaded %d functions", len(project.registry.functions))
+        return project
+
+    async def deploy(
+        self,
+        root: Path,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> DeployReport:
+        """Switch to the project at `root`: load its functions, check existing data against its
+        schema, add and backfill new indexes — and only then serve the new code; indexes the
+        new schema dropped go last, once nothing uses them. `dry_run` stops after the checks.
+        Any failure leaves the running code and the database as they were (new indexes that
+        were already backfilled stay; they are harmless)."""
+        project = load_project(root)
+        report = DeployReport(functions=len(project.registry.functions), dry_run=dry_run)
+        if project.schema is not None and dry_run:
+            report.validated_documents = await self.db.check_schema(project.schema)
+        elif project.schema is not None:
+            changes = await self.db.apply_schema(
+                project.schema, drop_removed=False, progress=progress
+            )
+            report.added_indexes = changes.added_indexes
+            report.backfilled_rows = changes.backfilled_rows
+            report.validated_documents = changes.validated_documents
+        if dry_run:
+            return report
+        await self._switch(project)
+        if project.schema is not None:
+            report.dropped_indexes = await self.db.drop_removed_indexes(project.schema)
+        log.warning("deployed %s: %d functions", root, report.functions)
+        return report
+
+    async def _switch(self, project: Project) -> None:
+        """Serve `project` from now on; subscribed clients re-run their queries on it."""
         authenticator = Authenticator(providers_from_config(project.auth_providers))
         old_authenticator = self.authenticator
         self.project, self.authenticator = project, authenticator
@@ -100,8 +148,6 @@ class Application:
         await old_authenticator.close()
         for listener in list(self._reload_listeners):
             listener()
-        log.info("reloaded %d functions", len(project.registry.functions))
-        return project
 
     def on_reload(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` after the code was reloaded; returns a function that unregisters."""

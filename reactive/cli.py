@@ -313,6 +313,73 @@ def _log_line(record: dict[str, Any]) -> str:
     return head + "".join(f"\n    {line}" for line in record.get("log_lines", []))
 
 
+# -- deploy -----------------------------------------------------------------------------------
+
+
+def bundle_project(root: Path) -> bytes:
+    """A ZIP of what a server needs to run the project: schema.py, functions/, _generated/."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        if (root / "schema.py").is_file():
+            archive.write(root / "schema.py", "schema.py")
+        for folder in ("functions", "_generated"):
+            for path in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                    archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+async def deploy_command(root: Path, url: str, admin_key: str | None, dry_run: bool) -> int:
+    """Send the project to a running server, which validates it against its database,
+    backfills new indexes (progress shown) and only then switches to the new code."""
+    if not (root / "functions").is_dir() and not (root / "schema.py").is_file():
+        raise CliError(f"{root} has no schema.py or functions/ to deploy", status=2)
+    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
+    target = f"{url.rstrip('/')}/api/deploy" + ("?dry_run=1" if dry_run else "")
+    bar = ProgressBar()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client,
+            client.stream(
+                "POST", target, content=bundle_project(root), headers=headers
+            ) as response,
+        ):
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")
+                raise CliError(f"server answered {response.status_code}: {body}")
+            async for line in response.aiter_lines():
+                event = orjson.loads(line) if line.strip() else {}
+                if event.get("type") == "progress":
+                    bar(event["label"], event["done"], event["total"])
+                elif event.get("type") == "error":
+                    raise CliError(
+                        f"deploy refused, the server keeps its current code:\n  {event['message']}"
+                    )
+                elif event.get("type") == "done":
+                    print(_deploy_summary(event))
+                    return 0
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the server at {url}: {exc}") from None
+    raise CliError("the server closed the connection before the deploy finished")
+
+
+def _deploy_summary(event: dict[str, Any]) -> str:
+    if event.get("dry_run"):
+        return (
+            f"dry run: {event['functions']} functions load and "
+            f"{event['validated_documents']} documents match the schema"
+        )
+    added = ", ".join(event.get("added_indexes") or []) or "none"
+    dropped = ", ".join(event.get("dropped_indexes") or []) or "none"
+    return (
+        f"deployed {event['functions']} functions; new indexes: {added} "
+        f"({event['backfilled_rows']} rows backfilled); dropped indexes: {dropped}"
+    )
+
+
 # -- import / export --------------------------------------------------------------------------
 
 
@@ -459,6 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
     logs.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
     logs.add_argument("--limit", type=int, help="stop after this many calls")
+    deploy = commands.add_parser("deploy", help="switch a running server to this project's code")
+    deploy.add_argument("--dir", default=".", help="project directory (default: .)")
+    deploy.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    deploy.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
+    deploy.add_argument("--dry-run", action="store_true", help="validate only, switch nothing")
     export = commands.add_parser("export", help="write a snapshot ZIP of every table")
     export.add_argument("--path", default="snapshot.zip", help="ZIP to write")
     importer = commands.add_parser(
@@ -491,6 +563,8 @@ def _dispatch(args: argparse.Namespace) -> Any:
         return check_command(Path(args.dir).resolve())
     if args.command == "logs":
         return logs_command(args.url, args.admin_key, args.limit)
+    if args.command == "deploy":
+        return deploy_command(Path(args.dir).resolve(), args.url, args.admin_key, args.dry_run)
     if args.command == "export":
         return export_command(Path(args.dir).resolve(), db, Path(args.path))
     if args.command == "import":

@@ -322,9 +322,16 @@ class Database:
 
     # -- schema ----------------------------------------------------------------------------
 
-    async def apply_schema(self, schema: Schema) -> SchemaChanges:
-        """Make `schema` the one in force: refuse it if existing data violates it, else add,
-        backfill and drop indexes so the catalog matches it. Holds off commits meanwhile."""
+    async def apply_schema(
+        self,
+        schema: Schema,
+        *,
+        drop_removed: bool = True,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> SchemaChanges:
+        """Make `schema` the one in force: refuse it if existing data violates it, else add
+        and backfill new indexes, and (unless `drop_removed` is False: a deploy drops them only
+        once the new code serves) drop indexes it no longer has. Holds off commits meanwhile."""
         assert self.committer is not None
         changes = SchemaChanges()
         async with self.committer.exclusive() as ts:
@@ -335,9 +342,26 @@ class Database:
             for table, definition in schema.tables.items():
                 await self.catalog.ensure_table(table)
                 desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
-                await self._sync_indexes(table, desired, ts, changes)
+                await self._sync_indexes(table, desired, ts, changes, progress)
+                if drop_removed:
+                    await self._drop_removed_indexes(table, desired, changes)
             await self.persistence.set_meta(_SCHEMA_FINGERPRINT, fingerprint)
         return changes
+
+    async def drop_removed_indexes(self, schema: Schema) -> list[str]:
+        """Drop the indexes of schema tables that `schema` no longer declares."""
+        assert self.committer is not None
+        changes = SchemaChanges()
+        async with self.committer.exclusive():
+            for table, definition in schema.tables.items():
+                desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+                await self._drop_removed_indexes(table, desired, changes)
+        return changes.dropped_indexes
+
+    async def check_schema(self, schema: Schema) -> int:
+        """Validate every existing document against `schema` without applying it (a deploy's
+        dry run); raises SchemaError with a report. Returns how many documents were checked."""
+        return await self._check_existing_data(schema, self.latest_ts)
 
     async def _check_existing_data(self, schema: Schema, ts: int) -> int:
         violations: list[str] = []
@@ -364,25 +388,39 @@ class Database:
         return checked
 
     async def _sync_indexes(
-        self, table: str, desired: dict[str, tuple[str, ...]], ts: int, changes: SchemaChanges
+        self,
+        table: str,
+        desired: dict[str, tuple[str, ...]],
+        ts: int,
+        changes: SchemaChanges,
+        progress: Callable[[str, int, int], None] | None,
     ) -> None:
+        """Rebuild indexes whose fields changed (or whose backfill never finished), and add
+        and backfill new ones."""
         for info in self.catalog.indexes(table):
-            if info.name in SYSTEM_INDEXES:
+            if info.name in SYSTEM_INDEXES or info.name not in desired:
                 continue
-            if desired.get(info.name) != info.fields or info.state is not IndexState.READY:
+            if desired[info.name] != info.fields or info.state is not IndexState.READY:
                 await self.catalog.drop_index(info)
-                changes.dropped_indexes.append(info.ref)
         for name, fields in desired.items():
             if name in SYSTEM_INDEXES or self.catalog.index(table, name) is not None:
                 continue
             info = await self.catalog.add_index(table, name, fields, IndexState.BACKFILLING)
-            changes.backfilled_rows += await self._backfill(info, ts)
+            changes.backfilled_rows += await self._backfill(info, ts, progress)
             await self.catalog.set_index_state(info, IndexState.READY)
             changes.added_indexes.append(info.ref)
-            if info.ref in changes.dropped_indexes:
-                changes.dropped_indexes.remove(info.ref)
 
-    async def _backfill(self, info: IndexInfo, ts: int) -> int:
+    async def _drop_removed_indexes(
+        self, table: str, desired: dict[str, tuple[str, ...]], changes: SchemaChanges
+    ) -> None:
+        for info in self.catalog.indexes(table):
+            if info.name not in SYSTEM_INDEXES and info.name not in desired:
+                await self.catalog.drop_index(info)
+                changes.dropped_indexes.append(info.ref)
+
+    async def _backfill(
+        self, info: IndexInfo, ts: int, progress: Callable[[str, int, int], None] | None = None
+    ) -> int:
         """Write index entries for every live document at `ts` (commits are held off)."""
         written = 0
         batch: list[tuple[IndexWrite, int]] = []
@@ -394,11 +432,15 @@ class Database:
                 written += len(batch)
                 batch = []
                 log.info("backfilling %s: %d documents", info.ref, written)
+                if progress is not None:
+                    progress(f"backfill {info.ref}", written, 0)
         if batch:
             await self.persistence.write_index_entries(batch)
             written += len(batch)
         if written:
             log.info("backfilled %s: %d documents", info.ref, written)
+        if progress is not None:
+            progress(f"backfill {info.ref}", written, written)
         return written
 
     async def iter_documents(self, table_number: int, ts: int) -> Any:

@@ -264,25 +264,28 @@ async def health_endpoint(request: Request) -> Response:
 # -- function logs ----------------------------------------------------------------------------
 
 
-async def logs_endpoint(request: Request) -> Response:
-    """Every function call from now on, as newline-delimited JSON (`reactive logs`).
-
-    Open in dev mode; otherwise it needs `Authorization: Convex <REACTIVE_ADMIN_KEY>`.
-    """
-    app = _app(request)
+def _admin_refusal(request: Request, what: str) -> JSONResponse | None:
+    """Admin routes: open in dev mode, else `Authorization: Convex <REACTIVE_ADMIN_KEY>`."""
     admin_key = os.environ.get("REACTIVE_ADMIN_KEY")
     offered = request.headers.get("authorization", "")
     if admin_key:
         if not hmac.compare_digest(offered.encode(), f"Convex {admin_key}".encode()):
             return JSONResponse({"code": "Unauthenticated", "message": "Admin key required"}, 401)
-    elif not app.dev:
-        return JSONResponse(
-            {
-                "code": "Forbidden",
-                "message": "Set REACTIVE_ADMIN_KEY to read logs of a production server",
-            },
-            status_code=403,
-        )
+        return None
+    if _app(request).dev:
+        return None
+    return JSONResponse(
+        {"code": "Forbidden", "message": f"Set REACTIVE_ADMIN_KEY to {what} a production server"},
+        status_code=403,
+    )
+
+
+async def logs_endpoint(request: Request) -> Response:
+    """Every function call from now on, as newline-delimited JSON (`reactive logs`)."""
+    app = _app(request)
+    refusal = _admin_refusal(request, "read the logs of")
+    if refusal is not None:
+        return refusal
 
     async def lines() -> AsyncIterator[bytes]:
         yield orjson.dumps({"type": "connected"}) + b"\n"
@@ -290,6 +293,71 @@ async def logs_endpoint(request: Request) -> Response:
             yield orjson.dumps(asdict(record)) + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+# -- deploy -----------------------------------------------------------------------------------
+
+
+async def deploy_endpoint(request: Request) -> Response:
+    """`reactive deploy`: the body is a ZIP of schema.py and functions/. Progress and the
+    outcome stream back as newline-delimited JSON."""
+    refusal = _admin_refusal(request, "deploy to")
+    if refusal is not None:
+        return refusal
+    app = _app(request)
+    try:
+        bundle = await _read_limited(request, MAX_BODY_BYTES * 4)
+        root = _unpack_deployment(app, bundle)
+    except HttpError as exc:
+        return _error_response(exc)
+    dry_run = request.query_params.get("dry_run") in ("1", "true")
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def progress(label: str, done: int, total: int) -> None:
+        events.put_nowait({"type": "progress", "label": label, "done": done, "total": total})
+
+    async def run() -> None:
+        try:
+            report = await app.deploy(root, dry_run=dry_run, progress=progress)
+            events.put_nowait({"type": "done", **asdict(report)})
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            events.put_nowait({"type": "error", "message": message})
+        finally:
+            events.put_nowait(None)
+
+    task = asyncio.ensure_future(run())
+
+    async def lines() -> AsyncIterator[bytes]:
+        while (event := await events.get()) is not None:
+            yield orjson.dumps(event) + b"\n"
+        await task
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def _unpack_deployment(app: Application, bundle: bytes) -> Path:
+    """Extract a deployment bundle into a fresh directory; refuse unsafe or empty bundles."""
+    import io
+    import secrets
+    import time
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(bundle))
+    except zipfile.BadZipFile:
+        raise HttpError(400, "BadDeployment", "The deployment is not a ZIP file") from None
+    names = archive.namelist()
+    for name in names:
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise HttpError(400, "BadDeployment", f"Unsafe path in deployment: {name}")
+    if not any(n.startswith("functions/") for n in names) and "schema.py" not in names:
+        raise HttpError(400, "BadDeployment", "The deployment has no schema.py or functions/")
+    base = Path(os.environ.get("REACTIVE_DEPLOY_DIR") or app.project.root / ".reactive" / "deploys")
+    target = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    target.mkdir(parents=True)
+    archive.extractall(target)
+    return target
 
 
 # -- file storage -----------------------------------------------------------------------------
@@ -449,6 +517,7 @@ def create_app(
         Route("/api/storage/upload", upload_endpoint, methods=["POST"]),
         Route("/api/storage/{storage_id}", serve_file_endpoint, methods=["GET"]),
         Route("/api/logs", logs_endpoint, methods=["GET"]),
+        Route("/api/deploy", deploy_endpoint, methods=["POST"]),
         Route("/health", health_endpoint, methods=["GET"]),
         Route(
             "/{rest:path}",
