@@ -1,6 +1,6 @@
-"""Users synced from Clerk and updated by Stripe billing: the caller's own row and the internal
-functions webhooks and actions call. Invariant: one row per Clerk user id; new users start on
-plan "free" with STARTING_CREDITS credits.
+"""Users synced from Clerk (or stored by the client after sign-in) and updated by Stripe billing:
+the caller's own row and the internal functions webhooks and actions call. Invariant: one row per
+Clerk user id; new users start on plan "free" with STARTING_CREDITS credits.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from functions.files import delete_file
 from functions.lib.auth import Document, get_auth_user, user_by_clerk_id
-from functions.lib.errors import not_found
+from functions.lib.errors import not_found, unauthorized
 from functions.projects import delete_project_tree
 from reactive.executor import DatabaseReader, MutationCtx, QueryCtx
-from reactive.functions import internal_mutation, internal_query, query
+from reactive.functions import internal_mutation, internal_query, mutation, query
 from reactive.validators import v
 from reactive.values import UNDEFINED
 
@@ -24,6 +24,7 @@ __all__ = [
     "getByClerkId",
     "handleSubscriptionCanceled",
     "handleSubscriptionCreated",
+    "store",
     "updateStripeCustomerId",
     "upsertFromClerk",
 ]
@@ -166,4 +167,37 @@ async def deleteFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
         return None
     await _delete_user_data(ctx, user["_id"])
     await ctx.db.delete(user["_id"])
+    return user["_id"]
+
+
+#: Identity attribute -> the users field `store` copies it to.
+_IDENTITY_PROFILE = {"email": "email", "name": "name", "pictureUrl": "imageUrl"}
+
+
+@mutation(args={}, returns=v.id("users"))
+async def store(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Create or refresh the caller's row from their token; clients call it after signing in
+    (Convex's "store user" pattern, for setups without the Clerk webhook, e.g. `reactive dev`).
+
+    Only profile fields the token carries are written, and only when they changed, so signing
+    in again neither erases what the webhook stored nor re-runs every query reading the row.
+    A new user without an email claim gets "" (the schema requires a string). Returns the id.
+    """
+    identity = await ctx.auth.get_user_identity()
+    if identity is None:
+        raise unauthorized()
+    profile = {
+        field: identity[attribute]
+        for attribute, field in _IDENTITY_PROFILE.items()
+        if isinstance(identity.get(attribute), str)
+    }
+    now = time.time() * 1000
+    user = await user_by_clerk_id(ctx.db, identity["subject"])
+    if user is None:
+        new_user = {"clerkId": identity["subject"], "email": "", "plan": "free"}
+        new_user |= profile | {"credits": STARTING_CREDITS, "createdAt": now, "updatedAt": now}
+        return await ctx.db.insert("users", new_user)
+    changed = {field: value for field, value in profile.items() if user.get(field) != value}
+    if changed:
+        await ctx.db.patch(user["_id"], changed | {"updatedAt": now})
     return user["_id"]

@@ -13,14 +13,14 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from reactive.auth import Authenticator, Identity, providers_from_config
+from reactive.auth import Authenticator, AuthProvider, Identity, providers_from_config
 from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
@@ -58,15 +58,16 @@ class Application:
         dev: bool = False,
         authenticator: Authenticator | None = None,
         storage: FileStorage | None = None,
+        extra_auth_providers: Sequence[AuthProvider] = (),
     ) -> None:
         self.db = db
         self.project = project
         self.dev = dev
         self.storage = storage
+        #: Providers trusted beside the project's auth_config (the dev identity provider).
+        self.extra_auth_providers = tuple(extra_auth_providers)
         self.executor = Executor(db, project.registry, dev=dev, storage=storage)
-        self.authenticator = authenticator or Authenticator(
-            providers_from_config(project.auth_providers)
-        )
+        self.authenticator = authenticator or self._authenticator_for(project)
         #: Query runs at snapshot `_shared_ts`, shared by identical callers (bounded LRU).
         self._shared: OrderedDict[tuple[Any, ...], asyncio.Future[Outcome]] = OrderedDict()
         self._shared_ts = 0
@@ -75,7 +76,12 @@ class Application:
 
     @classmethod
     async def start(
-        cls, root: str | Path, database_url: str | None = None, *, dev: bool = False
+        cls,
+        root: str | Path,
+        database_url: str | None = None,
+        *,
+        dev: bool = False,
+        extra_auth_providers: Sequence[AuthProvider] = (),
     ) -> Application:
         """Load the project at `root`, open its database and apply its schema."""
         project = load_project(root)
@@ -85,7 +91,7 @@ class Application:
         except BaseException:
             await db.close()
             raise
-        return cls(db, project, dev=dev, storage=storage)
+        return cls(db, project, dev=dev, storage=storage, extra_auth_providers=extra_auth_providers)
 
     async def close(self) -> None:
         await self.authenticator.close()
@@ -140,7 +146,7 @@ class Application:
 
     async def _switch(self, project: Project) -> None:
         """Serve `project` from now on; subscribed clients re-run their queries on it."""
-        authenticator = Authenticator(providers_from_config(project.auth_providers))
+        authenticator = self._authenticator_for(project)
         old_authenticator = self.authenticator
         self.project, self.authenticator = project, authenticator
         self.executor = Executor(self.db, project.registry, dev=self.dev, storage=self.storage)
@@ -148,6 +154,10 @@ class Application:
         await old_authenticator.close()
         for listener in list(self._reload_listeners):
             listener()
+
+    def _authenticator_for(self, project: Project) -> Authenticator:
+        providers = providers_from_config(project.auth_providers)
+        return Authenticator([*providers, *self.extra_auth_providers])
 
     def on_reload(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` after the code was reloaded; returns a function that unregisters."""

@@ -86,12 +86,14 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
 
     load_env(root)
     configure_logging(verbose=True)
+    dev_auth = _dev_identity_provider(root, host, port) if dev else None
+    extra = [dev_auth.provider] if dev_auth is not None else []
     try:
-        application = await Application.start(root, db, dev=dev)
+        application = await Application.start(root, db, dev=dev, extra_auth_providers=extra)
     except Exception as exc:
         raise CliError(f"could not start {root}: {type(exc).__name__}: {exc}") from exc
     config = uvicorn.Config(
-        create_app(root, application=application),
+        create_app(root, application=application, dev_auth=dev_auth),
         host=host,
         port=port,
         log_level="warning",
@@ -101,6 +103,13 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
     if dev:
         await asyncio.to_thread(_codegen_quietly, root)
     watcher = asyncio.create_task(_watch(application, root)) if dev else None
+    if dev_auth is not None:
+        log.warning(
+            "dev sign-in: %s/   taskboard: http://%s:%d/examples/taskboard/",
+            dev_auth.issuer,
+            host,
+            port,
+        )
     mode = "dev (reloads on change)" if dev else "production"
     log.warning(
         "reactive %s: serving %s at http://%s:%d (database %s)",
@@ -119,6 +128,20 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
                 await watcher
         await application.close()
     return 0
+
+
+def _dev_identity_provider(root: Path, host: str, port: int) -> Any:
+    """The sign-in provider built into `reactive dev` (loopback only), or None."""
+    from reactive.dev_auth import DevIdentityProvider
+    from reactive.errors import StorageError
+
+    try:
+        return DevIdentityProvider.for_server(root, host, port)
+    except ValueError as exc:
+        log.warning("dev sign-in disabled: %s", exc)
+        return None
+    except StorageError as exc:
+        raise CliError(str(exc)) from exc
 
 
 async def _watch(application: Any, root: Path) -> None:

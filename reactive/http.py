@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
+from reactive.dev_auth import DevIdentityProvider, dev_only_routes
 from reactive.errors import ReactiveError, ValidationError
 from reactive.executor import ActionCtx, Auth, Outcome
 from reactive.functions import FunctionKind
@@ -485,6 +486,7 @@ def create_app(
     database_url: str | None = None,
     dev: bool | None = None,
     application: Application | None = None,
+    dev_auth: DevIdentityProvider | None = None,
 ) -> Starlette:
     """The ASGI app serving the project at `root` (default: the working directory).
 
@@ -496,7 +498,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        reactive = application or await Application.start(root, database_url, dev=dev)
+        extra = [dev_auth.provider] if dev_auth is not None else []
+        reactive = application or await Application.start(
+            root, database_url, dev=dev, extra_auth_providers=extra
+        )
         app.state.reactive = reactive
         try:
             yield
@@ -519,6 +524,7 @@ def create_app(
         Route("/api/logs", logs_endpoint, methods=["GET"]),
         Route("/api/deploy", deploy_endpoint, methods=["POST"]),
         Route("/health", health_endpoint, methods=["GET"]),
+        *(dev_only_routes(dev_auth) if dev_auth is not None else []),
         Route(
             "/{rest:path}",
             http_action_endpoint,

@@ -96,6 +96,7 @@ def _calls_for_every_public_function(seed: SeedApp) -> dict[str, tuple[str, dict
             {"priceId": "price_x", "successUrl": "https://a.test", "cancelUrl": "https://b.test"},
         ),
         "actions/stripe:createBillingPortalSession": ("action", {"returnUrl": "https://a.test"}),
+        "users:store": ("mutation", {}),
     }
 
 

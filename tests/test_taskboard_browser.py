@@ -1,0 +1,111 @@
+"""The taskboard example in two real browsers: headless Chromium (Debian's `chromium`) driven by
+playwright-core from tests/browser/two_browsers.mjs against a dev server of the seed app.
+
+Needs `node` >= 20, /usr/bin/chromium (`apt-get install chromium`) and
+`npm ci --prefix tests/browser`; without them this test skips, except under CI (env CI
+non-empty), where it fails. Screenshots are kept in tests/browser/screenshots/ (not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import pytest
+
+from tests.browser.dev_server import DevServer
+from tests.seed_helpers import ROOT
+
+BROWSER_TESTS = Path(__file__).parent / "browser"
+SCREENSHOTS = BROWSER_TESTS / "screenshots"
+CHROMIUM = Path(os.environ.get("REACTIVE_TEST_CHROMIUM", "/usr/bin/chromium"))
+MIN_NODE_MAJOR = 20
+SCRIPT_TIMEOUT_S = 120.0
+STEP_TIMEOUT_MS = 20_000
+
+SUBJECT, NAME = "user_taskboard", "Tess Board"
+PROJECT, TASK = "Launch plan", "Write the docs"
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so the browser test must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The `node` executable, once Chromium and the npm packages are installed."""
+    executable = shutil.which("node")
+    if executable is None:
+        _unavailable("`node` is not on PATH")
+    version = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    if int(version.strip().lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
+        _unavailable(f"node {version.strip()} is older than {MIN_NODE_MAJOR}")
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    for package in ("playwright-core", "convex"):
+        if not (BROWSER_TESTS / "node_modules" / package / "package.json").is_file():
+            _unavailable(f"npm package {package} is missing: npm ci --prefix tests/browser")
+    return executable
+
+
+def run_two_browsers(node: str, server: DevServer) -> dict[str, Any]:
+    params = {
+        "executablePath": str(CHROMIUM),
+        "screenshotDir": str(SCREENSHOTS),
+        "subject": SUBJECT,
+        "name": NAME,
+        "project": PROJECT,
+        "task": TASK,
+        "timeoutMs": STEP_TIMEOUT_MS,
+    }
+    command = [node, str(BROWSER_TESTS / "two_browsers.mjs"), server.url, json.dumps(params)]
+    try:
+        done = subprocess.run(
+            command, cwd=BROWSER_TESTS, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"two_browsers.mjs timed out\n{exc.stderr!r}\n{server.log()[-4000:]}")
+    if done.returncode != 0:
+        pytest.fail(
+            f"two_browsers.mjs exited {done.returncode}\n--- stderr ---\n{done.stderr[-8000:]}"
+            f"\n--- server log (tail) ---\n{server.log()[-4000:]}"
+        )
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def column_titles(server: DevServer, project_id: str, status: str) -> list[str]:
+    """One board column as the server has it, read over the HTTP API as the same dev user."""
+    token = httpx.post(f"{server.url}/_dev/auth/token", json={"subject": SUBJECT}).json()["token"]
+    body = {"path": "tasks:listByStatus", "args": {"projectId": project_id, "status": status}}
+    response = httpx.post(
+        f"{server.url}/api/query",
+        json=body | {"format": "json"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return [task["title"] for task in response.json()["value"]]
+
+
+def test_a_task_created_and_moved_in_one_browser_shows_up_in_the_other(node, tmp_path):
+    with DevServer(ROOT, f"sqlite:///{tmp_path}/taskboard.db") as server:
+        result = run_two_browsers(node, server)
+        done_on_server = column_titles(server, result["projectId"], "done")
+        todo_on_server = column_titles(server, result["projectId"], "todo")
+
+    for path in result["screenshots"]:
+        print(f"taskboard screenshot: {path}")
+    empty = {"todo": [], "in_progress": [], "done": []}
+    assert result["projectNameInB"] == PROJECT
+    assert result["afterCreate"] == {"a": empty | {"todo": [TASK]}, "b": empty | {"todo": [TASK]}}
+    assert result["afterMove"] == {"a": empty | {"done": [TASK]}, "b": empty | {"done": [TASK]}}
+    assert (todo_on_server, done_on_server) == ([], [TASK])
+    assert result["problems"] == []
+    for path in map(Path, result["screenshots"]):
+        assert path.parent == SCREENSHOTS
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
