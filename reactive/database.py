@@ -76,7 +76,9 @@ class Database:
         self.catalog = catalog
         self.cursors = cursors
         self.write_log = WriteLog()
-        self.subscriptions = SubscriptionManager(self.write_log)
+        self.subscriptions = SubscriptionManager(
+            self.write_log, table_level=knobs.TABLE_LEVEL_INVALIDATION
+        )
         self.committer: Committer | None = None
         self._listeners: list[Callable[[PublishedCommit], None]] = []
         self._active: Counter[int] = Counter()

@@ -19,6 +19,7 @@ __all__ = [
     "PRUNE_INTERVAL_S",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
+    "TABLE_LEVEL_INVALIDATION",
     "WRITE_LOG_MAX_AGE_S",
 ]
 
@@ -30,6 +31,10 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(f"REACTIVE_{name}", default))
 
+
+#: Benchmark baseline only: invalidate every subscription of a written table instead of only
+#: those whose index ranges were hit.
+TABLE_LEVEL_INVALIDATION = os.environ.get("REACTIVE_TABLE_LEVEL_INVALIDATION", "0") in ("1", "true")
 
 #: How many times a mutation that hit an optimistic-concurrency conflict is re-run before the
 #: conflict is reported to the caller.

@@ -134,8 +134,12 @@ class Subscription:
 class SubscriptionManager:
     """Indexes every live subscription's read intervals and invalidates them on commits."""
 
-    def __init__(self, write_log: WriteLog) -> None:
+    def __init__(self, write_log: WriteLog, *, table_level: bool = False) -> None:
         self._write_log = write_log
+        #: Baseline mode for benchmarks: a write to a table invalidates every subscription that
+        #: read anything of that table (what trigger + LISTEN/NOTIFY systems do).
+        self.table_level = table_level
+        self._by_table: dict[str, set[Subscription]] = {}
         self._ids = itertools.count(1)
         self._trees: dict[str, IntervalTree] = {}
         #: (index ref, start, end) -> subscriptions reading exactly that interval.
@@ -159,6 +163,8 @@ class SubscriptionManager:
     def unsubscribe(self, sub: Subscription) -> None:
         if self._live.pop(sub.id, None) is None:
             return
+        for index, _, _ in sub._entries:
+            self._by_table.get(index.partition(".")[0], set()).discard(sub)
         for entry in sub._entries:
             holders = self._holders.get(entry)
             if holders is None:
@@ -180,6 +186,9 @@ class SubscriptionManager:
         return hits
 
     def matching(self, written: WrittenKeys) -> list[Subscription]:
+        if self.table_level:
+            tables = {index.partition(".")[0] for index in written}
+            return list({sub for table in tables for sub in self._by_table.get(table, ())})
         found: dict[int, Subscription] = {}
         intervals: list[tuple[bytes, bytes]] = []
         for index, keys in written.items():
@@ -196,6 +205,7 @@ class SubscriptionManager:
 
     def _index(self, sub: Subscription, read_set: ReadSet) -> None:
         for index, intervals in read_set.items():
+            self._by_table.setdefault(index.partition(".")[0], set()).add(sub)
             tree = self._trees.get(index)
             if tree is None:
                 tree = self._trees[index] = IntervalTree()

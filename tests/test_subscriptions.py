@@ -163,3 +163,12 @@ async def test_first_insert_into_a_new_table_invalidates_its_readers(db):
     fired = await live(db, lambda tx: tx.query("brand_new").collect())
     await db.run_mutation(lambda tx: tx.insert("brand_new", {"x": 1.0}))
     assert len(fired) == 1
+
+
+def test_table_level_baseline_invalidates_every_reader_of_the_table():
+    manager = SubscriptionManager(WriteLog(), table_level=True)
+    fired = []
+    manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append("t"))
+    manager.subscribe(token(1, ("u.i", b"\x10", b"\x20")), lambda s, ts: fired.append("u"))
+    manager.advance(2, {"t.other": [b"\x99"]})  # outside every range, but the same table
+    assert fired == ["t"] and len(manager) == 1
