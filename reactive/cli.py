@@ -216,7 +216,7 @@ async def _run_remote(url: str, path: str, args: dict[str, Any]) -> dict[str, An
         raise CliError(
             f"server answered {response.status_code}: {body.get('message', response.text)}"
         )
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 async def _run_local(root: Path, db: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -605,7 +605,8 @@ def _dispatch(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return asyncio.run(_dispatch(args))
+        status: int = asyncio.run(_dispatch(args))
+        return status
     except CliError as exc:
         print(f"reactive {args.command}: {exc}", file=sys.stderr)
         return exc.status

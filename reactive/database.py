@@ -375,7 +375,7 @@ class Database:
             async for doc in self.iter_documents(number, ts):
                 checked += 1
                 try:
-                    schema.validate_document(table, loads(doc.value), self.catalog)  # type: ignore[arg-type]
+                    schema.validate_document(table, loads(doc.value), self.catalog)
                 except ValidationError as exc:
                     violations.append(f"  {table} {doc.id}: {exc}")
                     if len(violations) >= _MAX_REPORTED_VIOLATIONS:
@@ -485,5 +485,5 @@ class Database:
 
 
 def _backoff(attempt: int) -> float:
-    delay = min(knobs.OCC_BACKOFF_MAX_S, knobs.OCC_BACKOFF_INITIAL_S * (2**attempt))
+    delay: float = min(knobs.OCC_BACKOFF_MAX_S, knobs.OCC_BACKOFF_INITIAL_S * (2**attempt))
     return delay * (0.5 + random.random())

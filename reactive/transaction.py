@@ -118,7 +118,8 @@ class Transaction:
         self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
         pending = self.writes.get(doc_id)
         if pending is not None:
-            return _copy(pending.new)
+            copied: Document | None = _copy(pending.new)
+            return copied
         if doc_id not in self._snapshot:
             stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
             self._count_scanned(1)
@@ -270,7 +271,7 @@ class Transaction:
         interval = resolve_range(spec.bounds, fields, f"{spec.table}.{spec.index_name}")
         return index_ref(spec.table, spec.index_name), info, interval
 
-    async def iterate(self, spec: QuerySpec) -> AsyncIterator[Document]:  # type: ignore[override]
+    async def iterate(self, spec: QuerySpec) -> AsyncIterator[Document]:
         ref, info, interval = self._resolve(spec)
         async for key, doc in self._scan(spec, info, interval, page_size=knobs.SCAN_PAGE_SIZE):
             if _passes(spec, doc):

@@ -469,7 +469,7 @@ def float_order_bits(value: float) -> int:
 
 
 def _cmp(a: Any, b: Any) -> int:
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def compare_values(a: object, b: object) -> int:

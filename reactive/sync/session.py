@@ -222,7 +222,7 @@ class SyncSession:
         """Add or remove one query; returns the id of a removed query."""
         if not isinstance(modification, dict) or not _is_u32(modification.get("queryId")):
             raise ProtocolError(f"Bad query modification {modification!r}"[:200])
-        query_id = modification["queryId"]
+        query_id: int = modification["queryId"]
         if modification.get("type") == "Add":
             old = self.queries.pop(query_id, None)
             if old is not None:
