@@ -210,8 +210,8 @@ async def _call(
         if not isinstance(path, str):
             raise HttpError(400, "BadConvexFunctionIdentifier", "Missing function 'path'")
         identity = await _identity(request)
-        ts = _ts(body) if request.url.path.endswith("query_at_ts") else None
         app = _app(request)
+        ts = _ts(body, app.latest_ts) if request.url.path.endswith("query_at_ts") else None
         if kind is FunctionKind.QUERY:
             outcome = await app.run_query(path, args, identity, ts=ts)
         elif kind is FunctionKind.MUTATION:
@@ -225,11 +225,15 @@ async def _call(
         return _error_response(exc)
 
 
-def _ts(body: dict[str, Any]) -> int:
+def _ts(body: dict[str, Any], latest: int) -> int:
     try:
-        return decode_ts(body.get("ts"))
+        ts = decode_ts(body.get("ts"))
     except ValidationError as exc:
         raise HttpError(400, "BadTimestamp", str(exc)) from None
+    if ts > latest:
+        # A snapshot in the future is not stable yet: later commits could still land before it.
+        raise HttpError(400, "BadTimestamp", "ts is newer than the latest commit")
+    return ts
 
 
 async def query_endpoint(request: Request) -> Response:

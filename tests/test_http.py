@@ -173,3 +173,12 @@ def test_health(client):
     body = client.get("/health").json()
     assert body["status"] == "ok"
     assert encode_ts(int(body["ts"]))
+
+
+def test_query_at_a_future_ts_is_refused(client):
+    future = encode_ts(2**62)
+    response = client.post(
+        "/api/query_at_ts",
+        json={"path": "messages:count", "args": {"channel": "x"}, "ts": future},
+    )
+    assert response.status_code == 400 and response.json()["code"] == "BadTimestamp"
