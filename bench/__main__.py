@@ -1,0 +1,176 @@
+"""`python -m bench`: run the scenarios against real servers and write the results report.
+
+Output: bench/results/<timestamp>/results.md (one Markdown table per scenario; a cell is the
+median over `--runs`, with (min..max) when there were several runs) and, when matplotlib is
+installed, one PNG per scenario beside it. `--publish` copies the report into bench/RESULTS.md
+between the markers PUBLISH_BEGIN and PUBLISH_END, leaving the rest of that file alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.harness import SEED, SIZES, BenchEnv, Measurement, machine_facts, say
+from bench.scenarios import SCENARIOS
+
+__all__ = ["main", "parse_args", "render_report"]
+
+BENCH = Path(__file__).resolve().parent
+PUBLISH_BEGIN = "<!-- bench:begin (written by python -m bench --publish) -->"
+PUBLISH_END = "<!-- bench:end -->"
+RowKey = tuple[str, str, str, str]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (CI)")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), dest="scenarios")
+    parser.add_argument("--runs", type=int, default=1, help="repeat each scenario (min/median/max)")
+    parser.add_argument("--no-baselines", action="store_true", help="only our server")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument("--publish", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
+    return args
+
+
+async def run_all(args: argparse.Namespace) -> list[Measurement]:
+    sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    rows: list[Measurement] = []
+    for backend in backends:
+        env = BenchEnv(backend, sizes, baselines=not args.no_baselines)
+        for name in args.scenarios or list(SCENARIOS):
+            for run in range(args.runs):
+                say(f"== {backend} / {name} (run {run + 1}/{args.runs}, {sizes.name})")
+                started = time.perf_counter()
+                rows.extend(await SCENARIOS[name](env))
+                say(f"   done in {time.perf_counter() - started:.1f} s")
+    return rows
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def render_report(rows: list[Measurement], header: dict[str, str], plots: list[str]) -> str:
+    lines = ["# reactive benchmark results", ""]
+    lines += [f"- {key}: {value}" for key, value in header.items()]
+    lines.append("")
+    for scenario in _unique(row.scenario for row in rows):
+        lines += _scenario_table(scenario, [row for row in rows if row.scenario == scenario])
+        if f"{_slug(scenario)}.png" in plots:
+            lines += [f"![{scenario}]({_slug(scenario)}.png)", ""]
+    if not plots:
+        lines += ["(No plots: matplotlib is not installed; `pip install -e .[bench]`.)", ""]
+    return "\n".join(lines)
+
+
+def _scenario_table(scenario: str, rows: list[Measurement]) -> list[str]:
+    metrics = _unique(key for row in rows for key in row.metrics)
+    grouped: dict[RowKey, list[Measurement]] = {}
+    for row in rows:
+        grouped.setdefault((row.scenario, row.backend, row.system, row.case), []).append(row)
+    lines = [f"## {scenario}", "", "| backend | system | case | " + " | ".join(metrics) + " |"]
+    lines.append("|---|---|---|" + "---:|" * len(metrics))
+    for (_, backend, system, case), runs in grouped.items():
+        cells = [_cell([r.metrics[m] for r in runs if m in r.metrics]) for m in metrics]
+        lines.append(f"| {backend} | {system} | {case} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _cell(values: list[float]) -> str:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return "-"
+    if len(finite) == 1:
+        return _number(finite[0])
+    return f"{_number(statistics.median(finite))} ({_number(min(finite))}..{_number(max(finite))})"
+
+
+def _number(value: float) -> str:
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower())
+
+
+def write_plots(rows: list[Measurement], out: Path) -> list[str]:
+    """One bar chart per scenario of its first metric; [] when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    for scenario in _unique(row.scenario for row in rows):
+        mine = [row for row in rows if row.scenario == scenario]
+        metric = next(iter(mine[0].metrics))
+        labels = [f"{r.backend}\n{r.system}\n{r.case}" for r in mine if metric in r.metrics]
+        values = [r.metrics[metric] for r in mine if metric in r.metrics]
+        figure, axes = plt.subplots(figsize=(max(6, len(values) * 1.4), 4))
+        axes.bar(range(len(values)), values)
+        axes.set_xticks(range(len(values)), labels, fontsize=7)
+        axes.set_title(f"{scenario}: {metric}")
+        figure.tight_layout()
+        figure.savefig(out / f"{_slug(scenario)}.png", dpi=100)
+        plt.close(figure)
+        written.append(f"{_slug(scenario)}.png")
+    return written
+
+
+def publish(report: str, results_md: Path) -> None:
+    """Replace the marked section of RESULTS.md with `report` (append it the first time)."""
+    text = results_md.read_text() if results_md.exists() else ""
+    section = f"{PUBLISH_BEGIN}\n{report.replace('# reactive', '# Server', 1)}\n{PUBLISH_END}"
+    if PUBLISH_BEGIN in text and PUBLISH_END in text:
+        head, rest = text.split(PUBLISH_BEGIN, 1)
+        text = head + section + rest.split(PUBLISH_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    results_md.write_text(text)
+
+
+def main(argv: list[str]) -> Path:
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    header = {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench " + " ".join(argv),
+        "seed": str(SEED),
+        **machine_facts(),
+    }
+    say(f"# reactive benchmark: {header}")
+    rows = asyncio.run(run_all(args))
+    out = args.out or BENCH / "results" / started.strftime("%Y%m%dT%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    header["duration"] = f"{(datetime.now(UTC) - started).total_seconds():.0f} s"
+    report = render_report(rows, header, write_plots(rows, out))
+    (out / "results.md").write_text(report)
+    if args.publish:
+        publish(report, BENCH / "RESULTS.md")
+    say(f"results: {out / 'results.md'}")
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
