@@ -48,16 +48,9 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> None:
-        env = {
-            **os.environ,
-            **self.env,
-            "REACTIVE_PROJECT": str(self.project),
-            "REACTIVE_DATABASE_URL": self.database_url,
-            "REACTIVE_DEV": "1" if self.dev else "0",
-            "PYTHONPATH": str(REPO),
-        }
-        command = [
+    def command(self) -> list[str]:
+        """The server process: the ASGI app under uvicorn (`reactive dev` in DevServer)."""
+        return [
             sys.executable,
             "-m",
             "uvicorn",
@@ -70,9 +63,19 @@ class LiveServer:
             "--log-level",
             "warning",
         ]
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {
+            **os.environ,
+            **self.env,
+            "REACTIVE_PROJECT": str(self.project),
+            "REACTIVE_DATABASE_URL": self.database_url,
+            "REACTIVE_DEV": "1" if self.dev else "0",
+            "PYTHONPATH": str(REPO),
+        }
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=log, cwd=self.project
+                self.command(), env=env, stdout=log, stderr=log, cwd=self.project
             )
         self._wait_ready(timeout)
 

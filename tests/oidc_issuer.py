@@ -22,17 +22,12 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from starlette.applications import Starlette
@@ -40,12 +35,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.threaded_server import ThreadedServer
+
 __all__ = ["OMIT", "LocalIssuer", "SigningKey"]
 
 #: Pass as a claim value (or `subject=OMIT`, ...) to leave that claim out of the token.
 OMIT: Any = object()
 
-_STARTUP_TIMEOUT_S = 10.0
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -86,7 +82,7 @@ def _generate_private_key(algorithm: str) -> PrivateKey:
     raise ValueError(f"LocalIssuer cannot generate a key for algorithm {algorithm!r}")
 
 
-class LocalIssuer:
+class LocalIssuer(ThreadedServer):
     """An OIDC issuer on 127.0.0.1 (random free port) that signs tokens with its current key.
 
     `start()`/`stop()` (or `with` / `async with`) run and stop the HTTP server; signing works
@@ -94,13 +90,7 @@ class LocalIssuer:
     """
 
     def __init__(self, algorithm: str = "RS256") -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        # Close the socket even if this issuer is never started (one used only to sign tokens).
-        weakref.finalize(self, self._socket.close)
-        port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        super().__init__()
         #: Keys published in the JWKS; the first one signs.
         self.keys: list[SigningKey] = [SigningKey.generate(algorithm)]
         #: When False, both routes answer 503 (the issuer is "down").
@@ -109,8 +99,6 @@ class LocalIssuer:
         self.response_delay_s = 0.0
         self.discovery_requests = 0
         self.jwks_requests = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -202,55 +190,6 @@ class LocalIssuer:
 
     # -- server ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Serve discovery and JWKS in a background thread; returns once the server is up."""
-        if self._thread is not None:
-            raise RuntimeError("LocalIssuer is already started")
-        config = uvicorn.Config(
-            self._app(),
-            loop="asyncio",
-            log_level="warning",
-            lifespan="off",
-            ws="none",
-            access_log=False,
-        )
-        self._server = _Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"LocalIssuer at {self.url} did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        """Stop the server and close its socket; the port then refuses connections."""
-        if self._server is not None and self._thread is not None:
-            self._server.request_exit()
-            self._thread.join(timeout=_STARTUP_TIMEOUT_S)
-        self._server = self._thread = None
-        self._socket.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.stop)
-
     def _app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -273,27 +212,6 @@ class LocalIssuer:
         if not self.available:
             return JSONResponse({"error": "issuer unavailable"}, status_code=503)
         return JSONResponse(body())
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, woken at once by `request_exit` instead of at its next 0.1 s tick."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._exit_requested = asyncio.Event()
-
-    async def main_loop(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        # A request that came before the loop was known only set should_exit: check it.
-        if not self.should_exit:
-            await self._exit_requested.wait()
-
-    def request_exit(self) -> None:
-        """Ask the server (running in another thread) to shut down."""
-        self.should_exit = True
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._exit_requested.set)
 
 
 def _compact(

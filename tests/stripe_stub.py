@@ -21,20 +21,18 @@ import hmac
 import itertools
 import json
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.threaded_server import ThreadedServer
 
 __all__ = [
     "StripeStub",
@@ -44,7 +42,6 @@ __all__ = [
     "signature_header",
 ]
 
-_STARTUP_TIMEOUT_S = 10.0
 _GATE_TIMEOUT_S = 5.0
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
@@ -77,7 +74,7 @@ class _Idempotent:
     response: tuple[int, dict[str, Any]] | None = None
 
 
-class StripeStub:
+class StripeStub(ThreadedServer):
     """Stripe's API for one secret key `api_key`, served at `url` (use as STRIPE_API_BASE).
 
     Knobs for tests: `honour_idempotency` (False: every POST acts anew, as if the key had
@@ -87,11 +84,8 @@ class StripeStub:
     """
 
     def __init__(self, api_key: str = "sk_test_stub") -> None:
+        super().__init__()
         self.api_key = api_key
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
         self.honour_idempotency = True
         self.processing_delay_s = 0.0
         self.requests: list[StubRequest] = []
@@ -103,8 +97,6 @@ class StripeStub:
         self._gate_arrivals = 0
         self._gate: asyncio.Event | None = None
         self.gate_timed_out = False
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- what tests look at ------------------------------------------------------------------
 
@@ -121,37 +113,6 @@ class StripeStub:
         self._gate_size, self._gate_arrivals, self._gate = count, 0, None
 
     # -- server ------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        config = uvicorn.Config(
-            self._app(), loop="asyncio", log_level="warning", lifespan="off", ws="none"
-        )
-        self._server = _Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"StripeStub at {self.url} did not start")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.request_exit()
-            self._thread.join(timeout=_STARTUP_TIMEOUT_S)
-        self._server = self._thread = None
-        self._socket.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _app(self) -> Starlette:
         routes = [
@@ -357,22 +318,3 @@ def event(kind: str, obj: dict[str, Any], *, event_id: str | None = None) -> dic
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
     }
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, stopped at once from another thread by `request_exit`."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._exit_requested = asyncio.Event()
-
-    async def main_loop(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        if not self.should_exit:
-            await self._exit_requested.wait()
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._exit_requested.set)
