@@ -26,6 +26,7 @@ from reactive.executor import FunctionReference, reference_path
 from reactive.functions import FunctionDef, FunctionKind, Registry
 from reactive.schema import define_schema, define_table
 from reactive.validators import Validator, pagination_opts_validator, v
+from tests.node_tools import find_node, require_file, unavailable
 
 TESTS = Path(__file__).parent
 CHAT = TESTS / "projects" / "chat"
@@ -40,9 +41,7 @@ MYPY = (sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missi
 
 
 def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so the codegen checks must run)", pytrace=False)
-    pytest.skip(reason)
+    unavailable(reason, "the codegen checks")
 
 
 async def _handler(ctx: Any, args: dict[str, Any]) -> None:
@@ -388,11 +387,12 @@ def test_write_files_creates_the_directory(tmp_path: Path) -> None:
 
 
 def _node() -> str:
-    executable = shutil.which("node")
-    if executable is None:
-        _unavailable("`node` is not on PATH")
-    if not (CODEGEN / "node_modules" / "typescript" / "bin" / "tsc").is_file():
-        _unavailable("tests/codegen/node_modules is missing: npm ci --prefix tests/codegen")
+    executable = find_node("the codegen checks")
+    require_file(
+        CODEGEN / "node_modules" / "typescript" / "bin" / "tsc",
+        "npm ci --prefix tests/codegen",
+        "the codegen checks",
+    )
     return executable
 
 
@@ -489,7 +489,8 @@ def test_mypy_accepts_the_generated_python_api_and_rejects_unknown_names(tmp_pat
     result = subprocess.run(
         [*MYPY, "--cache-dir", str(tmp_path / ".mypy_cache"), "good_use.py", "bad_use.py"],
         cwd=tmp_path,
-        env={**os.environ, "MYPYPATH": str(SEED)},
+        # tmp_path first: a _generated/ of the seed app must not shadow the one under test
+        env={**os.environ, "MYPYPATH": f"{tmp_path}{os.pathsep}{SEED}"},
         capture_output=True,
         text=True,
         timeout=TOOL_TIMEOUT_S,

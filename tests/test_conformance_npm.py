@@ -9,9 +9,7 @@ without them these tests skip, except under CI (env CI non-empty), where they fa
 from __future__ import annotations
 
 import json
-import os
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -26,35 +24,30 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.live_server import LiveServer
+from tests.node_tools import find_node, require_file
 from tests.oidc_issuer import LocalIssuer
 
 CONFORMANCE = Path(__file__).parent / "conformance"
 CHAT = Path(__file__).parent / "projects" / "chat"
 NODE_TIMEOUT_S = 30.0
-MIN_NODE_MAJOR = 20
 CUE = "CUE "  # a script's cue line to the test; its result is the last stdout line
 
 
 # -- running the scripts -----------------------------------------------------------------------
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so the npm conformance tests must run)", pytrace=False)
-    pytest.skip(reason)
+WHAT = "the npm conformance tests"
 
 
 @pytest.fixture(scope="module")
 def node() -> str:
     """The `node` executable, once the conformance package is installed."""
-    executable = shutil.which("node")
-    if executable is None:
-        _unavailable("`node` is not on PATH")
-    version = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
-    if int(version.strip().lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
-        _unavailable(f"node {version.strip()} is older than {MIN_NODE_MAJOR}")
-    if not (CONFORMANCE / "node_modules" / "convex" / "package.json").is_file():
-        _unavailable("tests/conformance/node_modules is missing: npm ci --prefix tests/conformance")
+    executable = find_node(WHAT)
+    require_file(
+        CONFORMANCE / "node_modules" / "convex" / "package.json",
+        "npm ci --prefix tests/conformance",
+        WHAT,
+    )
     return executable
 
 

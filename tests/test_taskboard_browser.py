@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.browser.dev_server import DevServer
+from tests.node_tools import find_node, require_file
 from tests.seed_helpers import ROOT
 
 BROWSER_TESTS = Path(__file__).parent / "browser"
 SCREENSHOTS = BROWSER_TESTS / "screenshots"
 CHROMIUM = Path(os.environ.get("REACTIVE_TEST_CHROMIUM", "/usr/bin/chromium"))
-MIN_NODE_MAJOR = 20
 SCRIPT_TIMEOUT_S = 120.0
 STEP_TIMEOUT_MS = 20_000
 
@@ -32,26 +31,20 @@ SUBJECT, NAME = "user_taskboard", "Tess Board"
 PROJECT, TASK = "Launch plan", "Write the docs"
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so the browser test must run)", pytrace=False)
-    pytest.skip(reason)
+WHAT = "the browser test"
 
 
 @pytest.fixture(scope="module")
 def node() -> str:
     """The `node` executable, once Chromium and the npm packages are installed."""
-    executable = shutil.which("node")
-    if executable is None:
-        _unavailable("`node` is not on PATH")
-    version = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
-    if int(version.strip().lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
-        _unavailable(f"node {version.strip()} is older than {MIN_NODE_MAJOR}")
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    executable = find_node(WHAT)
+    require_file(CHROMIUM, "apt-get install -y chromium", WHAT)
     for package in ("playwright-core", "convex"):
-        if not (BROWSER_TESTS / "node_modules" / package / "package.json").is_file():
-            _unavailable(f"npm package {package} is missing: npm ci --prefix tests/browser")
+        require_file(
+            BROWSER_TESTS / "node_modules" / package / "package.json",
+            "npm ci --prefix tests/browser",
+            WHAT,
+        )
     return executable
 
 
