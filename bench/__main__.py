@@ -2,8 +2,8 @@
 
 Output: bench/results/<timestamp>/results.md (one Markdown table per scenario; a cell is the
 median over `--runs`, with (min..max) when there were several runs) and, when matplotlib is
-installed, one PNG per scenario beside it. `--publish` copies the report into bench/RESULTS.md
-between the markers PUBLISH_BEGIN and PUBLISH_END, leaving the rest of that file alone.
+installed, one PNG per scenario beside it (bench/plots.py). `--publish` copies the report into
+bench/RESULTS.md between the markers PUBLISH_BEGIN and PUBLISH_END, leaving the rest alone.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.harness import SEED, SIZES, BenchEnv, Measurement, machine_facts, say
+from bench.plots import write_plots
 from bench.scenarios import SCENARIOS
 
 __all__ = ["main", "parse_args", "render_report"]
@@ -50,7 +51,8 @@ async def run_all(args: argparse.Namespace) -> list[Measurement]:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     rows: list[Measurement] = []
     for backend in backends:
-        env = BenchEnv(backend, sizes, baselines=not args.no_baselines)
+        embedded = backend == backends[0] and not args.no_baselines
+        env = BenchEnv(backend, sizes, baselines=not args.no_baselines, embedded=embedded)
         for name in args.scenarios or list(SCENARIOS):
             for run in range(args.runs):
                 say(f"== {backend} / {name} (run {run + 1}/{args.runs}, {sizes.name})")
@@ -111,32 +113,6 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower())
-
-
-def write_plots(rows: list[Measurement], out: Path) -> list[str]:
-    """One bar chart per scenario of its first metric; [] when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    written = []
-    for scenario in _unique(row.scenario for row in rows):
-        mine = [row for row in rows if row.scenario == scenario]
-        metric = next(iter(mine[0].metrics))
-        labels = [f"{r.backend}\n{r.system}\n{r.case}" for r in mine if metric in r.metrics]
-        values = [r.metrics[metric] for r in mine if metric in r.metrics]
-        figure, axes = plt.subplots(figsize=(max(6, len(values) * 1.4), 4))
-        axes.bar(range(len(values)), values)
-        axes.set_xticks(range(len(values)), labels, fontsize=7)
-        axes.set_title(f"{scenario}: {metric}")
-        figure.tight_layout()
-        figure.savefig(out / f"{_slug(scenario)}.png", dpi=100)
-        plt.close(figure)
-        written.append(f"{_slug(scenario)}.png")
-    return written
 
 
 def publish(report: str, results_md: Path) -> None:

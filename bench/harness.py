@@ -85,10 +85,17 @@ class Sizes:
     query_runs: int
     poll_seconds: float
     warmup: int
+    #: Live-query counts of the PGlite scale baseline (each live query is a Postgres view and
+    #: every one re-runs on each write, so 10k would not finish in the time bound).
+    pglite_scale: tuple[int, ...] = ()
+    pglite_scale_writes: int = 30
+    #: Steady phase of the table-level baseline in scale (0: same as ours). It saturates the
+    #: server, so a shorter phase only shortens its queue (flatters it) and saves most of the run.
+    table_level_seconds: float = 0.0
 
 
 SIZES: dict[str, Sizes] = {
-    "tiny": Sizes("tiny", 10, (1, 10), 2, (100,), 20, 5.0, 1.5, 20, 100, 50, 20, 2.5, 3),
+    "tiny": Sizes("tiny", 10, (1, 10), 2, (100,), 20, 5.0, 1.5, 20, 100, 50, 20, 2.5, 3, (20,), 5),
     "quick": Sizes(
         "quick",
         100,
@@ -104,6 +111,9 @@ SIZES: dict[str, Sizes] = {
         200,
         4.0,
         10,
+        (1000,),
+        20,
+        1.0,
     ),
     "full": Sizes(
         "full",
@@ -120,6 +130,8 @@ SIZES: dict[str, Sizes] = {
         2000,
         10.0,
         50,
+        (1000, 10_000),
+        30,
     ),
 }
 
@@ -263,6 +275,8 @@ class BenchEnv:
     backend: str
     sizes: Sizes
     baselines: bool = True
+    #: Run the backend-independent PGlite baseline in this pass (the first backend only).
+    embedded: bool = False
 
 
 # -- raw protocol sockets ---------------------------------------------------------------------

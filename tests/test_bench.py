@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import parse_args, publish, render_report
-from bench.harness import Measurement, RawSocket, Update, first_seen_ms, latency_metrics
+from bench.baselines import pglite
+from bench.harness import SIZES, Measurement, RawSocket, Update, first_seen_ms, latency_metrics
+from bench.plots import write_plots
 from bench.scenarios import SCENARIOS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +45,10 @@ def test_tiny_run_reports_every_scenario_with_baselines(tiny_report: str) -> Non
     for system in ("ours (push)", "table-level", "table-level ÷ ours", "polling 1 s"):
         assert f"| {system} |" in scale
     assert "| polling 1 s |" in "\n".join(_table_rows(report, "observe-insert"))
+    observe = report.split("## observe-insert\n", 1)[1].split("\n## ", 1)[0]
+    assert "| pglite | PGlite live (in process) | 1 subscriber" in observe
+    for name in ("observe-insert", "fan-out", "scale", "throughput", "query-latency"):
+        assert f"![{name}]({name}.png)" in report
 
 
 def test_table_level_reruns_more_than_ours_in_tiny_scale(tiny_report: str) -> None:
@@ -94,3 +100,66 @@ def test_latency_metrics_and_bad_runs() -> None:
     assert latency_metrics("x", [1.0, 2.0, 3.0])["x p50 ms"] == 2.0
     with pytest.raises(SystemExit):
         parse_args(["--runs", "0"])
+
+
+async def test_pglite_rows_say_unavailable_without_the_npm_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pglite, "PACKAGE", tmp_path)
+    rows = await pglite.pglite_observe_rows("observe-insert", SIZES["tiny"])
+    assert [(r.system, r.metrics) for r in rows] == [(pglite.SYSTEM, {})]
+    assert "unavailable: run `npm ci` in bench/pglite" in rows[0].case
+    report = render_report(rows, {}, plots=[])
+    assert "| pglite | PGlite live (in process) | 1 subscriber (unavailable" in report
+
+
+def test_plots_are_written_per_scenario_and_skip_unavailable_rows(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [
+        Measurement(
+            "observe-insert",
+            "sqlite",
+            "ours (push)",
+            "1 subscriber",
+            {"commit->seen p50 ms": 1.5, "commit->seen p99 ms": 3.0},
+        ),
+        Measurement(
+            "observe-insert",
+            "sqlite",
+            "polling 1 s",
+            "1 subscriber",
+            {"staleness p50 ms": 500.0, "staleness p99 ms": 990.0},
+        ),
+        Measurement("observe-insert", "pglite", pglite.SYSTEM, "1 subscriber (unavailable)", {}),
+        Measurement(
+            "fan-out",
+            "sqlite",
+            "ours (push)",
+            "100 sockets",
+            {"last client sees it ms (median of writes)": 12.0},
+        ),
+        Measurement(
+            "scale",
+            "sqlite",
+            "ours (push)",
+            "1,000 subs, 1,000 channels",
+            {"re-runs per commit": 1.0, "commit->seen p50 ms": 2.0},
+        ),
+        Measurement(
+            "scale",
+            "sqlite",
+            "table-level",
+            "1,000 subs, 1,000 channels",
+            {"re-runs per commit": 1000.0, "commit->seen p50 ms": 90.0},
+        ),
+        Measurement(
+            "throughput",
+            "sqlite",
+            "ours",
+            "uncontended inserts",
+            {"committed/s": 3000.0, "retries/s": 0.0},
+        ),
+    ]
+    written = write_plots(rows, tmp_path)
+    assert written == ["observe-insert.png", "fan-out.png", "scale.png", "throughput.png"]
+    assert all((tmp_path / name).stat().st_size > 1000 for name in written)

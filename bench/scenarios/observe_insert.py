@@ -1,5 +1,6 @@
 """observe-insert: one client subscribed to `messages:list` of one channel, another inserting
-into it one message at a time. Baseline: the same pair with the subscriber polling every 1 s.
+into it one message at a time. Baselines: the same pair with the subscriber polling every 1 s;
+PGlite live queries in one Node process (embedded; once per run, not per backend).
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+from bench.baselines.pglite import pglite_observe_rows
 from bench.baselines.polling import measure_polling
 from bench.harness import (
     SEED,
@@ -41,6 +43,9 @@ async def run(env: BenchEnv) -> list[Measurement]:
                 server, [CHANNEL], env.sizes.poll_seconds, 5.0, seed=SEED
             )
             rows.append(Measurement(NAME, env.backend, "polling 1 s", "1 subscriber", polled))
+    if env.embedded:
+        say("    PGlite live-query baseline (node, in process) ...")
+        rows += await pglite_observe_rows(NAME, env.sizes)
     return rows
 
 

@@ -1,5 +1,6 @@
 """scale: many subscriptions over many channels with a steady writer, on our server and on the
-table-level-invalidation baseline; plus multiplexed 1 s polling of the same channels.
+table-level-invalidation baseline; plus multiplexed 1 s polling of the same channels, and
+PGlite live queries (bench/baselines/pglite.py) at the sizes it can reach.
 
 Re-runs per commit are counted by the server itself: `messages:list` bumps a process-wide
 counter on every execution (bench/projects/chat/functions/counters.py), read via GET
@@ -13,6 +14,7 @@ import asyncio
 import random
 import time
 
+from bench.baselines.pglite import pglite_scale_rows
 from bench.baselines.polling import measure_polling
 from bench.harness import (
     SEED,
@@ -46,7 +48,10 @@ async def run(env: BenchEnv) -> list[Measurement]:
         for system, table_level in systems.items():
             say(f"    {system}: {n:,} subscriptions over {len(channels):,} channels ...")
             async with open_server(env.backend, table_level=table_level) as server:
-                by_system[system] = await _step(server, n, channels, env)
+                seconds = (
+                    table_level and env.sizes.table_level_seconds
+                ) or env.sizes.steady_seconds
+                by_system[system] = await _step(server, n, channels, env, seconds)
             case = f"{n:,} subs, {len(channels):,} channels"
             rows.append(Measurement(NAME, env.backend, system, case, by_system[system]))
         if len(by_system) == 2:
@@ -55,6 +60,9 @@ async def run(env: BenchEnv) -> list[Measurement]:
             )
     if env.baselines:
         rows.append(await _polling(env, [f"c{i}" for i in range(env.sizes.scale_channels)]))
+    if env.embedded:
+        say(f"    PGlite live queries: {', '.join(f'{n:,}' for n in env.sizes.pglite_scale)} ...")
+        rows += await pglite_scale_rows(NAME, env.sizes)
     return rows
 
 
@@ -64,10 +72,14 @@ def _ratio(by_system: dict[str, dict[str, float]]) -> dict[str, float]:
     return {key: theirs[key] / ours[key] if ours.get(key) else float("nan") for key in keys}
 
 
-async def _step(server: Server, n: int, channels: list[str], env: BenchEnv) -> dict[str, float]:
+async def _step(
+    server: Server, n: int, channels: list[str], env: BenchEnv, seconds: float
+) -> dict[str, float]:
     rss_before = server.rss_bytes()
+    started = time.perf_counter()
     sockets = await _subscribe(server.url, n, channels, env.sizes.subscribe_budget_s)
     reached = sum(len(s.answered) for s in sockets)
+    subscribed_s = time.perf_counter() - started
     rss_after = server.rss_bytes()
     writer = await RawSocket.open(server.url)
     try:
@@ -81,9 +93,7 @@ async def _step(server: Server, n: int, channels: list[str], env: BenchEnv) -> d
             server.cpu_seconds(),
             time.perf_counter(),
         )
-        commits, _ = await write_steadily(
-            writer, channels, env.sizes.steady_seconds, env.sizes.writes_per_s, rng
-        )
+        commits, _ = await write_steadily(writer, channels, seconds, env.sizes.writes_per_s, rng)
         expected = _expected_deliveries(len(commits), len(channels), reached)
         await wait_until(lambda: len(first_seen_ms(sockets, commits)) >= expected, 30.0)
         elapsed = time.perf_counter() - wall_before
@@ -95,7 +105,8 @@ async def _step(server: Server, n: int, channels: list[str], env: BenchEnv) -> d
     seen = first_seen_ms(sockets, commits)
     say(
         f"      reached {reached:,}; {len(commits)} commits; {reruns:,} re-runs; "
-        f"{len(seen):,} deliveries"
+        f"{len(seen):,} deliveries; subscribed in {subscribed_s:.1f} s, "
+        f"wrote and drained in {elapsed:.1f} s"
     )
     return {
         "subscriptions reached": float(reached),
