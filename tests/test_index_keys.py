@@ -16,27 +16,12 @@ from reactive.index_keys import (
     encode_value_key,
     prefix_successor,
 )
-from reactive.values import INT64_MAX, INT64_MIN, UNDEFINED, compare_values, values_equal
+from reactive.values import INT64_MIN, UNDEFINED, compare_values, values_equal
+from tests.value_strategies import strategies
 
-NAN = float("nan")
-NEG_NAN = -float("nan")
-INF = float("inf")
-
-FIELD_NAMES = st.text(
-    alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=4
-).filter(lambda name: not name.startswith("$"))
-FLOATS = st.floats() | st.sampled_from([NAN, NEG_NAN, INF, -INF, -0.0, 0.0, 5e-324, -1.5])
-INTS = st.integers(INT64_MIN, INT64_MAX) | st.sampled_from([INT64_MIN, INT64_MAX, 0, -1, 1])
-TEXT = st.text(max_size=6) | st.sampled_from(["", "\x00", "a\x00", "a", "a\x00b", "\U00010000"])
-BYTES = st.binary(max_size=6) | st.sampled_from([b"", b"\x00", b"\xff", b"\x00\xff", b"a\x00"])
-SCALARS = st.none() | st.booleans() | INTS | FLOATS | TEXT | BYTES
-VALUES = st.recursive(
-    SCALARS,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(FIELD_NAMES, children, max_size=3)
-    ),
-    max_leaves=8,
-)
+_VALUES = strategies(small=True)
+FIELD_NAMES, FLOATS, INTS = _VALUES.FIELD_NAMES, _VALUES.FLOATS, _VALUES.INTS
+TEXT, BYTES, SCALARS, VALUES = _VALUES.TEXT, _VALUES.BYTES, _VALUES.SCALARS, _VALUES.VALUES
 KEY_VALUES = st.just(UNDEFINED) | VALUES  # UNDEFINED: a missing field, only at the top level
 TUPLES = st.lists(KEY_VALUES, min_size=1, max_size=3)
 
