@@ -29,7 +29,7 @@ from reactive.reads import ReadToken
 from reactive.schema import Schema
 from reactive.subscriptions import Subscription, SubscriptionManager
 from reactive.transaction import Transaction, index_key
-from reactive.values import dumps, loads
+from reactive.values import dumps, loads_stored
 from reactive.write_log import WriteLog
 
 __all__ = ["Database", "MutationResult", "QueryResult", "SchemaChanges"]
@@ -189,7 +189,7 @@ class Database:
         if dedupe:
             stored = await self.persistence.get_mutation(session_id, request_id)  # type: ignore[arg-type]
             if stored is not None:
-                return MutationResult(loads(stored.result), stored.ts, duplicate=True)  # type: ignore[arg-type]
+                return MutationResult(loads_stored(stored.result), stored.ts, duplicate=True)  # type: ignore[arg-type]
         retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
         if serial_fallback is None:
             serial_fallback = knobs.OCC_SERIAL_FALLBACK
@@ -223,7 +223,7 @@ class Database:
             commit = self.committer.commit_now if serial else self.committer.commit
             outcome = await commit(tx, record)
         if outcome.duplicate is not None:
-            return MutationResult(loads(outcome.duplicate.result), outcome.ts, True, attempt)  # type: ignore[arg-type]
+            return MutationResult(loads_stored(outcome.duplicate.result), outcome.ts, True, attempt)  # type: ignore[arg-type]
         return MutationResult(value, outcome.ts, retries=attempt)
 
     async def _after_conflict(self, conflict: ConflictError, attempt: int) -> None:
@@ -375,7 +375,7 @@ class Database:
             async for doc in self.iter_documents(number, ts):
                 checked += 1
                 try:
-                    schema.validate_document(table, loads(doc.value), self.catalog)
+                    schema.validate_document(table, loads_stored(doc.value), self.catalog)
                 except ValidationError as exc:
                     violations.append(f"  {table} {doc.id}: {exc}")
                     if len(violations) >= _MAX_REPORTED_VIOLATIONS:
@@ -427,7 +427,7 @@ class Database:
         written = 0
         batch: list[tuple[IndexWrite, int]] = []
         async for doc in self.iter_documents(info.table_number, ts):
-            key = index_key(info, loads(doc.value))  # type: ignore[arg-type]
+            key = index_key(info, loads_stored(doc.value))  # type: ignore[arg-type]
             batch.append((IndexWrite(info.index_id, key, False, doc.id), doc.ts))
             if len(batch) >= _BACKFILL_PAGE:
                 await self.persistence.write_index_entries(batch)

@@ -23,7 +23,7 @@ from reactive.errors import ReactiveError, ValidationError
 from reactive.storage import STORAGE_TABLE, BlobStore
 from reactive.transaction import Transaction
 from reactive.types import Value
-from reactive.values import decode_value, loads
+from reactive.values import decode_value, loads_stored
 
 __all__ = ["ImportSummary", "SnapshotError", "export_snapshot", "import_snapshot", "import_table"]
 
@@ -97,7 +97,7 @@ async def _export_files(
     db: Database, blobs: BlobStore, archive: zipfile.ZipFile, number: int, ts: int
 ) -> None:
     async for stored in db.iter_documents(number, ts):
-        row = loads(stored.value)
+        row = loads_stored(stored.value)
         assert isinstance(row, dict)
         data = await blobs.get(str(row.get("blobKey")))
         if data is not None:

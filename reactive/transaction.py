@@ -22,7 +22,7 @@ from reactive.query import QueryBuilder, QuerySpec, resolve_range
 from reactive.reads import ReadSet, ReadToken, index_ref
 from reactive.schema import get_field
 from reactive.types import Order, Value
-from reactive.values import UNDEFINED, check_document, check_value, dumps, loads
+from reactive.values import UNDEFINED, check_document, check_value, dumps, loads_stored
 from reactive.write_log import WrittenKeys
 
 __all__ = ["PendingWrite", "PreparedWrites", "Transaction"]
@@ -68,7 +68,7 @@ def _copy(value: Any) -> Any:
 
 
 def _decode(stored: StoredDocument) -> Document:
-    doc = loads(stored.value)
+    doc = loads_stored(stored.value)
     assert isinstance(doc, dict)
     return doc
 

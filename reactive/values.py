@@ -54,6 +54,7 @@ __all__ = [
     "encode_value",
     "float_order_bits",
     "loads",
+    "loads_stored",
     "to_clean_json",
     "type_name",
     "value_size",
@@ -186,7 +187,58 @@ def _check_depth(depth: int, path: str) -> None:
 
 def check_value(value: object, path: str = "") -> None:
     """Raise ValidationError, naming the path, unless `value` is a valid Convex value."""
-    _check(value, path, 0)
+    if not _is_valid(value, 0):
+        _check(value, path, 0)  # the slow walk names the path of the problem
+
+
+def _is_valid(value: object, depth: int) -> bool:
+    """check_value without building a path per element (the common, valid case); False also
+    for anything unusual (subclasses), which the slow walk then judges."""
+    if value is None or type(value) in _PLAIN_TYPES:
+        return True
+    if type(value) is str:
+        return value.isascii() or _is_unicode(value)
+    if type(value) is int:
+        return INT64_MIN <= value <= INT64_MAX
+    if depth >= MAX_NESTING:
+        return False
+    if type(value) is list:
+        # Plain loops: all() over a generator costs a frame switch per element here.
+        for item in value:  # noqa: SIM110
+            if not _is_valid(item, depth + 1):
+                return False
+        return True
+    if type(value) is dict:
+        for key, item in value.items():
+            if not (_is_good_field_name(key) and _is_valid(item, depth + 1)):
+                return False
+        return True
+    return False
+
+
+_PLAIN_TYPES: Final = frozenset({bool, float, bytes})
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+#: Field names already found legal: documents repeat the same few names endlessly.
+_GOOD_FIELD_NAMES: set[str] = set()
+
+
+def _is_good_field_name(key: object) -> bool:
+    if key in _GOOD_FIELD_NAMES:
+        return True
+    if type(key) is not str or _field_name_problem(key):
+        return False
+    if len(_GOOD_FIELD_NAMES) < 100_000:  # bounded: names could come from user data
+        _GOOD_FIELD_NAMES.add(key)
+    return True
 
 
 def _check(value: object, path: str, depth: int) -> None:
@@ -279,7 +331,45 @@ def _is_plain_json_float(value: float) -> bool:
 
 def encode_value(value: Value) -> JsonValue:
     """Value -> convex encoded JSON. Enforces check_value's rules (ValidationError)."""
-    return _encode(value, "", 0)
+    try:
+        return _encode_fast(value, 0)
+    except _Unusual:
+        return _encode(value, "", 0)  # the slow walk names the path of the problem
+
+
+class _Unusual(Exception):
+    """_encode_fast met something it leaves to the slow walk (an error or a subclass)."""
+
+
+def _encode_fast(value: object, depth: int) -> JsonValue:
+    if value is None or type(value) is bool:
+        return value
+    if type(value) is str:
+        if value.isascii() or _is_unicode(value):
+            return value
+        raise _Unusual
+    if type(value) is float:
+        if _is_plain_json_float(value):
+            return value
+        return {"$float": _b64(struct.pack("<d", value))}
+    if type(value) is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return {"$integer": _b64(struct.pack("<q", value))}
+        raise _Unusual
+    if depth >= MAX_NESTING:
+        raise _Unusual
+    if type(value) is dict:
+        encoded = {}
+        for key, item in value.items():
+            if not _is_good_field_name(key):
+                raise _Unusual
+            encoded[key] = _encode_fast(item, depth + 1)
+        return encoded
+    if type(value) is list:
+        return [_encode_fast(item, depth + 1) for item in value]
+    if type(value) is bytes:
+        return {"$bytes": _b64(value)}
+    raise _Unusual
 
 
 def _encode(value: Any, path: str, depth: int) -> JsonValue:
@@ -314,7 +404,45 @@ def _checked_items(obj: dict[Any, Any], path: str) -> list[tuple[str, Any]]:
 
 def decode_value(obj: JsonValue) -> Value:
     """Convex encoded JSON -> Value; the inverse of encode_value. ValidationError on bad input."""
-    return _decode(obj, "", 0)
+    try:
+        return _decode_fast(obj, 0)
+    except _Unusual:
+        return _decode(obj, "", 0)  # the slow walk names the path of the problem
+
+
+def _decode_fast(obj: object, depth: int) -> Value:
+    """decode_value without a path per element; leaves anything unusual to the slow walk."""
+    if obj is None or type(obj) is bool:
+        return obj
+    if type(obj) is str:
+        if obj.isascii() or _is_unicode(obj):
+            return obj
+        raise _Unusual
+    if type(obj) is float:
+        return obj
+    if type(obj) is int and INT64_MIN <= obj <= INT64_MAX:
+        return float(obj)  # a bare JSON number is a float64
+    if depth >= MAX_NESTING:
+        raise _Unusual
+    if type(obj) is dict:
+        if len(obj) == 1:
+            (key,) = obj
+            if key in _SPECIAL_KEYS:
+                try:
+                    return _decode_special(obj, "")
+                except ValidationError:
+                    raise _Unusual from None  # the slow walk reports it with its path
+            if type(key) is str and key.startswith("$"):
+                raise _Unusual
+        decoded = {}
+        for key, item in obj.items():
+            if not _is_good_field_name(key):
+                raise _Unusual
+            decoded[key] = _decode_fast(item, depth + 1)
+        return decoded
+    if type(obj) is list:
+        return [_decode_fast(item, depth + 1) for item in obj]
+    raise _Unusual
 
 
 def _decode(obj: Any, path: str, depth: int) -> Value:
@@ -385,6 +513,27 @@ def loads(data: bytes | str) -> Value:
     except orjson.JSONDecodeError as exc:
         raise ValidationError(f"Invalid JSON: {exc}") from None
     return decode_value(parsed)
+
+
+def loads_stored(data: bytes | str) -> Value:
+    """`loads` for JSON this process wrote itself (stored documents and results): decodes
+    the special forms but skips the checks, which the value passed when it was written."""
+    return _decode_stored(orjson.loads(data))
+
+
+def _decode_stored(obj: Any) -> Value:
+    kind = type(obj)
+    if kind is dict:
+        if len(obj) == 1:
+            (key,) = obj
+            if key in _SPECIAL_KEYS:
+                return _decode_special(obj, "")
+        return {key: _decode_stored(item) for key, item in obj.items()}
+    if kind is list:
+        return [_decode_stored(item) for item in obj]
+    if kind is int:
+        return float(obj)  # a bare JSON number is a float64
+    return obj  # type: ignore[no-any-return]
 
 
 def to_clean_json(value: Value) -> JsonValue:

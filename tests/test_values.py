@@ -10,6 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from reactive import values as values_module
 from reactive.errors import ValidationError
 from reactive.values import (
     INT64_MAX,
@@ -29,6 +30,7 @@ from reactive.values import (
     encode_ts,
     encode_value,
     loads,
+    loads_stored,
     to_clean_json,
     type_name,
     value_size,
@@ -123,6 +125,82 @@ def test_decode_inverts_encode(value: object) -> None:
     assume(depth(value) <= MAX_NESTING)
     assert values_equal(decode_value(encode_value(value)), value)
     assert values_equal(loads(dumps(value)), value)
+
+
+@given(VALUES)
+def test_loads_stored_inverts_dumps(value: object) -> None:
+    assume(depth(value) <= MAX_NESTING)
+    assert values_equal(loads_stored(dumps(value)), value)
+
+
+# decode_value, encode_value and check_value first try a walk that builds no paths and fall
+# back to the path-naming walk on anything unusual: both must give the same answer.
+_ODD_NAMES = st.sampled_from(["a", "", "$integer", "$float", "$bytes", "$x", "_id", "\x7f", "é"])
+_JSON_LIKE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4)
+    | st.just("\ud800"),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(_ODD_NAMES, children, max_size=2)
+        | st.builds(lambda b: {"$bytes": b}, st.sampled_from(["AAAA", "!!", 3]))
+        | st.builds(lambda b: {"$integer": b}, st.sampled_from(["AAAAAAAAAAA=", "AA=="]))
+    ),
+    max_leaves=10,
+)
+_PY_LIKE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats()
+    | st.text(max_size=4)
+    | st.just("\ud800")
+    | st.binary(max_size=3)
+    | st.just((1, 2))
+    | st.just(UNDEFINED),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(_ODD_NAMES, children, max_size=2)
+    ),
+    max_leaves=10,
+)
+
+
+def _outcome(call, *args):
+    try:
+        return ("ok", call(*args))
+    except ValidationError as exc:
+        return ("error", str(exc))
+
+
+def _same(fast, slow) -> None:
+    assert fast[0] == slow[0], (fast, slow)
+    if fast[0] == "ok":
+        assert values_equal(fast[1], slow[1]) or fast[1] == slow[1], (fast, slow)
+    else:
+        assert fast == slow
+
+
+@given(_JSON_LIKE)
+def test_decode_value_fast_path_agrees_with_the_checked_walk(obj: object) -> None:
+    _same(_outcome(decode_value, obj), _outcome(values_module._decode, obj, "", 0))
+
+
+@given(_PY_LIKE)
+def test_encode_and_check_fast_paths_agree_with_the_checked_walks(value: object) -> None:
+    _same(_outcome(encode_value, value), _outcome(values_module._encode, value, "", 0))
+    _same(_outcome(check_value, value), _outcome(values_module._check, value, "", 0))
+
+
+def test_fast_paths_leave_deep_values_to_the_checked_walk() -> None:
+    deep: object = 1.0
+    for _ in range(MAX_NESTING + 1):
+        deep = [deep]
+    for call in (encode_value, check_value, decode_value):
+        with pytest.raises(ValidationError, match="nested too deeply"):
+            call(deep)
 
 
 @given(VALUES)
