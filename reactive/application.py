@@ -175,22 +175,52 @@ class Application:
         ts: int | None = None,
         journal: str | None = None,
     ) -> Outcome:
-        """Run a public query at `ts` (default latest); identical concurrent calls share one run."""
+        """Run a public query at `ts` (default latest); identical concurrent calls share one run.
+
+        The first caller runs the query in its own task (no hand-off to another task, so the
+        first result goes out without waiting behind every other client woken by the same
+        commit); the others await its result.
+        """
         ts = self.db.latest_ts if ts is None else ts
         key = _share_key(path, args, identity, ts, journal)
-        if key is None or ts < self._shared_ts:
-            return await self._query(path, args, identity, ts, journal)
-        if ts > self._shared_ts:
-            # Clients re-run at the newest snapshot: results of older ones are not wanted again.
-            self._shared.clear()
-            self._shared_ts = ts
-        shared = self._shared.get(key)
-        if shared is None:
-            shared = asyncio.ensure_future(self._query(path, args, identity, ts, journal))
-            self._shared[key] = shared
-            while len(self._shared) > _SHARED_RESULTS:
-                self._shared.popitem(last=False)
-        return await asyncio.shield(shared)
+        while key is not None and ts >= self._shared_ts:
+            if ts > self._shared_ts:
+                # Clients re-run at the newest snapshot: results of older ones are not wanted again.
+                self._shared.clear()
+                self._shared_ts = ts
+            shared = self._shared.get(key)
+            if shared is None:
+                return await self._lead(key, path, args, identity, ts, journal)
+            try:
+                return await asyncio.shield(shared)
+            except _LeaderGone:
+                continue  # the leader's caller went away mid-run: run it again
+        return await self._query(path, args, identity, ts, journal)
+
+    async def _lead(
+        self,
+        key: tuple[Any, ...],
+        path: object,
+        args: object,
+        identity: Identity | None,
+        ts: int,
+        journal: str | None,
+    ) -> Outcome:
+        shared: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._shared[key] = shared
+        while len(self._shared) > _SHARED_RESULTS:
+            self._shared.popitem(last=False)
+        try:
+            outcome = await self._query(path, args, identity, ts, journal)
+        except BaseException as exc:
+            if self._shared.get(key) is shared:
+                del self._shared[key]
+            gone = isinstance(exc, asyncio.CancelledError)
+            shared.set_exception(_LeaderGone() if gone else exc)
+            shared.exception()  # retrieved: nobody may be waiting
+            raise
+        shared.set_result(outcome)
+        return outcome
 
     async def _query(
         self, path: object, args: object, identity: Any, ts: int, journal: str | None
@@ -279,6 +309,10 @@ def _default_storage_dir(root: Path, database_url: str | None) -> Path:
     if database_url and database_url.startswith("sqlite:///"):
         return sqlite_path(database_url).parent / "storage"
     return root / ".reactive" / "storage"
+
+
+class _LeaderGone(Exception):
+    """The caller running a shared query was cancelled; its followers run it themselves."""
 
 
 def _share_key(

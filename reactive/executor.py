@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from reactive.database import Database
 from reactive.errors import AppError, ReactiveError, StorageError, ValidationError
 from reactive.functions import FunctionDef, FunctionKind, Registry
@@ -24,7 +26,7 @@ from reactive.storage import ActionStorage, FileStorage, StorageReader, StorageW
 from reactive.transaction import Transaction
 from reactive.types import Value
 from reactive.validators import validate_args
-from reactive.values import UNDEFINED, check_value
+from reactive.values import UNDEFINED, check_value, encode_value
 
 __all__ = [
     "ActionCtx",
@@ -108,10 +110,18 @@ class Outcome:
     token: ReadToken | None = None
     journal: str | None = None
     duplicate: bool = False
+    _wire_value: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def wire_value(self) -> bytes:
+        """The value as convex encoded JSON bytes, encoded once however many clients share
+        this outcome (identical subscriptions re-run once per commit)."""
+        if self._wire_value is None:
+            self._wire_value = orjson.dumps(encode_value(self.value))
+        return self._wire_value
 
 
 # -- ctx objects ------------------------------------------------------------------------------

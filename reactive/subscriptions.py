@@ -145,13 +145,18 @@ class SubscriptionManager:
         #: (index ref, start, end) -> subscriptions reading exactly that interval.
         self._holders: dict[tuple[str, bytes, bytes], set[Subscription]] = {}
         self._live: dict[int, Subscription] = {}
+        #: The newest commit advance() has seen. Later write-log entries are still being made
+        #: durable; they invalidate through the index when advance() publishes them.
+        self._published_ts = 0
 
     def subscribe(
         self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
     ) -> Subscription:
-        """Watch `token`. If a commit after token.ts already hit it, it fires right away."""
+        """Watch `token`. If a published commit after token.ts already hit it, it fires right
+        away (a commit not yet published would only make the caller re-run at the same ts)."""
         sub = Subscription(next(self._ids), token, on_invalidate)
-        conflict = self._write_log.find_conflict(token.read_set, token.ts)
+        published = max(self._published_ts, self._write_log.floor_ts)
+        conflict = self._write_log.find_conflict(token.read_set, token.ts, published)
         if conflict is not None:
             sub.invalidated_at = conflict.ts
             on_invalidate(sub, conflict.ts)
@@ -177,6 +182,7 @@ class SubscriptionManager:
 
     def advance(self, ts: int, written: WrittenKeys) -> list[Subscription]:
         """Invalidate (and drop) every subscription whose read set holds a written key."""
+        self._published_ts = ts
         hits = self.matching(written)
         for sub in hits:
             self.unsubscribe(sub)

@@ -69,12 +69,26 @@ def test_subscriptions_fire_once_and_shared_intervals_are_kept_for_others():
 
 def test_subscribing_a_stale_token_fires_at_once():
     log = WriteLog()
-    log.append(5, {"t.i": [b"\x15"]})
     manager = SubscriptionManager(log)
+    log.append(5, {"t.i": [b"\x15"]})
+    manager.advance(5, {"t.i": [b"\x15"]})  # published
     fired = []
     manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append(ts))
     manager.subscribe(token(5, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append(-ts))
     assert fired == [5]
+
+
+def test_a_commit_not_yet_published_fires_when_it_is_published_not_at_subscribe():
+    # The committer logs a commit before it is durable; a query run at the published ts
+    # meanwhile must not be re-run at that same ts again and again (it would spin).
+    log = WriteLog()
+    manager = SubscriptionManager(log)
+    log.append(5, {"t.i": [b"\x15"]})  # being made durable
+    fired = []
+    sub = manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append(ts))
+    assert fired == [] and sub.active
+    manager.advance(5, {"t.i": [b"\x15"]})
+    assert fired == [5] and not sub.active
 
 
 def test_matching_agrees_with_naive_scan_on_random_workload():

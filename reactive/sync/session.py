@@ -49,8 +49,8 @@ class QueryState:
     """One subscribed query of this client.
 
     `sent` is the encoded result last sent (None = never sent); `subscription` watches the
-    read set of the last run and is replaced on every run; `dirty` is set by invalidation
-    (or a new identity) and cleared when the query is re-run.
+    read set of the last run and is replaced on every run. Whether it must re-run is kept by
+    the session (`SyncSession._dirty`), so a refresh never scans every query of the socket.
     """
 
     query_id: int
@@ -59,7 +59,6 @@ class QueryState:
     journal: str | None
     sent: bytes | None = None
     subscription: Subscription | None = None
-    dirty: bool = True
 
 
 @dataclass(slots=True)
@@ -96,6 +95,8 @@ class SyncSession:
         self.session_id: str | None = None
         self.identity: Identity | None = None
         self.queries: dict[int, QueryState] = {}
+        #: Queries to re-run (new, invalidated, or a new identity), by query id.
+        self._dirty: dict[int, QueryState] = {}
         self.qs_recv = 0
         self.id_recv = 0
         self.sent = Version()
@@ -134,8 +135,11 @@ class SyncSession:
         pinger = asyncio.create_task(self._ping_loop())
         try:
             while not self._closed:
-                if self._inbox.empty() and self._any_dirty():
+                if self._inbox.empty() and self._dirty:
                     await self._transition(only_if_changed=True)
+                    # A refresh may complete without awaiting anything real: yield once so
+                    # the other sockets (and the committer) always get their turn.
+                    await asyncio.sleep(0)
                     continue
                 item = await self._inbox.get()
                 if item is DISCONNECTED:
@@ -157,6 +161,7 @@ class SyncSession:
         self._closed = True
         for query in self.queries.values():
             self._drop_subscription(query)
+        self._dirty.clear()
         for task in self._actions:
             task.cancel()
         if self._expiry is not None:
@@ -228,15 +233,17 @@ class SyncSession:
             if old is not None:
                 self._drop_subscription(old)
             journal = modification.get("journal")
-            self.queries[query_id] = QueryState(
+            query = QueryState(
                 query_id,
                 modification.get("udfPath"),  # type: ignore[arg-type]
                 modification.get("args"),
                 journal if isinstance(journal, str) else None,
             )
+            self.queries[query_id] = self._dirty[query_id] = query
             return None
         if modification.get("type") == "Remove":
             old = self.queries.pop(query_id, None)
+            self._dirty.pop(query_id, None)
             if old is not None:
                 self._drop_subscription(old)
             return query_id
@@ -300,8 +307,7 @@ class SyncSession:
     def _set_identity(self, identity: Identity | None) -> None:
         self.identity = identity
         self.id_recv += 1
-        for query in self.queries.values():
-            query.dirty = True
+        self._dirty.update(self.queries)
         self._schedule_expiry(identity)
 
     def _schedule_expiry(self, identity: Identity | None) -> None:
@@ -326,9 +332,6 @@ class SyncSession:
 
     # -- transitions -----------------------------------------------------------------------
 
-    def _any_dirty(self) -> bool:
-        return any(q.dirty for q in self.queries.values())
-
     async def _transition(
         self, *, removed: list[int] | None = None, min_ts: int = 0, only_if_changed: bool = False
     ) -> None:
@@ -338,8 +341,13 @@ class SyncSession:
         client's values are still right); after a client message a Transition is always due.
         """
         ts = max(self.app.latest_ts, min_ts, self.sent.ts)
-        dirty = [q for q in self.queries.values() if q.dirty]
-        outcomes = await asyncio.gather(*(self._rerun(q, ts) for q in dirty))
+        dirty = list(self._dirty.values())
+        if len(dirty) == 1:
+            # The usual refresh: awaited here, not in a task of its own that would queue
+            # behind every other socket woken by the same commit.
+            outcomes = [await self._rerun(dirty[0], ts)]
+        else:
+            outcomes = await asyncio.gather(*(self._rerun(q, ts) for q in dirty))
         modifications = [m for m in outcomes if m is not None]
         modifications += [{"type": "QueryRemoved", "queryId": qid} for qid in removed or []]
         if only_if_changed and not modifications:
@@ -356,7 +364,8 @@ class SyncSession:
         self.sent = end
 
     async def _rerun(self, query: QueryState, ts: int) -> dict[str, Any] | None:
-        query.dirty = False
+        if self._dirty.get(query.query_id) is query:
+            del self._dirty[query.query_id]
         self._drop_subscription(query)
         args = _decode_args(query.args)
         if isinstance(args, ReactiveError):
@@ -380,8 +389,7 @@ class SyncSession:
 
     def _code_changed(self) -> None:
         """New functions: every query may now give another result."""
-        for query in self.queries.values():
-            query.dirty = True
+        self._dirty.update(self.queries)
         self._wake()
 
     def _wake(self) -> None:
@@ -391,8 +399,9 @@ class SyncSession:
 
     def _invalidated(self, query: QueryState) -> Callable[[Subscription, int], None]:
         def mark(sub: Subscription, ts: int) -> None:
-            if query.subscription is sub or query.subscription is None:
-                query.dirty = True
+            current = query.subscription is sub or query.subscription is None
+            if current and self.queries.get(query.query_id) is query:
+                self._dirty[query.query_id] = query
                 self._wake()
 
         return mark
@@ -472,7 +481,7 @@ def _query_modification(query: QueryState, outcome: Outcome) -> dict[str, Any]:
         return {
             "type": "QueryUpdated",
             "queryId": query.query_id,
-            "value": encode_value(outcome.value),
+            "value": orjson.Fragment(outcome.wire_value()),
             "logLines": outcome.log_lines,
             "journal": query.journal,
         }
