@@ -37,6 +37,32 @@ async def test_identical_queries_at_one_ts_share_one_execution(app, monkeypatch)
     assert runs == 2
 
 
+async def test_when_the_caller_running_a_shared_query_is_cancelled_the_others_still_get_it(
+    app, monkeypatch
+):
+    started = asyncio.Event()
+    runs = 0
+    original = app.executor.run
+
+    async def slow_once(*args, **kwargs):
+        nonlocal runs
+        runs += 1
+        if runs == 1:  # the first run hangs until its caller is cancelled
+            started.set()
+            await asyncio.sleep(3600)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(app.executor, "run", slow_once)
+    ts = app.latest_ts
+    leader = asyncio.create_task(app.run_query("messages:list", {"channel": "a"}, ts=ts))
+    await started.wait()
+    follower = asyncio.create_task(app.run_query("messages:list", {"channel": "a"}, ts=ts))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    outcome = await asyncio.wait_for(follower, 5)
+    assert outcome.value == [] and runs == 2 and leader.cancelled()
+
+
 async def test_different_identities_do_not_share_results(app):
     from reactive.auth import Identity
 
