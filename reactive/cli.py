@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from reactive import knobs
 from reactive.database import Database
 from reactive.persistence import DEFAULT_DATABASE_URL
 
@@ -98,6 +99,7 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
         port=port,
         log_level="warning",
         ws_max_size=16 << 20,
+        ws_per_message_deflate=knobs.WS_COMPRESSION,
     )
     server = uvicorn.Server(config)
     if dev:

@@ -36,6 +36,11 @@ def _float(name: str, default: float) -> float:
 #: those whose index ranges were hit.
 TABLE_LEVEL_INVALIDATION = os.environ.get("REACTIVE_TABLE_LEVEL_INVALIDATION", "0") in ("1", "true")
 
+#: WebSocket per-message-deflate. Off by default, as in Convex: compressing and flushing
+#: costs ~30 us of CPU per frame, more than the rest of pushing a small result to a socket.
+#: Turn on when clients sit behind slow links and results are large.
+WS_COMPRESSION = os.environ.get("REACTIVE_WS_COMPRESSION", "0") in ("1", "true")
+
 #: How many times a mutation that hit an optimistic-concurrency conflict is re-run before the
 #: conflict is reported to the caller.
 OCC_MAX_RETRIES = _int("OCC_MAX_RETRIES", 4)

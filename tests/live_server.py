@@ -62,6 +62,9 @@ class LiveServer:
             str(self.port),
             "--log-level",
             "warning",
+            # as `reactive serve` does (reactive.knobs.WS_COMPRESSION)
+            "--ws-per-message-deflate",
+            os.environ.get("REACTIVE_WS_COMPRESSION", "false"),
         ]
 
     def start(self, timeout: float = 30.0) -> None:
