@@ -94,7 +94,7 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
     except Exception as exc:
         raise CliError(f"could not start {root}: {type(exc).__name__}: {exc}") from exc
     config = uvicorn.Config(
-        create_app(root, application=application, dev_auth=dev_auth),
+        create_app(root, application=application, dev_auth=dev_auth, own_process=True),
         host=host,
         port=port,
         log_level="warning",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import os
@@ -26,6 +27,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from reactive import knobs
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes
@@ -36,7 +38,7 @@ from reactive.storage import MAX_UPLOAD_BYTES
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
 from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "server_app"]
 
 log = logging.getLogger("reactive.http")
 
@@ -484,6 +486,21 @@ class _CollapseSlashes:
         await self.app(scope, receive, send)
 
 
+def server_app() -> Starlette:
+    """The app of a server process: `uvicorn --factory reactive.http:server_app`."""
+    return create_app(own_process=True)
+
+
+def _tune_garbage_collector() -> None:
+    """Server processes only: what is loaded by now (modules, functions, schema) lives as long
+    as the process, so the collector stops scanning it; young collections run less often
+    (knobs.GC_YOUNG_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(knobs.GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def create_app(
     root: str | Path | None = None,
     *,
@@ -491,10 +508,13 @@ def create_app(
     dev: bool | None = None,
     application: Application | None = None,
     dev_auth: DevIdentityProvider | None = None,
+    own_process: bool = False,
 ) -> Starlette:
     """The ASGI app serving the project at `root` (default: the working directory).
 
     Database from `database_url`, else REACTIVE_DATABASE_URL, else embedded SQLite.
+    `own_process`: the app is the whole process (a server, not a test), so process-wide
+    settings such as the garbage collector's are its to tune.
     """
     root = Path(root or os.environ.get("REACTIVE_PROJECT", "."))
     database_url = database_url or os.environ.get("REACTIVE_DATABASE_URL")
@@ -507,6 +527,8 @@ def create_app(
             root, database_url, dev=dev, extra_auth_providers=extra
         )
         app.state.reactive = reactive
+        if own_process:
+            _tune_garbage_collector()
         try:
             yield
         finally:

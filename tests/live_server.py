@@ -55,7 +55,7 @@ class LiveServer:
             "-m",
             "uvicorn",
             "--factory",
-            "reactive.http:create_app",
+            "reactive.http:server_app",
             "--host",
             "127.0.0.1",
             "--port",
