@@ -338,16 +338,20 @@ def encode_value(value: Value) -> JsonValue:
 
 
 class _Unusual(Exception):
-    """_encode_fast met something it leaves to the slow walk (an error or a subclass)."""
+    """A fast walk met something it leaves to the slow walk (an error or a subclass)."""
+
+
+def _fast_str(text: str) -> str:
+    if text.isascii() or _is_unicode(text):
+        return text
+    raise _Unusual
 
 
 def _encode_fast(value: object, depth: int) -> JsonValue:
     if value is None or type(value) is bool:
         return value
     if type(value) is str:
-        if value.isascii() or _is_unicode(value):
-            return value
-        raise _Unusual
+        return _fast_str(value)
     if type(value) is float:
         if _is_plain_json_float(value):
             return value
@@ -415,9 +419,7 @@ def _decode_fast(obj: object, depth: int) -> Value:
     if obj is None or type(obj) is bool:
         return obj
     if type(obj) is str:
-        if obj.isascii() or _is_unicode(obj):
-            return obj
-        raise _Unusual
+        return _fast_str(obj)
     if type(obj) is float:
         return obj
     if type(obj) is int and INT64_MIN <= obj <= INT64_MAX:
