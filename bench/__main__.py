@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import shutil
 import statistics
 import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench.harness import SEED, SIZES, BenchEnv, Measurement, machine_facts, say
+from bench.harness import SEED, SIZES, BenchEnv, CpuPlan, Measurement, machine_facts, say
 from bench.plots import write_plots
 from bench.scenarios import SCENARIOS
 
@@ -32,27 +34,47 @@ RowKey = tuple[str, str, str, str]
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, SQLite unless --backend (~2 minutes)"
+    )
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (CI)")
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres", "both"],
+        default=None,
+        help="default: both for the full run, sqlite for --quick and --tiny",
+    )
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), dest="scenarios")
     parser.add_argument("--runs", type=int, default=1, help="repeat each scenario (min/median/max)")
     parser.add_argument("--no-baselines", action="store_true", help="only our server")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="server on one core, bench clients on the others (Linux, 2+ cores; default on)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     parser.add_argument("--publish", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
+    if args.backend is None:
+        args.backend = "sqlite" if args.quick or args.tiny else "both"
     return args
 
 
 async def run_all(args: argparse.Namespace) -> list[Measurement]:
     sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    cpus = CpuPlan.split() if args.pin else None
+    if cpus is not None:
+        cpus.pin_this_process()
     rows: list[Measurement] = []
     for backend in backends:
         embedded = backend == backends[0] and not args.no_baselines
-        env = BenchEnv(backend, sizes, baselines=not args.no_baselines, embedded=embedded)
+        env = BenchEnv(
+            backend, sizes, baselines=not args.no_baselines, embedded=embedded, cpus=cpus
+        )
         for name in args.scenarios or list(SCENARIOS):
             for run in range(args.runs):
                 say(f"== {backend} / {name} (run {run + 1}/{args.runs}, {sizes.name})")
@@ -65,15 +87,20 @@ async def run_all(args: argparse.Namespace) -> list[Measurement]:
 # -- the report -------------------------------------------------------------------------------
 
 
-def render_report(rows: list[Measurement], header: dict[str, str], plots: list[str] | None) -> str:
-    """The Markdown report; `plots` None leaves plots out (the published copy)."""
+def render_report(
+    rows: list[Measurement],
+    header: dict[str, str],
+    plots: list[str] | None,
+    plot_dir: str = "",
+) -> str:
+    """The Markdown report; plot links point to `plot_dir` + name (None: no plot section)."""
     lines = ["# reactive benchmark results", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines.append("")
     for scenario in _unique(row.scenario for row in rows):
         lines += _scenario_table(scenario, [row for row in rows if row.scenario == scenario])
         if plots and f"{_slug(scenario)}.png" in plots:
-            lines += [f"![{scenario}]({_slug(scenario)}.png)", ""]
+            lines += [f"![{scenario}]({plot_dir}{_slug(scenario)}.png)", ""]
     if plots is not None and not plots:
         lines += ["(No plots: matplotlib is not installed; `pip install -e .[bench]`.)", ""]
     return "\n".join(lines)
@@ -127,6 +154,21 @@ def publish(report: str, results_md: Path) -> None:
     results_md.write_text(text)
 
 
+def _cpu_plan_text(argv: list[str]) -> str:
+    plan = CpuPlan.split() if parse_args(argv).pin else None
+    return plan.describe() if plan else "not pinned (server and bench clients share all cores)"
+
+
+def _event_loop_runner() -> Any:
+    """asyncio.run on uvloop when installed (it comes with uvicorn[standard], as the server
+    uses it): the clients' own overhead is then a smaller part of every figure."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
 def main(argv: list[str]) -> Path:
     args = parse_args(argv)
     started = datetime.now(UTC)
@@ -135,18 +177,22 @@ def main(argv: list[str]) -> Path:
         "command": "python -m bench " + " ".join(argv),
         "seed": str(SEED),
         **machine_facts(),
+        "cores": _cpu_plan_text(argv),
     }
     say(f"# reactive benchmark: {header}")
-    rows = asyncio.run(run_all(args))
+    rows = _event_loop_runner()(run_all(args))
     out = args.out or BENCH / "results" / started.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     header["duration"] = f"{(datetime.now(UTC) - started).total_seconds():.0f} s"
-    report = render_report(rows, header, write_plots(rows, out))
-    (out / "results.md").write_text(report)
+    plots = write_plots(rows, out)
+    (out / "results.md").write_text(render_report(rows, header, plots))
     if args.publish:
-        # The plots stay beside results.md (bench/results/ is not committed): the published
-        # tables carry no image links that would be broken in the repository.
-        publish(render_report(rows, header, None), BENCH / "RESULTS.md")
+        # bench/results/ is not committed; the published plots go to bench/plots/.
+        published = BENCH / "plots"
+        published.mkdir(exist_ok=True)
+        for name in plots:
+            shutil.copyfile(out / name, published / name)
+        publish(render_report(rows, header, plots, "plots/"), BENCH / "RESULTS.md")
     say(f"results: {out / 'results.md'}")
     return out
 

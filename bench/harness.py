@@ -37,6 +37,7 @@ __all__ = [
     "SEED",
     "SIZES",
     "BenchEnv",
+    "CpuPlan",
     "Measurement",
     "MutationResult",
     "RawSocket",
@@ -229,6 +230,19 @@ class Server:
         response.raise_for_status()
         return {key: int(value) for key, value in response.json().items()}
 
+    async def settled_runs(self, path: str = "messages:list", timeout: float = 10.0) -> int:
+        """Executions of `path` once they stop growing: subscriptions re-run after their
+        commit was answered, so the last commit's re-runs may still be under way."""
+        deadline = time.perf_counter() + timeout
+        last = (await self.runs())[path]
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+            now = (await self.runs())[path]
+            if now == last:
+                break
+            last = now
+        return last
+
     async def query(self, path: str, args: dict[str, Any]) -> Any:
         body = {"path": path, "args": args, "format": "json"}
         response = await self.http.post(f"{self.url}/api/query", json=body)
@@ -239,12 +253,15 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def open_server(backend: str, *, table_level: bool = False) -> AsyncIterator[Server]:
+async def open_server(bench: BenchEnv, *, table_level: bool = False) -> AsyncIterator[Server]:
     """A fresh database and a production-mode server on it; table_level picks the baseline."""
     env = {"REACTIVE_TABLE_LEVEL_INVALIDATION": "1" if table_level else "0"}
-    async with _database_url(backend) as url:
+    async with _database_url(bench.backend) as url:
         live = LiveServer(PROJECT, url, env=env, dev=False)
         await asyncio.to_thread(live.start, 60.0)
+        if bench.cpus is not None:
+            assert live.process is not None
+            os.sched_setaffinity(live.process.pid, bench.cpus.server)
         try:
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
             async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
@@ -277,6 +294,39 @@ class BenchEnv:
     baselines: bool = True
     #: Run the backend-independent PGlite baseline in this pass (the first backend only).
     embedded: bool = False
+    #: Which cores the server and the bench process run on; None leaves both to the OS.
+    cpus: CpuPlan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CpuPlan:
+    """Separate cores for the server and for this process (the clients), so the clients'
+    parsing does not queue behind the server's work or the other way round: on a real
+    deployment they are different machines. The database server (PostgreSQL) is not pinned."""
+
+    server: frozenset[int]
+    clients: frozenset[int]
+
+    @classmethod
+    def split(cls) -> CpuPlan | None:
+        """The first available core for the server, the rest for the clients; None when the
+        OS cannot pin (not Linux) or there is only one core."""
+        if not hasattr(os, "sched_getaffinity"):
+            return None
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            return None
+        return cls(frozenset(cores[:1]), frozenset(cores[1:]))
+
+    def pin_this_process(self) -> None:
+        os.sched_setaffinity(0, self.clients)
+
+    def describe(self) -> str:
+        return f"server on core {_cores(self.server)}, bench clients on core {_cores(self.clients)}"
+
+
+def _cores(cores: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cores))
 
 
 # -- raw protocol sockets ---------------------------------------------------------------------
@@ -298,6 +348,22 @@ class MutationResult:
     round_trip_ms: float
 
 
+class _StampedConnection(ClientConnection):
+    """A client connection that notes when bytes last arrived from the socket.
+
+    Frames are stamped with this rather than with the time the reader got to them: when
+    many sockets receive at once, this process handles them one after another, and that
+    queueing is the bench's own cost, not the server's. A frame's stamp is never earlier than
+    its arrival (a later packet may have come in first), so this never flatters the server.
+    """
+
+    last_arrival_ns: int = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.last_arrival_ns = time.time_ns()
+        super().data_received(data)
+
+
 @dataclass(slots=True, eq=False)
 class RawSocket:
     """One WebSocket speaking just enough of the sync protocol for many subscriptions.
@@ -306,7 +372,7 @@ class RawSocket:
     so thousands of subscriptions fit in the bench process. Records every QueryUpdated.
     """
 
-    ws: ClientConnection
+    ws: _StampedConnection
     updates: list[Update] = field(default_factory=list)
     answered: set[int] = field(default_factory=set)
     pending: dict[int, tuple[float, asyncio.Future[MutationResult]]] = field(default_factory=dict)
@@ -319,7 +385,10 @@ class RawSocket:
     @classmethod
     async def open(cls, url: str) -> RawSocket:
         ws = await ws_connect(
-            url.replace("http://", "ws://") + "/api/sync", max_size=None, open_timeout=60
+            url.replace("http://", "ws://") + "/api/sync",
+            max_size=None,
+            open_timeout=60,
+            create_connection=_StampedConnection,
         )
         socket = cls(ws)
         connect = {
@@ -373,7 +442,7 @@ class RawSocket:
 
     async def _read(self) -> None:
         async for frame in self.ws:
-            received_ns = time.time_ns()
+            received_ns = self.ws.last_arrival_ns or time.time_ns()
             message = orjson.loads(frame)
             kind = message["type"]
             if kind == "Transition":

@@ -33,7 +33,7 @@ def write_plots(rows: list[Measurement], out: Path) -> list[str]:
         return []
     plotters: dict[str, tuple[Callable[[Any, list[Measurement]], None], tuple[int, int]]] = {
         "observe-insert": (_observe_insert, (1, 1)),
-        "fan-out": (_fan_out, (1, 1)),
+        "fan-out": (_fan_out, (1, 2)),
         "scale": (_scale, (1, 2)),
         "throughput": (_throughput, (1, 2)),
         "query-latency": (_query_latency, (1, 1)),
@@ -119,19 +119,38 @@ def _observe_insert(axes: list[Axes], rows: list[Measurement]) -> None:
 
 
 def _fan_out(axes: list[Axes], rows: list[Measurement]) -> None:
-    """Time until the last socket sees a write, against the number of sockets; log-log."""
-    metric = "last client sees it ms (median of writes)"
-    for backend in _unique([row.backend for row in rows]):
-        cases = _unique([row.case for row in rows if row.backend == backend])
+    """Time until the last socket sees a write, and re-runs per commit, against the number of
+    sockets, per system and backend (log-log); polling staleness as a flat dashed line."""
+    metrics = ("last client sees it ms (median of writes)", "re-runs per commit")
+    for system, backend in _systems(rows):
+        if system == POLLING:
+            continue
+        cases = _unique([r.case for r in rows if r.system == system and r.backend == backend])
         xs = [_leading_number(case) for case in cases]
-        ys = [_value(rows, metric, backend=backend, case=case) for case in cases]
-        axes[0].plot(xs, ys, marker="o", label=backend)
-    axes[0].set_xscale("log")
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("sockets subscribed to the same query")
-    axes[0].set_ylabel("last socket sees the write, ms (log)")
-    axes[0].grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+        for ax, metric in zip(axes, metrics, strict=True):
+            ys = [_value(rows, metric, system=system, backend=backend, case=c) for c in cases]
+            if not all(math.isnan(y) for y in ys):
+                ax.plot(xs, ys, marker="o", label=f"{system}, {backend}")
+    for backend in _unique([row.backend for row in rows if row.system == POLLING]):
+        stale = _value(rows, metrics[0], system=POLLING, backend=backend)
+        axes[0].axhline(stale, linestyle="--", linewidth=1, label=f"polling 1 s, {backend}")
+    titles = ("last socket sees the write, ms", "re-runs per commit")
+    ticks = sorted({_leading_number(row.case) for row in rows if row.system != POLLING})
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlabel("sockets subscribed to the same query")
+        ax.set_title(f"{title} (log)", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # rows without re-runs leave the right one empty
+            ax.legend(fontsize=7)
+
+
+def _systems(rows: list[Measurement]) -> list[tuple[str, str]]:
+    """(system, backend) pairs in order of appearance, without the ratio rows."""
+    return list(dict.fromkeys((row.system, row.backend) for row in rows if "÷" not in row.system))
 
 
 def _scale(axes: list[Axes], rows: list[Measurement]) -> None:
@@ -160,11 +179,21 @@ def _scale(axes: list[Axes], rows: list[Measurement]) -> None:
 
 
 def _throughput(axes: list[Axes], rows: list[Measurement]) -> None:
-    """committed/s and retries/s per case, a bar per backend."""
+    """committed/s and retries/s per case, a bar per system and backend (ours, table-level,
+    PGlite); PGlite's notes in parentheses are dropped so its bars join the same cases."""
+    rows = [
+        Measurement(r.scenario, r.backend, r.system, r.case.split(" (", 1)[0], r.metrics)
+        for r in rows
+        if "÷" not in r.system
+    ]
     cases = _unique([row.case for row in rows])
-    backends = _unique([row.backend for row in rows])
     for ax, metric in zip(axes, ("committed/s", "retries/s"), strict=True):
-        series = {b: [_value(rows, metric, backend=b, case=c) for c in cases] for b in backends}
+        series = {
+            f"{system}, {backend}": [
+                _value(rows, metric, system=system, backend=backend, case=c) for c in cases
+            ]
+            for system, backend in _systems(rows)
+        }
         _grouped_bars(ax, [c.replace(", ", "\n") for c in cases], series)
         ax.set_title(metric, fontsize=10)
 

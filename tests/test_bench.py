@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ from bench.__main__ import parse_args, publish, render_report
 from bench.baselines import pglite
 from bench.harness import SIZES, Measurement, RawSocket, Update, first_seen_ms, latency_metrics
 from bench.plots import write_plots
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS, fan_out, throughput
+from tests.node_tools import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,6 +66,82 @@ def test_table_level_reruns_more_than_ours_in_tiny_scale(tiny_report: str) -> No
     assert reruns["table-level"] >= 10 * reruns["ours (push)"]
 
 
+def _table(report: str, scenario: str) -> list[dict[str, str]]:
+    """The scenario's Markdown table as one dict per row, keyed by column header."""
+    section = report.split(f"## {scenario}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
+
+
+def _number(cell: str) -> float:
+    """A table cell as a float; NaN for "-" (not measured)."""
+    return float("nan") if cell == "-" else float(cell.split(" ")[0].replace(",", ""))
+
+
+def _finite(row: dict[str, str], column: str) -> float:
+    value = _number(row[column])
+    assert math.isfinite(value), f"{column} is not a number in {row}"
+    return value
+
+
+def _find(rows: list[dict[str, str]], system: str, case: str) -> dict[str, str]:
+    found = [r for r in rows if r["system"] == system and r["case"].startswith(case)]
+    assert len(found) == 1, f"no single row {system!r} / {case!r} in {rows}"
+    return found[0]
+
+
+def test_fan_out_has_table_level_and_polling_with_ratios(tiny_report: str) -> None:
+    rows = [r for r in _table(tiny_report, "fan-out") if r["backend"] == "sqlite"]
+    for n in SIZES["tiny"].fan_out:
+        case = f"{n:,} sockets"
+        for system in ("ours (push)", "table-level", "table-level ÷ ours", "polling 1 s ÷ ours"):
+            _finite(_find(rows, system, case), fan_out.HEADLINE)
+        ours = _finite(_find(rows, "ours (push)", case), "re-runs per commit")
+        table_level = _finite(_find(rows, "table-level", case), "re-runs per commit")
+        # The other subscriptions re-run on every write under table-level, never on ours.
+        assert ours == pytest.approx(1.0, abs=0.5)
+        assert table_level >= fan_out.OTHER_SUBS
+    polling = _find(rows, "polling 1 s", "any sockets")
+    assert _finite(polling, fan_out.HEADLINE) == _finite(polling, "staleness p50 ms")
+
+
+def test_throughput_has_inserts_with_live_subscriptions_on_both_servers(
+    tiny_report: str,
+) -> None:
+    rows = [r for r in _table(tiny_report, "throughput") if r["backend"] == "sqlite"]
+    for case in ("uncontended inserts", "transfers, Zipf alpha 0", "transfers, Zipf alpha 1.5"):
+        _finite(_find(rows, "ours", case), "committed/s")
+    live = f"inserts, {throughput.live_sub_count(SIZES['tiny']):,} live subs"
+    for system in ("ours", "table-level", "table-level ÷ ours"):
+        _finite(_find(rows, system, live), "committed/s")
+        _finite(_find(rows, system, live), "re-runs per commit")
+
+
+def test_pglite_baselines_of_fan_out_and_throughput(tiny_report: str) -> None:
+    """Present with numbers; "unavailable" only without node or the npm package, and then
+    only outside CI (tests.node_tools)."""
+    fan = _table(tiny_report, "fan-out")
+    put = _table(tiny_report, "throughput")
+    missing = [r["case"] for r in fan + put if "unavailable" in r["case"]]
+    if missing:
+        unavailable(f"PGlite baseline rows say {missing[0]!r}", "the PGlite baseline")
+    for n in SIZES["tiny"].fan_out:
+        row = _find(fan, pglite.SYSTEM, f"{n:,} live queries")
+        assert row["backend"] == "pglite"
+        _finite(row, fan_out.HEADLINE)
+        assert _finite(row, "re-runs per commit") >= n + fan_out.OTHER_SUBS
+        _finite(_find(fan, "PGlite ÷ ours", f"{n:,} sockets"), fan_out.HEADLINE)
+    for case in ("uncontended inserts", "transfers, Zipf alpha 0", "transfers, Zipf alpha 1.5"):
+        row = _find(put, pglite.SYSTEM, f"{case} (serial")
+        _finite(row, "committed/s")
+        assert _number(row["retries/s"]) == 0
+        _finite(_find(put, "PGlite ÷ ours", case), "committed/s")
+
+
 @pytest.mark.postgres
 def test_tiny_run_on_postgres(tmp_path: Path) -> None:
     report = _run_bench(tmp_path, "postgres")
@@ -100,6 +178,54 @@ def test_latency_metrics_and_bad_runs() -> None:
     assert latency_metrics("x", [1.0, 2.0, 3.0])["x p50 ms"] == 2.0
     with pytest.raises(SystemExit):
         parse_args(["--runs", "0"])
+
+
+async def test_new_pglite_rows_say_unavailable_without_the_npm_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pglite, "PACKAGE", tmp_path)
+    fan = await pglite.pglite_fan_out_rows("fan-out", SIZES["tiny"], 5)
+    pairs = {0.0: throughput.draw_pairs(0.0, 3)}
+    put = await pglite.pglite_throughput_rows("throughput", SIZES["tiny"], 100, pairs)
+    for rows in (fan, put):
+        assert len(rows) == 1 and rows[0].metrics == {} and "unavailable" in rows[0].case
+
+
+def test_transfer_pairs_are_fixed_and_never_self_transfers() -> None:
+    pairs = throughput.draw_pairs(1.5, 200)
+    assert pairs == throughput.draw_pairs(1.5, 200)
+    assert all(0 <= s < throughput.ACCOUNTS and 0 <= t < throughput.ACCOUNTS for s, t in pairs)
+    assert all(s != t for s, t in pairs)
+    # Skewed: alpha 1.5 draws the first account far more often than alpha 0 does.
+    firsts = sum(s == 0 for s, _ in pairs)
+    assert firsts > 3 * sum(s == 0 for s, _ in throughput.draw_pairs(0.0, 200))
+
+
+def test_ratio_rows_divide_the_baseline_by_ours() -> None:
+    ours = Measurement("fan-out", "sqlite", "ours (push)", "10 sockets", {fan_out.HEADLINE: 2.0})
+    theirs = Measurement("fan-out", "sqlite", "table-level", "10 sockets", {fan_out.HEADLINE: 6.0})
+    row = fan_out.ratio_row("sqlite", "table-level", theirs, ours)
+    assert (row.system, row.case, row.metrics) == (
+        "table-level ÷ ours",
+        "10 sockets",
+        {fan_out.HEADLINE: 3.0},
+    )
+    mine = Measurement(
+        "throughput", "sqlite", "ours", "uncontended inserts", {"committed/s": 400.0}
+    )
+    serial = Measurement(
+        "throughput",
+        "pglite",
+        pglite.SYSTEM,
+        "uncontended inserts (serial)",
+        {"committed/s": 100.0},
+    )
+    row = throughput.ratio_row(serial, mine, "sqlite")
+    assert (row.system, row.case, row.metrics) == (
+        "PGlite ÷ ours",
+        "uncontended inserts",
+        {"committed/s": 0.25},
+    )
 
 
 async def test_pglite_rows_say_unavailable_without_the_npm_package(
@@ -159,7 +285,27 @@ def test_plots_are_written_per_scenario_and_skip_unavailable_rows(tmp_path: Path
             "uncontended inserts",
             {"committed/s": 3000.0, "retries/s": 0.0},
         ),
+        *_fan_out_and_throughput_baseline_rows(),
     ]
     written = write_plots(rows, tmp_path)
     assert written == ["observe-insert.png", "fan-out.png", "scale.png", "throughput.png"]
     assert all((tmp_path / name).stat().st_size > 1000 for name in written)
+
+
+def _fan_out_and_throughput_baseline_rows() -> list[Measurement]:
+    headline = fan_out.HEADLINE
+    return [
+        Measurement("fan-out", "sqlite", "table-level", "100 sockets", {headline: 30.0}),
+        Measurement("fan-out", "sqlite", "table-level ÷ ours", "100 sockets", {headline: 2.5}),
+        Measurement("fan-out", "sqlite", "polling 1 s", "any sockets", {headline: 500.0}),
+        Measurement("fan-out", "pglite", pglite.SYSTEM, "100 live queries", {headline: 80.0}),
+        Measurement("throughput", "sqlite", "table-level", "inserts", {"committed/s": 900.0}),
+        Measurement("throughput", "sqlite", "table-level ÷ ours", "inserts", {"committed/s": 0.3}),
+        Measurement(
+            "throughput",
+            "pglite",
+            pglite.SYSTEM,
+            "uncontended inserts (serial, 1 connection)",
+            {"committed/s": 1500.0, "retries/s": 0.0},
+        ),
+    ]

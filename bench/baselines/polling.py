@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench.harness import RawSocket, Server, latency_metrics, write_steadily
+from bench.harness import RawSocket, Server, latency_metrics, wait_until, write_steadily
 
 __all__ = ["POLL_INTERVAL_S", "HttpPool", "measure_polling"]
 
@@ -101,7 +101,8 @@ async def measure_polling(
     cpu0, wall0 = server.cpu_seconds(), time.perf_counter()
     try:
         commits, _ = await write_steadily(writer, channels, seconds, writes_per_s, rng)
-        await asyncio.sleep(POLL_INTERVAL_S * 1.5)  # the last writes' polls
+        # The last writes' polls: done once every write was seen (at most one interval).
+        await wait_until(lambda: seen.keys() >= commits.keys(), POLL_INTERVAL_S * 1.5)
     finally:
         stop.set()
         await asyncio.gather(*pollers)

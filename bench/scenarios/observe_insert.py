@@ -29,7 +29,7 @@ CHANNEL = "general"
 
 
 async def run(env: BenchEnv) -> list[Measurement]:
-    async with open_server(env.backend) as server:
+    async with open_server(env) as server:
         subscriber, writer = await RawSocket.open(server.url), await RawSocket.open(server.url)
         try:
             ours = await _observe(subscriber, writer, env)

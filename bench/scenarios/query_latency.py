@@ -31,7 +31,7 @@ MESSAGES = 1000
 
 
 async def run(env: BenchEnv) -> list[Measurement]:
-    async with open_server(env.backend) as server:
+    async with open_server(env) as server:
         ids = await _fill(server)
         rng = random.Random(SEED)
         cases: dict[str, Callable[[int], tuple[str, dict[str, Any]]]] = {

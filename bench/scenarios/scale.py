@@ -47,7 +47,7 @@ async def run(env: BenchEnv) -> list[Measurement]:
         by_system = {}
         for system, table_level in systems.items():
             say(f"    {system}: {n:,} subscriptions over {len(channels):,} channels ...")
-            async with open_server(env.backend, table_level=table_level) as server:
+            async with open_server(env, table_level=table_level) as server:
                 seconds = (
                     table_level and env.sizes.table_level_seconds
                 ) or env.sizes.steady_seconds
@@ -143,7 +143,7 @@ async def _subscribe(url: str, n: int, channels: list[str], budget_s: float) -> 
 
 async def _polling(env: BenchEnv, channels: list[str]) -> Measurement:
     say(f"    polling 1 s: {len(channels):,} distinct queries for {env.sizes.poll_seconds:g} s ...")
-    async with open_server(env.backend) as server:
+    async with open_server(env) as server:
         metrics = await measure_polling(
             server, channels, env.sizes.poll_seconds, env.sizes.writes_per_s, seed=SEED
         )

@@ -1,7 +1,15 @@
 """throughput: mutations over 50 WebSocket connections, each with one mutation in flight.
-Uncontended single inserts, then Zipf-skewed (alpha 0 and 1.5) transfers between 100 accounts.
-Retries are counted by the server: every attempt of `accounts:transfer` bumps a counter, so
-attempts - commits = OCC re-runs.
+
+Cases on our server: uncontended single inserts; Zipf-skewed (alpha 0 and 1.5) transfers
+between 100 accounts; and inserts while LIVE_SUBS subscriptions are open (100 per socket, on
+their own sockets), the inserts landing in the watched channels - the same case on the
+table-level-invalidation server, with the ratio, shows what invalidation costs under write
+load. Retries are counted by the server: every attempt of `accounts:transfer` bumps a counter,
+so attempts - commits = OCC re-runs.
+
+PGlite (embedded, once per run): the same inserts and the same pre-drawn transfer pairs in one
+Node process. PGlite has a single connection, so its transactions run one after another:
+nothing conflicts and its retries are 0 by construction (the case names say "serial").
 """
 
 from __future__ import annotations
@@ -11,29 +19,100 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from bench.baselines.pglite import SYSTEM as PGLITE
+from bench.baselines.pglite import pglite_throughput_rows
 from bench.core import zipf_weights
-from bench.harness import SEED, BenchEnv, Measurement, RawSocket, Server, open_server, say
+from bench.harness import (
+    SEED,
+    BenchEnv,
+    Measurement,
+    RawSocket,
+    Server,
+    Sizes,
+    open_server,
+    say,
+)
 
-__all__ = ["NAME", "run"]
+__all__ = ["ACCOUNTS", "NAME", "draw_pairs", "live_sub_count", "ratio_row", "run"]
 
 NAME = "throughput"
 CONNECTIONS = 50
 ACCOUNTS = 100
+ALPHAS = (0.0, 1.5)
+#: Subscriptions open during the "with live subscriptions" case (fewer at sizes whose smallest
+#: scale step is smaller, i.e. --tiny), and how many each socket carries.
+LIVE_SUBS = 1000
+SUBS_PER_SOCKET = 100
+OURS, TABLE_LEVEL = "ours", "table-level"
+HEADLINE = "committed/s"
 
 
 async def run(env: BenchEnv) -> list[Measurement]:
-    async with open_server(env.backend) as server:
+    pairs = {alpha: draw_pairs(alpha, env.sizes.transfers) for alpha in ALPHAS}
+    async with open_server(env) as server:
         sockets = await asyncio.gather(*(RawSocket.open(server.url) for _ in range(CONNECTIONS)))
         try:
             say(f"    {env.sizes.inserts} inserts ...")
             rows = [await _inserts(sockets, env)]
             accounts = (await sockets[0].mutation("accounts:create", {"count": ACCOUNTS})).value
-            for alpha in (0.0, 1.5):
+            for alpha in ALPHAS:
                 say(f"    {env.sizes.transfers} transfers, Zipf alpha {alpha} ...")
-                rows.append(await _transfers(server, sockets, accounts, alpha, env))
+                rows.append(await _transfers(server, sockets, accounts, alpha, pairs[alpha], env))
+            live = {OURS: await _inserts_with_live_subs(server, sockets, env)}
         finally:
             await asyncio.gather(*(s.close() for s in sockets))
+    rows.append(live[OURS])
+    if env.baselines:
+        live[TABLE_LEVEL] = await _table_level_inserts_with_live_subs(env)
+        rows += [live[TABLE_LEVEL], ratio_row(live[TABLE_LEVEL], live[OURS], env.backend)]
+    if env.embedded:
+        say("    PGlite: inserts and transfers in process ...")
+        pglite = await pglite_throughput_rows(NAME, env.sizes, ACCOUNTS, pairs)
+        rows += pglite + _pglite_ratios(pglite, rows, env.backend)
     return rows
+
+
+def draw_pairs(alpha: float, count: int) -> list[tuple[int, int]]:
+    """(source, target) account indices, Zipf-weighted, drawn from the fixed seed: the same
+    pairs for every backend and for PGlite."""
+    rng = random.Random(SEED)
+    weights = zipf_weights(ACCOUNTS, alpha)
+    indices = list(range(ACCOUNTS))
+    pairs = []
+    for _ in range(count):
+        source, target = rng.choices(indices, weights, k=2)
+        while target == source:
+            target = rng.choices(indices, weights)[0]
+        pairs.append((source, target))
+    return pairs
+
+
+def base_case(case: str) -> str:
+    """The case without its parenthetical note: "transfers, Zipf alpha 0 (serial, ...)" and
+    "transfers, Zipf alpha 0" are the same workload."""
+    return case.split(" (", 1)[0]
+
+
+def ratio_row(theirs: Measurement, ours: Measurement, backend: str) -> Measurement:
+    """The row "<baseline> ÷ ours" of committed/s (below 1: slower) and re-runs per commit."""
+    keys = [k for k in (HEADLINE, "re-runs per commit") if k in theirs.metrics]
+    metrics = {
+        key: theirs.metrics[key] / ours.metrics[key] if ours.metrics.get(key) else float("nan")
+        for key in keys
+    }
+    system = "PGlite" if theirs.system == PGLITE else theirs.system
+    return Measurement(NAME, backend, f"{system} ÷ ours", base_case(theirs.case), metrics)
+
+
+def _pglite_ratios(
+    pglite: list[Measurement], rows: list[Measurement], backend: str
+) -> list[Measurement]:
+    ours = {base_case(r.case): r for r in rows if r.system == OURS and r.backend == backend}
+    return [
+        ratio_row(row, ours[base_case(row.case)], backend)
+        for row in pglite
+        if row.metrics and base_case(row.case) in ours
+    ]
 
 
 async def _spread(
@@ -56,23 +135,26 @@ async def _inserts(sockets: list[RawSocket], env: BenchEnv) -> Measurement:
 
     await _spread(sockets, env.sizes.warmup * CONNECTIONS // 5, insert)
     seconds = await _spread(sockets, env.sizes.inserts, insert)
-    metrics = {"committed/s": env.sizes.inserts / seconds, "retries/s": 0.0, "failed": 0.0}
-    return Measurement(NAME, env.backend, "ours", "uncontended inserts", metrics)
+    metrics = {HEADLINE: env.sizes.inserts / seconds, "retries/s": 0.0, "failed": 0.0}
+    return Measurement(NAME, env.backend, OURS, "uncontended inserts", metrics)
 
 
 async def _transfers(
-    server: Server, sockets: list[RawSocket], accounts: list[str], alpha: float, env: BenchEnv
+    server: Server,
+    sockets: list[RawSocket],
+    accounts: list[str],
+    alpha: float,
+    pairs: list[tuple[int, int]],
+    env: BenchEnv,
 ) -> Measurement:
-    rng = random.Random(SEED)
-    weights = zipf_weights(len(accounts), alpha)
-    pairs = [_pair(rng, accounts, weights) for _ in range(env.sizes.transfers)]
     failed = 0
 
     async def transfer(socket: RawSocket, i: int) -> None:
         nonlocal failed
         source, target = pairs[i]
+        args = {"source": accounts[source], "target": accounts[target]}
         try:
-            await socket.mutation("accounts:transfer", {"source": source, "target": target})
+            await socket.mutation("accounts:transfer", args)
         except RuntimeError:
             failed += 1
 
@@ -81,15 +163,74 @@ async def _transfers(
     attempts = (await server.runs())["accounts:transfer"] - before
     committed = len(pairs) - failed
     metrics = {
-        "committed/s": committed / seconds,
+        HEADLINE: committed / seconds,
         "retries/s": (attempts - len(pairs)) / seconds,
         "failed": float(failed),
     }
-    return Measurement(NAME, env.backend, "ours", f"transfers, Zipf alpha {alpha:g}", metrics)
+    return Measurement(NAME, env.backend, OURS, f"transfers, Zipf alpha {alpha:g}", metrics)
 
 
-def _pair(rng: random.Random, accounts: list[str], weights: list[float]) -> tuple[str, str]:
-    source, target = rng.choices(accounts, weights, k=2)
-    while target == source:
-        target = rng.choices(accounts, weights)[0]
-    return source, target
+# -- inserts with live subscriptions ----------------------------------------------------------
+
+
+def live_sub_count(sizes: Sizes) -> int:
+    """Subscriptions of the live case: the smallest scale step, at most LIVE_SUBS."""
+    return min(LIVE_SUBS, sizes.scale[0])
+
+
+def _live_case(env: BenchEnv) -> str:
+    return f"inserts, {live_sub_count(env.sizes):,} live subs"
+
+
+async def _table_level_inserts_with_live_subs(env: BenchEnv) -> Measurement:
+    say(f"    table-level server: {_live_case(env)} ...")
+    async with open_server(env, table_level=True) as server:
+        sockets = await asyncio.gather(*(RawSocket.open(server.url) for _ in range(CONNECTIONS)))
+        try:
+            return await _inserts_with_live_subs(server, sockets, env, system=TABLE_LEVEL)
+        finally:
+            await asyncio.gather(*(s.close() for s in sockets))
+
+
+async def _inserts_with_live_subs(
+    server: Server, writers: list[RawSocket], env: BenchEnv, system: str = OURS
+) -> Measurement:
+    """Uncontended inserts into the watched channels while the subscriptions are open.
+
+    committed/s is over the inserts; re-runs per commit counts every re-run they caused, also
+    those finished after the last commit. A subscription invalidated again before its re-run
+    re-runs once, so under load table-level re-runs far fewer than all of them per commit."""
+    subs = live_sub_count(env.sizes)
+    channels = [f"live{i}" for i in range(min(subs, env.sizes.scale_channels))]
+    say(f"    {system}: {env.sizes.inserts} inserts with {subs:,} subscriptions open ...")
+    watchers = await _open_subscriptions(server.url, subs, channels)
+
+    async def insert(socket: RawSocket, i: int) -> None:
+        channel = channels[i % len(channels)]
+        await socket.mutation("messages:send", {"channel": channel, "body": "hello"})
+
+    try:
+        await _spread(writers, env.sizes.warmup * CONNECTIONS // 5, insert)
+        runs_before = await server.settled_runs()  # not the warm-up's trailing re-runs
+        seconds = await _spread(writers, env.sizes.inserts, insert)
+        reruns = await server.settled_runs() - runs_before
+    finally:
+        await asyncio.gather(*(w.close() for w in watchers))
+    metrics = {
+        HEADLINE: env.sizes.inserts / seconds,
+        "retries/s": 0.0,
+        "failed": 0.0,
+        "re-runs per commit": reruns / env.sizes.inserts,
+    }
+    return Measurement(NAME, env.backend, system, _live_case(env), metrics)
+
+
+async def _open_subscriptions(url: str, n: int, channels: list[str]) -> list[RawSocket]:
+    """n subscriptions to `messages:list`, subscription i on channel i mod C, SUBS_PER_SOCKET
+    per socket; returns once every one has its first result."""
+    sockets = await asyncio.gather(*(RawSocket.open(url) for _ in range(0, n, SUBS_PER_SOCKET)))
+    for s, first in zip(sockets, range(0, n, SUBS_PER_SOCKET), strict=True):
+        count = min(SUBS_PER_SOCKET, n - first)
+        args = [{"channel": channels[(first + i) % len(channels)]} for i in range(count)]
+        await s.wait_answered(await s.subscribe("messages:list", args))
+    return sockets
