@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -38,17 +39,20 @@ __all__ = [
     "SIZES",
     "BenchEnv",
     "CpuPlan",
+    "HttpPool",
     "Measurement",
     "MutationResult",
     "RawSocket",
     "Server",
     "Sizes",
     "Update",
+    "database_url",
     "first_seen_ms",
     "latency_metrics",
     "machine_facts",
     "open_server",
     "percentile",
+    "ratio_row",
     "say",
     "wait_until",
     "write_steadily",
@@ -96,7 +100,7 @@ class Sizes:
 
 
 SIZES: dict[str, Sizes] = {
-    "tiny": Sizes("tiny", 10, (1, 10), 2, (100,), 20, 5.0, 1.5, 20, 100, 50, 20, 2.5, 3, (20,), 5),
+    "tiny": Sizes("tiny", 10, (1, 10), 2, (100,), 20, 5.0, 1.5, 20, 100, 50, 20, 2.5, 3, (100,), 5),
     "quick": Sizes(
         "quick",
         100,
@@ -165,6 +169,26 @@ class Measurement:
     system: str
     case: str
     metrics: dict[str, float]
+
+
+def ratio_row(
+    scenario: str,
+    backend: str,
+    label: str,
+    case: str,
+    theirs: dict[str, float],
+    ours: dict[str, float],
+    keys: dict[str, str],
+) -> Measurement:
+    """The row "<label> ÷ ours": for each of our metrics in `keys` (mapped to the baseline's
+    metric that answers the same question, e.g. polling's staleness for our commit->seen),
+    theirs / ours. Metrics either side lacks are left out; a zero of ours gives NaN."""
+    metrics = {
+        mine: theirs[their_key] / ours[mine] if ours[mine] else float("nan")
+        for mine, their_key in keys.items()
+        if mine in ours and their_key in theirs
+    }
+    return Measurement(scenario, backend, f"{label} ÷ ours", case, metrics)
 
 
 def machine_facts() -> dict[str, str]:
@@ -256,7 +280,7 @@ class Server:
 async def open_server(bench: BenchEnv, *, table_level: bool = False) -> AsyncIterator[Server]:
     """A fresh database and a production-mode server on it; table_level picks the baseline."""
     env = {"REACTIVE_TABLE_LEVEL_INVALIDATION": "1" if table_level else "0"}
-    async with _database_url(bench.backend) as url:
+    async with database_url(bench.backend) as url:
         live = LiveServer(PROJECT, url, env=env, dev=False)
         await asyncio.to_thread(live.start, 60.0)
         if bench.cpus is not None:
@@ -271,7 +295,9 @@ async def open_server(bench: BenchEnv, *, table_level: bool = False) -> AsyncIte
 
 
 @contextlib.asynccontextmanager
-async def _database_url(backend: str) -> AsyncIterator[str]:
+async def database_url(backend: str) -> AsyncIterator[str]:
+    """A fresh, empty database of `backend` for the duration: a temp SQLite file or a new
+    PostgreSQL schema (dropped afterwards)."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="reactive-bench-") as tmp:
             yield f"sqlite:///{tmp}/bench.db"
@@ -327,6 +353,59 @@ class CpuPlan:
 
 def _cores(cores: frozenset[int]) -> str:
     return ",".join(str(c) for c in sorted(cores))
+
+
+# -- raw HTTP ---------------------------------------------------------------------------------
+
+
+class HttpPool:
+    """Minimal HTTP/1.1 keep-alive POST client for /api/query.
+
+    httpx costs ~1 ms of bench CPU per request, which capped polling at ~200 queries/s and
+    measured the bench process rather than the server; this costs a fraction of that.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        self.opened: list[asyncio.StreamWriter] = []
+
+    async def open(self, connections: int) -> None:
+        for _ in range(connections):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self.opened.append(writer)
+            self.idle.put_nowait((reader, writer))
+
+    async def close(self) -> None:
+        for writer in self.opened:
+            writer.close()
+
+    async def query(self, path: str, args: dict[str, Any]) -> Any:
+        body = orjson.dumps({"path": path, "args": args, "format": "json"})
+        head = (
+            f"POST /api/query HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        reader, writer = await self.idle.get()
+        try:
+            writer.write(head.encode() + body)
+            payload = orjson.loads(await _read_response(reader))
+        finally:
+            self.idle.put_nowait((reader, writer))
+        if payload.get("status") != "success":
+            raise RuntimeError(f"polled query {path} failed: {payload}")
+        return payload["value"]
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return await reader.readexactly(int(line.split(b":", 1)[1]))
+    raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
 
 
 # -- raw protocol sockets ---------------------------------------------------------------------

@@ -199,11 +199,15 @@ def _throughput(axes: list[Axes], rows: list[Measurement]) -> None:
 
 
 def _query_latency(axes: list[Axes], rows: list[Measurement]) -> None:
-    """p50 latency of each query shape over HTTP, a bar per backend; log y."""
+    """p50 latency of each query shape, a bar per system and backend (ours over HTTP, ours in
+    process, PGlite in process); log y."""
+    rows = [row for row in rows if "÷" not in row.system]
     cases = _unique([row.case for row in rows])
-    backends = _unique([row.backend for row in rows])
     series = {
-        b: [_value(rows, "latency p50 ms", backend=b, case=c) for c in cases] for b in backends
+        f"{system}, {backend}": [
+            _value(rows, "latency p50 ms", system=system, backend=backend, case=c) for c in cases
+        ]
+        for system, backend in _systems(rows)
     }
     _grouped_bars(axes[0], [c.replace(" (", "\n(") for c in cases], series, log=True)
-    axes[0].set_ylabel("HTTP /api/query p50, ms (log)")
+    axes[0].set_ylabel("latency p50, ms (log)")

@@ -121,6 +121,31 @@ def test_throughput_has_inserts_with_live_subscriptions_on_both_servers(
         _finite(_find(rows, system, live), "re-runs per commit")
 
 
+def test_every_baseline_has_its_ratio_row_in_observe_scale_and_query_latency(
+    tiny_report: str,
+) -> None:
+    observe = _table(tiny_report, "observe-insert")
+    _finite(_find(observe, "polling 1 s ÷ ours", "1 subscriber"), "commit->seen p50 ms")
+    scale = _table(tiny_report, "scale")
+    for n in SIZES["tiny"].scale:
+        case = f"{n:,} subs"
+        _finite(_find(scale, "table-level ÷ ours", case), "re-runs per commit")
+        # polling is hundreds of times staler than a push
+        assert _finite(_find(scale, "polling 1 s ÷ ours", case), "commit->seen p50 ms") > 10
+    queries = _table(tiny_report, "query-latency")
+    for case in ("point get", "range of 1,000", "paginate"):  # prefixes, each matching one
+        for system in ("ours (HTTP)", "ours (in process)"):
+            _finite(_find(queries, system, case), "latency p50 ms")
+    if any("unavailable" in r["case"] for r in observe + scale + queries):
+        unavailable("PGlite baseline rows say unavailable", "the PGlite baseline")
+    _finite(_find(observe, "PGlite ÷ ours", "1 subscriber"), "commit->seen p50 ms")
+    for n in SIZES["tiny"].pglite_scale:
+        _finite(_find(scale, "PGlite ÷ ours", f"{n:,} subs"), "re-runs per commit")
+    for case in ("point get", "range of 1,000"):
+        _finite(_find(queries, pglite.QUERY_SYSTEM, case), "latency p50 ms")
+        _finite(_find(queries, "PGlite ÷ ours", case), "latency p50 ms")
+
+
 def test_pglite_baselines_of_fan_out_and_throughput(tiny_report: str) -> None:
     """Present with numbers; "unavailable" only without node or the npm package, and then
     only outside CI (tests.node_tools)."""

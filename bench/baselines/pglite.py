@@ -18,16 +18,20 @@ import orjson
 from bench.harness import Measurement, Sizes
 
 __all__ = [
+    "QUERY_SYSTEM",
     "SYSTEM",
     "PgliteUnavailable",
     "pglite_fan_out_rows",
     "pglite_observe_rows",
+    "pglite_query_rows",
     "pglite_scale_rows",
     "pglite_throughput_rows",
     "run_pglite",
 ]
 
 SYSTEM = "PGlite live (in process)"
+#: One-shot reads are not live queries.
+QUERY_SYSTEM = "PGlite (in process)"
 BACKEND = "pglite"
 PACKAGE = Path(__file__).resolve().parent.parent / "pglite"
 SCRIPT = PACKAGE / "live_bench.mjs"
@@ -201,3 +205,17 @@ async def pglite_throughput_rows(
 def _throughput_row(scenario: str, case: str, per_s: float, failed: int) -> Measurement:
     metrics = {"committed/s": float(per_s), "retries/s": 0.0, "failed": float(failed)}
     return Measurement(scenario, BACKEND, SYSTEM, f"{case} (serial, 1 connection)", metrics)
+
+
+async def pglite_query_rows(
+    scenario: str, messages: int, warmup: int, runs: int
+) -> list[Measurement]:
+    """The query-latency shapes in process against `messages` rows of one channel."""
+    options = {"observe": False, "queries": {"messages": messages, "warmup": warmup, "runs": runs}}
+    result = await run_pglite(options)
+    if isinstance(result, PgliteUnavailable):
+        return _unavailable(scenario, "point get", result)
+    return [
+        Measurement(scenario, BACKEND, QUERY_SYSTEM, case, _latency("latency", summary))
+        for case, summary in result["queries"].items()
+    ]

@@ -8,68 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
-from urllib.parse import urlsplit
 
-import orjson
+from bench.harness import HttpPool, RawSocket, Server, latency_metrics, wait_until, write_steadily
 
-from bench.harness import RawSocket, Server, latency_metrics, wait_until, write_steadily
-
-__all__ = ["POLL_INTERVAL_S", "HttpPool", "measure_polling"]
+__all__ = ["POLL_INTERVAL_S", "measure_polling"]
 
 POLL_INTERVAL_S = 1.0
 #: Keep-alive connections the pollers share.
 CONNECTIONS = 16
-
-
-class HttpPool:
-    """Minimal HTTP/1.1 keep-alive POST client for /api/query.
-
-    httpx costs ~1 ms of bench CPU per request, which capped polling at ~200 queries/s and
-    measured the bench process rather than the server; this costs a fraction of that.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue()
-        )
-        self.opened: list[asyncio.StreamWriter] = []
-
-    async def open(self, connections: int) -> None:
-        for _ in range(connections):
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-            self.opened.append(writer)
-            self.idle.put_nowait((reader, writer))
-
-    async def close(self) -> None:
-        for writer in self.opened:
-            writer.close()
-
-    async def query(self, path: str, args: dict[str, Any]) -> Any:
-        body = orjson.dumps({"path": path, "args": args, "format": "json"})
-        head = (
-            f"POST /api/query HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        reader, writer = await self.idle.get()
-        try:
-            writer.write(head.encode() + body)
-            payload = orjson.loads(await _read_response(reader))
-        finally:
-            self.idle.put_nowait((reader, writer))
-        if payload.get("status") != "success":
-            raise RuntimeError(f"polled query {path} failed: {payload}")
-        return payload["value"]
-
-
-async def _read_response(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            return await reader.readexactly(int(line.split(b":", 1)[1]))
-    raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
 
 
 async def measure_polling(

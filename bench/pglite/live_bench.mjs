@@ -266,7 +266,42 @@ async function transfer(db, source, target) {
   });
 }
 
-const out = { version, observe: null, scale: [], fanOut: [], throughput: null };
+// query latency: the query-latency scenario's reads, in process, against a channel of
+// `messages` rows: point get by id, the first 10/100/1,000 of the channel, a first page of 10.
+// Each shape runs `warmup` times unmeasured, then `runs` times.
+async function queries({ messages, warmup, runs }) {
+  const db = await freshDb();
+  await db.query(
+    "INSERT INTO messages (channel, body) SELECT 'q', 'm' || i FROM generate_series(1, $1) AS i",
+    [messages],
+  );
+  const ids = (await db.query("SELECT id FROM messages WHERE channel = 'q'")).rows.map((r) => r.id);
+  let seed = 42;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const take = "SELECT id, channel, body FROM messages WHERE channel = 'q' ORDER BY id LIMIT $1";
+  const shapes = {
+    "point get": () => db.query("SELECT id, channel, body FROM messages WHERE id = $1", [ids[Math.floor(random() * ids.length)]]),
+    "range of 10": () => db.query(take, [10]),
+    "range of 100": () => db.query(take, [100]),
+    "range of 1,000": () => db.query(take, [1000]),
+    "paginate (first page of 10)": () => db.query(take, [11]), // one extra row: is there more?
+  };
+  const result = {};
+  for (const [name, run] of Object.entries(shapes)) {
+    for (let i = 0; i < warmup; i++) await run();
+    const samples = [];
+    for (let i = 0; i < runs; i++) {
+      const started = performance.now();
+      await run();
+      samples.push(performance.now() - started);
+    }
+    result[name] = summary(samples);
+  }
+  await db.close();
+  return result;
+}
+
+const out = { version, observe: null, scale: [], fanOut: [], throughput: null, queries: null };
 if (options.observe !== false) out.observe = await observe(options.writes ?? 100, options.warmup ?? 10);
 for (const n of options.scale ?? []) {
   out.scale.push(await scale(n, options.channels ?? 1000, options.scaleWrites ?? 30, options.budgetMs ?? 20000));
@@ -276,4 +311,5 @@ if (options.fanOut?.length) {
   out.fanOut = await fanOut(options.fanOut, fanOutWrites, others, warmup);
 }
 if (options.throughput) out.throughput = await throughput(options.throughput);
+if (options.queries) out.queries = await queries(options.queries);
 process.stdout.write(JSON.stringify(out) + "\n");

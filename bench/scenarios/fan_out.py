@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 
+from bench import harness
 from bench.baselines.pglite import SYSTEM as PGLITE
 from bench.baselines.pglite import pglite_fan_out_rows
 from bench.baselines.polling import measure_polling
@@ -85,13 +86,9 @@ def _side_by_side(
 
 def ratio_row(backend: str, system: str, theirs: Measurement, ours: Measurement) -> Measurement:
     """The row "<baseline> ÷ ours": the headline and re-runs per commit, where both have them."""
-    keys = [key for key in (HEADLINE, RERUNS) if key in theirs.metrics and key in ours.metrics]
-    metrics = {
-        key: theirs.metrics[key] / ours.metrics[key] if ours.metrics[key] else float("nan")
-        for key in keys
-    }
-    name = "PGlite" if system == PGLITE else system
-    return Measurement(NAME, backend, f"{name} ÷ ours", ours.case, metrics)
+    label = "PGlite" if system == PGLITE else system
+    keys = {HEADLINE: HEADLINE, RERUNS: RERUNS}
+    return harness.ratio_row(NAME, backend, label, ours.case, theirs.metrics, ours.metrics, keys)
 
 
 async def _steps(server: Server, env: BenchEnv, system: str) -> list[Measurement]:

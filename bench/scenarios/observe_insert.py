@@ -18,6 +18,7 @@ from bench.harness import (
     first_seen_ms,
     latency_metrics,
     open_server,
+    ratio_row,
     say,
     wait_until,
 )
@@ -26,6 +27,12 @@ __all__ = ["NAME", "run"]
 
 NAME = "observe-insert"
 CHANNEL = "general"
+CASE = "1 subscriber"
+#: Our commit->seen and what answers the same question for polling: its staleness.
+SEEN_BY = {
+    "commit->seen p50 ms": "staleness p50 ms",
+    "commit->seen p99 ms": "staleness p99 ms",
+}
 
 
 async def run(env: BenchEnv) -> list[Measurement]:
@@ -36,17 +43,27 @@ async def run(env: BenchEnv) -> list[Measurement]:
         finally:
             await subscriber.close()
             await writer.close()
-        rows = [Measurement(NAME, env.backend, "ours (push)", "1 subscriber", ours)]
+        rows = [Measurement(NAME, env.backend, "ours (push)", CASE, ours)]
         if env.baselines:
             say(f"    polling baseline for {env.sizes.poll_seconds:g} s ...")
             polled = await measure_polling(
                 server, [CHANNEL], env.sizes.poll_seconds, 5.0, seed=SEED
             )
-            rows.append(Measurement(NAME, env.backend, "polling 1 s", "1 subscriber", polled))
+            rows.append(Measurement(NAME, env.backend, "polling 1 s", CASE, polled))
+            rows.append(ratio_row(NAME, env.backend, "polling 1 s", CASE, polled, ours, SEEN_BY))
     if env.embedded:
         say("    PGlite live-query baseline (node, in process) ...")
-        rows += await pglite_observe_rows(NAME, env.sizes)
+        theirs = await pglite_observe_rows(NAME, env.sizes)
+        rows += theirs
+        keys = _same([*SEEN_BY, "mutation round trip p50 ms"])
+        rows += [
+            ratio_row(NAME, env.backend, "PGlite", CASE, t.metrics, ours, keys) for t in theirs
+        ]
     return rows
+
+
+def _same(keys: list[str]) -> dict[str, str]:
+    return {key: key for key in keys}
 
 
 async def _observe(subscriber: RawSocket, writer: RawSocket, env: BenchEnv) -> dict[str, float]:

@@ -25,6 +25,7 @@ from bench.harness import (
     first_seen_ms,
     latency_metrics,
     open_server,
+    ratio_row,
     say,
     wait_until,
     write_steadily,
@@ -37,13 +38,23 @@ NAME = "scale"
 #: it keeps 100k subscriptions within the bench process's file descriptors.
 SUBS_PER_SOCKET = 100
 SYSTEMS = {"ours (push)": False, "table-level": True}
+POLLING = "polling 1 s"
+#: Compared in the "<baseline> ÷ ours" rows (metrics a baseline lacks are left out).
+KEYS = {
+    key: key
+    for key in ("re-runs per commit", "commit->seen p50 ms", "commit->seen p99 ms", "server CPU %")
+}
+#: Polling's answer to "how long until a client has the new result" is its staleness.
+SEEN_BY = {"commit->seen p50 ms": "staleness p50 ms", "commit->seen p99 ms": "staleness p99 ms"}
 
 
 async def run(env: BenchEnv) -> list[Measurement]:
     rows = []
+    ours: dict[str, dict[str, float]] = {}  # case -> our metrics
     systems = SYSTEMS if env.baselines else {"ours (push)": False}
     for n in env.sizes.scale:
         channels = [f"c{i}" for i in range(min(n, env.sizes.scale_channels))]
+        case = f"{n:,} subs, {len(channels):,} channels"
         by_system = {}
         for system, table_level in systems.items():
             say(f"    {system}: {n:,} subscriptions over {len(channels):,} channels ...")
@@ -52,24 +63,28 @@ async def run(env: BenchEnv) -> list[Measurement]:
                     table_level and env.sizes.table_level_seconds
                 ) or env.sizes.steady_seconds
                 by_system[system] = await _step(server, n, channels, env, seconds)
-            case = f"{n:,} subs, {len(channels):,} channels"
             rows.append(Measurement(NAME, env.backend, system, case, by_system[system]))
-        if len(by_system) == 2:
-            rows.append(
-                Measurement(NAME, env.backend, "table-level ÷ ours", case, _ratio(by_system))
-            )
+        ours[case] = by_system["ours (push)"]
+        if "table-level" in by_system:
+            theirs = by_system["table-level"]
+            rows.append(ratio_row(NAME, env.backend, "table-level", case, theirs, ours[case], KEYS))
     if env.baselines:
-        rows.append(await _polling(env, [f"c{i}" for i in range(env.sizes.scale_channels)]))
+        polled = await _polling(env, [f"c{i}" for i in range(env.sizes.scale_channels)])
+        rows.append(polled)
+        rows += [
+            ratio_row(NAME, env.backend, POLLING, case, polled.metrics, mine, SEEN_BY)
+            for case, mine in ours.items()
+        ]
     if env.embedded:
         say(f"    PGlite live queries: {', '.join(f'{n:,}' for n in env.sizes.pglite_scale)} ...")
-        rows += await pglite_scale_rows(NAME, env.sizes)
+        theirs_rows = await pglite_scale_rows(NAME, env.sizes)
+        rows += theirs_rows
+        rows += [
+            ratio_row(NAME, env.backend, "PGlite", t.case, t.metrics, ours[t.case], KEYS)
+            for t in theirs_rows
+            if t.case in ours
+        ]
     return rows
-
-
-def _ratio(by_system: dict[str, dict[str, float]]) -> dict[str, float]:
-    ours, theirs = by_system["ours (push)"], by_system["table-level"]
-    keys = ("re-runs per commit", "commit->seen p50 ms", "commit->seen p99 ms", "server CPU %")
-    return {key: theirs[key] / ours[key] if ours.get(key) else float("nan") for key in keys}
 
 
 async def _step(
@@ -148,4 +163,4 @@ async def _polling(env: BenchEnv, channels: list[str]) -> Measurement:
             server, channels, env.sizes.poll_seconds, env.sizes.writes_per_s, seed=SEED
         )
     case = f"any subs, {len(channels):,} channels"
-    return Measurement(NAME, env.backend, "polling 1 s", case, metrics)
+    return Measurement(NAME, env.backend, POLLING, case, metrics)

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from bench import harness
 from bench.baselines.pglite import SYSTEM as PGLITE
 from bench.baselines.pglite import pglite_throughput_rows
 from bench.core import zipf_weights
@@ -95,13 +96,10 @@ def base_case(case: str) -> str:
 
 def ratio_row(theirs: Measurement, ours: Measurement, backend: str) -> Measurement:
     """The row "<baseline> ÷ ours" of committed/s (below 1: slower) and re-runs per commit."""
-    keys = [k for k in (HEADLINE, "re-runs per commit") if k in theirs.metrics]
-    metrics = {
-        key: theirs.metrics[key] / ours.metrics[key] if ours.metrics.get(key) else float("nan")
-        for key in keys
-    }
-    system = "PGlite" if theirs.system == PGLITE else theirs.system
-    return Measurement(NAME, backend, f"{system} ÷ ours", base_case(theirs.case), metrics)
+    label = "PGlite" if theirs.system == PGLITE else theirs.system
+    keys = {key: key for key in (HEADLINE, "re-runs per commit")}
+    case = base_case(theirs.case)
+    return harness.ratio_row(NAME, backend, label, case, theirs.metrics, ours.metrics, keys)
 
 
 def _pglite_ratios(
