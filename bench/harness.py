@@ -137,6 +137,9 @@ SIZES: dict[str, Sizes] = {
         50,
         (1000, 10_000),
         30,
+        # 100 commits: enough to show the queue it builds, without a 100k-subscription server
+        # draining 500 of them for minutes
+        2.0,
     ),
 }
 
