@@ -97,8 +97,10 @@ def render_report(
     lines = ["# reactive benchmark results", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines.append("")
+    stamp = _stamp(header)
     for scenario in _unique(row.scenario for row in rows):
-        lines += _scenario_table(scenario, [row for row in rows if row.scenario == scenario])
+        table = _scenario_table(scenario, [row for row in rows if row.scenario == scenario])
+        lines += table[:2] + ([stamp, ""] if stamp else []) + table[2:]
         if plots and f"{_slug(scenario)}.png" in plots:
             lines += [f"![{scenario}]({plot_dir}{_slug(scenario)}.png)", ""]
     if plots is not None and not plots:
@@ -143,15 +145,59 @@ def _slug(name: str) -> str:
 
 
 def publish(report: str, results_md: Path) -> None:
-    """Replace the marked section of RESULTS.md with `report` (append it the first time)."""
+    """Put `report` into the marked section of RESULTS.md (appended the first time).
+
+    Scenario by scenario: a scenario in `report` replaces its earlier table, the others stay
+    as they were, so one scenario can be re-measured without re-running them all. Each
+    scenario says which run measured it (its stamp); the header is the newest run's.
+    """
     text = results_md.read_text() if results_md.exists() else ""
-    section = f"{PUBLISH_BEGIN}\n{report.replace('# reactive', '# Server', 1)}\n{PUBLISH_END}"
+    head, blocks = _split_report(report.replace("# reactive", "# Server", 1))
     if PUBLISH_BEGIN in text and PUBLISH_END in text:
-        head, rest = text.split(PUBLISH_BEGIN, 1)
-        text = head + section + rest.split(PUBLISH_END, 1)[1]
+        before, rest = text.split(PUBLISH_BEGIN, 1)
+        old, after = rest.split(PUBLISH_END, 1)
+        old_head, old_blocks = _split_report(old.strip("\n"))
+        stamp = _stamp(_header_facts(old_head))
+        merged = {name: _stamped(block, stamp) for name, block in old_blocks.items()}
+        blocks = {**merged, **blocks}
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    results_md.write_text(text)
+        before, after = text.rstrip("\n") + "\n\n", "\n"
+    body = "\n".join([head.rstrip("\n"), *(block.rstrip("\n") for block in blocks.values())])
+    results_md.write_text(f"{before}{PUBLISH_BEGIN}\n{body}\n\n{PUBLISH_END}{after}")
+
+
+def _split_report(report: str) -> tuple[str, dict[str, str]]:
+    """(header, {scenario: its section}) of a report; sections start with "## "."""
+    head, *sections = report.split("\n## ")
+    blocks = {}
+    for section in sections:
+        name = section.split("\n", 1)[0].strip()
+        blocks[name] = f"\n## {section}"
+    return head, blocks
+
+
+def _header_facts(head: str) -> dict[str, str]:
+    facts = {}
+    for line in head.splitlines():
+        if line.startswith("- ") and ": " in line:
+            key, value = line[2:].split(": ", 1)
+            facts[key] = value
+    return facts
+
+
+def _stamp(header: dict[str, str]) -> str:
+    """The line under a scenario's heading that says which run measured it."""
+    if "date" not in header or "command" not in header:
+        return ""
+    return f"Measured {header['date']} by `{header['command']}`."
+
+
+def _stamped(block: str, stamp: str) -> str:
+    """`block` with `stamp` under its heading, unless it has one already."""
+    heading, _, rest = block.lstrip("\n").partition("\n")
+    if not stamp or rest.lstrip("\n").startswith("Measured "):
+        return block
+    return f"\n{heading}\n\n{stamp}\n{rest}"
 
 
 def _cpu_plan_text(argv: list[str]) -> str:

@@ -189,6 +189,25 @@ def test_publish_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert text.startswith("# Core\n\nkept\n") and "second" in text and "first" not in text
 
 
+def test_publishing_one_scenario_keeps_the_others_with_the_run_that_measured_them(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "RESULTS.md"
+    first = {"date": "day 1", "command": "python -m bench"}
+    rows = [Measurement(s, "sqlite", "ours", "c", {"x ms": 1.0}) for s in ("a", "b")]
+    publish(render_report(rows, first, None), results)
+    again = [Measurement("b", "sqlite", "ours", "c", {"x ms": 2.0})]
+    second = {"date": "day 2", "command": "python -m bench --scenario b"}
+    publish(render_report(again, second, None), results)
+    text = results.read_text()
+    a_section = text.split("## a\n", 1)[1].split("## b\n", 1)[0]
+    b_section = text.split("## b\n", 1)[1]
+    assert "Measured day 1 by `python -m bench`." in a_section and "| 1 |" in a_section
+    assert "Measured day 2 by `python -m bench --scenario b`." in b_section
+    assert "| 2 |" in b_section and "| 1 |" not in b_section
+    assert "- date: day 2" in text and "- date: day 1" not in text
+
+
 def test_first_seen_counts_each_query_once_and_ignores_unknown_ids() -> None:
     socket = RawSocket.__new__(RawSocket)
     socket.updates = [
