@@ -25,7 +25,8 @@ async def take(ctx, args):
     return await _channel(ctx, args["channel"]).take(int(args["n"]))
 
 
-@query(args={"id": v.id("messages")})
+# `salt`: see `take` below.
+@query(args={"id": v.id("messages"), "salt": v.optional(v.float64())})
 async def get(ctx, args):
     return await ctx.db.get(args["id"])
 
