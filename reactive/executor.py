@@ -310,6 +310,16 @@ class Executor:
             fn.returns.check(value, "", self.db.catalog)
         return value  # type: ignore[no-any-return]
 
+    def _encoded_result(self, fn: FunctionDef, value: Any) -> tuple[Value, bytes]:
+        """A query's result checked by encoding it: its subscribers get it encoded anyway,
+        so one walk over the documents does both."""
+        if value is UNDEFINED:
+            value = None
+        wire = orjson.dumps(encode_value(value, "return value"))
+        if fn.returns is not None:
+            fn.returns.check(value, "", self.db.catalog)
+        return value, wire
+
     async def _query(
         self,
         fn: FunctionDef,
@@ -325,10 +335,11 @@ class Executor:
         ctx = QueryCtx(DatabaseReader(tx), Auth(identity), storage)
         try:
             with self.db.tracking(tx.begin_ts):
-                value = self._check_result(fn, await fn.handler(ctx, args))
+                value, wire = self._encoded_result(fn, await fn.handler(ctx, args))
         except Exception as exc:  # reported as data, with the read set kept
             return Outcome(error=self.failure(exc, fn.name), ts=tx.begin_ts, token=tx.token())
-        return Outcome(value, ts=tx.begin_ts, token=tx.token(), journal=tx.journal_out)
+        token, journal = tx.token(), tx.journal_out
+        return Outcome(value, ts=tx.begin_ts, token=token, journal=journal, _wire_value=wire)
 
     async def _mutation(
         self,

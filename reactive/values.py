@@ -329,12 +329,13 @@ def _is_plain_json_float(value: float) -> bool:
     return math.isfinite(value) and not (value == 0.0 and math.copysign(1.0, value) < 0)
 
 
-def encode_value(value: Value) -> JsonValue:
-    """Value -> convex encoded JSON. Enforces check_value's rules (ValidationError)."""
+def encode_value(value: Value, path: str = "") -> JsonValue:
+    """Value -> convex encoded JSON. Enforces check_value's rules (ValidationError naming
+    the problem's place under `path`)."""
     try:
         return _encode_fast(value, 0)
     except _Unusual:
-        return _encode(value, "", 0)  # the slow walk names the path of the problem
+        return _encode(value, path, 0)  # the slow walk names the path of the problem
 
 
 class _Unusual(Exception):
