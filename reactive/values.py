@@ -28,6 +28,7 @@ import base64
 import binascii
 import math
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -342,6 +343,18 @@ class _Unusual(Exception):
     """A fast walk met something it leaves to the slow walk (an error or a subclass)."""
 
 
+def _fast_fields(
+    obj: dict[Any, Any], depth: int, walk: Callable[[Any, int], Any]
+) -> dict[str, Any]:
+    """A fast walk's step into an object: legal field names, each value walked one deeper."""
+    out = {}
+    for key, item in obj.items():
+        if not _is_good_field_name(key):
+            raise _Unusual
+        out[key] = walk(item, depth + 1)
+    return out
+
+
 def _fast_str(text: str) -> str:
     if text.isascii() or _is_unicode(text):
         return text
@@ -364,12 +377,7 @@ def _encode_fast(value: object, depth: int) -> JsonValue:
     if depth >= MAX_NESTING:
         raise _Unusual
     if type(value) is dict:
-        encoded = {}
-        for key, item in value.items():
-            if not _is_good_field_name(key):
-                raise _Unusual
-            encoded[key] = _encode_fast(item, depth + 1)
-        return encoded
+        return _fast_fields(value, depth, _encode_fast)
     if type(value) is list:
         return [_encode_fast(item, depth + 1) for item in value]
     if type(value) is bytes:
@@ -437,12 +445,7 @@ def _decode_fast(obj: object, depth: int) -> Value:
                     raise _Unusual from None  # the slow walk reports it with its path
             if type(key) is str and key.startswith("$"):
                 raise _Unusual
-        decoded = {}
-        for key, item in obj.items():
-            if not _is_good_field_name(key):
-                raise _Unusual
-            decoded[key] = _decode_fast(item, depth + 1)
-        return decoded
+        return _fast_fields(obj, depth, _decode_fast)
     if type(obj) is list:
         return [_decode_fast(item, depth + 1) for item in obj]
     raise _Unusual
