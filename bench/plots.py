@@ -131,21 +131,9 @@ def _fan_out(axes: list[Axes], rows: list[Measurement]) -> None:
             ys = [_value(rows, metric, system=system, backend=backend, case=c) for c in cases]
             if not all(math.isnan(y) for y in ys):
                 ax.plot(xs, ys, marker="o", label=f"{system}, {backend}")
-    for backend in _unique([row.backend for row in rows if row.system == POLLING]):
-        stale = _value(rows, metrics[0], system=POLLING, backend=backend)
-        axes[0].axhline(stale, linestyle="--", linewidth=1, label=f"polling 1 s, {backend}")
+    _polling_lines(axes[0], rows, metrics[0])
     titles = ("last socket sees the write, ms", "re-runs per commit")
-    ticks = sorted({_leading_number(row.case) for row in rows if row.system != POLLING})
-    for ax, title in zip(axes, titles, strict=True):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False)
-        ax.set_xticks([], minor=True)
-        ax.set_xlabel("sockets subscribed to the same query")
-        ax.set_title(f"{title} (log)", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # rows without re-runs leave the right one empty
-            ax.legend(fontsize=7)
+    _log_log(axes, rows, titles, "sockets subscribed to the same query")
 
 
 def _systems(rows: list[Measurement]) -> list[tuple[str, str]]:
@@ -163,19 +151,32 @@ def _scale(axes: list[Axes], rows: list[Measurement]) -> None:
             for ax, metric in zip(axes, ("re-runs per commit", "commit->seen p50 ms"), strict=True):
                 ys = [_value(rows, metric, system=system, backend=backend, case=c) for c in cases]
                 ax.plot(xs, ys, marker="o", label=f"{system}, {backend}")
+    _polling_lines(axes[1], rows, "staleness p50 ms")
+    _log_log(axes, rows, ("re-runs per commit", "commit -> seen p50, ms"), "subscriptions")
+
+
+def _polling_lines(ax: Axes, rows: list[Measurement], metric: str) -> None:
+    """Polling's figure as a flat dashed line per backend: it does not depend on the x axis."""
     for backend in _unique([row.backend for row in rows if row.system == POLLING]):
-        stale = _value(rows, "staleness p50 ms", system=POLLING, backend=backend)
-        axes[1].axhline(stale, linestyle="--", linewidth=1, label=f"polling 1 s, {backend}")
+        stale = _value(rows, metric, system=POLLING, backend=backend)
+        ax.axhline(stale, linestyle="--", linewidth=1, label=f"polling 1 s, {backend}")
+
+
+def _log_log(
+    axes: list[Axes], rows: list[Measurement], titles: tuple[str, ...], xlabel: str
+) -> None:
+    """Log-log axes ticked at the sizes measured (the leading number of each case)."""
     ticks = sorted({_leading_number(row.case) for row in rows if row.system != POLLING})
-    for ax, title in zip(axes, ("re-runs per commit", "commit -> seen p50, ms"), strict=True):
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False)
         ax.set_xticks([], minor=True)
-        ax.set_xlabel("subscriptions")
+        ax.set_xlabel(xlabel)
         ax.set_title(f"{title} (log)", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # rows without re-runs leave one axis empty
+            ax.legend(fontsize=7)
 
 
 def _throughput(axes: list[Axes], rows: list[Measurement]) -> None:
