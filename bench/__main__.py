@@ -63,10 +63,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-async def run_all(args: argparse.Namespace) -> list[Measurement]:
+async def run_all(args: argparse.Namespace, cpus: CpuPlan | None) -> list[Measurement]:
     sizes = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    cpus = CpuPlan.split() if args.pin else None
     if cpus is not None:
         cpus.pin_this_process()
     rows: list[Measurement] = []
@@ -200,8 +199,7 @@ def _stamped(block: str, stamp: str) -> str:
     return f"\n{heading}\n\n{stamp}\n{rest}"
 
 
-def _cpu_plan_text(argv: list[str]) -> str:
-    plan = CpuPlan.split() if parse_args(argv).pin else None
+def _cpu_plan_text(plan: CpuPlan | None) -> str:
     return plan.describe() if plan else "not pinned (server and bench clients share all cores)"
 
 
@@ -217,16 +215,17 @@ def _event_loop_runner() -> Any:
 
 def main(argv: list[str]) -> Path:
     args = parse_args(argv)
+    cpus = CpuPlan.split() if args.pin else None
     started = datetime.now(UTC)
     header = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench " + " ".join(argv),
         "seed": str(SEED),
         **machine_facts(),
-        "cores": _cpu_plan_text(argv),
+        "cores": _cpu_plan_text(cpus),
     }
     say(f"# reactive benchmark: {header}")
-    rows = _event_loop_runner()(run_all(args))
+    rows = _event_loop_runner()(run_all(args, cpus))
     out = args.out or BENCH / "results" / started.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     header["duration"] = f"{(datetime.now(UTC) - started).total_seconds():.0f} s"
