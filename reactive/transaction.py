@@ -360,9 +360,7 @@ class Transaction:
             return  # the table does not exist (yet): nothing to read, the range is recorded
         pending = self._pending_entries(spec.table, info, interval, spec.order)
         stored = self._stored_entries(info, interval, spec.order, page_size)
-        # Queries never have pending writes: skip a generator layer per document for them.
-        entries = _merge(stored, pending, spec.order) if pending else stored
-        async for key, doc in entries:
+        async for key, doc in _merge(stored, pending, spec.order):
             self._count_scanned(1)
             yield key, doc
 
