@@ -22,10 +22,10 @@ from reactive.database import Database
 from reactive.errors import ConflictError
 from reactive.index_keys import Interval, encode_key
 from reactive.reads import ReadSet, ReadToken
+from reactive.recent_writes import RecentWrites
 from reactive.schema import define_schema, define_table
 from reactive.subscriptions import SubscriptionManager, naive_matching
 from reactive.validators import v
-from reactive.write_log import WriteLog
 
 SCHEMA = define_schema(
     {
@@ -151,7 +151,7 @@ def bench_matching(sizes: list[int], commits: int = 200) -> list[dict[str, float
     rows = []
     for n in sizes:
         rng = random.Random(n)
-        manager = SubscriptionManager(WriteLog())
+        manager = SubscriptionManager(RecentWrites())
         subs = []
         channels = max(1, n // 10)
         for i in range(n):

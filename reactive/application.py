@@ -25,10 +25,10 @@ from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
 from reactive.executor import Executor, Outcome
+from reactive.file_storage import STORAGE_TABLE, FileStorage, LocalBlobStore
 from reactive.functions import FunctionKind, Project, load_project
 from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
-from reactive.storage import STORAGE_TABLE, FileStorage, LocalBlobStore
 from reactive.subscriptions import Subscription
 from reactive.values import encode_value
 

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from reactive import knobs
-from reactive.errors import ConflictError, StorageError
+from reactive.errors import ConflictError, PersistenceError
 from reactive.persistence.base import CommitWrite, MutationRecord, Persistence
+from reactive.recent_writes import Conflict, RecentWrites, WrittenKeys, encode_written
 from reactive.transaction import Transaction
-from reactive.write_log import Conflict, WriteLog, WrittenKeys, encode_written
 
 __all__ = ["CommitOutcome", "Committer", "PublishedCommit"]
 
@@ -52,12 +52,12 @@ class Committer:
     def __init__(
         self,
         persistence: Persistence,
-        write_log: WriteLog,
+        recent_writes: RecentWrites,
         last_ts: int,
         publish: Callable[[PublishedCommit], None],
     ) -> None:
         self._persistence = persistence
-        self._write_log = write_log
+        self._recent_writes = recent_writes
         self._publish = publish
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -80,14 +80,14 @@ class Committer:
         while not self._queue.empty():
             request = self._queue.get_nowait()
             if not request.future.done():
-                request.future.set_exception(StorageError("The database is shutting down"))
+                request.future.set_exception(PersistenceError("The database is shutting down"))
 
     async def commit(
         self, tx: Transaction, mutation: MutationRecord | None = None
     ) -> CommitOutcome:
         """Validate and durably persist `tx`; raises ConflictError if it read stale data."""
         if self._task is None:
-            raise StorageError("The committer is not running")
+            raise PersistenceError("The committer is not running")
         future: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(tx, mutation, future))
         return await future
@@ -143,9 +143,9 @@ class Committer:
             await self._persistence.write_commits([commit for _, commit, _ in accepted])
         except Exception as exc:
             log.exception("commit of %d transactions failed", len(accepted))
-            self._write_log.truncate_after(self.committed_ts)
+            self._recent_writes.truncate_after(self.committed_ts)
             self._assigned_ts = self.committed_ts
-            error = StorageError(f"Commit failed: {exc}")
+            error = PersistenceError(f"Commit failed: {exc}")
             for request, _, _ in accepted:
                 _fail(request, error)
             for request in (r for waiting in followers.values() for r in waiting):
@@ -160,7 +160,7 @@ class Committer:
             request.future.set_result(CommitOutcome(duplicate.ts, duplicate))
             return None
         tx = request.tx
-        conflict = self._write_log.find_conflict(tx.reads, tx.begin_ts)
+        conflict = self._recent_writes.find_conflict(tx.reads, tx.begin_ts)
         if conflict is not None:
             raise _conflict_error(conflict)
         writes = tx.build_writes()
@@ -168,7 +168,7 @@ class Committer:
         mutation = request.mutation
         if mutation is not None:
             mutation = MutationRecord(mutation.session_id, mutation.request_id, ts, mutation.result)
-        self._write_log.append(ts, writes.written)
+        self._recent_writes.append(ts, writes.written)
         commit = CommitWrite(
             ts=ts,
             documents=writes.documents,

@@ -26,11 +26,11 @@ from reactive.errors import ConflictError, SchemaError, ValidationError
 from reactive.persistence import DEFAULT_DATABASE_URL, open_persistence
 from reactive.persistence.base import IndexState, IndexWrite, MutationRecord, Persistence
 from reactive.reads import ReadToken
+from reactive.recent_writes import RecentWrites
 from reactive.schema import Schema
 from reactive.subscriptions import Subscription, SubscriptionManager
 from reactive.transaction import Transaction, index_key
 from reactive.values import dumps, loads_stored
-from reactive.write_log import WriteLog
 
 __all__ = ["Database", "MutationResult", "QueryResult", "SchemaChanges"]
 
@@ -75,9 +75,9 @@ class Database:
         self.persistence = persistence
         self.catalog = catalog
         self.cursors = cursors
-        self.write_log = WriteLog()
+        self.recent_writes = RecentWrites()
         self.subscriptions = SubscriptionManager(
-            self.write_log, table_level=knobs.TABLE_LEVEL_INVALIDATION
+            self.recent_writes, table_level=knobs.TABLE_LEVEL_INVALIDATION
         )
         self.committer: Committer | None = None
         self._listeners: list[Callable[[PublishedCommit], None]] = []
@@ -114,8 +114,8 @@ class Database:
             await persistence.set_meta(_CURSOR_SECRET, secret)
         db = cls(persistence, catalog, CursorCodec(secret))
         last_ts = await persistence.max_commit_ts()
-        db.write_log.floor_ts = last_ts
-        db.committer = Committer(persistence, db.write_log, last_ts, db._published)
+        db.recent_writes.floor_ts = last_ts
+        db.committer = Committer(persistence, db.recent_writes, last_ts, db._published)
         db.committer.start()
         if prune:
             db._pruner = asyncio.create_task(db._prune_forever(), name="reactive-pruner")
@@ -291,7 +291,7 @@ class Database:
 
     def _published(self, commit: PublishedCommit) -> None:
         self.subscriptions.advance(commit.ts, commit.written)
-        self._trim_write_log(commit.ts)
+        self._trim_recent_writes(commit.ts)
         if self._ts_waiters:
             self._wake_ts_waiters(commit.ts)
         for listener in list(self._listeners):
@@ -310,17 +310,17 @@ class Database:
                 waiting.append((wanted, future))
         self._ts_waiters = waiting
 
-    def _trim_write_log(self, latest_ts: int) -> None:
+    def _trim_recent_writes(self, latest_ts: int) -> None:
         # The log only has to reach back to the oldest running transaction; trimming in
         # steps of max_age keeps this cheap and the log's memory bounded.
-        max_age = int(knobs.WRITE_LOG_MAX_AGE_S * 1e9)
-        if latest_ts - self.write_log.floor_ts < 2 * max_age:
+        max_age = int(knobs.RECENT_WRITES_MAX_AGE_S * 1e9)
+        if latest_ts - self.recent_writes.floor_ts < 2 * max_age:
             return
         horizon = latest_ts - max_age
         if self._active:
             horizon = min(horizon, min(self._active))
-        if horizon > self.write_log.floor_ts:
-            self.write_log.trim_before(horizon)
+        if horizon > self.recent_writes.floor_ts:
+            self.recent_writes.trim_before(horizon)
 
     # -- schema ----------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reactive.auth import AuthProvider
-from reactive.errors import StorageError, ValidationError
+from reactive.errors import PersistenceError, ValidationError
 
 __all__ = [
     "DEV_AUTH_PATH",
@@ -108,12 +108,12 @@ def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
-        raise StorageError(
+        raise PersistenceError(
             f"cannot read the dev auth key {path}: {exc}; delete the file to make a new key "
             "(tokens issued with the old one stop working)"
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < RSA_KEY_BITS:
-        raise StorageError(
+        raise PersistenceError(
             f"the dev auth key {path} is not an RSA key of at least {RSA_KEY_BITS} bits; "
             "delete the file to make a new one"
         )

@@ -17,10 +17,10 @@ __all__ = [
     "InvalidCursorError",
     "InvalidIdError",
     "NotFoundError",
+    "PersistenceError",
     "QueryError",
     "ReactiveError",
     "SchemaError",
-    "StorageError",
     "ValidationError",
 ]
 
@@ -98,11 +98,11 @@ class NotFoundError(ReactiveError, LookupError):
     short_msg = "NotFound"
 
 
-class StorageError(ReactiveError, RuntimeError):
+class PersistenceError(ReactiveError, RuntimeError):
     """The database could not be read or written."""
 
     code = ErrorCode.INTERNAL
-    short_msg = "StorageError"
+    short_msg = "PersistenceError"
 
 
 class ConflictError(ReactiveError):

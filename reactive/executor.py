@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from reactive.database import Database
-from reactive.errors import AppError, ReactiveError, StorageError, ValidationError
+from reactive.errors import AppError, PersistenceError, ReactiveError, ValidationError
+from reactive.file_storage import ActionStorage, FileStorage, StorageReader, StorageWriter
 from reactive.functions import FunctionDef, FunctionKind, Registry
-from reactive.logs import capture_logs
+from reactive.log_capture import capture_logs
 from reactive.reads import ReadToken
-from reactive.storage import ActionStorage, FileStorage, StorageReader, StorageWriter
 from reactive.transaction import Transaction
 from reactive.types import Value
 from reactive.validators import validate_args
@@ -374,7 +374,7 @@ class Executor:
             return Failure(f"Uncaught ConvexError: {exc}", _convex_data(exc.data))
         if isinstance(exc, NestedCallError):
             return Failure(str(exc))
-        if isinstance(exc, ReactiveError) and not isinstance(exc, StorageError):
+        if isinstance(exc, ReactiveError) and not isinstance(exc, PersistenceError):
             return Failure(f"Uncaught {exc.short_msg}: {exc.msg}")
         request_id = secrets.token_hex(8)
         log.error("function %s failed [request %s]", path, request_id, exc_info=exc)

@@ -33,8 +33,8 @@ from reactive.auth import AuthError, Identity
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes
 from reactive.errors import ReactiveError, ValidationError
 from reactive.executor import ActionCtx, Auth, Outcome
+from reactive.file_storage import MAX_UPLOAD_BYTES
 from reactive.functions import FunctionKind
-from reactive.storage import MAX_UPLOAD_BYTES
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
 from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
 

@@ -17,10 +17,10 @@ __all__ = [
     "OCC_MAX_RETRIES",
     "OCC_SERIAL_FALLBACK",
     "PRUNE_INTERVAL_S",
+    "RECENT_WRITES_MAX_AGE_S",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
     "TABLE_LEVEL_INVALIDATION",
-    "WRITE_LOG_MAX_AGE_S",
 ]
 
 
@@ -66,7 +66,7 @@ COMMIT_BATCH_MAX = _int("COMMIT_BATCH_MAX", 256)
 
 #: How long the in-memory log of recent commits' written keys is kept. A transaction that
 #: began before the oldest retained commit cannot be validated and is retried.
-WRITE_LOG_MAX_AGE_S = _float("WRITE_LOG_MAX_AGE_S", 30.0)
+RECENT_WRITES_MAX_AGE_S = _float("RECENT_WRITES_MAX_AGE_S", 30.0)
 
 #: How long old document versions stay readable before pruning removes them.
 RETENTION_S = _float("RETENTION_S", 600.0)

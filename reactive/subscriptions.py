@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reactive.reads import ReadSet, ReadToken
-from reactive.write_log import WriteLog, WrittenKeys
+from reactive.recent_writes import RecentWrites, WrittenKeys
 
 __all__ = ["IntervalTree", "Subscription", "SubscriptionManager"]
 
@@ -134,8 +134,8 @@ class Subscription:
 class SubscriptionManager:
     """Indexes every live subscription's read intervals and invalidates them on commits."""
 
-    def __init__(self, write_log: WriteLog, *, table_level: bool = False) -> None:
-        self._write_log = write_log
+    def __init__(self, recent_writes: RecentWrites, *, table_level: bool = False) -> None:
+        self._recent_writes = recent_writes
         #: Baseline mode for benchmarks: a write to a table invalidates every subscription that
         #: read anything of that table (what trigger + LISTEN/NOTIFY systems do).
         self.table_level = table_level
@@ -155,8 +155,8 @@ class SubscriptionManager:
         """Watch `token`. If a published commit after token.ts already hit it, it fires right
         away (a commit not yet published would only make the caller re-run at the same ts)."""
         sub = Subscription(next(self._ids), token, on_invalidate)
-        published = max(self._published_ts, self._write_log.floor_ts)
-        conflict = self._write_log.find_conflict(token.read_set, token.ts, published)
+        published = max(self._published_ts, self._recent_writes.floor_ts)
+        conflict = self._recent_writes.find_conflict(token.read_set, token.ts, published)
         if conflict is not None:
             sub.invalidated_at = conflict.ts
             on_invalidate(sub, conflict.ts)

@@ -18,12 +18,12 @@ from reactive.errors import InvalidIdError, NotFoundError, QueryError, Validatio
 from reactive.ids import decode_id, new_id
 from reactive.index_keys import Interval, encode_key
 from reactive.persistence.base import DocumentWrite, IndexWrite, Persistence, StoredDocument
-from reactive.query import QueryBuilder, QuerySpec, resolve_range
+from reactive.query_builder import QueryBuilder, QuerySpec, resolve_range
 from reactive.reads import ReadSet, ReadToken, index_ref
+from reactive.recent_writes import WrittenKeys
 from reactive.schema import get_field
 from reactive.types import Order, Value
 from reactive.values import UNDEFINED, check_document, check_value, dumps, loads_stored
-from reactive.write_log import WrittenKeys
 
 __all__ = ["PendingWrite", "PreparedWrites", "Transaction"]
 

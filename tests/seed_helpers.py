@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from svix.webhooks import Webhook
 
 from reactive.http import create_app
-from reactive.query import QueryBuilder
+from reactive.query_builder import QueryBuilder
 from reactive.values import encode_value
 from tests.oidc_issuer import LocalIssuer
 

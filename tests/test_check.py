@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reactive.check import CheckReport, FunctionCheck, Location, Verdict, run_check
 from reactive.functions import FunctionKind
+from reactive.tools.check import CheckReport, FunctionCheck, Location, Verdict, run_check
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).resolve().parent / "projects" / "check_samples"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from reactive.cli import info, main
 from reactive.database import Database
+from reactive.tools.cli import info, main
 from tests.schemas import TEST_SCHEMA
 
 
@@ -109,7 +109,16 @@ def test_logs_follows_function_calls_of_a_live_server(tmp_path):
 
     with LiveServer(CHAT, f"sqlite:///{tmp_path}/logs.db") as server:
         follower = subprocess.Popen(
-            [sys.executable, "-m", "reactive.cli", "logs", "--url", server.url, "--limit", "2"],
+            [
+                sys.executable,
+                "-m",
+                "reactive.tools.cli",
+                "logs",
+                "--url",
+                server.url,
+                "--limit",
+                "2",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=REPO,

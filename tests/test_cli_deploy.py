@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reactive.cli import main
+from reactive.tools.cli import main
 from tests.live_server import LiveServer
 
 CHAT = Path(__file__).parent / "projects" / "chat"

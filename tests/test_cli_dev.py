@@ -31,7 +31,7 @@ def dev_server(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "reactive.cli",
+                "reactive.tools.cli",
                 "dev",
                 "--dir",
                 str(project),

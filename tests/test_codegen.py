@@ -1,4 +1,4 @@
-"""Tests of reactive.codegen: type rendering per validator kind, the generated files, and the
+"""Tests of reactive.tools.codegen: type rendering per validator kind, the generated files, and the
 generated code checked by the real tools: `tsc` with the official npm client (tests/codegen,
 `npm ci --prefix tests/codegen`), `node` for api.js, mypy for api.py. Without node or the npm
 package those tests skip, except under CI (env CI non-empty), where they fail.
@@ -20,11 +20,11 @@ from typing import Any, NoReturn
 
 import pytest
 
-from reactive.codegen import HEADER, generate, render, ts_type, write_files
 from reactive.errors import SchemaError
 from reactive.executor import FunctionReference, reference_path
 from reactive.functions import FunctionDef, FunctionKind, Registry
 from reactive.schema import define_schema, define_table
+from reactive.tools.codegen import HEADER, generate, render, ts_type, write_files
 from reactive.validators import Validator, pagination_opts_validator, v
 from tests.node_tools import find_node, require_file, unavailable
 

@@ -10,7 +10,7 @@ import pytest
 
 from reactive import knobs
 from reactive.database import Database
-from reactive.errors import ConflictError, SchemaError, StorageError
+from reactive.errors import ConflictError, PersistenceError, SchemaError
 from reactive.schema import define_schema, define_table
 from reactive.validators import v
 from tests.schemas import TEST_SCHEMA
@@ -175,7 +175,7 @@ async def test_failed_persist_acknowledges_nothing_and_changes_nothing(db):
 
     original = db.persistence.write_commits
     db.persistence.write_commits = broken
-    with pytest.raises(StorageError, match="disk full"):
+    with pytest.raises(PersistenceError, match="disk full"):
         await db.run_mutation(lambda tx: tx.insert("messages", {"channel": "c", "body": "x"}))
     db.persistence.write_commits = original
     assert await count(db, "messages") == 0

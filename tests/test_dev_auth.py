@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 import reactive.dev_auth as dev_auth
 from reactive.auth import Authenticator, AuthError, AuthFailure
 from reactive.dev_auth import DevIdentityProvider, dev_issuer_url, dev_only_routes
-from reactive.errors import StorageError
+from reactive.errors import PersistenceError
 from tests.browser.dev_server import DevServer
 from tests.seed_helpers import ROOT
 
@@ -143,7 +143,7 @@ def test_key_ids_differ_between_keys(tmp_path):
 def test_unreadable_key_file_is_a_clear_error(tmp_path):
     key_path = tmp_path / "key.pem"
     key_path.write_text("not a key")
-    with pytest.raises(StorageError, match=r"key\.pem.*delete the file"):
+    with pytest.raises(PersistenceError, match=r"key\.pem.*delete the file"):
         DevIdentityProvider(ISSUER, key_path)
 
 

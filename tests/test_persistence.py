@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 import pytest
 
-from reactive.errors import StorageError
+from reactive.errors import PersistenceError
 from reactive.persistence import (
     DEFAULT_DATABASE_URL,
     CommitWrite,
@@ -105,7 +105,7 @@ async def test_table_metadata_round_trips_and_upserts(persistence: Persistence) 
 
 async def test_table_names_are_unique(persistence: Persistence) -> None:
     await persistence.save_table(TableMeta(name="users", number=1))
-    with pytest.raises(StorageError, match="save_table"):
+    with pytest.raises(PersistenceError, match="save_table"):
         await persistence.save_table(TableMeta(name="users", number=2))
 
 
@@ -334,7 +334,7 @@ def first_commit() -> CommitWrite:
 @pytest.mark.parametrize("failure", sorted(failing_groups()))
 async def test_group_commit_is_all_or_nothing(persistence: Persistence, failure: str) -> None:
     await persistence.write_commits([first_commit()])
-    with pytest.raises(StorageError, match="write_commits"):
+    with pytest.raises(PersistenceError, match="write_commits"):
         await persistence.write_commits(failing_groups()[failure])
     assert await persistence.max_commit_ts() == 10
     assert await persistence.commits_after(10) == []
@@ -418,9 +418,9 @@ async def test_closed_store_raises_storage_error(store_url: str) -> None:
     store = await open_persistence(store_url)
     await store.close()
     await store.close()  # closing twice is harmless
-    with pytest.raises(StorageError, match="not open"):
+    with pytest.raises(PersistenceError, match="not open"):
         await store.max_commit_ts()
-    with pytest.raises(StorageError, match="not open"):
+    with pytest.raises(PersistenceError, match="not open"):
         await store.write_commits([put(10, "a", b"a")])
 
 
@@ -675,6 +675,6 @@ def test_postgres_schema_name_is_checked(schema: str) -> None:
 
 
 async def test_unreachable_postgres_raises_storage_error() -> None:
-    with pytest.raises(StorageError, match=r"PostgreSQL at 127\.0\.0\.1:1/db") as raised:
+    with pytest.raises(PersistenceError, match=r"PostgreSQL at 127\.0\.0\.1:1/db") as raised:
         await open_persistence("postgresql://u:secret@127.0.0.1:1/db")
     assert "secret" not in str(raised.value)

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from reactive.index_keys import Interval
 from reactive.reads import ReadSet, ReadToken
+from reactive.recent_writes import RecentWrites
 from reactive.subscriptions import IntervalTree, SubscriptionManager, naive_matching
-from reactive.write_log import WriteLog
 
 short_bytes = st.binary(min_size=0, max_size=3)
 
@@ -46,7 +46,7 @@ def token(ts, *reads):
 
 
 def test_write_inside_range_invalidates_and_outside_does_not():
-    manager = SubscriptionManager(WriteLog())
+    manager = SubscriptionManager(RecentWrites())
     fired = []
     sub = manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append(ts))
     manager.advance(2, {"t.i": [b"\x20", b"\x05"], "t.other": [b"\x15"]})
@@ -56,7 +56,7 @@ def test_write_inside_range_invalidates_and_outside_does_not():
 
 
 def test_subscriptions_fire_once_and_shared_intervals_are_kept_for_others():
-    manager = SubscriptionManager(WriteLog())
+    manager = SubscriptionManager(RecentWrites())
     fired = []
     a = manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append("a"))
     b = manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append("b"))
@@ -68,7 +68,7 @@ def test_subscriptions_fire_once_and_shared_intervals_are_kept_for_others():
 
 
 def test_subscribing_a_stale_token_fires_at_once():
-    log = WriteLog()
+    log = RecentWrites()
     manager = SubscriptionManager(log)
     log.append(5, {"t.i": [b"\x15"]})
     manager.advance(5, {"t.i": [b"\x15"]})  # published
@@ -81,7 +81,7 @@ def test_subscribing_a_stale_token_fires_at_once():
 def test_a_commit_not_yet_published_fires_when_it_is_published_not_at_subscribe():
     # The committer logs a commit before it is durable; a query run at the published ts
     # meanwhile must not be re-run at that same ts again and again (it would spin).
-    log = WriteLog()
+    log = RecentWrites()
     manager = SubscriptionManager(log)
     log.append(5, {"t.i": [b"\x15"]})  # being made durable
     fired = []
@@ -93,7 +93,7 @@ def test_a_commit_not_yet_published_fires_when_it_is_published_not_at_subscribe(
 
 def test_matching_agrees_with_naive_scan_on_random_workload():
     rng = random.Random(3)
-    manager = SubscriptionManager(WriteLog())
+    manager = SubscriptionManager(RecentWrites())
     subs = []
     for _ in range(2000):
         start = bytes([rng.randrange(256)])
@@ -180,7 +180,7 @@ async def test_first_insert_into_a_new_table_invalidates_its_readers(db):
 
 
 def test_table_level_baseline_invalidates_every_reader_of_the_table():
-    manager = SubscriptionManager(WriteLog(), table_level=True)
+    manager = SubscriptionManager(RecentWrites(), table_level=True)
     fired = []
     manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: fired.append("t"))
     manager.subscribe(token(1, ("u.i", b"\x10", b"\x20")), lambda s, ts: fired.append("u"))

@@ -67,7 +67,7 @@ class MutationRecord:
 class CommitWrite:
     """Everything one commit persists atomically at timestamp `ts`.
 
-    `written` is the serialized list of index keys the commit wrote (see write_log.py); it lets
+    `written` is the serialized list of index keys the commit wrote (see recent_writes.py); it lets
     another process sharing the database learn what changed.
     """
 

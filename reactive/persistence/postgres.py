@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from reactive.errors import StorageError
+from reactive.errors import PersistenceError
 from reactive.persistence.base import (
     CommitWrite,
     IndexEntry,
@@ -33,7 +33,7 @@ __all__ = ["PostgresPersistence", "split_schema"]
 
 URL_SCHEMES = ("postgresql", "postgres")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-# Failures of the server, of the driver, or of the network: all surface as StorageError.
+# Failures of the server, of the driver, or of the network: all surface as PersistenceError.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 Row = tuple[Any, ...]
@@ -79,7 +79,7 @@ class PostgresPersistence:
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         if self._pool is not None:
-            raise StorageError(f"PostgreSQL database {self._where} is already open")
+            raise PersistenceError(f"PostgreSQL database {self._where} is already open")
         # JIT compilation costs far more than our short statements save: the planner's row
         # estimates for the per-key newest-version filter are pessimistic, which would trigger
         # it (~150 ms) on scans that take well under a millisecond.
@@ -94,7 +94,9 @@ class PostgresPersistence:
                 server_settings=settings,
             )
         except _DRIVER_ERRORS as exc:
-            raise StorageError(f"could not connect to PostgreSQL at {self._where}: {exc}") from exc
+            raise PersistenceError(
+                f"could not connect to PostgreSQL at {self._where}: {exc}"
+            ) from exc
         try:
             await self._create_schema()
         except BaseException:
@@ -118,7 +120,9 @@ class PostgresPersistence:
     # -- plumbing --------------------------------------------------------------------------
     def _require_pool(self, operation: str) -> asyncpg.Pool:
         if self._pool is None:
-            raise StorageError(f"cannot {operation}: PostgreSQL database {self._where} is not open")
+            raise PersistenceError(
+                f"cannot {operation}: PostgreSQL database {self._where} is not open"
+            )
         return self._pool
 
     @asynccontextmanager
@@ -128,7 +132,9 @@ class PostgresPersistence:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn
         except _DRIVER_ERRORS as exc:
-            raise StorageError(f"PostgreSQL {operation} failed on {self._where}: {exc}") from exc
+            raise PersistenceError(
+                f"PostgreSQL {operation} failed on {self._where}: {exc}"
+            ) from exc
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         pool = self._require_pool(operation)
@@ -136,7 +142,9 @@ class PostgresPersistence:
             rows: list[asyncpg.Record] = await pool.fetch(sql, *args)
             return rows
         except _DRIVER_ERRORS as exc:
-            raise StorageError(f"PostgreSQL {operation} failed on {self._where}: {exc}") from exc
+            raise PersistenceError(
+                f"PostgreSQL {operation} failed on {self._where}: {exc}"
+            ) from exc
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:

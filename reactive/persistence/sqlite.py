@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from reactive.errors import StorageError
+from reactive.errors import PersistenceError
 from reactive.persistence.base import (
     CommitWrite,
     IndexEntry,
@@ -69,7 +69,7 @@ class SqlitePersistence:
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         if self._executor is not None:
-            raise StorageError(f"SQLite database {self.path} is already open")
+            raise PersistenceError(f"SQLite database {self.path} is already open")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="reactive-sqlite-writer")
@@ -77,7 +77,7 @@ class SqlitePersistence:
             self._reader = self._connect(check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             await self.close()
-            raise StorageError(f"could not open SQLite database {self.path}: {exc}") from exc
+            raise PersistenceError(f"could not open SQLite database {self.path}: {exc}") from exc
         except BaseException:
             await self.close()
             raise
@@ -113,7 +113,7 @@ class SqlitePersistence:
     # -- plumbing --------------------------------------------------------------------------
     async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
         if self._executor is None:
-            raise StorageError(f"cannot {operation}: SQLite database {self.path} is not open")
+            raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     async def _write(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -126,7 +126,7 @@ class SqlitePersistence:
     def _transact(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._writer
         if conn is None:
-            raise StorageError(f"cannot {operation}: SQLite database {self.path} is not open")
+            raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -137,17 +137,17 @@ class SqlitePersistence:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+            raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
         return result
 
     def _fetch(self, operation: str, sql: str, params: Iterable[Any]) -> list[Row]:
         """Run one read statement on the reader connection, inline: cheaper than a thread hop."""
         if self._reader is None:
-            raise StorageError(f"cannot {operation}: SQLite database {self.path} is not open")
+            raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
         try:
             return self._reader.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+            raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:

@@ -21,7 +21,7 @@ class DevServer(LiveServer):
         return [
             sys.executable,
             "-m",
-            "reactive.cli",
+            "reactive.tools.cli",
             "dev",
             "--dir",
             str(self.project),

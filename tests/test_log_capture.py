@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from reactive.logs import MAX_LINES, capture_logs
+from reactive.log_capture import MAX_LINES, capture_logs
 
 
 def test_print_and_logging_become_log_lines():

@@ -1,4 +1,4 @@
-"""Snapshots: export every table at one ts to a ZIP, import a snapshot or one table's
+"""ZIP archives: export every table at one ts to a ZIP, import an archive or one table's
 JSONL/CSV — validated against the schema and atomic (one transaction: all or nothing).
 
 ZIP layout (as Convex's snapshot export): `<table>/documents.jsonl` (one convex-encoded JSON
@@ -20,19 +20,19 @@ import orjson
 
 from reactive.database import Database
 from reactive.errors import ReactiveError, ValidationError
-from reactive.storage import STORAGE_TABLE, BlobStore
+from reactive.file_storage import STORAGE_TABLE, BlobStore
 from reactive.transaction import Transaction
 from reactive.types import Value
 from reactive.values import decode_value, loads_stored
 
-__all__ = ["ImportSummary", "SnapshotError", "export_snapshot", "import_snapshot", "import_table"]
+__all__ = ["ArchiveError", "ImportSummary", "export_archive", "import_archive", "import_table"]
 
 #: progress(label, done, total)
 Progress = Callable[[str, int, int], None]
 TABLES_FILE = "_tables/documents.jsonl"
 
 
-class SnapshotError(ValidationError):
+class ArchiveError(ValidationError):
     """An import file is malformed or its data does not fit; says which file and line."""
 
     short_msg = "ImportFailed"
@@ -55,7 +55,7 @@ def _quiet(label: str, done: int, total: int) -> None:
 # -- export -----------------------------------------------------------------------------------
 
 
-async def export_snapshot(
+async def export_archive(
     db: Database, blobs: BlobStore | None, path: Path, progress: Progress = _quiet
 ) -> dict[str, int]:
     """Write every table as of one snapshot to the ZIP at `path`; returns documents per table."""
@@ -107,7 +107,7 @@ async def _export_files(
 # -- import of a whole snapshot ---------------------------------------------------------------
 
 
-async def import_snapshot(
+async def import_archive(
     db: Database,
     blobs: BlobStore | None,
     path: Path,
@@ -120,7 +120,7 @@ async def import_snapshot(
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise SnapshotError(f"{path}: not a readable ZIP snapshot ({exc})") from None
+        raise ArchiveError(f"{path}: not a readable ZIP snapshot ({exc})") from None
     with archive:
         numbers = _table_numbers(archive)
         tables = {
@@ -143,15 +143,15 @@ async def import_snapshot(
 
 def _table_numbers(archive: zipfile.ZipFile) -> dict[str, int]:
     if TABLES_FILE not in archive.namelist():
-        raise SnapshotError(f"the snapshot has no {TABLES_FILE}: it was not made by export")
+        raise ArchiveError(f"the snapshot has no {TABLES_FILE}: it was not made by export")
     numbers: dict[str, int] = {}
     for line_no, row in _parse_jsonl(archive, TABLES_FILE, encoded=False):
         if not isinstance(row.get("name"), str) or not isinstance(row.get("number"), int | float):
-            raise SnapshotError(f"{TABLES_FILE}:{line_no}: expected {{name, number}}")
+            raise ArchiveError(f"{TABLES_FILE}:{line_no}: expected {{name, number}}")
         numbers[row["name"]] = int(row["number"])
     for name in numbers:
         if f"{name}/documents.jsonl" not in archive.namelist():
-            raise SnapshotError(
+            raise ArchiveError(
                 f"the snapshot lists table {name!r} but has no {name}/documents.jsonl"
             )
     return numbers
@@ -164,14 +164,14 @@ def _stored_files(
     for line_no, row in rows:
         name = f"{STORAGE_TABLE}/{row.get('_id')}"
         if name not in archive.namelist():
-            raise SnapshotError(f"{STORAGE_TABLE}/documents.jsonl:{line_no}: no bytes for {name}")
+            raise ArchiveError(f"{STORAGE_TABLE}/documents.jsonl:{line_no}: no bytes for {name}")
         files[str(row.get("blobKey"))] = archive.read(name)
     return files
 
 
 async def _put_files(blobs: BlobStore | None, files: dict[str, bytes]) -> list[str]:
     if files and blobs is None:
-        raise SnapshotError("the snapshot holds files but this server has no file storage")
+        raise ArchiveError("the snapshot holds files but this server has no file storage")
     written: list[str] = []
     for key, data in files.items():
         await blobs.put(key, data)  # type: ignore[union-attr]
@@ -197,13 +197,13 @@ async def import_table(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SnapshotError(f"{path}: {exc.strerror or exc}") from None
+        raise ArchiveError(f"{path}: {exc.strerror or exc}") from None
     if kind == "csv":
         rows = list(_parse_csv(path.name, data))
     elif kind == "jsonl":
         rows = list(_parse_lines(path.name, data, encoded=True))
     else:
-        raise SnapshotError(f"unknown import format {kind!r}: use jsonl or csv")
+        raise ArchiveError(f"unknown import format {kind!r}: use jsonl or csv")
     await db.catalog.ensure_table(table)
     return await _commit(db, {table: rows}, replace=replace, restore=False, progress=progress)
 
@@ -212,12 +212,12 @@ def _parse_csv(label: str, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise SnapshotError(f"{label}: not UTF-8 text") from None
+        raise ArchiveError(f"{label}: not UTF-8 text") from None
     reader = csv.DictReader(io.StringIO(text))
     for row in reader:
         line_no = reader.line_num
         if None in row:
-            raise SnapshotError(f"{label}:{line_no}: more cells than header columns")
+            raise ArchiveError(f"{label}:{line_no}: more cells than header columns")
         yield (
             line_no,
             {key: _csv_value(cell) for key, cell in row.items() if cell not in ("", None)},
@@ -251,9 +251,9 @@ def _parse_lines(label: str, data: bytes, *, encoded: bool) -> Iterator[tuple[in
             raw = orjson.loads(line)
             value = decode_value(raw) if encoded else raw
         except (orjson.JSONDecodeError, ReactiveError) as exc:
-            raise SnapshotError(f"{label}:{line_no}: {exc}") from None
+            raise ArchiveError(f"{label}:{line_no}: {exc}") from None
         if not isinstance(value, dict):
-            raise SnapshotError(f"{label}:{line_no}: expected a JSON object")
+            raise ArchiveError(f"{label}:{line_no}: expected a JSON object")
         yield line_no, value
 
 
@@ -289,7 +289,7 @@ async def _commit(
 async def _make_room(tx: Transaction, table: str, replace: bool) -> None:
     existing = await tx.query(table).take(1)
     if existing and not replace:
-        raise SnapshotError(
+        raise ArchiveError(
             f"table {table!r} already has documents: import with replace to overwrite it"
         )
     if replace:
@@ -310,4 +310,4 @@ async def _write_one(
             fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
             await tx.insert(table, fields, system=table.startswith("_"))
     except ReactiveError as exc:
-        raise SnapshotError(f"{label}: {exc}") from None
+        raise ArchiveError(f"{label}: {exc}") from None

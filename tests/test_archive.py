@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from reactive.application import Application
-from reactive.cli import main
+from reactive.archive import ArchiveError, export_archive, import_archive, import_table
 from reactive.database import Database
-from reactive.snapshot import SnapshotError, export_snapshot, import_snapshot, import_table
+from reactive.tools.cli import main
 from tests.schemas import TEST_SCHEMA
 
 CHAT = Path(__file__).parent / "projects" / "chat"
@@ -47,9 +47,9 @@ async def fresh(tmp_path):
 async def test_snapshot_round_trips_ids_creation_times_and_indexes(db, fresh, tmp_path):
     await fill(db)
     path = tmp_path / "snap.zip"
-    counts = await export_snapshot(db, None, path)
+    counts = await export_archive(db, None, path)
     assert counts["messages"] == 5 and counts["accounts"] == 1
-    summary = await import_snapshot(fresh, None, path)
+    summary = await import_archive(fresh, None, path)
     assert summary.documents["messages"] == 5
     assert await everything(fresh) == await everything(db)
 
@@ -66,19 +66,19 @@ async def test_snapshot_round_trips_ids_creation_times_and_indexes(db, fresh, tm
 async def test_import_into_a_non_empty_table_needs_replace(db, fresh, tmp_path):
     await fill(db)
     path = tmp_path / "snap.zip"
-    await export_snapshot(db, None, path)
+    await export_archive(db, None, path)
     await fresh.run_mutation(lambda tx: tx.insert("accounts", {"name": "old", "balance": 0.0}))
-    with pytest.raises(SnapshotError, match="already has documents"):
-        await import_snapshot(fresh, None, path)
+    with pytest.raises(ArchiveError, match="already has documents"):
+        await import_archive(fresh, None, path)
     assert (await everything(fresh))["messages"] == []
-    await import_snapshot(fresh, None, path, replace=True)
+    await import_archive(fresh, None, path, replace=True)
     assert await everything(fresh) == await everything(db)
 
 
 async def test_a_bad_line_rejects_the_whole_import_with_its_line_number(db, fresh, tmp_path):
     await fill(db)
     path = tmp_path / "snap.zip"
-    await export_snapshot(db, None, path)
+    await export_archive(db, None, path)
     broken = tmp_path / "broken.zip"
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(broken, "w") as target:
         for item in source.namelist():
@@ -88,8 +88,8 @@ async def test_a_bad_line_rejects_the_whole_import_with_its_line_number(db, fres
                 lines[3] = re.sub(rb'"body":"[^"]*"', b'"body":3.0', lines[3])
                 data = b"\n".join(lines)
             target.writestr(item, data)
-    with pytest.raises(SnapshotError, match=r"messages:4: .*body"):
-        await import_snapshot(fresh, None, broken)
+    with pytest.raises(ArchiveError, match=r"messages:4: .*body"):
+        await import_archive(fresh, None, broken)
     assert await everything(fresh) == {"messages": [], "accounts": []}
 
 
@@ -104,8 +104,8 @@ async def test_malformed_snapshots_are_refused(fresh, tmp_path, content, message
             archive.writestr("messages/documents.jsonl", b"{}")
     else:
         path.write_bytes(content)
-    with pytest.raises(SnapshotError, match=message):
-        await import_snapshot(fresh, None, path)
+    with pytest.raises(ArchiveError, match=message):
+        await import_archive(fresh, None, path)
 
 
 async def test_import_table_from_jsonl_and_csv(fresh, tmp_path):
@@ -133,7 +133,7 @@ async def test_import_table_from_jsonl_and_csv(fresh, tmp_path):
 async def test_bad_import_files_change_nothing(fresh, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
-    with pytest.raises(SnapshotError, match=message):
+    with pytest.raises(ArchiveError, match=message):
         await import_table(fresh, "messages", path)
     assert (await everything(fresh))["messages"] == []
 
@@ -143,12 +143,12 @@ async def test_files_travel_with_the_snapshot(tmp_path, monkeypatch):
     try:
         outcome = await source.run_action("files:store_text", {"text": "attached"})
         storage_id = outcome.value["id"]
-        await export_snapshot(source.db, source.storage.blobs, tmp_path / "s.zip")
+        await export_archive(source.db, source.storage.blobs, tmp_path / "s.zip")
     finally:
         await source.close()
     target = await Application.start(CHAT, f"sqlite:///{tmp_path}/b/db.sqlite")
     try:
-        summary = await import_snapshot(target.db, target.storage.blobs, tmp_path / "s.zip")
+        summary = await import_archive(target.db, target.storage.blobs, tmp_path / "s.zip")
         assert summary.files == 1
         found = await target.storage.read(storage_id)
         assert found is not None and found[1] == b"attached"

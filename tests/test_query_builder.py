@@ -4,7 +4,7 @@ import pytest
 
 from reactive.errors import QueryError
 from reactive.index_keys import MAX_KEY, MIN_KEY, encode_key, prefix_successor
-from reactive.query import FilterBuilder, IndexRangeBuilder, resolve_range
+from reactive.query_builder import FilterBuilder, IndexRangeBuilder, resolve_range
 from reactive.values import UNDEFINED
 
 FIELDS = ("channel", "n", "_creationTime", "_id")

@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 import pytest
 from starlette.testclient import TestClient
 
+from reactive.file_storage import LocalBlobStore
 from reactive.http import create_app
-from reactive.storage import LocalBlobStore
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 
@@ -94,7 +94,7 @@ def test_bad_upload_tokens_are_refused(client, token):
 
 def test_expired_upload_url_is_refused(client, monkeypatch):
     url = run(client, "mutation", "files:generate_upload_url", {})
-    monkeypatch.setattr("reactive.storage.time.time", lambda: 4_000_000_000.0)
+    monkeypatch.setattr("reactive.file_storage.time.time", lambda: 4_000_000_000.0)
     response = client.post(local(url), content=b"late")
     assert response.status_code == 400 and response.json()["code"] == "UploadUrlExpired"
 

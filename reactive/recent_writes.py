@@ -14,7 +14,7 @@ import orjson
 
 from reactive.reads import ReadSet
 
-__all__ = ["Conflict", "WriteLog", "WrittenKeys", "decode_written", "encode_written"]
+__all__ = ["Conflict", "RecentWrites", "WrittenKeys", "decode_written", "encode_written"]
 
 #: index ref ("table.index") -> sorted distinct keys written in that index by one commit.
 WrittenKeys = dict[str, list[bytes]]
@@ -35,7 +35,7 @@ class _Entry:
     written: WrittenKeys = field(default_factory=dict)
 
 
-class WriteLog:
+class RecentWrites:
     __slots__ = ("_entries", "_timestamps", "floor_ts")
 
     def __init__(self, floor_ts: int = 0) -> None:

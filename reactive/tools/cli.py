@@ -24,7 +24,7 @@ from reactive.persistence import DEFAULT_DATABASE_URL
 __all__ = ["main"]
 
 DEFAULT_PORT = 3210
-log = logging.getLogger("reactive.cli")
+log = logging.getLogger("reactive.tools.cli")
 
 
 class CliError(Exception):
@@ -135,14 +135,14 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
 def _dev_identity_provider(root: Path, host: str, port: int) -> Any:
     """The sign-in provider built into `reactive dev` (loopback only), or None."""
     from reactive.dev_auth import DevIdentityProvider
-    from reactive.errors import StorageError
+    from reactive.errors import PersistenceError
 
     try:
         return DevIdentityProvider.for_server(root, host, port)
     except ValueError as exc:
         log.warning("dev sign-in disabled: %s", exc)
         return None
-    except StorageError as exc:
+    except PersistenceError as exc:
         raise CliError(str(exc)) from exc
 
 
@@ -267,8 +267,8 @@ def _print_result(body: dict[str, Any]) -> int:
 
 async def codegen_command(root: Path, out: Path | None) -> int:
     """Write `_generated/` (TypeScript api + data model for the npm client, Python api)."""
-    from reactive.codegen import generate
     from reactive.errors import SchemaError
+    from reactive.tools.codegen import generate
 
     try:
         written = await asyncio.to_thread(generate, root, out)
@@ -281,7 +281,7 @@ async def codegen_command(root: Path, out: Path | None) -> int:
 
 def _codegen_quietly(root: Path) -> None:
     """Codegen as part of `reactive dev`: a failure is reported, never fatal."""
-    from reactive.codegen import generate
+    from reactive.tools.codegen import generate
 
     try:
         generate(root)
@@ -294,7 +294,7 @@ def _codegen_quietly(root: Path) -> None:
 
 async def check_command(root: Path) -> int:
     """Per public function: does every read use an index, does it check auth? Exit 1 if not."""
-    from reactive.check import run_check
+    from reactive.tools.check import run_check
 
     report = await asyncio.to_thread(run_check, root)
     print(report.render())
@@ -431,12 +431,12 @@ class ProgressBar:
 
 async def export_command(root: Path, db: str, path: Path) -> int:
     from reactive.application import Application
-    from reactive.snapshot import export_snapshot
+    from reactive.archive import export_archive
 
     application = await Application.start(root, db)
     try:
         storage = application.storage
-        counts = await export_snapshot(
+        counts = await export_archive(
             application.db, storage.blobs if storage else None, path, ProgressBar()
         )
     finally:
@@ -450,7 +450,7 @@ async def import_command(
     root: Path, db: str, path: Path, *, table: str | None, format: str | None, replace: bool
 ) -> int:
     from reactive.application import Application
-    from reactive.snapshot import SnapshotError, import_snapshot, import_table
+    from reactive.archive import ArchiveError, import_archive, import_table
 
     if not path.is_file():
         raise CliError(f"{path}: no such file", status=2)
@@ -458,7 +458,7 @@ async def import_command(
     try:
         if table is None:
             storage = application.storage
-            summary = await import_snapshot(
+            summary = await import_archive(
                 application.db,
                 storage.blobs if storage else None,
                 path,
@@ -474,7 +474,7 @@ async def import_command(
                 replace=replace,
                 progress=ProgressBar(),
             )
-    except SnapshotError as exc:
+    except ArchiveError as exc:
         raise CliError(f"nothing was imported: {exc}") from None
     finally:
         await application.close()

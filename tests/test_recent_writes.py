@@ -4,7 +4,7 @@ import pytest
 
 from reactive.index_keys import Interval
 from reactive.reads import ReadSet
-from reactive.write_log import WriteLog, decode_written, encode_written
+from reactive.recent_writes import RecentWrites, decode_written, encode_written
 
 
 def read_set(index: str, start: bytes, end: bytes) -> ReadSet:
@@ -14,7 +14,7 @@ def read_set(index: str, start: bytes, end: bytes) -> ReadSet:
 
 
 def test_conflict_only_for_commits_after_begin_ts():
-    log = WriteLog()
+    log = RecentWrites()
     log.append(10, {"t.i": [b"\x05"]})
     log.append(20, {"t.i": [b"\x07"]})
     reads = read_set("t.i", b"\x05", b"\x06")
@@ -23,13 +23,13 @@ def test_conflict_only_for_commits_after_begin_ts():
 
 
 def test_no_conflict_outside_range_or_other_index():
-    log = WriteLog()
+    log = RecentWrites()
     log.append(10, {"t.i": [b"\x09"], "t.j": [b"\x05"]})
     assert log.find_conflict(read_set("t.i", b"\x05", b"\x06"), 0) is None
 
 
 def test_read_older_than_floor_conflicts():
-    log = WriteLog()
+    log = RecentWrites()
     log.append(10, {})
     log.trim_before(10)
     conflict = log.find_conflict(ReadSet(), 5)
@@ -38,7 +38,7 @@ def test_read_older_than_floor_conflicts():
 
 
 def test_truncate_after_forgets_failed_group():
-    log = WriteLog()
+    log = RecentWrites()
     log.append(10, {"t.i": [b"\x05"]})
     log.append(20, {"t.i": [b"\x05"]})
     log.truncate_after(10)
@@ -47,7 +47,7 @@ def test_truncate_after_forgets_failed_group():
 
 
 def test_append_requires_increasing_ts():
-    log = WriteLog()
+    log = RecentWrites()
     log.append(10, {})
     with pytest.raises(ValueError):
         log.append(10, {})
