@@ -3,8 +3,7 @@ Stripe webhook events already processed."""
 
 from __future__ import annotations
 
-from reactive.schema import define_schema, define_table
-from reactive.validators import v
+from reactive import define_schema, define_table, v
 
 plan = v.union(v.literal("free"), v.literal("pro"), v.literal("enterprise"))
 project_status = v.union(v.literal("draft"), v.literal("active"), v.literal("archived"))

@@ -13,6 +13,7 @@ from typing import Any
 
 from reactive.database import Database
 from reactive.persistence import DEFAULT_DATABASE_URL
+from reactive.types import Value
 from schema import schema
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -91,7 +92,7 @@ async def seed(db: Database) -> tuple[str, str]:
 
 
 async def add_task(db: Database, project_id: str, title: str, order: float) -> str:
-    doc = {
+    doc: dict[str, Value] = {
         "projectId": project_id,
         "title": title,
         "status": "todo",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any, cast
 
 from reactive.client import Client, ClientError, connect
 
@@ -21,7 +22,8 @@ __all__ = ["main"]
 
 async def print_updates(client: Client, channel: str, wanted: int) -> None:
     """Print the channel's latest messages each time they change, until `wanted` are there."""
-    async for messages in client.subscribe("messages:list", {"channel": channel}):
+    async for result in client.subscribe("messages:list", {"channel": channel}):
+        messages = cast(list[dict[str, Any]], result)  # what messages:list returns
         bodies = [message["body"] for message in reversed(messages)]
         print(f"[{channel}] {len(bodies)} message(s): {bodies}")
         if len(bodies) >= wanted:
@@ -30,17 +32,17 @@ async def print_updates(client: Client, channel: str, wanted: int) -> None:
 
 async def chat(url: str, channel: str, messages: list[str]) -> None:
     async with connect(url) as client:
-        already = len(await client.query("messages:list", {"channel": channel}))
+        already = len(cast(list[Any], await client.query("messages:list", {"channel": channel})))
         wanted = min(10, already + len(messages))  # the query returns the latest 10
         watcher = asyncio.create_task(print_updates(client, channel, wanted))
         for body in messages:
             message_id = await client.mutation("messages:send", {"channel": channel, "body": body})
-            print(f"sent {body!r} as {message_id}")
+            print(f"sent {body!r} as {message_id!r}")
             await asyncio.sleep(0.2)
         try:
             await client.mutation("messages:send", {"channel": channel, "body": "   "})
         except ClientError as error:
-            print(f"an empty message is refused, as expected: {error.data}")
+            print(f"an empty message is refused, as expected: {error.data!r}")
         await asyncio.wait_for(watcher, timeout=10)
 
 

@@ -14,9 +14,7 @@ from typing import Any
 from functions import users
 from functions.lib.auth import Document
 from functions.lib.errors import not_found
-from reactive.executor import DatabaseReader, MutationCtx
-from reactive.functions import internal_mutation
-from reactive.validators import v
+from reactive import DatabaseReader, MutationCtx, internal_mutation, v
 
 __all__ = [
     "PlanChange",

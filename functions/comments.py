@@ -18,9 +18,7 @@ from functions.lib.auth import (
     users_by_id,
 )
 from functions.lib.errors import forbidden, invalid, not_found
-from reactive.executor import DatabaseReader, MutationCtx, QueryCtx
-from reactive.functions import mutation, query
-from reactive.validators import v
+from reactive import DatabaseReader, MutationCtx, QueryCtx, mutation, query, v
 
 __all__ = ["add", "list", "remove", "task_comments"]
 

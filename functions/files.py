@@ -8,13 +8,12 @@ deleting the row also deletes the stored bytes (after the transaction commits).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from functions.lib.auth import Document, require_auth, require_project_access
 from functions.lib.errors import forbidden, invalid, not_found
-from reactive.executor import MutationCtx, QueryCtx
-from reactive.functions import mutation, query
-from reactive.validators import v
+from reactive import MutationCtx, QueryCtx, mutation, query, v
 
 __all__ = ["delete_file", "generateUploadUrl", "getUrl", "list", "listMine", "remove", "save"]
 
@@ -40,7 +39,6 @@ file_with_url = v.object(
 async def generateUploadUrl(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """A URL the signed-in user's browser may POST one file to (valid for an hour)."""
     await require_auth(ctx)
-    assert ctx.storage is not None
     return await ctx.storage.generate_upload_url()
 
 
@@ -61,7 +59,6 @@ async def save(ctx: MutationCtx, args: dict[str, Any]) -> str:
     name = args["name"].strip()
     if not 1 <= len(name) <= MAX_NAME:
         raise invalid("INVALID_NAME", f"File names have 1 to {MAX_NAME} characters")
-    assert ctx.storage is not None
     stored = await ctx.storage.get_metadata(args["storageId"])
     if stored is None:
         raise not_found("File")
@@ -78,13 +75,12 @@ async def save(ctx: MutationCtx, args: dict[str, Any]) -> str:
     return await ctx.db.insert("files", row)
 
 
-async def _with_url(ctx: QueryCtx, rows: list[Document]) -> list[Document]:
-    assert ctx.storage is not None
+async def _with_url(ctx: QueryCtx, rows: Sequence[Document]) -> Sequence[Document]:
     return [{**row, "url": await ctx.storage.get_url(row["storageId"])} for row in rows]
 
 
 @query(args={"projectId": v.id("projects")}, returns=v.array(file_with_url))
-async def list(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+async def list(ctx: QueryCtx, args: dict[str, Any]) -> Sequence[Document]:
     """A project's files, newest first, each with its download URL."""
     await require_project_access(ctx, args["projectId"], allow_public=True)
     rows = await (
@@ -97,7 +93,7 @@ async def list(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
 
 
 @query(args={}, returns=v.array(file_with_url))
-async def listMine(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+async def listMine(ctx: QueryCtx, args: dict[str, Any]) -> Sequence[Document]:
     """The signed-in user's files, newest first."""
     _, user = await require_auth(ctx)
     rows = await (
@@ -128,14 +124,12 @@ async def _accessible_file(ctx: QueryCtx | MutationCtx, file_id: str, *, write: 
 @query(args={"fileId": v.id("files")}, returns=v.union(v.string(), v.null()))
 async def getUrl(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
     row = await _accessible_file(ctx, args["fileId"], write=False)
-    assert ctx.storage is not None
     return await ctx.storage.get_url(row["storageId"])
 
 
 async def delete_file(ctx: MutationCtx, row: Document) -> None:
     """Delete a file row and its stored bytes (if they are still there)."""
     await ctx.db.delete(row["_id"])
-    assert ctx.storage is not None
     if await ctx.storage.get_metadata(row["storageId"]) is not None:
         await ctx.storage.delete(row["storageId"])
 

@@ -20,8 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from functions.billing import plan_change
-from reactive.executor import ActionCtx, internal
-from reactive.functions import HttpRouter, http_action
+from reactive import ActionCtx, HttpRouter, http_action, internal
 
 __all__ = ["ClerkUser", "clerk_user", "clerk_webhook", "http", "stripe_webhook"]
 

@@ -20,10 +20,7 @@ from functions.lib.auth import (
 )
 from functions.lib.errors import invalid
 from functions.tasks import project_tasks
-from reactive.executor import MutationCtx, QueryCtx
-from reactive.functions import mutation, query
-from reactive.validators import pagination_opts_validator, v
-from reactive.values import UNDEFINED
+from reactive import UNDEFINED, MutationCtx, QueryCtx, mutation, pagination_opts_validator, query, v
 from schema import project_status
 
 __all__ = [
@@ -146,7 +143,7 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> str:
     if "settings" in args:
         changes["settings"] = {**access.project["settings"], **args["settings"]}
     await ctx.db.patch(args["projectId"], changes)
-    return args["projectId"]
+    return str(args["projectId"])
 
 
 async def delete_project_tree(ctx: MutationCtx, project_id: str) -> None:

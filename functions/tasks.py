@@ -10,10 +10,7 @@ from typing import Any
 
 from functions.lib.auth import Document, require_auth, require_project_access
 from functions.lib.errors import forbidden, invalid, not_found
-from reactive.executor import DatabaseReader, MutationCtx, QueryCtx
-from reactive.functions import mutation, query
-from reactive.validators import v
-from reactive.values import UNDEFINED
+from reactive import UNDEFINED, DatabaseReader, MutationCtx, QueryCtx, mutation, query, v
 from schema import priority, task_status
 
 __all__ = [

@@ -12,10 +12,17 @@ from functions.files import delete_file
 from functions.lib.auth import Document, get_auth_user, user_by_clerk_id
 from functions.lib.errors import not_found, unauthorized
 from functions.projects import delete_project_tree
-from reactive.executor import DatabaseReader, MutationCtx, QueryCtx
-from reactive.functions import internal_mutation, internal_query, mutation, query
-from reactive.validators import v
-from reactive.values import UNDEFINED
+from reactive import (
+    UNDEFINED,
+    DatabaseReader,
+    MutationCtx,
+    QueryCtx,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+    v,
+)
 
 __all__ = [
     "STARTING_CREDITS",
@@ -79,7 +86,7 @@ async def handleSubscriptionCreated(ctx: MutationCtx, args: dict[str, Any]) -> s
         "updatedAt": time.time() * 1000,
     }
     await ctx.db.patch(user["_id"], fields)
-    return user["_id"]
+    return str(user["_id"])
 
 
 @internal_mutation(
@@ -103,7 +110,7 @@ async def handleSubscriptionCanceled(ctx: MutationCtx, args: dict[str, Any]) -> 
         "updatedAt": time.time() * 1000,
     }
     await ctx.db.patch(user["_id"], fields)
-    return user["_id"]
+    return str(user["_id"])
 
 
 @internal_mutation(
@@ -130,7 +137,7 @@ async def upsertFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str:
     user = await user_by_clerk_id(ctx.db, args["clerkId"])
     if user is not None:
         await ctx.db.patch(user["_id"], profile)
-        return user["_id"]
+        return str(user["_id"])
     new_user = {"clerkId": args["clerkId"], "plan": "free", "credits": STARTING_CREDITS}
     new_user |= {name: value for name, value in profile.items() if value is not UNDEFINED}
     return await ctx.db.insert("users", new_user | {"createdAt": now})
@@ -167,7 +174,7 @@ async def deleteFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
         return None
     await _delete_user_data(ctx, user["_id"])
     await ctx.db.delete(user["_id"])
-    return user["_id"]
+    return str(user["_id"])
 
 
 #: Identity attribute -> the users field `store` copies it to.
@@ -184,7 +191,7 @@ async def store(ctx: MutationCtx, args: dict[str, Any]) -> str:
     A new user without an email claim gets "" (the schema requires a string). Returns the id.
     """
     identity = await ctx.auth.get_user_identity()
-    if identity is None:
+    if identity is None or identity.subject is None:
         raise unauthorized()
     profile = {
         field: identity[attribute]
@@ -192,12 +199,12 @@ async def store(ctx: MutationCtx, args: dict[str, Any]) -> str:
         if isinstance(identity.get(attribute), str)
     }
     now = time.time() * 1000
-    user = await user_by_clerk_id(ctx.db, identity["subject"])
+    user = await user_by_clerk_id(ctx.db, identity.subject)
     if user is None:
-        new_user = {"clerkId": identity["subject"], "email": "", "plan": "free"}
+        new_user: Document = {"clerkId": identity.subject, "email": "", "plan": "free"}
         new_user |= profile | {"credits": STARTING_CREDITS, "createdAt": now, "updatedAt": now}
         return await ctx.db.insert("users", new_user)
     changed = {field: value for field, value in profile.items() if user.get(field) != value}
     if changed:
         await ctx.db.patch(user["_id"], changed | {"updatedAt": now})
-    return user["_id"]
+    return str(user["_id"])

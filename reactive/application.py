@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,17 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 
 from reactive.auth import Authenticator, AuthProvider, Identity, providers_from_config
 from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
-from reactive.executor import Executor, Outcome
-from reactive.file_storage import STORAGE_TABLE, FileStorage, LocalBlobStore
-from reactive.functions import FunctionKind, Project, load_project
+from reactive.executor import Executor, HttpOutcome, Outcome
+from reactive.file_storage import FileStorage, LocalBlobStore, open_file_storage
+from reactive.functions import HttpRoute, HttpRouter, Project, load_project
 from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
 from reactive.subscriptions import Subscription
+from reactive.types import FunctionKind
 from reactive.values import encode_value
 
 __all__ = ["Application", "DeployReport"]
@@ -57,7 +58,7 @@ class Application:
         *,
         dev: bool = False,
         authenticator: Authenticator | None = None,
-        storage: FileStorage | None = None,
+        storage: FileStorage,
         extra_auth_providers: Sequence[AuthProvider] = (),
     ) -> None:
         self.db = db
@@ -269,6 +270,22 @@ class Application:
         """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
         return await self._logged("function", path, self.executor.run(None, path, args, identity))
 
+    async def run_http_action(
+        self, route: HttpRoute, request: Request, identity: Identity | None
+    ) -> HttpOutcome:
+        """Run the HTTP action that `route` (looked up in `http_router`) names."""
+        started = time.perf_counter()
+        outcome = await self.executor.run_http_action(route.action, request, identity)
+        error = None if outcome.error is None else outcome.error.message
+        path = f"{request.method} {request.url.path}"
+        self.calls.record("http", path, started, outcome.ok, error, outcome.log_lines)
+        return outcome
+
+    @property
+    def http_router(self) -> HttpRouter | None:
+        """The project's HTTP routes (`functions/http.py`), if it has any."""
+        return self.project.http
+
     # -- auth ------------------------------------------------------------------------------
 
     async def authenticate(self, token: str) -> Identity:
@@ -296,13 +313,8 @@ class Application:
 async def _file_storage(db: Database, root: Path, database_url: str | None) -> FileStorage:
     """Blob store on local disk: REACTIVE_STORAGE_DIR, else `storage/` beside an SQLite
     database file, else <project>/.reactive/storage."""
-    await db.catalog.ensure_table(STORAGE_TABLE, allow_system=True)
-    secret = await db.persistence.get_meta("storage_secret")
-    if secret is None:
-        secret = secrets.token_bytes(32)
-        await db.persistence.set_meta("storage_secret", secret)
     directory = os.environ.get("REACTIVE_STORAGE_DIR") or _default_storage_dir(root, database_url)
-    return FileStorage(db, LocalBlobStore(directory), secret)
+    return await open_file_storage(db, LocalBlobStore(directory))
 
 
 def _default_storage_dir(root: Path, database_url: str | None) -> Path:

@@ -16,72 +16,32 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from starlette.requests import Request
+from starlette.responses import Response
 
+from reactive.auth import Identity
+from reactive.context import (
+    ActionCtx,
+    Auth,
+    DatabaseReader,
+    DatabaseWriter,
+    MutationCtx,
+    QueryCtx,
+)
 from reactive.database import Database
 from reactive.errors import AppError, PersistenceError, ReactiveError, ValidationError
 from reactive.file_storage import ActionStorage, FileStorage, StorageReader, StorageWriter
-from reactive.functions import FunctionDef, FunctionKind, Registry
+from reactive.functions import AnyFunction, HttpActionDef, Registry
 from reactive.log_capture import capture_logs
 from reactive.reads import ReadToken
 from reactive.transaction import Transaction
-from reactive.types import Value
+from reactive.types import FunctionKind, Value
 from reactive.validators import validate_args
 from reactive.values import UNDEFINED, check_value, encode_value
 
-__all__ = [
-    "ActionCtx",
-    "Auth",
-    "DatabaseReader",
-    "DatabaseWriter",
-    "Executor",
-    "Failure",
-    "FunctionReference",
-    "MutationCtx",
-    "Outcome",
-    "QueryCtx",
-    "api",
-    "internal",
-]
+__all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome"]
 
 log = logging.getLogger("reactive.executor")
-
-
-# -- references: api.projects.list -> "projects:list" ------------------------------------------
-
-
-class FunctionReference:
-    """`api.dir.file.fn` builds the path "dir/file:fn" one attribute at a time."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, parts: tuple[str, ...] = ()) -> None:
-        self._parts = parts
-
-    def __getattr__(self, name: str) -> FunctionReference:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return FunctionReference((*self._parts, name))
-
-    @property
-    def path(self) -> str:
-        if len(self._parts) < 2:
-            raise ValueError(f"incomplete function reference {'.'.join(self._parts)!r}")
-        return "/".join(self._parts[:-1]) + ":" + self._parts[-1]
-
-    def __repr__(self) -> str:
-        return f"FunctionReference({'.'.join(self._parts)!r})"
-
-
-api = FunctionReference()
-internal = FunctionReference()
-
-
-def reference_path(ref: str | FunctionReference | FunctionDef) -> str:
-    if isinstance(ref, FunctionReference):
-        return ref.path
-    if isinstance(ref, str):
-        return ref
-    raise TypeError(f"expected a function path or reference (api.x.y), got {ref!r}")
 
 
 # -- outcomes ---------------------------------------------------------------------------------
@@ -124,105 +84,21 @@ class Outcome:
         return self._wire_value
 
 
-# -- ctx objects ------------------------------------------------------------------------------
-
-
-class Auth:
-    __slots__ = ("_identity",)
-
-    def __init__(self, identity: Any) -> None:
-        self._identity = identity
-
-    async def get_user_identity(self) -> Any:
-        return self._identity
-
-
-class DatabaseReader:
-    """`ctx.db` in a query: reads at the transaction's snapshot."""
-
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
-    async def get(self, doc_id: str) -> dict[str, Value] | None:
-        return await self._tx.get(doc_id)
-
-    def query(self, table: str) -> Any:
-        return self._tx.query(table)
-
-    def normalize_id(self, table: str, text: object) -> str | None:
-        return self._tx.normalize_id(table, text)
-
-
-class DatabaseWriter(DatabaseReader):
-    """`ctx.db` in a mutation: reads plus buffered writes, committed together."""
-
-    __slots__ = ()
-
-    async def insert(self, table: str, value: dict[str, Value]) -> str:
-        return await self._tx.insert(table, value)
-
-    async def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
-        """Shallow-merge `fields`; a field set to UNDEFINED is removed."""
-        await self._tx.patch(doc_id, fields)
-
-    async def replace(self, doc_id: str, value: dict[str, Value]) -> None:
-        await self._tx.replace(doc_id, value)
-
-    async def delete(self, doc_id: str) -> None:
-        await self._tx.delete(doc_id)
-
-
-@dataclass(slots=True)
-class QueryCtx:
-    db: DatabaseReader
-    auth: Auth
-    storage: StorageReader | None = None
-
-
-@dataclass(slots=True)
-class MutationCtx:
-    db: DatabaseWriter
-    auth: Auth
-    storage: StorageWriter | None = None
-
-
-@dataclass(slots=True)
-class ActionCtx:
-    auth: Auth
-    _executor: Executor
-    _identity: Any
-    _logs: list[str]
-
-    @property
-    def storage(self) -> ActionStorage | None:
-        service = self._executor.storage
-        return None if service is None else ActionStorage(service)
-
-    async def run_query(self, ref: Any, args: dict[str, Value] | None = None) -> Any:
-        return await self._nested(FunctionKind.QUERY, ref, args)
-
-    async def run_mutation(self, ref: Any, args: dict[str, Value] | None = None) -> Any:
-        return await self._nested(FunctionKind.MUTATION, ref, args)
-
-    async def run_action(self, ref: Any, args: dict[str, Value] | None = None) -> Any:
-        return await self._nested(FunctionKind.ACTION, ref, args)
-
-    async def _nested(self, kind: FunctionKind, ref: Any, args: dict[str, Value] | None) -> Any:
-        outcome = await self._executor.run(
-            kind, reference_path(ref), args or {}, self._identity, allow_internal=True
-        )
-        self._logs.extend(outcome.log_lines)
-        if outcome.error is None:
-            return outcome.value
-        if outcome.error.has_data:
-            raise AppError(outcome.error.data, outcome.error.message)
-        raise NestedCallError(outcome.error.message)
-
-
 class NestedCallError(Exception):
     """A function called through ctx.run_* failed; its message is already client-ready."""
+
+
+@dataclass(slots=True)
+class HttpOutcome:
+    """What an HTTP action produced: its response, or the failure its caller is told of."""
+
+    response: Response | None
+    error: Failure | None
+    log_lines: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 # -- the executor -----------------------------------------------------------------------------
@@ -234,8 +110,8 @@ class Executor:
         db: Database,
         registry: Registry,
         *,
+        storage: FileStorage,
         dev: bool = False,
-        storage: FileStorage | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -293,7 +169,7 @@ class Executor:
         except Exception as exc:  # every failure becomes data for the client
             return Outcome(error=self.failure(exc, path))
 
-    def _check_args(self, fn: FunctionDef, name: str, args: object) -> dict[str, Value]:
+    def _check_args(self, fn: AnyFunction, name: str, args: object) -> dict[str, Value]:
         try:
             check_value(args, "args")
             return validate_args(fn.args, args, self.db.catalog)
@@ -302,7 +178,7 @@ class Executor:
                 f"{exc.msg} (calling '{name}')", short_msg="ArgumentValidationError"
             ) from None
 
-    def _check_result(self, fn: FunctionDef, value: Any) -> Value:
+    def _check_result(self, fn: AnyFunction, value: Any) -> Value:
         if value is UNDEFINED:
             value = None
         check_value(value, "return value")
@@ -310,7 +186,7 @@ class Executor:
             fn.returns.check(value, "", self.db.catalog)
         return value  # type: ignore[no-any-return]
 
-    def _encoded_result(self, fn: FunctionDef, value: Any) -> tuple[Value, bytes]:
+    def _encoded_result(self, fn: AnyFunction, value: Any) -> tuple[Value, bytes]:
         """A query's result checked by encoding it: its subscribers get it encoded anyway,
         so one walk over the documents does both."""
         if value is UNDEFINED:
@@ -322,7 +198,7 @@ class Executor:
 
     async def _query(
         self,
-        fn: FunctionDef,
+        fn: AnyFunction,
         args: dict[str, Value],
         identity: Any,
         ts: int | None,
@@ -331,8 +207,7 @@ class Executor:
         # Run by hand rather than through db.run_query: a query that fails still read
         # something, and its subscribers must be told when that changes.
         tx = self.db.begin(read_only=True, ts=ts, journal=journal)
-        storage = None if self.storage is None else StorageReader(self.storage, tx)
-        ctx = QueryCtx(DatabaseReader(tx), Auth(identity), storage)
+        ctx = QueryCtx(DatabaseReader(tx), Auth(identity), StorageReader(self.storage, tx))
         try:
             with self.db.tracking(tx.begin_ts):
                 value, wire = self._encoded_result(fn, await fn.handler(ctx, args))
@@ -343,7 +218,7 @@ class Executor:
 
     async def _mutation(
         self,
-        fn: FunctionDef,
+        fn: AnyFunction,
         args: dict[str, Value],
         identity: Any,
         session_id: str | None,
@@ -352,21 +227,51 @@ class Executor:
         attempt: list[StorageWriter] = []  # the storage of the attempt that committed
 
         async def body(tx: Transaction) -> Value:
-            storage = None if self.storage is None else StorageWriter(self.storage, tx)
-            attempt[:] = [storage] if storage is not None else []
+            storage = StorageWriter(self.storage, tx)
+            attempt[:] = [storage]
             ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
             return self._check_result(fn, await fn.handler(ctx, args))
 
         result = await self.db.run_mutation(body, session_id=session_id, request_id=request_id)
-        if attempt and self.storage is not None and not result.duplicate:
+        if attempt and not result.duplicate:
             self.storage.delete_blobs_later(attempt[0].deleted_blobs)
         return Outcome(result.value, ts=result.ts, duplicate=result.duplicate)
 
-    async def _action(self, fn: FunctionDef, args: dict[str, Value], identity: Any) -> Outcome:
+    async def _action(self, fn: AnyFunction, args: dict[str, Value], identity: Any) -> Outcome:
         nested_logs: list[str] = []
-        ctx = ActionCtx(Auth(identity), self, identity, nested_logs)
+        ctx = self.action_ctx(identity, nested_logs)
         value = self._check_result(fn, await fn.handler(ctx, args))
         return Outcome(value, log_lines=nested_logs)
+
+    def action_ctx(self, identity: Identity | None, logs: list[str]) -> ActionCtx:
+        """The ctx of an action (or HTTP action) run for `identity`; the log lines of the
+        functions it calls are added to `logs`."""
+
+        async def run(kind: FunctionKind, path: str, args: dict[str, Value]) -> Any:
+            outcome = await self.run(kind, path, args, identity, allow_internal=True)
+            logs.extend(outcome.log_lines)
+            if outcome.error is None:
+                return outcome.value
+            if outcome.error.has_data:
+                raise AppError(outcome.error.data, outcome.error.message)
+            raise NestedCallError(outcome.error.message)
+
+        return ActionCtx(Auth(identity), ActionStorage(self.storage), run)
+
+    async def run_http_action(
+        self, action: HttpActionDef, request: Request, identity: Identity | None
+    ) -> HttpOutcome:
+        """Run an HTTP action's handler; never raises for the handler's errors."""
+        nested_logs: list[str] = []
+        with capture_logs() as logs:
+            try:
+                response = await action.handler(self.action_ctx(identity, nested_logs), request)
+                error = None if isinstance(response, Response) else _NOT_A_RESPONSE
+            except Exception as exc:  # an HTTP action failure is a 500 for its caller
+                response, error = None, self.failure(exc, request.url.path)
+        if error is _NOT_A_RESPONSE:
+            log.error("HTTP action %s returned %r, not a Response", request.url.path, response)
+        return HttpOutcome(response if error is None else None, error, logs.finish() + nested_logs)
 
     def failure(self, exc: BaseException, path: object) -> Failure:
         """The client-facing form of an exception raised while running `path`."""
@@ -382,6 +287,8 @@ class Executor:
             return Failure(f"Uncaught {type(exc).__name__}: {exc}{_user_frames(exc)}")
         return Failure(f"[Request ID: {request_id}] Server Error")
 
+
+_NOT_A_RESPONSE = Failure("HTTP action did not return a Response")
 
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 

@@ -34,6 +34,7 @@ __all__ = [
     "LocalBlobStore",
     "StorageReader",
     "StorageWriter",
+    "open_file_storage",
 ]
 
 STORAGE_TABLE = "_storage"
@@ -191,6 +192,17 @@ def _metadata(row: dict[str, Value] | None) -> dict[str, Value] | None:
         "size": row.get("size"),
         "contentType": row.get("contentType"),
     }
+
+
+async def open_file_storage(db: Database, blobs: BlobStore) -> FileStorage:
+    """The file storage of `db` with its bytes in `blobs`; creates the `_storage` table and the
+    secret that signs upload URLs on first use."""
+    await db.catalog.ensure_table(STORAGE_TABLE, allow_system=True)
+    secret = await db.persistence.get_meta("storage_secret")
+    if secret is None:
+        secret = secrets.token_bytes(32)
+        await db.persistence.set_meta("storage_secret", secret)
+    return FileStorage(db, blobs, secret)
 
 
 # -- what functions see as ctx.storage ----------------------------------------------------------

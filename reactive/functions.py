@@ -10,17 +10,23 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, overload
 
+from reactive.context import ActionCtx, MutationCtx, QueryCtx
 from reactive.errors import NotFoundError, ValidationError
 from reactive.schema import Schema
+from reactive.types import FunctionKind
 from reactive.validators import Validator, args_validator
 
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
 __all__ = [
+    "AnyFunction",
     "FunctionDef",
     "FunctionKind",
     "HttpRoute",
@@ -38,28 +44,27 @@ __all__ = [
     "query",
 ]
 
-Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
-
-
-class FunctionKind(StrEnum):
-    QUERY = "query"
-    MUTATION = "mutation"
-    ACTION = "action"
+CtxT = TypeVar("CtxT")
+ArgsT = TypeVar("ArgsT")
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True)
-class FunctionDef:
-    """A registered function: what it is, who may call it, how its args and result look."""
+class FunctionDef(Generic[CtxT, ArgsT, ResultT]):
+    """A registered function: what it is, who may call it, how its args and result look.
+
+    Generic in the handler's ctx, args and result types, so a type checker sees
+    `await projects.list(ctx, args)` return what the handler returns."""
 
     kind: FunctionKind
-    handler: Handler
+    handler: Callable[[CtxT, ArgsT], Awaitable[ResultT]]
     internal: bool = False
     args: Validator | None = None
     returns: Validator | None = None
     #: Declared public on purpose (no auth check needed); read by `reactive check`.
     public: bool = False
 
-    async def __call__(self, ctx: Any, args: dict[str, Any]) -> Any:
+    async def __call__(self, ctx: CtxT, args: ArgsT) -> ResultT:
         """Call the handler directly (tests, helpers); no validation."""
         return await self.handler(ctx, args)
 
@@ -68,11 +73,40 @@ class FunctionDef:
         return getattr(self.handler, "__name__", "<function>")
 
 
-def _decorator(kind: FunctionKind, internal: bool) -> Callable[..., Any]:
-    def decorate(
-        handler: Handler | None = None,
+#: Any registered function, as the engine handles them.
+AnyFunction: TypeAlias = "FunctionDef[Any, Any, Any]"
+
+ArgsSpec: TypeAlias = "Mapping[str, Validator] | Validator | None"
+
+
+class _Decorator(Generic[CtxT]):
+    """`@query`, `@mutation(args=..., returns=...)`, ...: used bare or with configuration,
+    and typed so that a handler keeps its signature and its ctx is checked (a query handler
+    takes a QueryCtx)."""
+
+    __slots__ = ("__name__", "_internal", "_kind")
+
+    def __init__(self, kind: FunctionKind, *, internal: bool) -> None:
+        self._kind, self._internal = kind, internal
+        self.__name__ = f"{'internal_' if internal else ''}{kind.value}"
+
+    @overload
+    def __call__(
+        self, handler: Callable[[CtxT, ArgsT], Awaitable[ResultT]], /
+    ) -> FunctionDef[CtxT, ArgsT, ResultT]: ...
+
+    @overload
+    def __call__(
+        self, *, args: ArgsSpec = None, returns: Validator | None = None, public: bool = False
+    ) -> Callable[
+        [Callable[[CtxT, ArgsT], Awaitable[ResultT]]], FunctionDef[CtxT, ArgsT, ResultT]
+    ]: ...
+
+    def __call__(
+        self,
+        handler: Callable[[CtxT, Any], Awaitable[Any]] | None = None,
         *,
-        args: dict[str, Validator] | Validator | None = None,
+        args: ArgsSpec = None,
         returns: Validator | None = None,
         public: bool = False,
     ) -> Any:
@@ -80,34 +114,35 @@ def _decorator(kind: FunctionKind, internal: bool) -> Callable[..., Any]:
         if returns is not None and not isinstance(returns, Validator):
             raise ValidationError(f"returns= must be a validator (v.*), got {returns!r}")
 
-        def wrap(fn: Handler) -> FunctionDef:
+        def wrap(fn: Callable[[CtxT, Any], Awaitable[Any]]) -> AnyFunction:
             if not callable(fn):
-                raise TypeError(f"@{kind.value} must decorate an async function, got {fn!r}")
-            return FunctionDef(kind, fn, internal, validator, returns, public)
+                raise TypeError(f"@{self.__name__} must decorate an async function, got {fn!r}")
+            return FunctionDef(self._kind, fn, self._internal, validator, returns, public)
 
         return wrap(handler) if handler is not None else wrap
 
-    decorate.__name__ = f"{'internal_' if internal else ''}{kind.value}"
-    return decorate
 
-
-query = _decorator(FunctionKind.QUERY, internal=False)
-mutation = _decorator(FunctionKind.MUTATION, internal=False)
-action = _decorator(FunctionKind.ACTION, internal=False)
-internal_query = _decorator(FunctionKind.QUERY, internal=True)
-internal_mutation = _decorator(FunctionKind.MUTATION, internal=True)
-internal_action = _decorator(FunctionKind.ACTION, internal=True)
+query: Final = _Decorator[QueryCtx](FunctionKind.QUERY, internal=False)
+mutation: Final = _Decorator[MutationCtx](FunctionKind.MUTATION, internal=False)
+action: Final = _Decorator[ActionCtx](FunctionKind.ACTION, internal=False)
+internal_query: Final = _Decorator[QueryCtx](FunctionKind.QUERY, internal=True)
+internal_mutation: Final = _Decorator[MutationCtx](FunctionKind.MUTATION, internal=True)
+internal_action: Final = _Decorator[ActionCtx](FunctionKind.ACTION, internal=True)
 
 
 # -- HTTP actions -----------------------------------------------------------------------------
 
 
+#: An HTTP action's handler: `async def handler(ctx, request) -> Response` (starlette's).
+HttpHandler: TypeAlias = "Callable[[ActionCtx, Request], Awaitable[Response]]"
+
+
 @dataclass(frozen=True, slots=True)
 class HttpActionDef:
-    handler: Callable[[Any, Any], Awaitable[Any]]
+    handler: HttpHandler
 
 
-def http_action(handler: Callable[[Any, Any], Awaitable[Any]]) -> HttpActionDef:
+def http_action(handler: HttpHandler) -> HttpActionDef:
     """Mark `async def handler(ctx, request) -> Response` as an HTTP action."""
     if not callable(handler):
         raise TypeError(f"http_action needs an async function, got {handler!r}")
@@ -135,7 +170,7 @@ class HttpRouter:
         self,
         *,
         method: str,
-        handler: HttpActionDef | Callable[[Any, Any], Awaitable[Any]],
+        handler: HttpActionDef | HttpHandler,
         path: str | None = None,
         path_prefix: str | None = None,
     ) -> None:
@@ -192,12 +227,12 @@ def normalize_path(raw: object) -> str:
 
 @dataclass(slots=True)
 class Registry:
-    functions: dict[str, FunctionDef] = field(default_factory=dict)
+    functions: dict[str, AnyFunction] = field(default_factory=dict)
 
-    def add(self, path: str, fn: FunctionDef) -> None:
+    def add(self, path: str, fn: AnyFunction) -> None:
         self.functions[path] = fn
 
-    def lookup(self, raw_path: object, *, allow_internal: bool) -> tuple[str, FunctionDef]:
+    def lookup(self, raw_path: object, *, allow_internal: bool) -> tuple[str, AnyFunction]:
         path = normalize_path(raw_path)
         fn = self.functions.get(path)
         if fn is None or (fn.internal and not allow_internal):
@@ -208,7 +243,7 @@ class Registry:
             )
         return path, fn
 
-    def __iter__(self) -> Iterator[tuple[str, FunctionDef]]:
+    def __iter__(self) -> Iterator[tuple[str, AnyFunction]]:
         return iter(sorted(self.functions.items()))
 
 

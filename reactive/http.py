@@ -32,7 +32,7 @@ from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes
 from reactive.errors import ReactiveError, ValidationError
-from reactive.executor import ActionCtx, Auth, Outcome
+from reactive.executor import Outcome
 from reactive.file_storage import MAX_UPLOAD_BYTES
 from reactive.functions import FunctionKind
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
@@ -422,7 +422,7 @@ async def serve_file_endpoint(request: Request) -> Response:
 
 async def http_action_endpoint(request: Request) -> Response:
     app = _app(request)
-    router = app.project.http
+    router = app.http_router
     route = router.lookup(request.method, request.url.path) if router else None
     if route is None:
         if router and request.method != "OPTIONS" and router.allowed_methods(request.url.path):
@@ -432,16 +432,11 @@ async def http_action_endpoint(request: Request) -> Response:
         identity = await _identity(request)
     except HttpError as exc:
         return _error_response(exc)
-    ctx = ActionCtx(Auth(identity), app.executor, identity, [])
-    try:
-        response = await route.action.handler(ctx, request)
-    except Exception as exc:  # an HTTP action failure is a 500 for its caller
-        failure = app.executor.failure(exc, request.url.path)
-        return PlainTextResponse(failure.message, status_code=500)
-    if not isinstance(response, Response):
-        log.error("HTTP action %s returned %r, not a Response", request.url.path, response)
-        return PlainTextResponse("HTTP action did not return a Response", status_code=500)
-    return response
+    outcome = await app.run_http_action(route, request, identity)
+    if outcome.response is None:
+        message = "HTTP action failed" if outcome.error is None else outcome.error.message
+        return PlainTextResponse(message, status_code=500)
+    return outcome.response
 
 
 # -- the app ----------------------------------------------------------------------------------

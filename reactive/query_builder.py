@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from reactive.errors import QueryError
 from reactive.index_keys import MAX_KEY, MIN_KEY, Interval, encode_key, prefix_successor
-from reactive.types import Order, Value
+from reactive.types import Document, Order, Value
 from reactive.values import UNDEFINED, check_value, compare_values
 
 __all__ = [
@@ -390,19 +390,19 @@ class QueryBuilder:
 
     # -- terminals --------------------------------------------------------------------------
 
-    async def collect(self) -> list[dict[str, Value]]:
+    async def collect(self) -> list[Document]:
         return [doc async for doc in self]
 
-    async def take(self, n: int) -> list[dict[str, Value]]:
+    async def take(self, n: int) -> list[Document]:
         if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0 or n != int(n):
             raise QueryError(f"take(n) needs a non-negative integer, got {n!r}")
         return await self.executor.take(self.spec, int(n))
 
-    async def first(self) -> dict[str, Value] | None:
+    async def first(self) -> Document | None:
         docs = await self.executor.take(self.spec, 1)
         return docs[0] if docs else None
 
-    async def unique(self) -> dict[str, Value] | None:
+    async def unique(self) -> Document | None:
         docs = await self.executor.take(self.spec, 2)
         if len(docs) > 1:
             raise QueryError(
@@ -415,7 +415,7 @@ class QueryBuilder:
     async def paginate(self, opts: dict[str, Any]) -> dict[str, Any]:
         return await self.executor.paginate(self.spec, opts)
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Value]]:
+    def __aiter__(self) -> AsyncIterator[Document]:
         return self.executor.iterate(self.spec)
 
     def __await__(self) -> Any:

@@ -6,10 +6,12 @@ Imports nothing from the package, so any module may import it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NewType, TypeAlias
+from typing import Any, NewType, TypeAlias
 
 __all__ = [
+    "Document",
     "DocumentId",
+    "FunctionKind",
     "IndexId",
     "IndexKey",
     "JsonValue",
@@ -42,6 +44,10 @@ IndexKey: TypeAlias = bytes
 #: list of values, dict of str -> value.
 Value: TypeAlias = "bool | int | float | str | bytes | list[Value] | dict[str, Value] | None"
 
+#: A document as functions see it: field name -> Convex value, `_id` and `_creationTime`
+#: included. Values are typed Any so that author code such as `doc["title"].strip()` checks.
+Document: TypeAlias = dict[str, Any]
+
 #: Plain JSON as produced by json/orjson.
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
@@ -51,3 +57,11 @@ class Order(StrEnum):
 
     ASC = "asc"
     DESC = "desc"
+
+
+class FunctionKind(StrEnum):
+    """What a registered function is: read-only, transactional write, or free to do I/O."""
+
+    QUERY = "query"
+    MUTATION = "mutation"
+    ACTION = "action"

@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 import pytest
 
 from reactive.errors import SchemaError
-from reactive.executor import FunctionReference, reference_path
 from reactive.functions import FunctionDef, FunctionKind, Registry
+from reactive.references import FunctionReference, reference_path
 from reactive.schema import define_schema, define_table
 from reactive.tools.codegen import HEADER, generate, render, ts_type, write_files
 from reactive.validators import Validator, pagination_opts_validator, v
@@ -475,7 +475,7 @@ def test_mypy_accepts_the_generated_python_api_and_rejects_unknown_names(tmp_pat
     generate(CHAT, tmp_path / "_generated")
     (tmp_path / "good_use.py").write_text(
         "from _generated.api import api, internal\n"
-        "from reactive.executor import FunctionReference\n\n"
+        "from reactive import FunctionReference\n\n"
         "listing: FunctionReference = api.messages.list\n"
         "path: str = internal.messages.send_internal.path\n"
         "reveal_type(api.messages.send)\n"
@@ -497,7 +497,7 @@ def test_mypy_accepts_the_generated_python_api_and_rejects_unknown_names(tmp_pat
     )
     output = result.stdout
     assert result.returncode == 1, output + result.stderr
-    assert 'good_use.py:6: note: Revealed type is "reactive.executor.FunctionReference"' in output
+    assert 'good_use.py:6: note: Revealed type is "reactive.references.FunctionReference"' in output
     assert "good_use.py:" not in output.replace("good_use.py:6: note", "")
     assert 'bad_use.py:3: error: "_Api_messages" has no attribute "nope"' in output
     assert 'bad_use.py:4: error: "_Internal_messages" has no attribute "list"' in output

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from reactive import api, internal
 from reactive.database import Database
-from reactive.executor import Executor, api, internal
+from reactive.executor import Executor
+from reactive.file_storage import LocalBlobStore, open_file_storage
 from reactive.functions import FunctionKind, load_project
 
 CHAT = Path(__file__).parent / "projects" / "chat"
@@ -17,7 +19,8 @@ async def executor(tmp_path):
     project = load_project(CHAT)
     db = await Database.open(f"sqlite:///{tmp_path}/x.db", schema=project.schema, prune=False)
     try:
-        yield Executor(db, project.registry, dev=False)
+        storage = await open_file_storage(db, LocalBlobStore(tmp_path / "files"))
+        yield Executor(db, project.registry, storage=storage, dev=False)
     finally:
         await db.close()
 

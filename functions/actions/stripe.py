@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import stripe
+from stripe.params import CustomerCreateParams
 
 from functions.lib.auth import Document
 from functions.lib.errors import invalid, unauthorized
-from reactive.executor import ActionCtx, internal
-from reactive.functions import action
-from reactive.validators import v
+from reactive import ActionCtx, action, internal, v
 
 __all__ = [
     "createBillingPortalSession",
@@ -69,16 +68,16 @@ async def stripe_client() -> AsyncIterator[stripe.StripeClient]:
         message = exc.user_message or str(exc)
         raise invalid("STRIPE_INVALID_REQUEST", message) from exc
     finally:
-        await http_client.close_async()
+        await http_client.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe
 
 
 async def _signed_in_user(ctx: ActionCtx) -> Document:
     """The caller's users row; UNAUTHORIZED when signed out or not synced from Clerk yet."""
     identity = await ctx.auth.get_user_identity()
-    if identity is None:
+    if identity is None or identity.subject is None:
         raise unauthorized()
     user: Document | None = await ctx.run_query(
-        internal.users.getByClerkId, {"clerkId": identity["subject"]}
+        internal.users.getByClerkId, {"clerkId": identity.subject}
     )
     if user is None:
         raise unauthorized("User not found in database")
@@ -89,7 +88,7 @@ async def _customer_id(ctx: ActionCtx, client: stripe.StripeClient, user: Docume
     """The user's Stripe customer, created (once, see the module invariant) if they have none."""
     if user.get("stripeCustomerId"):
         return str(user["stripeCustomerId"])
-    params: dict[str, Any] = {"metadata": {"clerkId": user["clerkId"], "userId": user["_id"]}}
+    params: CustomerCreateParams = {"metadata": {"clerkId": user["clerkId"], "userId": user["_id"]}}
     if user.get("email"):  # "" for phone-only users; Stripe takes "" as "unset"
         params["email"] = user["email"]
     options: stripe.RequestOptions = {"idempotency_key": customer_idempotency_key(user["_id"])}

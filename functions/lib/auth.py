@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.lib.errors import forbidden, not_found, unauthorized
-from reactive.executor import DatabaseReader, MutationCtx, QueryCtx
+from reactive import DatabaseReader, MutationCtx, QueryCtx
 
 __all__ = [
     "Document",
@@ -41,7 +41,7 @@ class ProjectAccess:
 
     @property
     def is_owner(self) -> bool:
-        return self.project["userId"] == self.user["_id"]
+        return bool(self.project["userId"] == self.user["_id"])
 
 
 async def user_by_clerk_id(db: DatabaseReader, clerk_id: str) -> Document | None:
@@ -53,17 +53,17 @@ async def user_by_clerk_id(db: DatabaseReader, clerk_id: str) -> Document | None
 async def get_auth_user(ctx: Ctx) -> Document | None:
     """The signed-in user's row, or None when signed out or not synced from Clerk yet."""
     identity = await ctx.auth.get_user_identity()
-    if identity is None:
+    if identity is None or identity.subject is None:
         return None
-    return await user_by_clerk_id(ctx.db, identity["subject"])
+    return await user_by_clerk_id(ctx.db, identity.subject)
 
 
 async def require_auth(ctx: Ctx) -> tuple[Mapping[str, Any], Document]:
     """(identity, user row) of the caller; UNAUTHORIZED when there is none."""
     identity = await ctx.auth.get_user_identity()
-    if identity is None:
+    if identity is None or identity.subject is None:
         raise unauthorized()
-    user = await user_by_clerk_id(ctx.db, identity["subject"])
+    user = await user_by_clerk_id(ctx.db, identity.subject)
     if user is None:
         # Signed in with Clerk, but the user.created webhook has not arrived (yet).
         raise unauthorized("User not found in database")

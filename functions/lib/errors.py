@@ -5,7 +5,7 @@ and {"code": "INVALID_NAME" | "COMMENTS_DISABLED" | ..., "message"} for rejected
 
 from __future__ import annotations
 
-from reactive.errors import AppError
+from reactive import AppError
 
 __all__ = ["forbidden", "invalid", "not_found", "unauthorized"]
 

@@ -15,7 +15,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from reactive.functions import FunctionDef, FunctionKind, load_project
+from reactive.functions import AnyFunction, FunctionKind, load_project
 
 __all__ = ["CheckReport", "Finding", "FunctionCheck", "Location", "Verdict", "run_check"]
 
@@ -239,7 +239,7 @@ def _project_module(name: str) -> bool:
     return name in (PACKAGE, "schema") or name.startswith(f"{PACKAGE}.")
 
 
-def _check_function(analyzer: _Analyzer, path: str, fn: FunctionDef) -> FunctionCheck:
+def _check_function(analyzer: _Analyzer, path: str, fn: AnyFunction) -> FunctionCheck:
     base = FunctionCheck(path, fn.kind, fn.internal, Verdict.UNKNOWN, Verdict.UNKNOWN)
     located = analyzer.locate(fn.handler)
     if isinstance(located, str):

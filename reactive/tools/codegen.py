@@ -8,7 +8,7 @@ byte and rewrites no file. The files (all start with HEADER as a comment):
   api.js         `api = internal = anyApi` from "convex/server" (paths are built at runtime)
   dataModel.d.ts DataModel (document, fieldPaths, indexes per table), TableNames, Doc, Id
   api.py         `api` / `internal` as instances of one class per module whose attributes are
-                 reactive.executor.FunctionReference, so mypy rejects unknown names
+                 reactive.FunctionReference, so mypy rejects unknown names
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from reactive.errors import SchemaError
-from reactive.functions import FunctionDef, Registry, load_project
+from reactive.functions import AnyFunction, Registry, load_project
 from reactive.schema import Schema, TableDefinition
 from reactive.validators import (
     AnyValidator,
@@ -167,7 +167,7 @@ def _ts_key(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _Function:
     path: str
-    definition: FunctionDef
+    definition: AnyFunction
 
 
 @dataclass(slots=True)
@@ -189,7 +189,7 @@ def _api_tree(registry: Registry, *, internal: bool) -> _Module:
     return root
 
 
-def _insert(root: _Module, path: str, definition: FunctionDef) -> None:
+def _insert(root: _Module, path: str, definition: AnyFunction) -> None:
     module_path, _, name = path.rpartition(":")
     node = root
     for part in module_path.split("/"):
@@ -250,7 +250,7 @@ def _ts_tree(node: _Module, visibility: str, renderer: _TsRenderer, depth: int) 
             yield f"{pad}{_ts_key(name)}: {reference};"
 
 
-def _ts_reference(definition: FunctionDef, visibility: str, renderer: _TsRenderer) -> str:
+def _ts_reference(definition: AnyFunction, visibility: str, renderer: _TsRenderer) -> str:
     args = _ts_args(definition.args, renderer)
     returns = _ts_returns(definition.returns, renderer)
     return f'FunctionReference<"{definition.kind.value}", "{visibility}", {args}, {returns}>'
@@ -487,7 +487,7 @@ from __future__ import annotations
 
 from typing import Final as _Final
 
-from reactive.executor import FunctionReference as _FunctionReference
+from reactive import FunctionReference as _FunctionReference
 
 __all__ = ["api", "internal"]
 

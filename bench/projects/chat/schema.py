@@ -1,7 +1,6 @@
 """Schema of the benchmark project: chat messages per channel and bank accounts."""
 
-from reactive.schema import define_schema, define_table
-from reactive.validators import v
+from reactive import define_schema, define_table, v
 
 schema = define_schema(
     {

@@ -1,7 +1,6 @@
 """Schema of the codegen fixture project: one table per document shape codegen must type."""
 
-from reactive.schema import define_schema, define_table
-from reactive.validators import v
+from reactive import define_schema, define_table, v
 
 schema = define_schema(
     {

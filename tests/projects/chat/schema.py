@@ -1,5 +1,4 @@
-from reactive.schema import define_schema, define_table
-from reactive.validators import v
+from reactive import define_schema, define_table, v
 
 schema = define_schema(
     {

@@ -2,8 +2,7 @@
 
 from functions.counters import bump
 
-from reactive.functions import mutation
-from reactive.validators import v
+from reactive import mutation, v
 
 
 @mutation(args={"count": v.float64()})

@@ -3,7 +3,7 @@
 from functions.counters import RUNS
 from starlette.responses import JSONResponse
 
-from reactive.functions import HttpRouter, http_action
+from reactive import HttpRouter, http_action
 
 http = HttpRouter()
 

@@ -2,8 +2,7 @@
 
 from functions.counters import bump
 
-from reactive.functions import mutation, query
-from reactive.validators import pagination_opts_validator, v
+from reactive import mutation, pagination_opts_validator, query, v
 
 
 def _channel(ctx, channel):

@@ -1,7 +1,6 @@
 """Functions of the codegen fixture project: every validator kind as an argument and result."""
 
-from reactive.functions import internal_action, query
-from reactive.validators import pagination_opts_validator, v
+from reactive import internal_action, pagination_opts_validator, query, v
 
 EVERYTHING = {
     "s": v.string(),

@@ -5,8 +5,7 @@
 
 import asyncio
 
-from reactive.functions import mutation, query
-from reactive.validators import pagination_opts_validator, v
+from reactive import mutation, pagination_opts_validator, query, v
 
 
 @mutation(args={"channel": v.string(), "body": v.string(), "delay_s": v.float64()})

@@ -1,7 +1,6 @@
 """File storage functions of the chat test project."""
 
-from reactive.functions import action, mutation, query
-from reactive.validators import v
+from reactive import action, mutation, query, v
 
 
 @mutation(args={})

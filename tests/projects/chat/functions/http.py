@@ -1,6 +1,6 @@
 from starlette.responses import JSONResponse
 
-from reactive.functions import HttpRouter, http_action
+from reactive import HttpRouter, http_action
 
 http = HttpRouter()
 

@@ -2,9 +2,16 @@
 
 import logging
 
-from reactive.errors import AppError
-from reactive.functions import action, internal_mutation, internal_query, mutation, query
-from reactive.validators import pagination_opts_validator, v
+from reactive import (
+    AppError,
+    action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    pagination_opts_validator,
+    query,
+    v,
+)
 
 log = logging.getLogger("chat")
 

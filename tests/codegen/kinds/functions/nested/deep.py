@@ -1,7 +1,6 @@
 """A function in a sub-directory: its path is "nested/deep:run", api.nested.deep.run."""
 
-from reactive.functions import mutation
-from reactive.validators import v
+from reactive import mutation, v
 
 
 @mutation(args={}, returns=v.literal(1.0))

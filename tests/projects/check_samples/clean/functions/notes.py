@@ -2,9 +2,9 @@
 
 import functions.lib.who as who
 
-import reactive.functions as rf
+import reactive as rf
 from functions.lib import who as also_who
-from reactive.validators import v
+from reactive import v
 
 current_subject = who.subject
 

@@ -1,7 +1,6 @@
 """Actions: they read nothing themselves; what they run is checked on its own."""
 
-from reactive.executor import internal
-from reactive.functions import action, internal_mutation
+from reactive import action, internal, internal_mutation
 
 
 @action(args={})

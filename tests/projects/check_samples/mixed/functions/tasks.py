@@ -4,8 +4,7 @@ from functions.lib.access import require_member
 from functions.lib.guard import signed_in
 from functions.lib.reads import all_tasks, project_tasks, tasks_table
 
-from reactive.functions import internal_query, mutation, query
-from reactive.validators import v
+from reactive import internal_query, mutation, query, v
 
 
 @query(args={"projectId": v.string()})

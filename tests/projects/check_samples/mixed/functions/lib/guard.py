@@ -1,6 +1,6 @@
 """Second level of the auth chain: the only place in this project that reads the identity."""
 
-from reactive.errors import AppError
+from reactive import AppError
 
 
 async def signed_in(ctx):

@@ -1,0 +1,154 @@
+"""What a function's code is handed: `ctx` for queries, mutations and actions, and the
+`ctx.db` / `ctx.auth` / `ctx.storage` objects on it — the author-facing surface of the engine.
+
+Each ctx wraps one engine object (a Transaction, the file storage service, a function runner)
+and exposes only what Convex exposes there: a query cannot write, an action has no `ctx.db`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+from reactive.auth import Identity
+from reactive.errors import NotFoundError
+from reactive.file_storage import ActionStorage, StorageReader, StorageWriter
+from reactive.query_builder import QueryBuilder
+from reactive.references import FunctionReference, reference_path
+from reactive.transaction import Transaction
+from reactive.types import Document, FunctionKind, Value
+
+__all__ = [
+    "ActionCtx",
+    "Auth",
+    "DatabaseReader",
+    "DatabaseWriter",
+    "Document",
+    "Id",
+    "MutationCtx",
+    "NestedRunner",
+    "QueryCtx",
+    "SystemReader",
+]
+
+#: A document id: a string that encodes its table (`v.id("tasks")` checks the table).
+Id: TypeAlias = str
+
+#: How an action calls another function: (kind, path, args) -> its value; raises AppError
+#: (with the callee's data) or an error whose message is already client-ready.
+NestedRunner: TypeAlias = Callable[[FunctionKind, str, dict[str, Value]], Awaitable[Any]]
+
+
+class Auth:
+    """`ctx.auth`: who is calling."""
+
+    __slots__ = ("_identity",)
+
+    def __init__(self, identity: Identity | None) -> None:
+        self._identity = identity
+
+    async def get_user_identity(self) -> Identity | None:
+        """The caller's verified identity (all JWT claims, Convex's names), or None."""
+        return self._identity
+
+
+class SystemReader:
+    """`ctx.db.system`: reads of the system tables (`_storage`, ...), which user code never
+    writes."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def get(self, doc_id: Id) -> Document | None:
+        return await self._tx.get(doc_id)
+
+    def query(self, table: str) -> QueryBuilder:
+        if not table.startswith("_"):
+            raise NotFoundError(
+                f"{table!r} is not a system table; read it with ctx.db.query({table!r})",
+                short_msg="NotASystemTable",
+            )
+        return self._tx.query(table)
+
+
+class DatabaseReader:
+    """`ctx.db` in a query: reads at the transaction's snapshot."""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def get(self, doc_id: Id) -> Document | None:
+        return await self._tx.get(doc_id)
+
+    def query(self, table: str) -> QueryBuilder:
+        return self._tx.query(table)
+
+    def normalize_id(self, table: str, text: object) -> Id | None:
+        return self._tx.normalize_id(table, text)
+
+    @property
+    def system(self) -> SystemReader:
+        return SystemReader(self._tx)
+
+
+class DatabaseWriter(DatabaseReader):
+    """`ctx.db` in a mutation: reads plus buffered writes, committed together."""
+
+    __slots__ = ()
+
+    async def insert(self, table: str, value: dict[str, Any]) -> Id:
+        return await self._tx.insert(table, value)
+
+    async def patch(self, doc_id: Id, fields: dict[str, Any]) -> None:
+        """Shallow-merge `fields`; a field set to UNDEFINED is removed."""
+        await self._tx.patch(doc_id, fields)
+
+    async def replace(self, doc_id: Id, value: dict[str, Any]) -> None:
+        await self._tx.replace(doc_id, value)
+
+    async def delete(self, doc_id: Id) -> None:
+        await self._tx.delete(doc_id)
+
+
+class QueryCtx:
+    """The ctx of a query: read-only database, caller, file URLs and metadata."""
+
+    __slots__ = ("auth", "db", "storage")
+
+    def __init__(self, db: DatabaseReader, auth: Auth, storage: StorageReader) -> None:
+        self.db, self.auth, self.storage = db, auth, storage
+
+
+class MutationCtx:
+    """The ctx of a mutation: one transaction's reads and writes, caller, file storage."""
+
+    __slots__ = ("auth", "db", "storage")
+
+    def __init__(self, db: DatabaseWriter, auth: Auth, storage: StorageWriter) -> None:
+        self.db, self.auth, self.storage = db, auth, storage
+
+
+Ref: TypeAlias = "str | FunctionReference"
+
+
+class ActionCtx:
+    """The ctx of an action: no `ctx.db`; each `run_query` / `run_mutation` is its own
+    transaction."""
+
+    __slots__ = ("_run", "auth", "storage")
+
+    def __init__(self, auth: Auth, storage: ActionStorage, run: NestedRunner) -> None:
+        self.auth, self.storage, self._run = auth, storage, run
+
+    async def run_query(self, ref: Ref, args: dict[str, Value] | None = None) -> Any:
+        return await self._run(FunctionKind.QUERY, reference_path(ref), args or {})
+
+    async def run_mutation(self, ref: Ref, args: dict[str, Value] | None = None) -> Any:
+        return await self._run(FunctionKind.MUTATION, reference_path(ref), args or {})
+
+    async def run_action(self, ref: Ref, args: dict[str, Value] | None = None) -> Any:
+        return await self._run(FunctionKind.ACTION, reference_path(ref), args or {})

@@ -1,0 +1,25 @@
+"""Typed handlers as an author writes them: mypy --strict accepts this module."""
+
+from typing import Any
+
+from reactive import Document, Id, MutationCtx, QueryCtx, mutation, query, v
+
+
+@query(args={"channel": v.string()})
+async def latest(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+    return await ctx.db.query("messages").with_index(
+        "by_channel", lambda q: q.eq("channel", args["channel"])
+    ).take(10)
+
+
+@mutation(args={"body": v.string()})
+async def send(ctx: MutationCtx, args: dict[str, Any]) -> Id:
+    identity = await ctx.auth.get_user_identity()
+    author = "anonymous" if identity is None else identity.token_identifier
+    url = await ctx.storage.generate_upload_url()
+    return await ctx.db.insert("messages", {"body": args["body"], "author": author, "u": url})
+
+
+async def helper(ctx: QueryCtx) -> int:
+    found: list[Document] = await latest(ctx, {"channel": "general"})
+    return len(found)
