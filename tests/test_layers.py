@@ -1,0 +1,61 @@
+"""The layer ladder of ARCHITECTURE.md holds: import-linter's contracts in pyproject.toml pass
+on the package, and fail when a lower layer imports a higher one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def _lint_imports(package_parent: Path) -> subprocess.CompletedProcess[str]:
+    """Run import-linter with the project's contracts against `reactive` under
+    `package_parent`."""
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command;"
+            " sys.exit(lint_imports_command())",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=package_parent,
+        env=env,
+    )
+
+
+def test_the_package_keeps_its_layers():
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
+    shutil.copytree(
+        ROOT / "reactive", tmp_path / "reactive", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    values = tmp_path / "reactive" / "values.py"
+    values.write_text(values.read_text() + "\nfrom reactive import application  # noqa\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "reactive.values -> reactive.application" in result.stdout
+
+
+def test_the_client_may_not_reach_into_the_server(tmp_path):
+    shutil.copytree(
+        ROOT / "reactive", tmp_path / "reactive", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    client = tmp_path / "reactive" / "client.py"
+    client.write_text(client.read_text() + "\nimport reactive.database  # noqa\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "reactive.client -> reactive.database" in result.stdout
