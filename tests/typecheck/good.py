@@ -7,9 +7,11 @@ from reactive import Document, Id, MutationCtx, QueryCtx, mutation, query, v
 
 @query(args={"channel": v.string()})
 async def latest(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
-    return await ctx.db.query("messages").with_index(
-        "by_channel", lambda q: q.eq("channel", args["channel"])
-    ).take(10)
+    return (
+        await ctx.db.query("messages")
+        .with_index("by_channel", lambda q: q.eq("channel", args["channel"]))
+        .take(10)
+    )
 
 
 @mutation(args={"body": v.string()})
