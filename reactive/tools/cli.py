@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -330,28 +330,47 @@ async def check_command(root: Path) -> int:
 
 async def logs_command(url: str, admin_key: str | None, limit: int | None) -> int:
     """Follow a server's function calls like `tail -f` (stop with Ctrl-C)."""
-    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
     seen = 0
+    records = _admin_stream("GET", url, "/api/logs", admin_key, timeout=10)
+    async with contextlib.aclosing(records):
+        async for record in records:
+            if record.get("type") == "connected":
+                print(f"following function calls on {url}", file=sys.stderr, flush=True)
+                continue
+            print(_log_line(record), flush=True)
+            seen += 1
+            if limit is not None and seen >= limit:
+                return 0
+    return 0
+
+
+async def _admin_stream(
+    method: str,
+    url: str,
+    endpoint: str,
+    admin_key: str | None,
+    *,
+    timeout: float,
+    content: bytes | None = None,
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON lines an admin endpoint of the server at `url` streams back (a blank line
+    gives {}); a refused request or an unreachable server is a CliError. Close it (aclosing)
+    when stopping early, so the connection does not wait for the garbage collector."""
+    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
     try:
         async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
-            client.stream("GET", f"{url.rstrip('/')}/api/logs", headers=headers) as response,
+            httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=None)) as client,
+            client.stream(
+                method, f"{url.rstrip('/')}{endpoint}", content=content, headers=headers
+            ) as response,
         ):
             if response.status_code != 200:
                 body = (await response.aread()).decode(errors="replace")
                 raise CliError(f"server answered {response.status_code}: {body}")
             async for line in response.aiter_lines():
-                record = orjson.loads(line) if line.strip() else {}
-                if record.get("type") == "connected":
-                    print(f"following function calls on {url}", file=sys.stderr, flush=True)
-                    continue
-                print(_log_line(record), flush=True)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return 0
+                yield orjson.loads(line) if line.strip() else {}
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach the server at {url}: {exc}") from None
-    return 0
 
 
 def _log_line(record: dict[str, Any]) -> str:
@@ -386,32 +405,22 @@ async def deploy_command(root: Path, url: str, admin_key: str | None, dry_run: b
     backfills new indexes (progress shown) and only then switches to the new code."""
     if not (root / "functions").is_dir() and not (root / "schema.py").is_file():
         raise CliError(f"{root} has no schema.py or functions/ to deploy", status=2)
-    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
-    target = f"{url.rstrip('/')}/api/deploy" + ("?dry_run=1" if dry_run else "")
+    endpoint = "/api/deploy" + ("?dry_run=1" if dry_run else "")
     bar = ProgressBar()
-    try:
-        async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client,
-            client.stream(
-                "POST", target, content=bundle_project(root), headers=headers
-            ) as response,
-        ):
-            if response.status_code != 200:
-                body = (await response.aread()).decode(errors="replace")
-                raise CliError(f"server answered {response.status_code}: {body}")
-            async for line in response.aiter_lines():
-                event = orjson.loads(line) if line.strip() else {}
-                if event.get("type") == "progress":
-                    bar(event["label"], event["done"], event["total"])
-                elif event.get("type") == "error":
-                    raise CliError(
-                        f"deploy refused, the server keeps its current code:\n  {event['message']}"
-                    )
-                elif event.get("type") == "done":
-                    print(_deploy_summary(event))
-                    return 0
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the server at {url}: {exc}") from None
+    events = _admin_stream(
+        "POST", url, endpoint, admin_key, timeout=30, content=bundle_project(root)
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event.get("type") == "progress":
+                bar(event["label"], event["done"], event["total"])
+            elif event.get("type") == "error":
+                raise CliError(
+                    f"deploy refused, the server keeps its current code:\n  {event['message']}"
+                )
+            elif event.get("type") == "done":
+                print(_deploy_summary(event))
+                return 0
     raise CliError("the server closed the connection before the deploy finished")
 
 
