@@ -10,9 +10,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import httpx
 import orjson
@@ -20,6 +20,11 @@ import orjson
 from reactive import knobs
 from reactive.database import Database
 from reactive.persistence import DEFAULT_DATABASE_URL
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from reactive.application import Application
 
 __all__ = ["main"]
 
@@ -80,19 +85,39 @@ def configure_logging(verbose: bool) -> None:
 
 
 async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
-    import uvicorn
-
-    from reactive.application import Application
-    from reactive.http import create_app
-
     load_env(root)
     configure_logging(verbose=True)
     dev_auth = _dev_identity_provider(root, host, port) if dev else None
+    application = await _start_application(root, db, dev=dev, dev_auth=dev_auth)
+    server = _http_server(root, application, dev_auth, host, port)
+    if dev:
+        await asyncio.to_thread(_codegen_quietly, root)
+    watcher = asyncio.create_task(_watch(application, root)) if dev else None
+    _announce(root, db, host, port, dev=dev, dev_auth=dev_auth)
+    try:
+        await server.serve()
+    finally:
+        await _shut_down(application, watcher)
+    return 0
+
+
+async def _start_application(root: Path, db: str, *, dev: bool, dev_auth: Any) -> Application:
+    from reactive.application import Application
+
     extra = [dev_auth.provider] if dev_auth is not None else []
     try:
-        application = await Application.start(root, db, dev=dev, extra_auth_providers=extra)
+        return await Application.start(root, db, dev=dev, extra_auth_providers=extra)
     except Exception as exc:
         raise CliError(f"could not start {root}: {type(exc).__name__}: {exc}") from exc
+
+
+def _http_server(
+    root: Path, application: Application, dev_auth: Any, host: str, port: int
+) -> uvicorn.Server:
+    import uvicorn
+
+    from reactive.http import create_app
+
     config = uvicorn.Config(
         create_app(root, application=application, dev_auth=dev_auth, own_process=True),
         host=host,
@@ -101,10 +126,10 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
         ws_max_size=16 << 20,
         ws_per_message_deflate=knobs.WS_COMPRESSION,
     )
-    server = uvicorn.Server(config)
-    if dev:
-        await asyncio.to_thread(_codegen_quietly, root)
-    watcher = asyncio.create_task(_watch(application, root)) if dev else None
+    return uvicorn.Server(config)
+
+
+def _announce(root: Path, db: str, host: str, port: int, *, dev: bool, dev_auth: Any) -> None:
     if dev_auth is not None:
         log.warning(
             "dev sign-in: %s/   taskboard: http://%s:%d/examples/taskboard/",
@@ -121,15 +146,14 @@ async def serve(root: Path, db: str, host: str, port: int, *, dev: bool) -> int:
         port,
         db.split("?")[0],
     )
-    try:
-        await server.serve()
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        await application.close()
-    return 0
+
+
+async def _shut_down(application: Application, watcher: asyncio.Task[None] | None) -> None:
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    await application.close()
 
 
 def _dev_identity_provider(root: Path, host: str, port: int) -> Any:
@@ -306,28 +330,47 @@ async def check_command(root: Path) -> int:
 
 async def logs_command(url: str, admin_key: str | None, limit: int | None) -> int:
     """Follow a server's function calls like `tail -f` (stop with Ctrl-C)."""
-    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
     seen = 0
+    records = _admin_stream("GET", url, "/api/logs", admin_key, timeout=10)
+    async with contextlib.aclosing(records):
+        async for record in records:
+            if record.get("type") == "connected":
+                print(f"following function calls on {url}", file=sys.stderr, flush=True)
+                continue
+            print(_log_line(record), flush=True)
+            seen += 1
+            if limit is not None and seen >= limit:
+                return 0
+    return 0
+
+
+async def _admin_stream(
+    method: str,
+    url: str,
+    endpoint: str,
+    admin_key: str | None,
+    *,
+    timeout: float,
+    content: bytes | None = None,
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON lines an admin endpoint of the server at `url` streams back (a blank line
+    gives {}); a refused request or an unreachable server is a CliError. Close it (aclosing)
+    when stopping early, so the connection does not wait for the garbage collector."""
+    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
     try:
         async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
-            client.stream("GET", f"{url.rstrip('/')}/api/logs", headers=headers) as response,
+            httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=None)) as client,
+            client.stream(
+                method, f"{url.rstrip('/')}{endpoint}", content=content, headers=headers
+            ) as response,
         ):
             if response.status_code != 200:
                 body = (await response.aread()).decode(errors="replace")
                 raise CliError(f"server answered {response.status_code}: {body}")
             async for line in response.aiter_lines():
-                record = orjson.loads(line) if line.strip() else {}
-                if record.get("type") == "connected":
-                    print(f"following function calls on {url}", file=sys.stderr, flush=True)
-                    continue
-                print(_log_line(record), flush=True)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return 0
+                yield orjson.loads(line) if line.strip() else {}
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach the server at {url}: {exc}") from None
-    return 0
 
 
 def _log_line(record: dict[str, Any]) -> str:
@@ -362,32 +405,22 @@ async def deploy_command(root: Path, url: str, admin_key: str | None, dry_run: b
     backfills new indexes (progress shown) and only then switches to the new code."""
     if not (root / "functions").is_dir() and not (root / "schema.py").is_file():
         raise CliError(f"{root} has no schema.py or functions/ to deploy", status=2)
-    headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
-    target = f"{url.rstrip('/')}/api/deploy" + ("?dry_run=1" if dry_run else "")
+    endpoint = "/api/deploy" + ("?dry_run=1" if dry_run else "")
     bar = ProgressBar()
-    try:
-        async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client,
-            client.stream(
-                "POST", target, content=bundle_project(root), headers=headers
-            ) as response,
-        ):
-            if response.status_code != 200:
-                body = (await response.aread()).decode(errors="replace")
-                raise CliError(f"server answered {response.status_code}: {body}")
-            async for line in response.aiter_lines():
-                event = orjson.loads(line) if line.strip() else {}
-                if event.get("type") == "progress":
-                    bar(event["label"], event["done"], event["total"])
-                elif event.get("type") == "error":
-                    raise CliError(
-                        f"deploy refused, the server keeps its current code:\n  {event['message']}"
-                    )
-                elif event.get("type") == "done":
-                    print(_deploy_summary(event))
-                    return 0
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the server at {url}: {exc}") from None
+    events = _admin_stream(
+        "POST", url, endpoint, admin_key, timeout=30, content=bundle_project(root)
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event.get("type") == "progress":
+                bar(event["label"], event["done"], event["total"])
+            elif event.get("type") == "error":
+                raise CliError(
+                    f"deploy refused, the server keeps its current code:\n  {event['message']}"
+                )
+            elif event.get("type") == "done":
+                print(_deploy_summary(event))
+                return 0
     raise CliError("the server closed the connection before the deploy finished")
 
 
@@ -523,39 +556,59 @@ async def prune(url: str) -> int:
 # -- argument parsing -------------------------------------------------------------------------
 
 
+_DB_HELP = f"database URL (default $REACTIVE_DATABASE_URL or {DEFAULT_DATABASE_URL})"
+
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reactive", description="reactive backend tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    db_help = f"database URL (default $REACTIVE_DATABASE_URL or {DEFAULT_DATABASE_URL})"
+    _add_serving_commands(commands)
+    _add_project_commands(commands)
+    _add_server_admin_commands(commands)
+    _add_data_commands(commands)
+    return parser
+
+
+def _add_serving_commands(commands: _Commands) -> None:
     for name, help_text in (
         ("dev", "serve the project here, reloading functions and schema on change"),
         ("serve", "serve the project here in production mode (errors redacted, no reload)"),
     ):
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--dir", default=".", help="project directory (default: .)")
-        sub.add_argument("--db", help=db_help)
+        _add_project_options(sub)
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+
+
+def _add_project_commands(commands: _Commands) -> None:
+    """run, codegen and check: commands that work on the project directory itself."""
     run = commands.add_parser("run", help="run a function: reactive run messages:list '{...}'")
     run.add_argument("path", help="function path, e.g. messages:list")
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
     run.add_argument("--url", help="run on this server instead of the local database")
-    run.add_argument("--dir", default=".", help="project directory (default: .)")
-    run.add_argument("--db", help=db_help)
+    _add_project_options(run)
     codegen = commands.add_parser("codegen", help="write _generated/ (TypeScript and Python)")
-    codegen.add_argument("--dir", default=".", help="project directory (default: .)")
+    _add_dir_option(codegen)
     codegen.add_argument("--out", help="output directory (default: <dir>/_generated)")
     check = commands.add_parser("check", help="index and auth coverage of every function")
-    check.add_argument("--dir", default=".", help="project directory (default: .)")
+    _add_dir_option(check)
+
+
+def _add_server_admin_commands(commands: _Commands) -> None:
+    """logs and deploy: commands that talk to a running server with the admin key."""
     logs = commands.add_parser("logs", help="follow a running server's function calls")
-    logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
-    logs.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
+    _add_server_options(logs)
     logs.add_argument("--limit", type=int, help="stop after this many calls")
     deploy = commands.add_parser("deploy", help="switch a running server to this project's code")
-    deploy.add_argument("--dir", default=".", help="project directory (default: .)")
-    deploy.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
-    deploy.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
+    _add_dir_option(deploy)
+    _add_server_options(deploy)
     deploy.add_argument("--dry-run", action="store_true", help="validate only, switch nothing")
+
+
+def _add_data_commands(commands: _Commands) -> None:
+    """export, import, info and prune: commands on the database's contents."""
     export = commands.add_parser("export", help="write a snapshot ZIP of every table")
     export.add_argument("--path", default="snapshot.zip", help="ZIP to write")
     importer = commands.add_parser(
@@ -566,12 +619,26 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension")
     importer.add_argument("--replace", action="store_true", help="replace existing documents")
     for sub in (export, importer):
-        sub.add_argument("--dir", default=".", help="project directory (default: .)")
-        sub.add_argument("--db", help=db_help)
+        _add_project_options(sub)
     for name, command in (("info", info), ("prune", prune)):
         sub = commands.add_parser(name, help=command.__doc__ or "")
-        sub.add_argument("--db", help=db_help)
-    return parser
+        sub.add_argument("--db", help=_DB_HELP)
+
+
+def _add_dir_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--dir", default=".", help="project directory (default: .)")
+
+
+def _add_project_options(sub: argparse.ArgumentParser) -> None:
+    """--dir and --db: a project directory and the database it runs on."""
+    _add_dir_option(sub)
+    sub.add_argument("--db", help=_DB_HELP)
+
+
+def _add_server_options(sub: argparse.ArgumentParser) -> None:
+    """--url and --admin-key: which running server, and the key to administer it."""
+    sub.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    sub.add_argument("--admin-key", default=os.environ.get("REACTIVE_ADMIN_KEY"))
 
 
 def _dispatch(args: argparse.Namespace) -> Any:
