@@ -52,9 +52,8 @@ class Auth:
         return self._identity
 
 
-class SystemReader:
-    """`ctx.db.system`: reads of the system tables (`_storage`, ...), which user code never
-    writes."""
+class _Reader:
+    """Reads in one transaction, at its snapshot."""
 
     __slots__ = ("_tx",)
 
@@ -63,6 +62,13 @@ class SystemReader:
 
     async def get(self, doc_id: Id) -> Document | None:
         return await self._tx.get(doc_id)
+
+
+class SystemReader(_Reader):
+    """`ctx.db.system`: reads of the system tables (`_storage`, ...), which user code never
+    writes."""
+
+    __slots__ = ()
 
     def query(self, table: str) -> QueryBuilder:
         if not table.startswith("_"):
@@ -73,16 +79,10 @@ class SystemReader:
         return self._tx.query(table)
 
 
-class DatabaseReader:
+class DatabaseReader(_Reader):
     """`ctx.db` in a query: reads at the transaction's snapshot."""
 
-    __slots__ = ("_tx",)
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
-    async def get(self, doc_id: Id) -> Document | None:
-        return await self._tx.get(doc_id)
+    __slots__ = ()
 
     def query(self, table: str) -> QueryBuilder:
         return self._tx.query(table)
