@@ -1,7 +1,7 @@
 """The registry of user functions: decorators, function paths, and loading a project.
 
 A project is a directory with `schema.py` and `functions/`; `functions/a/b.py` exporting `f`
-registers the path "a/b:f" (PROTOCOL.md section 3). Decorators check their own configuration
+registers the path "a/b:f" (docs/PROTOCOL.md section 3). Decorators check their own configuration
 when applied, so a bad validator fails at import time, not at the first call.
 """
 

@@ -6,7 +6,7 @@ Invariant: whatever `check_value` accepts, `encode_value` turns into "convex enc
 Python representation: None, bool, int (int64), float (float64), str, bytes, list, dict[str, ...].
 `bool` is a subclass of `int`, so every type switch here tests `bool` before `int`.
 
-Wire format ("convex encoded JSON", PROTOCOL.md section 2); base64 is the standard alphabet
+Wire format ("convex encoded JSON", docs/PROTOCOL.md section 2); base64 is the standard alphabet
 with `=` padding:
     null, bool, str, list      as themselves; dict as a JSON object (field names as below)
     float, finite, not -0.0    JSON number

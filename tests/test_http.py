@@ -1,4 +1,4 @@
-"""The HTTP API (PROTOCOL.md section 7), CORS, HTTP actions and bearer tokens."""
+"""The HTTP API (docs/PROTOCOL.md section 7), CORS, HTTP actions and bearer tokens."""
 
 from __future__ import annotations
 

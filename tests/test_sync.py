@@ -1,4 +1,4 @@
-"""The WebSocket sync protocol (PROTOCOL.md 5.3-5.8), driven frame by frame."""
+"""The WebSocket sync protocol (docs/PROTOCOL.md 5.3-5.8), driven frame by frame."""
 
 from __future__ import annotations
 

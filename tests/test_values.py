@@ -66,7 +66,7 @@ def no_constants(name: str) -> None:
     raise AssertionError(f"bare {name} in JSON")
 
 
-# --- wire examples (PROTOCOL.md section 2 and 4) ---------------------------------------------
+# --- wire examples (docs/PROTOCOL.md section 2 and 4) ---------------------------------------------
 
 
 @pytest.mark.parametrize(

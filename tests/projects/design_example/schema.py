@@ -1,4 +1,4 @@
-"""The schema of DESIGN.md section 2, written exactly as it shows (the author API test)."""
+"""The schema of the author-API example in ARCHITECTURE.md, written exactly as it shows."""
 
 from reactive import define_schema, define_table, v
 

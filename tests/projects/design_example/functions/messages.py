@@ -1,4 +1,4 @@
-"""The functions of DESIGN.md section 2, written exactly as it shows (untyped handlers)."""
+"""The functions of the author-API example in ARCHITECTURE.md, exactly as it shows (untyped)."""
 
 from reactive import AppError, mutation, query, v
 
