@@ -32,7 +32,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reactive.auth import AuthProvider
-from reactive.errors import PersistenceError, ValidationError
+from reactive.errors import ErrorCode, PersistenceError, ValidationError
+from reactive.http_errors import HttpError, error_response
 
 __all__ = [
     "DEV_AUTH_PATH",
@@ -254,11 +255,11 @@ class DevIdentityProvider:
     async def _token_endpoint(self, request: Request) -> Response:
         refusal = _refusal(request)
         if refusal is not None:
-            return _error(403, "Forbidden", refusal)
+            return error_response(HttpError("Forbidden", refusal, code=ErrorCode.FORBIDDEN))
         try:
             token_request = _checked_token_request(await _json_body(request))
         except ValidationError as exc:
-            return _error(400, exc.short_msg, exc.msg)
+            return error_response(exc)
         return JSONResponse({"token": self._token(token_request)})
 
     async def _sign_in_page(self, request: Request) -> Response:
@@ -342,10 +343,6 @@ def _check_text(field: str, value: object, limit: int) -> None:
         raise ValidationError(f"{field!r} must be at most {limit} characters, got {len(value)}")
     if any(not character.isprintable() for character in value):
         raise ValidationError(f"{field!r} must not contain control characters")
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
 # A page for signing in by hand: it shows a token to paste into `Authorization: Bearer ...`.

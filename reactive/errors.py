@@ -35,6 +35,9 @@ class ErrorCode(StrEnum):
     CONFLICT = "OptimisticConcurrencyControlFailure"  # 409 after retries ran out
     OVERLOADED = "Overloaded"  # 503
     INTERNAL = "InternalServerError"  # 500
+    PAYLOAD_TOO_LARGE = "PayloadTooLarge"  # 413: a body or file over its limit
+    METHOD_NOT_ALLOWED = "MethodNotAllowed"  # 405: the route exists, not for this method
+    UNAVAILABLE = "Unavailable"  # 503: a feature this server was started without
 
 
 class ReactiveError(Exception):

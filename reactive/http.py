@@ -1,7 +1,7 @@
 """The Starlette app: WebSocket sync, the /api/* HTTP API, HTTP actions, CORS.
 
-The one place where errors become status codes and close frames. Everything else is the
-Application's business.
+Errors become status codes and close frames through reactive.http_errors only. Everything
+else is the Application's business.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -31,10 +31,20 @@ from reactive import knobs
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes
-from reactive.errors import ReactiveError, ValidationError
+from reactive.errors import ErrorCode, ReactiveError, ValidationError
 from reactive.executor import Outcome
 from reactive.file_storage import MAX_UPLOAD_BYTES
 from reactive.functions import FunctionKind
+from reactive.http_errors import (
+    CLOSE_AUTH_REJECTED,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    CloseFrame,
+    HttpError,
+    error_response,
+    text_response,
+)
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
 from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
 
@@ -44,16 +54,6 @@ log = logging.getLogger("reactive.http")
 
 MAX_FRAME_BYTES = 8 << 20
 MAX_BODY_BYTES = 8 << 20
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _error_response(exc: HttpError) -> JSONResponse:
-    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
 
 
 def _app(request: Request | WebSocket) -> Application:
@@ -122,14 +122,21 @@ async def _finish_socket(websocket: WebSocket, exc: BaseException | None) -> Non
             await websocket.send_text(
                 orjson.dumps({"type": "FatalError", "error": str(exc)}).decode()
             )
-            await websocket.close(code=1008, reason="ProtocolError")
-        elif isinstance(exc, AuthRejected):
-            await websocket.close(code=1000, reason="AuthError")
-        elif exc is not None and not isinstance(exc, WebSocketDisconnect):
+        elif exc is not None and not isinstance(exc, (AuthRejected, WebSocketDisconnect)):
             log.error("sync session failed", exc_info=exc)
-            await websocket.close(code=1011, reason="InternalServerError")
-        else:
-            await websocket.close(code=1000)
+        frame = _close_frame(exc)
+        await websocket.close(code=frame.code, reason=frame.reason)
+
+
+def _close_frame(exc: BaseException | None) -> CloseFrame:
+    """How a session that ended with `exc` (None: it just ended) closes its socket."""
+    if isinstance(exc, ProtocolError):
+        return CLOSE_PROTOCOL_ERROR
+    if isinstance(exc, AuthRejected):
+        return CLOSE_AUTH_REJECTED
+    if exc is None or isinstance(exc, WebSocketDisconnect):
+        return CLOSE_NORMAL
+    return CLOSE_INTERNAL_ERROR
 
 
 # -- HTTP API ---------------------------------------------------------------------------------
@@ -138,13 +145,17 @@ async def _finish_socket(websocket: WebSocket, exc: BaseException | None) -> Non
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise HttpError(413, "RequestTooLarge", f"Body exceeds {MAX_BODY_BYTES} bytes")
+        raise HttpError(
+            "RequestTooLarge",
+            f"Body exceeds {MAX_BODY_BYTES} bytes",
+            code=ErrorCode.PAYLOAD_TOO_LARGE,
+        )
     try:
         body = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
-        raise HttpError(400, "BadJsonBody", "Request body is not valid JSON") from None
+        raise HttpError("BadJsonBody", "Request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise HttpError(400, "BadJsonBody", "Request body must be a JSON object")
+        raise HttpError("BadJsonBody", "Request body must be a JSON object")
     return body
 
 
@@ -154,11 +165,12 @@ async def _identity(request: Request) -> Identity | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HttpError(401, "Unauthenticated", "Authorization header must be 'Bearer <token>'")
-    try:
-        return await _app(request).authenticate(token.strip())
-    except AuthError as exc:
-        raise HttpError(401, exc.short_msg, str(exc)) from None
+        raise HttpError(
+            "Unauthenticated",
+            "Authorization header must be 'Bearer <token>'",
+            code=ErrorCode.UNAUTHENTICATED,
+        )
+    return await _app(request).authenticate(token.strip())  # AuthError is a 401
 
 
 def _format(body: dict[str, Any], default: str = "convex_encoded_json") -> str:
@@ -167,21 +179,21 @@ def _format(body: dict[str, Any], default: str = "convex_encoded_json") -> str:
         return "encoded"
     if fmt in ("json", "convex_clean_json"):
         return "clean"
-    raise HttpError(400, "BadFormat", f"Unknown format {fmt!r}")
+    raise HttpError("BadFormat", f"Unknown format {fmt!r}")
 
 
 def _args(raw: Any) -> dict[str, Any]:
     if isinstance(raw, list):
         if len(raw) != 1:
-            raise HttpError(400, "BadArgs", "args array must hold exactly one object")
+            raise HttpError("BadArgs", "args array must hold exactly one object")
         raw = raw[0]
     raw = {} if raw is None else raw
     try:
         value = decode_value(raw)
     except ValidationError as exc:
-        raise HttpError(400, "BadArgs", str(exc)) from None
+        raise HttpError("BadArgs", str(exc)) from None
     if not isinstance(value, dict):
-        raise HttpError(400, "BadArgs", "args must be an object")
+        raise HttpError("BadArgs", "args must be an object")
     return value
 
 
@@ -210,7 +222,7 @@ async def _call(
         args = _args(body.get("args"))
         path = path if path is not None else body.get("path")
         if not isinstance(path, str):
-            raise HttpError(400, "BadConvexFunctionIdentifier", "Missing function 'path'")
+            raise HttpError("BadConvexFunctionIdentifier", "Missing function 'path'")
         identity = await _identity(request)
         app = _app(request)
         ts = _ts(body, app.latest_ts) if request.url.path.endswith("query_at_ts") else None
@@ -223,18 +235,18 @@ async def _call(
         else:
             outcome = await app.run_any(path, args, identity)
         return _result(outcome, fmt)
-    except HttpError as exc:
-        return _error_response(exc)
+    except (HttpError, AuthError) as exc:
+        return error_response(exc)
 
 
 def _ts(body: dict[str, Any], latest: int) -> int:
     try:
         ts = decode_ts(body.get("ts"))
     except ValidationError as exc:
-        raise HttpError(400, "BadTimestamp", str(exc)) from None
+        raise HttpError("BadTimestamp", str(exc)) from None
     if ts > latest:
         # A snapshot in the future is not stable yet: later commits could still land before it.
-        raise HttpError(400, "BadTimestamp", "ts is newer than the latest commit")
+        raise HttpError("BadTimestamp", "ts is newer than the latest commit")
     return ts
 
 
@@ -271,20 +283,20 @@ async def health_endpoint(request: Request) -> Response:
 # -- function logs ----------------------------------------------------------------------------
 
 
-def _admin_refusal(request: Request, what: str) -> JSONResponse | None:
+def _admin_refusal(request: Request, what: str) -> Response | None:
     """Admin routes: open in dev mode, else `Authorization: Convex <REACTIVE_ADMIN_KEY>`."""
     admin_key = os.environ.get("REACTIVE_ADMIN_KEY")
     offered = request.headers.get("authorization", "")
     if admin_key:
         if not hmac.compare_digest(offered.encode(), f"Convex {admin_key}".encode()):
-            return JSONResponse({"code": "Unauthenticated", "message": "Admin key required"}, 401)
+            return error_response(
+                HttpError("Unauthenticated", "Admin key required", code=ErrorCode.UNAUTHENTICATED)
+            )
         return None
     if _app(request).dev:
         return None
-    return JSONResponse(
-        {"code": "Forbidden", "message": f"Set REACTIVE_ADMIN_KEY to {what} a production server"},
-        status_code=403,
-    )
+    message = f"Set REACTIVE_ADMIN_KEY to {what} a production server"
+    return error_response(HttpError("Forbidden", message, code=ErrorCode.FORBIDDEN))
 
 
 async def logs_endpoint(request: Request) -> Response:
@@ -316,7 +328,7 @@ async def deploy_endpoint(request: Request) -> Response:
         bundle = await _read_limited(request, MAX_BODY_BYTES * 4)
         root = _unpack_deployment(app, bundle)
     except HttpError as exc:
-        return _error_response(exc)
+        return error_response(exc)
     dry_run = request.query_params.get("dry_run") in ("1", "true")
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -353,13 +365,13 @@ def _unpack_deployment(app: Application, bundle: bytes) -> Path:
     try:
         archive = zipfile.ZipFile(io.BytesIO(bundle))
     except zipfile.BadZipFile:
-        raise HttpError(400, "BadDeployment", "The deployment is not a ZIP file") from None
+        raise HttpError("BadDeployment", "The deployment is not a ZIP file") from None
     names = archive.namelist()
     for name in names:
         if name.startswith("/") or ".." in Path(name).parts:
-            raise HttpError(400, "BadDeployment", f"Unsafe path in deployment: {name}")
+            raise HttpError("BadDeployment", f"Unsafe path in deployment: {name}")
     if not any(n.startswith("functions/") for n in names) and "schema.py" not in names:
-        raise HttpError(400, "BadDeployment", "The deployment has no schema.py or functions/")
+        raise HttpError("BadDeployment", "The deployment has no schema.py or functions/")
     base = Path(os.environ.get("REACTIVE_DEPLOY_DIR") or app.project.root / ".reactive" / "deploys")
     target = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     target.mkdir(parents=True)
@@ -373,19 +385,18 @@ def _unpack_deployment(app: Application, bundle: bytes) -> Path:
 async def upload_endpoint(request: Request) -> Response:
     storage = _app(request).storage
     if storage is None:
-        return JSONResponse({"code": "StorageUnavailable", "message": "No file storage"}, 503)
+        return error_response(
+            HttpError("StorageUnavailable", "No file storage", code=ErrorCode.UNAVAILABLE)
+        )
     try:
         storage.check_upload_token(request.query_params.get("token"))
         declared = int(request.headers.get("content-length") or 0)
         if declared > MAX_UPLOAD_BYTES:
-            raise HttpError(413, "FileTooLarge", f"Files may be at most {MAX_UPLOAD_BYTES} bytes")
+            raise _file_too_large(MAX_UPLOAD_BYTES)
         data = await _read_limited(request, MAX_UPLOAD_BYTES)
         storage_id = await storage.store(data, request.headers.get("content-type"))
-    except HttpError as exc:
-        return _error_response(exc)
-    except ValidationError as exc:
-        status = 413 if exc.short_msg == "FileTooLarge" else 400
-        return JSONResponse({"code": exc.short_msg, "message": exc.msg}, status_code=status)
+    except (HttpError, ValidationError) as exc:
+        return error_response(exc)
     return JSONResponse({"storageId": storage_id})
 
 
@@ -394,9 +405,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HttpError(413, "FileTooLarge", f"Files may be at most {limit} bytes")
+            raise _file_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _file_too_large(limit: int) -> HttpError:
+    message = f"Files may be at most {limit} bytes"
+    return HttpError("FileTooLarge", message, code=ErrorCode.PAYLOAD_TOO_LARGE)
 
 
 async def serve_file_endpoint(request: Request) -> Response:
@@ -407,7 +423,7 @@ async def serve_file_endpoint(request: Request) -> Response:
     except ReactiveError:  # a malformed id is just a file that does not exist
         found = None
     if found is None:
-        return PlainTextResponse("File not found", status_code=404)
+        return text_response(ErrorCode.NOT_FOUND, "File not found")
     row, data = found
     content_type = row.get("contentType") or "application/octet-stream"
     return Response(
@@ -426,16 +442,16 @@ async def http_action_endpoint(request: Request) -> Response:
     route = router.lookup(request.method, request.url.path) if router else None
     if route is None:
         if router and request.method != "OPTIONS" and router.allowed_methods(request.url.path):
-            return PlainTextResponse("Method Not Allowed", status_code=405)
-        return PlainTextResponse("No matching routes found", status_code=404)
+            return text_response(ErrorCode.METHOD_NOT_ALLOWED, "Method Not Allowed")
+        return text_response(ErrorCode.NOT_FOUND, "No matching routes found")
     try:
         identity = await _identity(request)
-    except HttpError as exc:
-        return _error_response(exc)
+    except (HttpError, AuthError) as exc:
+        return error_response(exc)
     outcome = await app.run_http_action(route, request, identity)
-    if outcome.response is None:
+    if outcome.error is not None or outcome.response is None:
         message = "HTTP action failed" if outcome.error is None else outcome.error.message
-        return PlainTextResponse(message, status_code=500)
+        return text_response(ErrorCode.INTERNAL, message)
     return outcome.response
 
 
