@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -546,7 +546,15 @@ def create_app(
             if application is None:
                 await reactive.close()
 
-    routes = [
+    return Starlette(routes=_routes(dev_auth), middleware=_middleware(), lifespan=lifespan)
+
+
+_HTTP_ACTION_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+
+def _routes(dev_auth: DevIdentityProvider | None) -> list[BaseRoute]:
+    """The API and sync routes, dev-only routes, and last the project's HTTP actions."""
+    return [
         WebSocketRoute("/api/sync", sync_endpoint),
         WebSocketRoute("/api/{version}/sync", sync_endpoint),
         Route("/api/query", query_endpoint, methods=["POST"]),
@@ -562,13 +570,12 @@ def create_app(
         Route("/api/deploy", deploy_endpoint, methods=["POST"]),
         Route("/health", health_endpoint, methods=["GET"]),
         *(dev_only_routes(dev_auth) if dev_auth is not None else []),
-        Route(
-            "/{rest:path}",
-            http_action_endpoint,
-            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
-        ),
+        Route("/{rest:path}", http_action_endpoint, methods=_HTTP_ACTION_METHODS),
     ]
-    middleware = [
+
+
+def _middleware() -> list[Middleware]:
+    return [
         Middleware(_CollapseSlashes),
         Middleware(_RememberBaseUrl),
         Middleware(
@@ -580,4 +587,3 @@ def create_app(
             max_age=3600,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
