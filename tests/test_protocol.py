@@ -3,14 +3,20 @@ are protocol errors (FatalError on the socket), never internal errors."""
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import orjson
 import pytest
+from starlette.testclient import TestClient
 
 from reactive import protocol
 from reactive.errors import ErrorCode, ReactiveError
+from reactive.http import create_app
 from reactive.protocol import ProtocolError, parse_client_message, validate_client_message
 from reactive.values import encode_ts
 
+CHAT = Path(__file__).parent / "projects" / "chat"
 SESSION = "3f0e6b1c-8d7a-4c52-9b1e-2a9d4c7e5f10"
 
 
@@ -358,3 +364,36 @@ def test_u32_excludes_bools_floats_and_out_of_range():
     assert protocol.is_u32(0) and protocol.is_u32(2**32 - 1)
     for value in (True, 1.0, -1, 2**32, "1", None):
         assert not protocol.is_u32(value)
+
+
+# -- on the socket ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = create_app(CHAT, database_url=f"sqlite:///{tmp_path}/chat.db", dev=True)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":[1]}',
+        '{"type":{"a":1}}',
+        "{}",
+        '{"type":"Mutation","requestId":0,"udfPath":null,"args":[{}]}',
+        '{"type":"Action","requestId":0,"udfPath":["x"],"args":[{}]}',
+        '{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,'
+        '"modifications":[{"type":"Add","queryId":0,"udfPath":5,"args":[{}]}]}',
+        '{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":5}',
+    ],
+)
+def test_malformed_frames_get_fatal_error_and_a_protocol_close(client, frame):
+    with client.websocket_connect("/api/sync") as ws:
+        ws.send_json(protocol.connect_message(str(uuid.uuid4()), 0, "InitialConnect", 0))
+        ws.send_text(frame)
+        message = ws.receive_json()
+        assert message["type"] == "FatalError"
+        closed = ws.receive()
+        assert closed == {"type": "websocket.close", "code": 1008, "reason": "ProtocolError"}
