@@ -98,6 +98,8 @@ class SyncSession:
         self.qs_recv = 0
         self.id_recv = 0
         self.sent = Version()
+        #: `sent` as sent: the next Transition's startVersion, so it is not encoded twice.
+        self._sent_json = self.sent.to_json()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._wake_pending = False
         self._actions: set[asyncio.Task[None]] = set()
@@ -311,8 +313,9 @@ class SyncSession:
         if only_if_changed and not modifications:
             return
         end = Version(self.qs_recv, self.id_recv, ts)
-        await self._send(protocol.transition(self.sent.to_json(), end.to_json(), modifications))
-        self.sent = end
+        end_json = end.to_json()
+        await self._send(protocol.transition(self._sent_json, end_json, modifications))
+        self.sent, self._sent_json = end, end_json
 
     async def _rerun(
         self, query: QueryState, ts: int
