@@ -27,7 +27,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -35,9 +35,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from reactive import protocol
 from reactive.errors import ValidationError
 from reactive.types import JsonValue, Value
-from reactive.values import decode_ts, decode_value, encode_ts, encode_value
+from reactive.values import decode_ts, decode_value, encode_value
 
 __all__ = [
     "Client",
@@ -142,7 +143,7 @@ class _Version:
     ts: int = 0
 
     @classmethod
-    def parse(cls, raw: Any) -> _Version:
+    def parse(cls, raw: protocol.StateVersion) -> _Version:
         return cls(int(raw["querySet"]), int(raw["identity"]), decode_ts(raw["ts"]))
 
 
@@ -178,14 +179,8 @@ class _Query:
     holders: int = 0
     subscriptions: weakref.WeakSet[Subscription] = field(default_factory=weakref.WeakSet)
 
-    def add_message(self) -> dict[str, Any]:
-        return {
-            "type": "Add",
-            "queryId": self.query_id,
-            "udfPath": self.path,
-            "args": [self.args],
-            "journal": self.journal,
-        }
+    def add_message(self) -> protocol.Add:
+        return protocol.add_query(self.query_id, self.path, self.args, self.journal)
 
 
 @dataclass(slots=True, eq=False)
@@ -224,22 +219,15 @@ class _Socket:
     auth_error: str | None = None
     chunks: list[str] = field(default_factory=list)
 
-    def send(self, message: dict[str, Any], request: _Request | None = None) -> None:
-        self.outbox.put_nowait((orjson.dumps(message).decode(), request))
+    def send(self, message: protocol.ClientMessage) -> None:
+        self.outbox.put_nowait((orjson.dumps(message).decode(), None))
 
     def send_request(self, request: _Request) -> None:
         self.outbox.put_nowait((request.text, request))
 
-    def modify(self, modifications: list[dict[str, Any]]) -> None:
+    def modify(self, modifications: list[protocol.QuerySetModification]) -> None:
         base, self.query_set = self.query_set, self.query_set + 1
-        self.send(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": base,
-                "newVersion": self.query_set,
-                "modifications": modifications,
-            }
-        )
+        self.send(protocol.modify_query_set(base, self.query_set, modifications))
 
 
 @dataclass(slots=True)
@@ -473,12 +461,8 @@ class Client:
     ) -> Value:
         self._check_open()
         request_id = next(self._request_ids)
-        message = {
-            "type": kind,
-            "requestId": request_id,
-            "udfPath": _check_path(path),
-            "args": [_encode_args(args)],
-        }
+        build = protocol.mutation_request if kind == "Mutation" else protocol.action_request
+        message = build(request_id, _check_path(path), _encode_args(args))
         future: asyncio.Future[Value] = asyncio.get_running_loop().create_future()
         request = _Request(kind, request_id, path, orjson.dumps(message).decode(), future)
         self._requests[request_id] = request
@@ -520,7 +504,7 @@ class Client:
         del self._queries[query.key]
         del self._queries_by_id[query.query_id]
         if self._socket is not None:
-            self._socket.modify([{"type": "Remove", "queryId": query.query_id}])
+            self._socket.modify([protocol.remove_query(query.query_id)])
 
     # -- auth ------------------------------------------------------------------------------
 
@@ -540,11 +524,7 @@ class Client:
         self._auth_refetched = False
 
     def _send_authenticate(self, socket: _Socket) -> None:
-        message: dict[str, Any] = {"type": "Authenticate", "baseVersion": socket.identity}
-        if self._auth_token is None:
-            message["tokenType"] = "None"
-        else:
-            message.update(tokenType="User", value=self._auth_token)
+        message = protocol.authenticate(socket.identity, self._auth_token)
         socket.identity += 1
         socket.send(message)
 
@@ -619,16 +599,15 @@ class Client:
     def _open_socket(self, ws: ClientConnection) -> _Socket:
         """Queue what a new socket must start with (PROTOCOL.md 5.7), then make it current."""
         socket = _Socket(ws)
-        connect_message: dict[str, Any] = {
-            "type": "Connect",
-            "sessionId": self.session_id,
-            "connectionCount": self.connection_count,
-            "lastCloseReason": self._last_close_reason,
-            "clientTs": int(time.time() * 1000),
-        }
-        if self._max_observed_ts:
-            connect_message["maxObservedTimestamp"] = encode_ts(self._max_observed_ts)
-        socket.send(connect_message)
+        socket.send(
+            protocol.connect_message(
+                self.session_id,
+                self.connection_count,
+                self._last_close_reason,
+                int(time.time() * 1000),
+                max_observed_ts=self._max_observed_ts or None,
+            )
+        )
         if self._auth_token is not None:
             self._send_authenticate(socket)
         else:
@@ -699,7 +678,7 @@ class Client:
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
             raise _Reconnect(f"ProtocolError: bad server message: {exc!r}"[:300]) from None
 
-    def _on_transition(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _on_transition(self, socket: _Socket, message: protocol.Transition) -> None:
         start = _Version.parse(message["startVersion"])
         if start != socket.version:
             raise _Reconnect(f"StartVersionMismatch: got {start}, expected {socket.version}")
@@ -713,16 +692,16 @@ class Client:
             self._auth_refetched = False
             self._settle_auth_waiters()
 
-    def _apply_modification(self, modification: dict[str, Any]) -> None:
-        kind = modification["type"]
+    def _apply_modification(self, modification: protocol.StateModification) -> None:
         query = self._queries_by_id.get(modification["queryId"])
-        if query is None or kind == "QueryRemoved":
+        if query is None or modification["type"] == "QueryRemoved":
             return  # released locally; the server may still report it once
-        if kind not in ("QueryUpdated", "QueryFailed"):
-            raise ValueError(f"unknown query modification {kind!r}")
+        if modification["type"] not in ("QueryUpdated", "QueryFailed"):
+            raise ValueError(f"unknown query modification {modification['type']!r}")
         _log_lines("Q", query.path, modification.get("logLines"))
-        if isinstance(modification.get("journal"), str):
-            query.journal = modification["journal"]
+        journal = modification.get("journal")
+        if isinstance(journal, str):
+            query.journal = journal
         raw = _result_bytes(modification)
         if query.result is not None and query.result.raw == raw:
             return  # unchanged: subscribers already have it
@@ -736,7 +715,9 @@ class Client:
                 del self._requests[request.request_id]
                 request.resolve(request.result)
 
-    def _on_response(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _on_response(
+        self, socket: _Socket, message: protocol.MutationResponse | protocol.ActionResponse
+    ) -> None:
         request = self._requests.get(message["requestId"])
         if request is None or request.kind != message["type"].removesuffix("Response"):
             log.debug("ignoring a response to unknown request %r", message["requestId"])
@@ -745,24 +726,24 @@ class Client:
         if not message["success"]:
             del self._requests[request.request_id]
             request.fail(_failure(message["result"], message))
-        elif request.kind == "Mutation":
+        elif message["type"] == "MutationResponse":
             # Resolved by the first Transition at or after its commit (read-your-writes).
             request.ts, request.result = decode_ts(message["ts"]), decode_value(message["result"])
         else:
             del self._requests[request.request_id]
             request.resolve(decode_value(message["result"]))
 
-    def _on_auth_error(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _on_auth_error(self, socket: _Socket, message: protocol.AuthError) -> None:
         self._socket_auth_error = str(message.get("error", "authentication failed"))
         raise _Reconnect(f"AuthError: {self._socket_auth_error}")
 
-    def _on_fatal_error(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _on_fatal_error(self, socket: _Socket, message: protocol.FatalError) -> None:
         raise _Fatal(f"The server sent FatalError: {message.get('error')}")
 
-    def _on_ping(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _on_ping(self, socket: _Socket, message: protocol.Ping) -> None:
         pass  # only liveness: any frame resets the idle timer
 
-    def _on_transition_chunk(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _on_transition_chunk(self, socket: _Socket, message: protocol.TransitionChunk) -> None:
         """Reassemble a Transition the server split in parts (npm >= 1.28 behaviour)."""
         part, total = int(message["partNumber"]), int(message["totalParts"])
         if part != len(socket.chunks) or total <= part:
@@ -772,7 +753,8 @@ class Client:
             text, socket.chunks = "".join(socket.chunks), []
             self._on_transition(socket, orjson.loads(text))
 
-    _handlers: Final[dict[str, Callable[[Client, _Socket, dict[str, Any]], None]]] = {
+    #: By message type; each handler takes the protocol message of its type.
+    _handlers: Final[dict[str, Callable[[Client, _Socket, Any], None]]] = {
         "Transition": _on_transition,
         "TransitionChunk": _on_transition_chunk,
         "MutationResponse": _on_response,
@@ -832,21 +814,29 @@ def _fresh(error: ClientConnectionError) -> ClientConnectionError:
     return type(error)(*error.args)
 
 
-def _failure(message: object, fields: dict[str, Any]) -> ClientError:
+def _failure(
+    message: object,
+    fields: protocol.MutationResponse | protocol.ActionResponse | protocol.QueryFailed,
+) -> ClientError:
     if "errorData" in fields:
         return ClientError(str(message), decode_value(fields["errorData"]), has_data=True)
     return ClientError(str(message))
 
 
-def _result_bytes(modification: dict[str, Any]) -> bytes:
+def _result_bytes(modification: protocol.QueryUpdated | protocol.QueryFailed) -> bytes:
     """What a query modification says about the result, as bytes to detect a change."""
-    fields = ("type", "value", "errorMessage", "errorData")
-    return orjson.dumps([*(modification.get(name) for name in fields), "errorData" in modification])
-
-
-def _result(raw: bytes, modification: dict[str, Any]) -> _Result:
     if modification["type"] == "QueryUpdated":
-        return _Result(raw, decode_value(modification["value"]))
+        return orjson.dumps(["QueryUpdated", modification["value"]])
+    data = modification.get("errorData")
+    return orjson.dumps(
+        ["QueryFailed", modification["errorMessage"], data, "errorData" in modification]
+    )
+
+
+def _result(raw: bytes, modification: protocol.QueryUpdated | protocol.QueryFailed) -> _Result:
+    if modification["type"] == "QueryUpdated":
+        # Received from the wire: plain JSON (only the server sends pre-encoded fragments).
+        return _Result(raw, decode_value(cast(JsonValue, modification["value"])))
     has_data = "errorData" in modification
     data = decode_value(modification["errorData"]) if has_data else None
     message = str(modification["errorMessage"])

@@ -1,5 +1,6 @@
 """The Convex sync protocol over one WebSocket (see PROTOCOL.md section 5)."""
 
-from reactive.sync.session import AuthRejected, ProtocolError, SyncSession
+from reactive.protocol import ProtocolError
+from reactive.sync.session import AuthRejected, SyncSession
 
 __all__ = ["AuthRejected", "ProtocolError", "SyncSession"]

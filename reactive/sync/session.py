@@ -14,18 +14,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 import orjson
 
+from reactive import protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.errors import ReactiveError, ValidationError
 from reactive.executor import Outcome
+from reactive.protocol import ProtocolError
 from reactive.subscriptions import Subscription
-from reactive.values import decode_ts, decode_value, encode_ts, encode_value
+from reactive.values import decode_value, encode_value
 
-__all__ = ["AuthRejected", "ProtocolError", "SyncSession"]
+__all__ = ["AuthRejected", "SyncSession"]
 
 log = logging.getLogger("reactive.sync")
 
@@ -33,11 +35,7 @@ PING_AFTER_S = 15.0
 #: Client frames waiting for the worker; a reconnecting client re-sends all its unanswered
 #: mutations at once, so this is generous.
 MAX_PENDING_MESSAGES = 10_000
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class ProtocolError(Exception):
-    """A hopeless protocol violation: answered with FatalError, then the socket closes."""
+Send = Callable[[protocol.ServerMessage], Awaitable[None]]
 
 
 class AuthRejected(Exception):
@@ -67,8 +65,8 @@ class Version:
     identity: int = 0
     ts: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        return {"querySet": self.query_set, "identity": self.identity, "ts": encode_ts(self.ts)}
+    def to_json(self) -> protocol.StateVersion:
+        return protocol.state_version(self.query_set, self.identity, self.ts)
 
 
 class _Tick:
@@ -100,6 +98,8 @@ class SyncSession:
         self.qs_recv = 0
         self.id_recv = 0
         self.sent = Version()
+        #: `sent` as sent: the next Transition's startVersion, so it is not encoded twice.
+        self._sent_json = self.sent.to_json()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._wake_pending = False
         self._actions: set[asyncio.Task[None]] = set()
@@ -171,137 +171,104 @@ class SyncSession:
 
     async def _handle(self, item: Any) -> None:
         if isinstance(item, _ActionDone):
-            await self._send(_response("ActionResponse", item.request_id, item.outcome))
+            await self._send(_action_response(item.request_id, item.outcome))
             return
         if item is PING:
-            await self._send({"type": "Ping"})
+            await self._send(protocol.ping())
             return
         if item is TOKEN_EXPIRED:
             await self._reject_auth("Token expired", attempted=False)
             raise AuthRejected("token expired")
-        message = _parse(item)
-        kind = message.get("type")
-        handler = {
-            "Connect": self._on_connect,
-            "ModifyQuerySet": self._on_modify_query_set,
-            "Mutation": self._on_mutation,
-            "Action": self._on_action,
-            "Authenticate": self._on_authenticate,
-            "Event": self._on_event,
-        }.get(kind)  # type: ignore[arg-type]
-        if handler is None:
-            raise ProtocolError(f"Unknown message type {kind!r}")
-        await handler(message)
+        message = protocol.parse_client_message(item)
+        if message["type"] == "Mutation":
+            await self._on_mutation(message)
+        elif message["type"] == "ModifyQuerySet":
+            await self._on_modify_query_set(message)
+        elif message["type"] == "Action":
+            self._on_action(message)
+        elif message["type"] == "Authenticate":
+            await self._on_authenticate(message)
+        elif message["type"] == "Connect":
+            self._on_connect(message)
+        else:
+            log.debug("client event %s", message.get("eventType"))
 
-    async def _on_connect(self, message: dict[str, Any]) -> None:
-        session_id = message.get("sessionId")
-        if not isinstance(session_id, str) or not session_id:
-            raise ProtocolError("Connect needs a sessionId")
-        self.session_id = session_id
-        observed = message.get("maxObservedTimestamp")
-        if observed is not None:
-            try:
-                decode_ts(observed)
-            except ValidationError as exc:
-                raise ProtocolError(f"Connect: bad maxObservedTimestamp: {exc}") from None
+    def _on_connect(self, message: protocol.Connect) -> None:
+        self.session_id = message["sessionId"]
 
-    async def _on_event(self, message: dict[str, Any]) -> None:
-        log.debug("client event %s", message.get("eventType"))
-
-    async def _on_modify_query_set(self, message: dict[str, Any]) -> None:
-        base, new = message.get("baseVersion"), message.get("newVersion")
-        if not _is_u32(base) or not _is_u32(new):
-            raise ProtocolError("ModifyQuerySet needs integer baseVersion and newVersion")
+    async def _on_modify_query_set(self, message: protocol.ModifyQuerySet) -> None:
+        base, new = message["baseVersion"], message["newVersion"]
         if base != self.qs_recv or new <= base:
             raise ProtocolError(
                 f"BaseVersionMismatch: ModifyQuerySet {base}->{new}, server is at {self.qs_recv}"
             )
-        modifications = message.get("modifications")
-        if not isinstance(modifications, list):
-            raise ProtocolError("ModifyQuerySet needs a modifications list")
-        removed = [self._apply_modification(m) for m in modifications]
+        removed = [self._apply_modification(m) for m in message["modifications"]]
         self.qs_recv = new
         await self._transition(removed=[q for q in removed if q is not None])
 
-    def _apply_modification(self, modification: Any) -> int | None:
+    def _apply_modification(self, modification: protocol.QuerySetModification) -> int | None:
         """Add or remove one query; returns the id of a removed query."""
-        if not isinstance(modification, dict) or not _is_u32(modification.get("queryId")):
-            raise ProtocolError(f"Bad query modification {modification!r}"[:200])
-        query_id: int = modification["queryId"]
-        if modification.get("type") == "Add":
-            old = self.queries.pop(query_id, None)
-            if old is not None:
-                self._drop_subscription(old)
-            journal = modification.get("journal")
-            query = QueryState(
-                query_id,
-                modification.get("udfPath"),  # type: ignore[arg-type]
-                modification.get("args"),
-                journal if isinstance(journal, str) else None,
-            )
-            self.queries[query_id] = self._dirty[query_id] = query
-            return None
-        if modification.get("type") == "Remove":
-            old = self.queries.pop(query_id, None)
+        query_id = modification["queryId"]
+        old = self.queries.pop(query_id, None)
+        if old is not None:
+            self._drop_subscription(old)
+        if modification["type"] == "Remove":
             self._dirty.pop(query_id, None)
-            if old is not None:
-                self._drop_subscription(old)
             return query_id
-        raise ProtocolError(f"Unknown query modification type {modification.get('type')!r}")
+        query = QueryState(
+            query_id, modification["udfPath"], modification["args"], modification.get("journal")
+        )
+        self.queries[query_id] = self._dirty[query_id] = query
+        return None
 
-    async def _on_mutation(self, message: dict[str, Any]) -> None:
-        request_id = _request_id(message)
-        args = _decode_args(message.get("args"))
+    async def _on_mutation(self, message: protocol.Mutation) -> None:
+        request_id, path = message["requestId"], message["udfPath"]
+        args = _decode_args(message["args"])
         if isinstance(args, ReactiveError):
-            outcome = Outcome(error=self.app.executor.failure(args, message.get("udfPath")))
+            outcome = Outcome(error=self.app.executor.failure(args, path))
         else:
             outcome = await self.app.run_mutation(
-                message.get("udfPath"),
-                args,
-                self.identity,
-                session_id=self.session_id,
-                request_id=request_id,
+                path, args, self.identity, session_id=self.session_id, request_id=request_id
             )
-        await self._send(_response("MutationResponse", request_id, outcome))
+        await self._send(_mutation_response(request_id, outcome))
         # The client resolves the mutation only on a Transition with ts >= its commit ts.
         await self._transition(min_ts=outcome.ts or 0)
 
-    async def _on_action(self, message: dict[str, Any]) -> None:
-        request_id = _request_id(message)
-        args = _decode_args(message.get("args"))
-        task = asyncio.create_task(self._run_action(request_id, message.get("udfPath"), args))
+    def _on_action(self, message: protocol.Action) -> None:
+        request_id = message["requestId"]
+        args = _decode_args(message["args"])
+        task = asyncio.create_task(self._run_action(request_id, message["udfPath"], args))
         self._actions.add(task)
         task.add_done_callback(self._actions.discard)
 
-    async def _run_action(self, request_id: int, path: Any, args: Any) -> None:
+    async def _run_action(self, request_id: int, path: str, args: Any) -> None:
         if isinstance(args, ReactiveError):
             outcome = Outcome(error=self.app.executor.failure(args, path))
         else:
             outcome = await self.app.run_action(path, args, self.identity)
         self._inbox.put_nowait(_ActionDone(request_id, outcome))
 
-    async def _on_authenticate(self, message: dict[str, Any]) -> None:
-        base = message.get("baseVersion")
+    async def _on_authenticate(self, message: protocol.Authenticate) -> None:
+        base = message["baseVersion"]
         if base != self.id_recv:
             raise ProtocolError(
                 f"IdentityVersionMismatch: Authenticate baseVersion {base}, "
                 f"server at {self.id_recv}"
             )
-        token_type = message.get("tokenType")
+        token_type = message["tokenType"]
+        if token_type == "Admin":
+            await self._reject_auth("Admin keys are not supported by this server", attempted=True)
+            raise AuthRejected("admin key")
         if token_type == "None":
             self._set_identity(None)
-        elif token_type == "User" and isinstance(message.get("value"), str):
+        else:
+            # A User token: parse_client_message checked that its value is a string.
             try:
-                identity = await self.app.authenticate(message["value"])
+                identity = await self.app.authenticate(message.get("value") or "")
             except AuthError as exc:
                 await self._reject_auth(str(exc), attempted=True)
                 raise AuthRejected(str(exc)) from None
             self._set_identity(identity)
-        elif token_type == "Admin":
-            await self._reject_auth("Admin keys are not supported by this server", attempted=True)
-            raise AuthRejected("admin key")
-        else:
-            raise ProtocolError(f"Authenticate: unknown tokenType {token_type!r}")
         await self._transition()
 
     def _set_identity(self, identity: Identity | None) -> None:
@@ -321,14 +288,7 @@ class SyncSession:
             self._expiry = loop.call_later(delay, self._inbox.put_nowait, TOKEN_EXPIRED)
 
     async def _reject_auth(self, error: str, *, attempted: bool) -> None:
-        await self._send(
-            {
-                "type": "AuthError",
-                "error": error,
-                "baseVersion": self.sent.identity,
-                "authUpdateAttempted": attempted,
-            }
-        )
+        await self._send(protocol.auth_error(error, self.sent.identity, attempted=attempted))
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -348,22 +308,18 @@ class SyncSession:
             outcomes = [await self._rerun(dirty[0], ts)]
         else:
             outcomes = await asyncio.gather(*(self._rerun(q, ts) for q in dirty))
-        modifications = [m for m in outcomes if m is not None]
-        modifications += [{"type": "QueryRemoved", "queryId": qid} for qid in removed or []]
+        modifications: list[protocol.StateModification] = [m for m in outcomes if m is not None]
+        modifications += [protocol.query_removed(query_id) for query_id in removed or []]
         if only_if_changed and not modifications:
             return
         end = Version(self.qs_recv, self.id_recv, ts)
-        await self._send(
-            {
-                "type": "Transition",
-                "startVersion": self.sent.to_json(),
-                "endVersion": end.to_json(),
-                "modifications": modifications,
-            }
-        )
-        self.sent = end
+        end_json = end.to_json()
+        await self._send(protocol.transition(self._sent_json, end_json, modifications))
+        self.sent, self._sent_json = end, end_json
 
-    async def _rerun(self, query: QueryState, ts: int) -> dict[str, Any] | None:
+    async def _rerun(
+        self, query: QueryState, ts: int
+    ) -> protocol.QueryUpdated | protocol.QueryFailed | None:
         if self._dirty.get(query.query_id) is query:
             del self._dirty[query.query_id]
         self._drop_subscription(query)
@@ -413,7 +369,7 @@ class SyncSession:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: protocol.ServerMessage) -> None:
         self._last_send = time.monotonic()
         await self._send_raw(message)
 
@@ -428,29 +384,6 @@ class SyncSession:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _parse(item: Any) -> dict[str, Any]:
-    if isinstance(item, dict):
-        return item
-    try:
-        message = orjson.loads(item)
-    except orjson.JSONDecodeError:
-        raise ProtocolError("Malformed message: not JSON") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("Malformed message: not a JSON object")
-    return message
-
-
-def _is_u32(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
-
-
-def _request_id(message: dict[str, Any]) -> int:
-    request_id = message.get("requestId")
-    if not _is_u32(request_id):
-        raise ProtocolError(f"{message.get('type')} needs an integer requestId")
-    return request_id
 
 
 def _decode_args(raw: Any) -> Any:
@@ -468,42 +401,41 @@ def _decode_args(raw: Any) -> Any:
         return exc
 
 
-def _failure_fields(outcome: Outcome) -> dict[str, Any]:
+def _error_data(outcome: Outcome) -> protocol.ErrorData:
+    """The encoded ConvexError data of a failed outcome, if it has any."""
     assert outcome.error is not None
-    fields: dict[str, Any] = {}
     if outcome.error.has_data:
-        fields["errorData"] = encode_value(outcome.error.data)
-    return fields
+        return encode_value(outcome.error.data)
+    return protocol.NO_ERROR_DATA
 
 
-def _query_modification(query: QueryState, outcome: Outcome) -> dict[str, Any]:
+def _query_modification(
+    query: QueryState, outcome: Outcome
+) -> protocol.QueryUpdated | protocol.QueryFailed:
     if outcome.error is None:
-        return {
-            "type": "QueryUpdated",
-            "queryId": query.query_id,
-            "value": orjson.Fragment(outcome.wire_value()),
-            "logLines": outcome.log_lines,
-            "journal": query.journal,
-        }
-    return {
-        "type": "QueryFailed",
-        "queryId": query.query_id,
-        "errorMessage": outcome.error.message,
-        "logLines": outcome.log_lines,
-        "journal": query.journal,
-        **_failure_fields(outcome),
-    }
+        value = orjson.Fragment(outcome.wire_value())
+        return protocol.query_updated(query.query_id, value, outcome.log_lines, query.journal)
+    return protocol.query_failed(
+        query.query_id,
+        outcome.error.message,
+        outcome.log_lines,
+        query.journal,
+        _error_data(outcome),
+    )
 
 
-def _response(kind: str, request_id: int, outcome: Outcome) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": kind, "requestId": request_id}
+def _mutation_response(request_id: int, outcome: Outcome) -> protocol.MutationResponse:
     if outcome.error is None:
-        message.update(success=True, result=encode_value(outcome.value))
-        if kind == "MutationResponse":
-            message["ts"] = encode_ts(outcome.ts or 0)
-    else:
-        message.update(success=False, result=outcome.error.message, **_failure_fields(outcome))
-        if kind == "MutationResponse":
-            message["ts"] = None
-    message["logLines"] = outcome.log_lines
-    return message
+        result = encode_value(outcome.value)
+        return protocol.mutation_succeeded(request_id, result, outcome.ts or 0, outcome.log_lines)
+    return protocol.mutation_failed(
+        request_id, outcome.error.message, outcome.log_lines, _error_data(outcome)
+    )
+
+
+def _action_response(request_id: int, outcome: Outcome) -> protocol.ActionResponse:
+    if outcome.error is None:
+        return protocol.action_succeeded(request_id, encode_value(outcome.value), outcome.log_lines)
+    return protocol.action_failed(
+        request_id, outcome.error.message, outcome.log_lines, _error_data(outcome)
+    )
