@@ -8,7 +8,7 @@ mutation with its original requestId after a reconnect, so the server runs each 
         async for messages in client.subscribe("messages:list", {"channel": "a"}):
             print(messages)
 
-Wire format: JSON text frames of PROTOCOL.md section 5 on `ws(s)://<host><path>/api/sync`;
+Wire format: JSON text frames of docs/PROTOCOL.md section 5 on `ws(s)://<host><path>/api/sync`;
 args are sent as `[encode_value(args)]` and results decoded with `decode_value`, so a Python
 `int` travels as int64 both ways. All protocol state changes happen synchronously on the event
 loop (no locks, no threads); each socket has one writer task that drains its outbox.
@@ -597,7 +597,7 @@ class Client:
             await ws.close()
 
     def _open_socket(self, ws: ClientConnection) -> _Socket:
-        """Queue what a new socket must start with (PROTOCOL.md 5.7), then make it current."""
+        """Queue what a new socket must start with (docs/PROTOCOL.md 5.7), then make it current."""
         socket = _Socket(ws)
         socket.send(
             protocol.connect_message(

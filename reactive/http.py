@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from reactive import knobs
+from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes
@@ -119,9 +119,7 @@ async def _finish_socket(websocket: WebSocket, exc: BaseException | None) -> Non
     with contextlib.suppress(Exception):
         if isinstance(exc, ProtocolError):
             log.warning("protocol error, closing socket: %s", exc)
-            await websocket.send_text(
-                orjson.dumps({"type": "FatalError", "error": str(exc)}).decode()
-            )
+            await websocket.send_text(orjson.dumps(protocol.fatal_error(str(exc))).decode())
         elif exc is not None and not isinstance(exc, (AuthRejected, WebSocketDisconnect)):
             log.error("sync session failed", exc_info=exc)
         frame = _close_frame(exc)

@@ -1,6 +1,6 @@
 """The Convex sync protocol's messages: typed shapes, constructors, checks of client frames.
 
-PROTOCOL.md section 5 describes the protocol.
+docs/PROTOCOL.md section 5 describes the protocol.
 
 Every message is a plain dict typed as a `TypedDict` whose "type" key is a `Literal` tag, so
 mypy checks the fields while the hot path keeps building plain dicts that orjson encodes
@@ -88,7 +88,7 @@ class ProtocolError(ReactiveError):
     short_msg = "ProtocolError"
 
 
-#: A convex-encoded value (PROTOCOL.md section 2). The server may put an `orjson.Fragment`
+#: A convex-encoded value (docs/PROTOCOL.md section 2). The server may put an `orjson.Fragment`
 #: (bytes encoded once and shared by every subscriber) where a received message holds JSON.
 EncodedValue: TypeAlias = "JsonValue | orjson.Fragment"
 

@@ -3,7 +3,7 @@
 One worker task handles a socket's messages in arrival order (so its mutations run serially)
 and is the only sender. Commits mark affected queries dirty and wake the worker, which re-runs
 them all at one snapshot ts and sends one Transition: a slow client gets fewer, larger
-Transitions instead of an unbounded backlog. Invariant (PROTOCOL.md 5.3): every Transition's
+Transitions instead of an unbounded backlog. Invariant (docs/PROTOCOL.md 5.3): every Transition's
 startVersion equals the previous endVersion sent on this socket.
 """
 
