@@ -1,6 +1,7 @@
 """What tests that drive Node need: node itself and installed npm packages.
 
-Missing tools skip a test locally but fail it under CI (env CI set), where they must run.
+./scripts/test installs them (scripts/setup-tests). Missing ones still skip a test locally,
+saying so, but fail it under CI (env CI set), where they must run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ MIN_NODE_MAJOR = 20
 def unavailable(reason: str, what: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so {what} must run)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(f"{reason} (run ./scripts/test: it installs the test tools, or says how)")
 
 
 def find_node(what: str) -> str:
