@@ -2,8 +2,8 @@
 
 Invariant: every figure comes from a real server subprocess (tests.live_server.LiveServer) on
 loopback, driven over WebSockets/HTTP from this process. Commit timestamps are the server's
-`time.time_ns()` at commit (docs/PROTOCOL.md section 4), so `receive_ns - ts` on the same host is the
-commit->seen latency without any extra server hook.
+`time.time_ns()` at commit (docs/PROTOCOL.md section 4), so `receive_ns - ts` on the same host
+is the commit->seen latency without any extra server hook.
 """
 
 from __future__ import annotations
