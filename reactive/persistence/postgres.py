@@ -394,24 +394,19 @@ COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > $1 ORDER BY ts"
 # A version is invisible to every snapshot >= $1 when a newer version exists at or before $1,
 # or when it is the newest version at or before $1 and a tombstone (snapshots then see nothing
 # either way).
-PRUNE_DOCUMENTS = """
-DELETE FROM documents AS d
-WHERE d.ts <= $1 AND (
-    d.deleted OR EXISTS (
-        SELECT 1 FROM documents AS n
-        WHERE n.table_id = d.table_id AND n.id = d.id AND n.ts > d.ts AND n.ts <= $1
+# The versions of one document, or of one index key, are the rows that share (scope, key).
+_PRUNE_VERSIONS = """
+DELETE FROM {table} AS {alias}
+WHERE {alias}.ts <= $1 AND (
+    {alias}.deleted OR EXISTS (
+        SELECT 1 FROM {table} AS n
+        WHERE n.{scope} = {alias}.{scope} AND n.{key} = {alias}.{key}
+          AND n.ts > {alias}.ts AND n.ts <= $1
     )
 )
 """
-PRUNE_INDEX_ROWS = """
-DELETE FROM indexes AS i
-WHERE i.ts <= $1 AND (
-    i.deleted OR EXISTS (
-        SELECT 1 FROM indexes AS n
-        WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= $1
-    )
-)
-"""
+PRUNE_DOCUMENTS = _PRUNE_VERSIONS.format(table="documents", alias="d", scope="table_id", key="id")
+PRUNE_INDEX_ROWS = _PRUNE_VERSIONS.format(table="indexes", alias="i", scope="index_id", key="key")
 # The newest commit always stays: max_commit_ts must never go backwards.
 PRUNE_COMMITS = """
 DELETE FROM commits WHERE ts < $1 AND ts < (SELECT MAX(ts) FROM commits)

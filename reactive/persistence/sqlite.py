@@ -396,26 +396,19 @@ COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > ? ORDER BY ts"
 # A version is invisible to every snapshot >= ?1 when a newer version exists at or before ?1,
 # or when it is the newest version at or before ?1 and a tombstone (snapshots then see nothing
 # either way).
-PRUNE_DOCUMENTS = """
-DELETE FROM documents
+# The versions of one document, or of one index key, are the rows that share (scope, key).
+_PRUNE_VERSIONS = """
+DELETE FROM {table}
 WHERE ts <= ?1 AND (
     deleted = 1 OR EXISTS (
-        SELECT 1 FROM documents AS n
-        WHERE n.table_id = documents.table_id AND n.id = documents.id
-          AND n.ts > documents.ts AND n.ts <= ?1
+        SELECT 1 FROM {table} AS n
+        WHERE n.{scope} = {table}.{scope} AND n.{key} = {table}.{key}
+          AND n.ts > {table}.ts AND n.ts <= ?1
     )
 )
 """
-PRUNE_INDEX_ROWS = """
-DELETE FROM indexes
-WHERE ts <= ?1 AND (
-    deleted = 1 OR EXISTS (
-        SELECT 1 FROM indexes AS n
-        WHERE n.index_id = indexes.index_id AND n.key = indexes.key
-          AND n.ts > indexes.ts AND n.ts <= ?1
-    )
-)
-"""
+PRUNE_DOCUMENTS = _PRUNE_VERSIONS.format(table="documents", scope="table_id", key="id")
+PRUNE_INDEX_ROWS = _PRUNE_VERSIONS.format(table="indexes", scope="index_id", key="key")
 # The newest commit always stays: max_commit_ts must never go backwards.
 PRUNE_COMMITS = """
 DELETE FROM commits WHERE ts < ?1 AND ts < (SELECT MAX(ts) FROM commits)
