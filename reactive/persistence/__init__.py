@@ -8,34 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactive.persistence.base import (
-    CommitWrite,
-    DocumentWrite,
-    IndexEntry,
-    IndexMeta,
-    IndexState,
-    IndexWrite,
-    MutationRecord,
-    Persistence,
-    StoredDocument,
-    TableMeta,
-)
+from reactive.persistence import base
+from reactive.persistence.base import *  # noqa: F403  (the names in base.__all__, listed there)
+from reactive.persistence.base import Persistence
 
-__all__ = [
-    "DEFAULT_DATABASE_URL",
-    "CommitWrite",
-    "DocumentWrite",
-    "IndexEntry",
-    "IndexMeta",
-    "IndexState",
-    "IndexWrite",
-    "MutationRecord",
-    "Persistence",
-    "StoredDocument",
-    "TableMeta",
-    "create_persistence",
-    "open_persistence",
-]
+# The record types and the protocol are listed once, in base.py, and re-exported from here.
+__all__ = ["DEFAULT_DATABASE_URL", "create_persistence", "open_persistence"]
+__all__ += base.__all__
 
 DEFAULT_DATABASE_URL = "sqlite:///.reactive/data.db"
 

@@ -13,9 +13,12 @@ the committer does, before it calls `write_commits`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from reactive.types import IndexKey, Order
 
@@ -203,3 +206,57 @@ class Persistence(Protocol):
 
     async def prune_mutations(self, before_ts: int) -> int:
         """Delete mutation records with ts < `before_ts`; returns how many rows went."""
+
+
+# -- helpers shared by the backends ----------------------------------------------------------
+# Not in __all__: they serve the modules that implement Persistence, not its callers. A row's
+# `deleted` flag is a Python bool on both backends: asyncpg binds it as a boolean, and sqlite3
+# binds it as the integer 0/1 that SQLite's `deleted` column holds.
+Row = tuple[Any, ...]
+
+
+def empty_limit(limit: int) -> bool:
+    """True for limit 0; a negative limit is a caller bug (SQLite would read it as unbounded)."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    return limit == 0
+
+
+def document_rows(commits: list[CommitWrite]) -> list[Row]:
+    """(table_id, id, ts, value, deleted, prev_ts) of every document version in `commits`."""
+    return [
+        (d.table_number, d.id, c.ts, d.value, d.value is None, d.prev_ts)
+        for c in commits
+        for d in c.documents
+    ]
+
+
+def index_rows(commits: list[CommitWrite]) -> list[Row]:
+    """(index_id, key, ts, deleted, document_id) of every index entry in `commits`."""
+    return [(i.index_id, i.key, c.ts, i.deleted, i.document_id) for c in commits for i in c.indexes]
+
+
+def backfill_rows(entries: list[tuple[IndexWrite, int]]) -> list[Row]:
+    """The rows of `index_rows` for index entries given each with its own ts."""
+    return [(e.index_id, e.key, ts, e.deleted, e.document_id) for e, ts in entries]
+
+
+def mutation_rows(commits: list[CommitWrite]) -> list[Row]:
+    """(session_id, request_id, ts, result) of the commits that record a mutation."""
+    return [
+        (m.session_id, m.request_id, m.ts, m.result)
+        for m in (c.mutation for c in commits)
+        if m is not None
+    ]
+
+
+def index_meta_row(index: IndexMeta) -> Row:
+    """(index_id, table_id, name, fields, state) of an index_meta row; fields as a JSON list."""
+    fields = orjson.dumps(list(index.fields)).decode()
+    return (index.index_id, index.table_number, index.name, fields, IndexState(index.state).value)
+
+
+def index_meta_from_row(row: Iterable[Any]) -> IndexMeta:
+    """The inverse of `index_meta_row`, for a row as either driver returns it."""
+    index_id, table_number, name, fields, state = row
+    return IndexMeta(index_id, table_number, name, tuple(orjson.loads(fields)), IndexState(state))

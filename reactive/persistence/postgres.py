@@ -14,18 +14,23 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-import orjson
 
 from reactive.errors import PersistenceError
 from reactive.persistence.base import (
     CommitWrite,
     IndexEntry,
     IndexMeta,
-    IndexState,
     IndexWrite,
     MutationRecord,
     StoredDocument,
     TableMeta,
+    backfill_rows,
+    document_rows,
+    empty_limit,
+    index_meta_from_row,
+    index_meta_row,
+    index_rows,
+    mutation_rows,
 )
 from reactive.types import IndexKey, Order
 
@@ -35,8 +40,6 @@ URL_SCHEMES = ("postgresql", "postgres")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Failures of the server, of the driver, or of the network: all surface as PersistenceError.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-Row = tuple[Any, ...]
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -156,11 +159,13 @@ class PostgresPersistence:
             await conn.execute(UPSERT_TABLE, table.number, table.name)
 
     async def load_indexes(self) -> list[IndexMeta]:
-        return [_index_meta(row) for row in await self._fetch("load_indexes", SELECT_INDEXES)]
+        return [
+            index_meta_from_row(row) for row in await self._fetch("load_indexes", SELECT_INDEXES)
+        ]
 
     async def save_index(self, index: IndexMeta) -> None:
         async with self._transaction("save_index") as conn:
-            await conn.execute(UPSERT_INDEX_META, *_index_meta_row(index))
+            await conn.execute(UPSERT_INDEX_META, *index_meta_row(index))
 
     async def drop_index(self, index_id: int) -> None:
         async with self._transaction("drop_index") as conn:
@@ -180,10 +185,10 @@ class PostgresPersistence:
         if not commits:
             return
         batches = (
-            (INSERT_DOCUMENT, _document_rows(commits)),
-            (INSERT_INDEX_ROW, _index_rows(commits)),
+            (INSERT_DOCUMENT, document_rows(commits)),
+            (INSERT_INDEX_ROW, index_rows(commits)),
             (INSERT_COMMIT, [(c.ts, c.written) for c in commits]),
-            (INSERT_MUTATION, _mutation_rows(commits)),
+            (INSERT_MUTATION, mutation_rows(commits)),
         )
         async with self._transaction("write_commits") as conn:
             for sql, rows in batches:
@@ -193,7 +198,7 @@ class PostgresPersistence:
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         if not entries:
             return
-        rows = [(e.index_id, e.key, ts, e.deleted, e.document_id) for e, ts in entries]
+        rows = backfill_rows(entries)
         async with self._transaction("write_index_entries") as conn:
             await conn.executemany(INSERT_INDEX_ROW_IF_NEW, rows)
 
@@ -218,7 +223,7 @@ class PostgresPersistence:
         order: Order,
         limit: int,
     ) -> list[IndexEntry]:
-        if _empty_limit(limit):
+        if empty_limit(limit):
             return []
         sql = INDEX_SCAN_ASC if Order(order) is Order.ASC else INDEX_SCAN_DESC
         rows = await self._fetch("index_scan", sql, index_id, start, end, ts, table_number, limit)
@@ -227,7 +232,7 @@ class PostgresPersistence:
     async def table_scan(
         self, table_number: int, ts: int, after_id: str | None, limit: int
     ) -> list[StoredDocument]:
-        if _empty_limit(limit):
+        if empty_limit(limit):
             return []
         # Every id is a non-empty string, so "" sorts before all of them.
         rows = await self._fetch("table_scan", TABLE_SCAN, table_number, after_id or "", ts, limit)
@@ -256,46 +261,9 @@ class PostgresPersistence:
             return _row_count(await conn.execute(PRUNE_MUTATIONS, before_ts))
 
 
-def _empty_limit(limit: int) -> bool:
-    """True for limit 0; a negative limit is a caller bug."""
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
-    return limit == 0
-
-
 def _row_count(status: str) -> int:
     """Rows affected, from a command status such as 'DELETE 12'."""
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _document_rows(commits: list[CommitWrite]) -> list[Row]:
-    return [
-        (d.table_number, d.id, c.ts, d.value, d.value is None, d.prev_ts)
-        for c in commits
-        for d in c.documents
-    ]
-
-
-def _index_rows(commits: list[CommitWrite]) -> list[Row]:
-    return [(i.index_id, i.key, c.ts, i.deleted, i.document_id) for c in commits for i in c.indexes]
-
-
-def _mutation_rows(commits: list[CommitWrite]) -> list[Row]:
-    return [
-        (m.session_id, m.request_id, m.ts, m.result)
-        for m in (c.mutation for c in commits)
-        if m is not None
-    ]
-
-
-def _index_meta_row(index: IndexMeta) -> Row:
-    fields = orjson.dumps(list(index.fields)).decode()
-    return (index.index_id, index.table_number, index.name, fields, IndexState(index.state).value)
-
-
-def _index_meta(row: asyncpg.Record) -> IndexMeta:
-    index_id, table_number, name, fields, state = row
-    return IndexMeta(index_id, table_number, name, tuple(orjson.loads(fields)), IndexState(state))
 
 
 # -- SQL -----------------------------------------------------------------------------------
@@ -426,24 +394,19 @@ COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > $1 ORDER BY ts"
 # A version is invisible to every snapshot >= $1 when a newer version exists at or before $1,
 # or when it is the newest version at or before $1 and a tombstone (snapshots then see nothing
 # either way).
-PRUNE_DOCUMENTS = """
-DELETE FROM documents AS d
-WHERE d.ts <= $1 AND (
-    d.deleted OR EXISTS (
-        SELECT 1 FROM documents AS n
-        WHERE n.table_id = d.table_id AND n.id = d.id AND n.ts > d.ts AND n.ts <= $1
+# The versions of one document, or of one index key, are the rows that share (scope, key).
+_PRUNE_VERSIONS = """
+DELETE FROM {table} AS {alias}
+WHERE {alias}.ts <= $1 AND (
+    {alias}.deleted OR EXISTS (
+        SELECT 1 FROM {table} AS n
+        WHERE n.{scope} = {alias}.{scope} AND n.{key} = {alias}.{key}
+          AND n.ts > {alias}.ts AND n.ts <= $1
     )
 )
 """
-PRUNE_INDEX_ROWS = """
-DELETE FROM indexes AS i
-WHERE i.ts <= $1 AND (
-    i.deleted OR EXISTS (
-        SELECT 1 FROM indexes AS n
-        WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= $1
-    )
-)
-"""
+PRUNE_DOCUMENTS = _PRUNE_VERSIONS.format(table="documents", alias="d", scope="table_id", key="id")
+PRUNE_INDEX_ROWS = _PRUNE_VERSIONS.format(table="indexes", alias="i", scope="index_id", key="key")
 # The newest commit always stays: max_commit_ts must never go backwards.
 PRUNE_COMMITS = """
 DELETE FROM commits WHERE ts < $1 AND ts < (SELECT MAX(ts) FROM commits)

@@ -14,18 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from reactive.errors import PersistenceError
 from reactive.persistence.base import (
     CommitWrite,
     IndexEntry,
     IndexMeta,
-    IndexState,
     IndexWrite,
     MutationRecord,
+    Row,
     StoredDocument,
     TableMeta,
+    backfill_rows,
+    document_rows,
+    empty_limit,
+    index_meta_from_row,
+    index_meta_row,
+    index_rows,
+    mutation_rows,
 )
 from reactive.types import IndexKey, Order
 
@@ -35,7 +40,6 @@ URL_PREFIX = "sqlite:///"
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 T = TypeVar("T")
-Row = tuple[Any, ...]
 
 
 def sqlite_path(url: str) -> Path:
@@ -159,10 +163,10 @@ class SqlitePersistence:
         await self._write("save_table", lambda conn: conn.execute(UPSERT_TABLE, params))
 
     async def load_indexes(self) -> list[IndexMeta]:
-        return [_index_meta(row) for row in self._fetch("load_indexes", SELECT_INDEXES, ())]
+        return [index_meta_from_row(row) for row in self._fetch("load_indexes", SELECT_INDEXES, ())]
 
     async def save_index(self, index: IndexMeta) -> None:
-        params = _index_meta_row(index)
+        params = index_meta_row(index)
         await self._write("save_index", lambda conn: conn.execute(UPSERT_INDEX_META, params))
 
     async def drop_index(self, index_id: int) -> None:
@@ -185,17 +189,17 @@ class SqlitePersistence:
             return
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(INSERT_DOCUMENT, _document_rows(commits))
-            conn.executemany(INSERT_INDEX_ROW, _index_rows(commits))
+            conn.executemany(INSERT_DOCUMENT, document_rows(commits))
+            conn.executemany(INSERT_INDEX_ROW, index_rows(commits))
             conn.executemany(INSERT_COMMIT, [(c.ts, c.written) for c in commits])
-            conn.executemany(INSERT_MUTATION, _mutation_rows(commits))
+            conn.executemany(INSERT_MUTATION, mutation_rows(commits))
 
         await self._write("write_commits", write)
 
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         if not entries:
             return
-        rows = [(e.index_id, e.key, ts, int(e.deleted), e.document_id) for e, ts in entries]
+        rows = backfill_rows(entries)
         await self._write(
             "write_index_entries", lambda conn: conn.executemany(INSERT_INDEX_ROW_IF_NEW, rows)
         )
@@ -221,7 +225,7 @@ class SqlitePersistence:
         order: Order,
         limit: int,
     ) -> list[IndexEntry]:
-        if _empty_limit(limit):
+        if empty_limit(limit):
             return []
         sql = INDEX_SCAN_ASC if Order(order) is Order.ASC else INDEX_SCAN_DESC
         params = (index_id, start, end, ts, table_number, limit)
@@ -231,7 +235,7 @@ class SqlitePersistence:
     async def table_scan(
         self, table_number: int, ts: int, after_id: str | None, limit: int
     ) -> list[StoredDocument]:
-        if _empty_limit(limit):
+        if empty_limit(limit):
             return []
         # Every id is a non-empty string, so "" sorts before all of them.
         params = (table_number, after_id or "", ts, limit)
@@ -262,45 +266,6 @@ class SqlitePersistence:
         return await self._write(
             "prune_mutations", lambda conn: conn.execute(PRUNE_MUTATIONS, (before_ts,)).rowcount
         )
-
-
-def _empty_limit(limit: int) -> bool:
-    """True for limit 0; a negative limit is a caller bug (SQLite would read it as unbounded)."""
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
-    return limit == 0
-
-
-def _document_rows(commits: list[CommitWrite]) -> list[Row]:
-    return [
-        (d.table_number, d.id, c.ts, d.value, int(d.value is None), d.prev_ts)
-        for c in commits
-        for d in c.documents
-    ]
-
-
-def _index_rows(commits: list[CommitWrite]) -> list[Row]:
-    return [
-        (i.index_id, i.key, c.ts, int(i.deleted), i.document_id) for c in commits for i in c.indexes
-    ]
-
-
-def _mutation_rows(commits: list[CommitWrite]) -> list[Row]:
-    return [
-        (m.session_id, m.request_id, m.ts, m.result)
-        for m in (c.mutation for c in commits)
-        if m is not None
-    ]
-
-
-def _index_meta_row(index: IndexMeta) -> Row:
-    fields = orjson.dumps(list(index.fields)).decode()
-    return (index.index_id, index.table_number, index.name, fields, IndexState(index.state).value)
-
-
-def _index_meta(row: Row) -> IndexMeta:
-    index_id, table_number, name, fields, state = row
-    return IndexMeta(index_id, table_number, name, tuple(orjson.loads(fields)), IndexState(state))
 
 
 # -- SQL -----------------------------------------------------------------------------------
@@ -431,26 +396,19 @@ COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > ? ORDER BY ts"
 # A version is invisible to every snapshot >= ?1 when a newer version exists at or before ?1,
 # or when it is the newest version at or before ?1 and a tombstone (snapshots then see nothing
 # either way).
-PRUNE_DOCUMENTS = """
-DELETE FROM documents
+# The versions of one document, or of one index key, are the rows that share (scope, key).
+_PRUNE_VERSIONS = """
+DELETE FROM {table}
 WHERE ts <= ?1 AND (
     deleted = 1 OR EXISTS (
-        SELECT 1 FROM documents AS n
-        WHERE n.table_id = documents.table_id AND n.id = documents.id
-          AND n.ts > documents.ts AND n.ts <= ?1
+        SELECT 1 FROM {table} AS n
+        WHERE n.{scope} = {table}.{scope} AND n.{key} = {table}.{key}
+          AND n.ts > {table}.ts AND n.ts <= ?1
     )
 )
 """
-PRUNE_INDEX_ROWS = """
-DELETE FROM indexes
-WHERE ts <= ?1 AND (
-    deleted = 1 OR EXISTS (
-        SELECT 1 FROM indexes AS n
-        WHERE n.index_id = indexes.index_id AND n.key = indexes.key
-          AND n.ts > indexes.ts AND n.ts <= ?1
-    )
-)
-"""
+PRUNE_DOCUMENTS = _PRUNE_VERSIONS.format(table="documents", scope="table_id", key="id")
+PRUNE_INDEX_ROWS = _PRUNE_VERSIONS.format(table="indexes", scope="index_id", key="key")
 # The newest commit always stays: max_commit_ts must never go backwards.
 PRUNE_COMMITS = """
 DELETE FROM commits WHERE ts < ?1 AND ts < (SELECT MAX(ts) FROM commits)
