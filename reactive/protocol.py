@@ -374,6 +374,15 @@ def query_updated(
     }
 
 
+def _attach_error_data(
+    message: QueryFailed | MutationResponse | ActionResponse, error_data: ErrorData
+) -> None:
+    """`errorData` is sent only when the failure carries data (a ConvexError); an explicit
+    null is data too."""
+    if error_data is not NO_ERROR_DATA:
+        message["errorData"] = error_data
+
+
 def query_failed(
     query_id: int,
     error_message: str,
@@ -388,8 +397,7 @@ def query_failed(
         "logLines": log_lines,
         "journal": journal,
     }
-    if error_data is not NO_ERROR_DATA:
-        message["errorData"] = error_data
+    _attach_error_data(message, error_data)
     return message
 
 
@@ -425,8 +433,7 @@ def mutation_failed(
         "ts": None,
         "logLines": log_lines,
     }
-    if error_data is not NO_ERROR_DATA:
-        message["errorData"] = error_data
+    _attach_error_data(message, error_data)
     return message
 
 
@@ -453,8 +460,7 @@ def action_failed(
         "result": error_message,
         "logLines": log_lines,
     }
-    if error_data is not NO_ERROR_DATA:
-        message["errorData"] = error_data
+    _attach_error_data(message, error_data)
     return message
 
 

@@ -39,23 +39,23 @@ def test_the_package_keeps_its_layers():
     assert "0 broken" in result.stdout
 
 
-def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
+def _lint_with_import_added(tmp_path: Path, module: str, line: str) -> str:
+    """import-linter's report on a copy of the package where `module` gains `line`."""
     shutil.copytree(
         ROOT / "reactive", tmp_path / "reactive", ignore=shutil.ignore_patterns("__pycache__")
     )
-    values = tmp_path / "reactive" / "values.py"
-    values.write_text(values.read_text() + "\nfrom reactive import application  # noqa\n")
+    source = tmp_path / "reactive" / f"{module}.py"
+    source.write_text(source.read_text() + f"\n{line}  # noqa\n")
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "reactive.values -> reactive.application" in result.stdout
+    return result.stdout
+
+
+def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
+    report = _lint_with_import_added(tmp_path, "values", "from reactive import application")
+    assert "reactive.values -> reactive.application" in report
 
 
 def test_the_client_may_not_reach_into_the_server(tmp_path):
-    shutil.copytree(
-        ROOT / "reactive", tmp_path / "reactive", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    client = tmp_path / "reactive" / "client.py"
-    client.write_text(client.read_text() + "\nimport reactive.database  # noqa\n")
-    result = _lint_imports(tmp_path)
-    assert result.returncode != 0
-    assert "reactive.client -> reactive.database" in result.stdout
+    report = _lint_with_import_added(tmp_path, "client", "import reactive.database")
+    assert "reactive.client -> reactive.database" in report
