@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -34,6 +34,9 @@ from reactive.types import FunctionKind
 from reactive.values import encode_value
 
 __all__ = ["Application", "DeployReport"]
+
+#: What the call log records of a call: a query/action Outcome or an HTTP action's.
+_Logged = TypeVar("_Logged", Outcome, HttpOutcome)
 
 log = logging.getLogger("reactive.application")
 
@@ -232,7 +235,8 @@ class Application:
             self.executor.run(FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal),
         )
 
-    async def _logged(self, kind: str, path: object, call: Awaitable[Outcome]) -> Outcome:
+    async def _logged(self, kind: str, path: object, call: Awaitable[_Logged]) -> _Logged:
+        """`call`'s outcome, recorded in the call log with its duration."""
         started = time.perf_counter()
         outcome = await call
         error = None if outcome.error is None else outcome.error.message
@@ -274,12 +278,11 @@ class Application:
         self, route: HttpRoute, request: Request, identity: Identity | None
     ) -> HttpOutcome:
         """Run the HTTP action that `route` (looked up in `http_router`) names."""
-        started = time.perf_counter()
-        outcome = await self.executor.run_http_action(route.action, request, identity)
-        error = None if outcome.error is None else outcome.error.message
-        path = f"{request.method} {request.url.path}"
-        self.calls.record("http", path, started, outcome.ok, error, outcome.log_lines)
-        return outcome
+        return await self._logged(
+            "http",
+            f"{request.method} {request.url.path}",
+            self.executor.run_http_action(route.action, request, identity),
+        )
 
     @property
     def http_router(self) -> HttpRouter | None:

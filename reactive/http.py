@@ -447,9 +447,9 @@ async def http_action_endpoint(request: Request) -> Response:
     except (HttpError, AuthError) as exc:
         return error_response(exc)
     outcome = await app.run_http_action(route, request, identity)
-    if outcome.error is not None or outcome.response is None:
-        message = "HTTP action failed" if outcome.error is None else outcome.error.message
-        return text_response(ErrorCode.INTERNAL, message)
+    if outcome.error is not None:
+        return text_response(ErrorCode.INTERNAL, outcome.error.message)
+    assert outcome.response is not None  # an HttpOutcome has one or the other
     return outcome.response
 
 

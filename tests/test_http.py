@@ -148,6 +148,13 @@ def test_http_action_route_runs_and_unknown_routes_404(client):
     assert client.post("/nowhere").status_code == 404
 
 
+def test_http_actions_reach_the_call_log(client):
+    client.post("/hooks/echo", json={"text": "logged"})
+    calls = client.app.state.reactive.calls.recent()
+    http_calls = [c for c in calls if c.kind == "http"]
+    assert [(c.path, c.ok) for c in http_calls] == [("POST /hooks/echo", True)]
+
+
 def test_double_slash_paths_are_tolerated(client):
     response = client.post(
         "http://testserver//api/query", json={"path": "messages:count", "args": {"channel": "x"}}
