@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reactive.errors import QueryError, SchemaError, ValidationError
+from reactive.errors import PersistenceError, QueryError, SchemaError, ValidationError
 from reactive.persistence.base import IndexMeta, IndexState, Persistence, TableMeta
 from reactive.schema import Schema
 
@@ -70,15 +71,46 @@ class Catalog:
         self._names: dict[int, str] = {}
         self._indexes: dict[str, dict[str, IndexInfo]] = {}
         self._lock = asyncio.Lock()
+        #: Counts changes made by this process, so that `load` can tell it raced with one.
+        self._changes = 0
         self.schema: Schema | None = None
 
     async def load(self) -> None:
-        for table in await self._persistence.load_tables():
-            self._numbers[table.name] = table.number
-            self._names[table.number] = table.name
-            self._indexes.setdefault(table.name, {})
-        for meta in await self._persistence.load_indexes():
+        """Read every table and index from the database (another process may have added some
+        since the last look: the database is the truth)."""
+        # No lock: the committer calls this while holding the database's commit lock, which
+        # `ensure_table` may be waiting for. Instead, read again if this process changed the
+        # catalog meanwhile (the read may predate that change), then swap the maps in one step.
+        while True:
+            changes = self._changes
+            tables = await self._persistence.load_tables()
+            indexes = await self._persistence.load_indexes()
+            if changes == self._changes:
+                break
+        self._numbers, self._names, self._indexes = {}, {}, {}
+        for table in tables:
+            self._remember_table(table)
+        for meta in indexes:
             self._remember_index(meta)
+
+    @property
+    def changes(self) -> int:
+        """Grows with every change this process makes to the catalog."""
+        return self._changes
+
+    def knows(self, index_refs: Iterable[str]) -> bool:
+        """Whether every "table.index" in `index_refs` is a known index."""
+        for ref in index_refs:
+            table, _, name = ref.partition(".")
+            if name not in self._indexes.get(table, {}):
+                return False
+        return True
+
+    def _remember_table(self, table: TableMeta) -> None:
+        self._changes += 1
+        self._numbers[table.name] = table.number
+        self._names[table.number] = table.name
+        self._indexes.setdefault(table.name, {})
 
     def _remember_index(self, meta: IndexMeta) -> IndexInfo:
         table = self._names[meta.table_number]
@@ -92,6 +124,7 @@ class Catalog:
             state=meta.state,
         )
         self._indexes.setdefault(table, {})[meta.name] = info
+        self._changes += 1
         return info
 
     # -- lookups ---------------------------------------------------------------------------
@@ -178,14 +211,27 @@ class Catalog:
                     f"{self._names[number]!r} here",
                     short_msg="TableNumberMismatch",
                 )
-            number = number if number is not None else max(self._names, default=0) + 1
-            await self._persistence.save_table(TableMeta(name=name, number=number))
-            self._numbers[name] = number
-            self._names[number] = name
-            self._indexes.setdefault(name, {})
+            table = await self._create_table(name, number)
+            self._remember_table(table)
             for index_name, fields in SYSTEM_INDEXES.items():
-                await self._save_index(name, number, index_name, fields, IndexState.READY)
-            return number
+                await self._save_index(name, table.number, index_name, fields, IndexState.READY)
+            return table.number
+
+    async def _create_table(self, name: str, number: int | None) -> TableMeta:
+        """Create the table in the database, or find that another process already did."""
+        try:
+            table = await self._persistence.create_table(name, number)
+        except PersistenceError as exc:
+            raise SchemaError(
+                f"Table {name!r} cannot have number {number}: {exc}",
+                short_msg="TableNumberMismatch",
+            ) from exc
+        if number not in (None, table.number):
+            raise SchemaError(
+                f"Table {name!r} has number {table.number} here, not {number}",
+                short_msg="TableNumberMismatch",
+            )
+        return table
 
     async def add_index(
         self, table: str, name: str, fields: tuple[str, ...], state: IndexState
@@ -198,10 +244,11 @@ class Catalog:
         self, table: str, number: int, name: str, fields: tuple[str, ...], state: IndexState
     ) -> IndexInfo:
         existing = self._indexes.get(table, {}).get(name)
-        index_id = existing.index_id if existing else self._next_index_id()
-        meta = IndexMeta(
-            index_id=index_id, table_number=number, name=name, fields=fields, state=state
-        )
+        if existing is None:
+            # Allocated by the database, so two processes never hand out one id twice.
+            created = await self._persistence.create_index(number, name, fields, state)
+            return self._remember_index(created)
+        meta = IndexMeta(existing.index_id, number, name, fields, state)
         await self._persistence.save_index(meta)
         return self._remember_index(meta)
 
@@ -211,7 +258,4 @@ class Catalog:
     async def drop_index(self, info: IndexInfo) -> None:
         await self._persistence.drop_index(info.index_id)
         self._indexes.get(info.table, {}).pop(info.name, None)
-
-    def _next_index_id(self) -> int:
-        ids = [i.index_id for per_table in self._indexes.values() for i in per_table.values()]
-        return max(ids, default=0) + 1
+        self._changes += 1

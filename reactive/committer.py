@@ -1,8 +1,13 @@
-"""The single writer of a database: OCC check -> timestamp -> persist (group commit) -> publish.
+"""The writer of a database: OCC check -> timestamp -> persist (group commit) -> publish; and
+following the commits other processes make to the same database.
 
-One asyncio task owns every commit. Commits that are ready together are validated one after
-another (each against the log including the ones before it in the group) and persisted in one
-SQL transaction; none is acknowledged before that transaction is durable.
+One asyncio task owns this process's commits. Commits that are ready together are validated
+one after another (each against the log including the ones before it in the group) and
+persisted in one SQL transaction; none is acknowledged before that transaction is durable.
+The database orders commits across processes: under its commit lock, the commits other
+processes made since this one last looked are learnt (published like our own) and the group
+is validated again against them before anything is written. Between our own commits, a
+watcher hears of other processes' commits and the same catch-up publishes them.
 """
 
 from __future__ import annotations
@@ -15,9 +20,22 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from reactive import knobs
+from reactive.catalog import Catalog
 from reactive.errors import ConflictError, PersistenceError
-from reactive.persistence.base import CommitWrite, MutationRecord, Persistence
-from reactive.recent_writes import Conflict, RecentWrites, WrittenKeys, encode_written
+from reactive.persistence.base import (
+    CommitRecord,
+    CommitWrite,
+    HeldCommitLock,
+    MutationRecord,
+    Persistence,
+)
+from reactive.recent_writes import (
+    Conflict,
+    RecentWrites,
+    WrittenKeys,
+    decode_written,
+    encode_written,
+)
 from reactive.transaction import Transaction
 
 __all__ = ["CommitOutcome", "Committer", "PublishedCommit"]
@@ -48,35 +66,59 @@ class _Request:
     future: asyncio.Future[CommitOutcome]
 
 
+#: A prepared commit: the request, what it writes, and the keys it wrote.
+_Accepted = tuple[_Request, CommitWrite, WrittenKeys]
+#: Re-sends of a mutation accepted earlier in the same batch, by mutation key: they are
+#: answered with that mutation's outcome.
+_Followers = dict[tuple[str, int], list[_Request]]
+
+
 class Committer:
     def __init__(
         self,
         persistence: Persistence,
+        catalog: Catalog,
         recent_writes: RecentWrites,
         last_ts: int,
         publish: Callable[[PublishedCommit], None],
     ) -> None:
         self._persistence = persistence
+        self._catalog = catalog
         self._recent_writes = recent_writes
         self._publish = publish
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._exclusive = asyncio.Lock()
+        #: Set when another process may have committed (see `_hint`).
+        self._hinted = asyncio.Event()
+        #: The database's commit lock while `serially()` holds it; commits then write through it.
+        self._held: HeldCommitLock | None = None
+        #: Timestamps of our commits being written: their announcements are not news.
+        self._in_flight: set[int] = set()
         self._recent_mutations: dict[tuple[str, int], MutationRecord] = {}
         #: Newest durable, published commit: new transactions read at this ts.
         self.committed_ts = last_ts
         #: Newest assigned ts (>= committed_ts while a group is being persisted).
         self._assigned_ts = last_ts
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reactive-committer")
+    def start(self, active: Callable[[], bool] = lambda: False) -> None:
+        """Start committing, and following other processes' commits; `active()` says whether
+        anyone here waits for them (subscribers), so that a polling backend looks more often."""
+        self._tasks = [
+            asyncio.create_task(self._run(), name="reactive-committer"),
+            asyncio.create_task(self._follow(), name="reactive-commit-follower"),
+            asyncio.create_task(
+                self._persistence.watch_commits(self._hint, active), name="reactive-commit-watch"
+            ),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
         while not self._queue.empty():
             request = self._queue.get_nowait()
             if not request.future.done():
@@ -86,7 +128,7 @@ class Committer:
         self, tx: Transaction, mutation: MutationRecord | None = None
     ) -> CommitOutcome:
         """Validate and durably persist `tx`; raises ConflictError if it read stale data."""
-        if self._task is None:
+        if not self._tasks:
             raise PersistenceError("The committer is not running")
         future: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(tx, mutation, future))
@@ -94,15 +136,34 @@ class Committer:
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[int]:
-        """Hold off every other commit (schema changes, backfills, serial retries); yields the
-        committed ts. Inside, `commit_now` is the only way to commit."""
+        """Hold off every other commit of this process (schema changes, backfills, serial
+        retries); yields the committed ts. Inside, `commit_now` is the only way to commit.
+        Other processes' commits still land (and are learnt at the next commit)."""
         async with self._exclusive:
             yield self.committed_ts
+
+    @contextlib.asynccontextmanager
+    async def serially(self) -> AsyncIterator[int]:
+        """Hold off every commit, of this process and of every other sharing the database (its
+        commit lock), so that a transaction begun inside at the yielded ts cannot go stale.
+        Inside, `commit_now` is the only way to commit, at most once."""
+        async with self._exclusive:
+            catalog_changes = self._catalog.changes
+            async with self._persistence.hold_commit_lock(self.committed_ts) as held:
+                await self._learn(held.newer)
+                self._held = held
+                try:
+                    yield self.committed_ts
+                finally:
+                    self._held = None
+            if self._catalog.changes != catalog_changes:
+                # A table the transaction created may have been rolled back with it.
+                await self._catalog.load()
 
     async def commit_now(
         self, tx: Transaction, mutation: MutationRecord | None = None
     ) -> CommitOutcome:
-        """Commit `tx` right away; the caller must hold `exclusive()`."""
+        """Commit `tx` right away; the caller must hold `exclusive()` or `serially()`."""
         if not self._exclusive.locked():
             raise RuntimeError("commit_now needs the committer's exclusive lock")
         future: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
@@ -120,9 +181,48 @@ class Committer:
                 await self._commit_batch(batch)
 
     async def _commit_batch(self, batch: list[_Request]) -> None:
-        accepted: list[tuple[_Request, CommitWrite, WrittenKeys]] = []
-        #: Re-sends of a mutation accepted earlier in this batch: answered with its outcome.
-        followers: dict[tuple[str, int], list[_Request]] = {}
+        accepted, followers = await self._prepare_batch(batch)
+        if not accepted:
+            return
+
+        async def revise(newer: list[CommitRecord]) -> list[CommitWrite]:
+            # Other processes committed since we prepared: forget our ts and log entries,
+            # learn theirs, and validate the batch again (a loser now fails with a conflict).
+            nonlocal accepted, followers
+            self._recent_writes.truncate_after(self.committed_ts)
+            self._assigned_ts = self.committed_ts
+            await self._learn(newer)
+            accepted, followers = await self._prepare_batch(
+                [r for r in batch if not r.future.done()]
+            )
+            revised = [commit for _, commit, _ in accepted]
+            self._in_flight = {commit.ts for commit in revised}
+            return revised
+
+        commits = [commit for _, commit, _ in accepted]
+        self._in_flight = {commit.ts for commit in commits}
+        try:
+            if self._held is not None:
+                await self._held.write(commits)  # nobody else can have committed meanwhile
+            else:
+                await self._persistence.write_commits(
+                    commits, seen_ts=self.committed_ts, revise=revise
+                )
+        except Exception as exc:
+            log.exception("commit of %d transactions failed", len(accepted))
+            self._recent_writes.truncate_after(self.committed_ts)
+            self._assigned_ts = self.committed_ts
+            error = PersistenceError(f"Commit failed: {exc}")
+            for request in batch:
+                _fail(request, error)
+            return
+        finally:
+            self._in_flight = set()
+        self._finish(accepted, followers)
+
+    async def _prepare_batch(self, batch: list[_Request]) -> tuple[list[_Accepted], _Followers]:
+        accepted: list[_Accepted] = []
+        followers: _Followers = {}
         for request in batch:
             key = _mutation_key(request.mutation)
             if key is not None and key in followers:
@@ -137,21 +237,53 @@ class Committer:
                 accepted.append((request, *prepared))
                 if key is not None:
                     followers[key] = []
-        if not accepted:
-            return
-        try:
-            await self._persistence.write_commits([commit for _, commit, _ in accepted])
-        except Exception as exc:
-            log.exception("commit of %d transactions failed", len(accepted))
-            self._recent_writes.truncate_after(self.committed_ts)
-            self._assigned_ts = self.committed_ts
-            error = PersistenceError(f"Commit failed: {exc}")
-            for request, _, _ in accepted:
-                _fail(request, error)
-            for request in (r for waiting in followers.values() for r in waiting):
-                _fail(request, error)
-            return
-        self._finish(accepted, followers)
+        return accepted, followers
+
+    # -- other processes' commits ----------------------------------------------------------
+
+    def _hint(self, ts: int | None) -> None:
+        """From the watcher: some process may have committed `ts` (None: look and see)."""
+        if ts is None or (ts > self.committed_ts and ts not in self._in_flight):
+            self._hinted.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._hinted.wait()
+            self._hinted.clear()
+            try:
+                if await self._persistence.max_commit_ts() > self.committed_ts:
+                    await self.catch_up()
+            except Exception as exc:
+                log.warning("could not read other processes' commits (will retry): %s", exc)
+                await asyncio.sleep(0.1)
+                self._hinted.set()
+
+    async def catch_up(self) -> None:
+        """Publish every commit other processes made that this one has not seen yet."""
+        async with self._exclusive:
+            await self._learn(await self._persistence.commits_after(self.committed_ts))
+
+    async def conflict_of_failure(self, tx: Transaction) -> ConflictError | None:
+        """For a mutation that raised: the conflict, if a commit after its snapshot wrote what
+        it read. It may have failed only because its snapshot was stale (another process's
+        commit not yet learnt here), so it is retried like a conflict rather than reported."""
+        if await self._persistence.max_commit_ts() > self.committed_ts:
+            await self.catch_up()
+        conflict = self._recent_writes.find_conflict(tx.reads, tx.begin_ts)
+        return None if conflict is None else _conflict_error(conflict)
+
+    async def _learn(self, records: list[CommitRecord]) -> None:
+        """Publish other processes' commits, in ts order, exactly as our own are."""
+        for record in records:
+            if record.ts <= self.committed_ts:
+                continue
+            written = decode_written(record.written)
+            if not self._catalog.knows(written):
+                await self._catalog.load()  # a table or index another process created
+            self._recent_writes.append(record.ts, written)
+            self.committed_ts = record.ts
+            self._assigned_ts = max(self._assigned_ts, record.ts)
+            self._publish(PublishedCommit(record.ts, written))
 
     async def _prepare(self, request: _Request) -> tuple[CommitWrite, WrittenKeys] | None:
         """OCC-check one request and give it a ts; None if it was answered already."""
@@ -193,11 +325,7 @@ class Committer:
         self._assigned_ts = max(time.time_ns(), self._assigned_ts + 1)
         return self._assigned_ts
 
-    def _finish(
-        self,
-        accepted: list[tuple[_Request, CommitWrite, WrittenKeys]],
-        followers: dict[tuple[str, int], list[_Request]],
-    ) -> None:
+    def _finish(self, accepted: list[_Accepted], followers: _Followers) -> None:
         for request, commit, written in accepted:
             self.committed_ts = commit.ts
             if commit.mutation is not None:

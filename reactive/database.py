@@ -108,15 +108,13 @@ class Database:
     async def _start(cls, persistence: Persistence, *, prune: bool) -> Database:
         catalog = Catalog(persistence)
         await catalog.load()
-        secret = await persistence.get_meta(_CURSOR_SECRET)
-        if secret is None:
-            secret = secrets.token_bytes(32)
-            await persistence.set_meta(_CURSOR_SECRET, secret)
+        # Every process sharing the database must sign cursors with the same secret.
+        secret = await persistence.setdefault_meta(_CURSOR_SECRET, secrets.token_bytes(32))
         db = cls(persistence, catalog, CursorCodec(secret))
         last_ts = await persistence.max_commit_ts()
         db.recent_writes.floor_ts = last_ts
-        db.committer = Committer(persistence, db.recent_writes, last_ts, db._published)
-        db.committer.start()
+        db.committer = Committer(persistence, catalog, db.recent_writes, last_ts, db._published)
+        db.committer.start(active=db._has_waiters)
         if prune:
             db._pruner = asyncio.create_task(db._prune_forever(), name="reactive-pruner")
         return db
@@ -213,7 +211,7 @@ class Database:
     ) -> MutationResult[T]:
         tx = self.begin()
         with self.tracking(tx.begin_ts):
-            value = await fn(tx)
+            value = await self._run_or_conflict(fn, tx)
             record = None
             if session_id is not None and request_id is not None:
                 record = MutationRecord(session_id, request_id, 0, dumps(value))  # type: ignore[arg-type]
@@ -225,6 +223,22 @@ class Database:
         if outcome.duplicate is not None:
             return MutationResult(loads_stored(outcome.duplicate.result), outcome.ts, True, attempt)  # type: ignore[arg-type]
         return MutationResult(value, outcome.ts, retries=attempt)
+
+    async def _run_or_conflict(
+        self, fn: Callable[[Transaction], Awaitable[T]], tx: Transaction
+    ) -> T:
+        """Run a mutation's `fn`; if it raises after reading data that a commit since changed
+        (another process's, say), raise that conflict instead, so that it is re-run."""
+        try:
+            return await fn(tx)
+        except ConflictError:
+            raise
+        except Exception:
+            assert self.committer is not None
+            conflict = await self.committer.conflict_of_failure(tx)
+            if conflict is not None:
+                raise conflict from None
+            raise
 
     async def _after_conflict(self, conflict: ConflictError, attempt: int) -> None:
         """Wait until the commit we lost to is visible (re-running earlier would read the same
@@ -241,10 +255,11 @@ class Database:
         attempt: int,
     ) -> MutationResult[T]:
         """Last resort for a mutation that keeps losing: run it while no other commit can
-        happen, so its reads cannot go stale. This makes OCC starvation-free under heavy
-        contention, at the price of briefly serialising commits."""
+        happen, in this process or any other sharing the database, so its reads cannot go
+        stale. This makes OCC starvation-free under heavy contention, at the price of briefly
+        serialising commits."""
         assert self.committer is not None
-        async with self.committer.exclusive():
+        async with self.committer.serially():
             return await self._attempt(fn, session_id, request_id, attempt, serial=True)
 
     async def wait_for_ts(self, ts: int) -> None:
@@ -288,6 +303,10 @@ class Database:
         """Call `listener` after every durable commit (after subscriptions were invalidated)."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def _has_waiters(self) -> bool:
+        """Whether anyone here waits for commits (so news of other processes' is urgent)."""
+        return bool(self._ts_waiters) or len(self.subscriptions) > 0
 
     def _published(self, commit: PublishedCommit) -> None:
         self.subscriptions.advance(commit.ts, commit.written)

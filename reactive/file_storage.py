@@ -198,10 +198,8 @@ async def open_file_storage(db: Database, blobs: BlobStore) -> FileStorage:
     """The file storage of `db` with its bytes in `blobs`; creates the `_storage` table and the
     secret that signs upload URLs on first use."""
     await db.catalog.ensure_table(STORAGE_TABLE, allow_system=True)
-    secret = await db.persistence.get_meta("storage_secret")
-    if secret is None:
-        secret = secrets.token_bytes(32)
-        await db.persistence.set_meta("storage_secret", secret)
+    # One secret for every process sharing the database: any node accepts any node's URLs.
+    secret = await db.persistence.setdefault_meta("storage_secret", secrets.token_bytes(32))
     return FileStorage(db, blobs, secret)
 
 

@@ -9,6 +9,9 @@ import os
 
 __all__ = [
     "COMMIT_BATCH_MAX",
+    "COMMIT_POLL_IDLE_S",
+    "COMMIT_POLL_S",
+    "COMMIT_WATCH_SAFETY_S",
     "MAX_DOCUMENTS_SCANNED",
     "MAX_PAGE_ITEMS",
     "MUTATION_RECORD_RETENTION_S",
@@ -63,6 +66,15 @@ OCC_BACKOFF_MAX_S = _float("OCC_BACKOFF_MAX_S", 0.1)
 
 #: Most commits persisted together in one SQL transaction (group commit).
 COMMIT_BATCH_MAX = _int("COMMIT_BATCH_MAX", 256)
+
+#: SQLite: how often a process looks whether another process committed (`PRAGMA data_version`,
+#: a few microseconds) while it has subscribers or waiters; and how often when it has none.
+COMMIT_POLL_S = _float("COMMIT_POLL_S", 0.002)
+COMMIT_POLL_IDLE_S = _float("COMMIT_POLL_IDLE_S", 0.1)
+
+#: PostgreSQL: commits are announced by NOTIFY, but a notification is only a hint (it can be
+#: lost with the listening connection); the commit table is read this often regardless.
+COMMIT_WATCH_SAFETY_S = _float("COMMIT_WATCH_SAFETY_S", 1.0)
 
 #: How long the in-memory log of recent commits' written keys is kept. A transaction that
 #: began before the oldest retained commit cannot be validated and is retried.

@@ -49,6 +49,11 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/data.db"
         return
+    async for url in _fresh_postgres_schema():
+        yield url
+
+
+async def _fresh_postgres_schema() -> AsyncIterator[str]:
     conn = await connect_postgres_or_skip()
     schema = f"t_{secrets.token_hex(8)}"
     try:
@@ -56,6 +61,13 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+@pytest.fixture
+async def postgres_store_url() -> AsyncIterator[str]:
+    """A fresh Postgres schema, for what only PostgreSQL has (LISTEN/NOTIFY, backends)."""
+    async for url in _fresh_postgres_schema():
+        yield url
 
 
 @pytest.fixture

@@ -155,9 +155,9 @@ async def test_concurrent_commits_are_grouped(db):
     calls = []
     original = db.persistence.write_commits
 
-    async def counting(commits):
+    async def counting(commits, **options):
         calls.append(len(commits))
-        await original(commits)
+        return await original(commits, **options)
 
     db.persistence.write_commits = counting
     await asyncio.gather(
@@ -170,7 +170,7 @@ async def test_concurrent_commits_are_grouped(db):
 
 
 async def test_failed_persist_acknowledges_nothing_and_changes_nothing(db):
-    async def broken(commits):
+    async def broken(commits, **options):
         raise OSError("disk full")
 
     original = db.persistence.write_commits

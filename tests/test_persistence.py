@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from reactive.errors import PersistenceError
 from reactive.persistence import (
     DEFAULT_DATABASE_URL,
+    CommitRecord,
     CommitWrite,
     DocumentWrite,
     IndexEntry,
@@ -95,29 +97,54 @@ async def test_empty_database_has_no_commits_or_data(persistence: Persistence) -
     assert await persistence.get_meta("anything") is None
 
 
-async def test_table_metadata_round_trips_and_upserts(persistence: Persistence) -> None:
-    await persistence.save_table(TableMeta(name="users", number=2))
-    await persistence.save_table(TableMeta(name="messages", number=1))
-    assert await persistence.load_tables() == [TableMeta("messages", 1), TableMeta("users", 2)]
-    await persistence.save_table(TableMeta(name="people", number=2))
-    assert await persistence.load_tables() == [TableMeta("messages", 1), TableMeta("people", 2)]
+async def test_tables_are_created_once_numbered_as_asked_or_next(
+    persistence: Persistence,
+) -> None:
+    assert await persistence.create_table("users", 2) == TableMeta("users", 2)
+    assert await persistence.create_table("messages") == TableMeta("messages", 3)
+    assert await persistence.create_table("users") == TableMeta("users", 2)
+    assert await persistence.load_tables() == [TableMeta("users", 2), TableMeta("messages", 3)]
 
 
-async def test_table_names_are_unique(persistence: Persistence) -> None:
-    await persistence.save_table(TableMeta(name="users", number=1))
-    with pytest.raises(PersistenceError, match="save_table"):
-        await persistence.save_table(TableMeta(name="users", number=2))
+async def test_a_table_number_is_never_given_twice(persistence: Persistence) -> None:
+    await persistence.create_table("users", 1)
+    with pytest.raises(PersistenceError, match="belongs to 'users'"):
+        await persistence.create_table("people", 1)
+    assert await persistence.load_tables() == [TableMeta("users", 1)]
 
 
-async def test_index_metadata_round_trips_and_upserts(persistence: Persistence) -> None:
-    by_channel = IndexMeta(11, TABLE, "by_channel", ("channel", "_creationTime", "_id"))
-    backfilling = IndexMeta(12, TABLE, "by_author", ("author",), IndexState.BACKFILLING)
-    await persistence.save_index(backfilling)
-    await persistence.save_index(by_channel)
-    assert await persistence.load_indexes() == [by_channel, backfilling]
-    ready = IndexMeta(12, TABLE, "by_author", ("author",), IndexState.READY)
+async def test_concurrent_creators_of_one_table_get_the_same_number(store_url: str) -> None:
+    stores = [await open_persistence(store_url) for _ in range(3)]
+    try:
+        tables = await asyncio.gather(
+            *(s.create_table(f"t{i % 2}") for i, s in enumerate(stores * 3))
+        )
+        by_name = {t.name: t.number for t in tables}
+        assert all(t.number == by_name[t.name] for t in tables)
+        assert len(set(by_name.values())) == 2
+        assert len(await stores[0].load_tables()) == 2
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_indexes_are_created_once_and_their_state_saved(persistence: Persistence) -> None:
+    by_author = await persistence.create_index(
+        TABLE, "by_author", ("author",), IndexState.BACKFILLING
+    )
+    by_channel = await persistence.create_index(TABLE, "by_channel", ("channel",), IndexState.READY)
+    assert by_channel.index_id == by_author.index_id + 1
+    again = await persistence.create_index(TABLE, "by_author", ("other",), IndexState.READY)
+    assert again == by_author
+    ready = IndexMeta(by_author.index_id, TABLE, "by_author", ("author",), IndexState.READY)
     await persistence.save_index(ready)
-    assert await persistence.load_indexes() == [by_channel, ready]
+    assert await persistence.load_indexes() == [ready, by_channel]
+
+
+async def test_meta_setdefault_keeps_the_first_value(persistence: Persistence) -> None:
+    assert await persistence.setdefault_meta("secret", b"first") == b"first"
+    assert await persistence.setdefault_meta("secret", b"second") == b"first"
+    assert await persistence.get_meta("secret") == b"first"
 
 
 async def test_meta_values_round_trip_and_overwrite(persistence: Persistence) -> None:
@@ -308,7 +335,11 @@ async def test_group_commit_stores_every_commit(persistence: Persistence) -> Non
     group = [put(10, "a", b"a"), put(11, "b", b"b"), put(12, "a", b"c", old_key=key("a"))]
     await persistence.write_commits(group)
     assert await persistence.max_commit_ts() == 12
-    assert await persistence.commits_after(0) == [(10, b"w10"), (11, b"w11"), (12, b"w12")]
+    assert await persistence.commits_after(0) == [
+        CommitRecord(10, b"w10"),
+        CommitRecord(11, b"w11"),
+        CommitRecord(12, b"w12"),
+    ]
     assert await scan(persistence, 12) == [(key("b"), "b", 11, b"b"), (key("c"), "a", 12, b"c")]
     assert await scan(persistence, 10) == [(key("a"), "a", 10, b"a")]
 
@@ -354,9 +385,16 @@ async def test_empty_group_writes_nothing(persistence: Persistence) -> None:
 async def test_commits_after_lists_newer_commits_oldest_first(persistence: Persistence) -> None:
     await persistence.write_commits([commit(30), commit(10)])
     await persistence.write_commits([commit(20)])
-    assert await persistence.commits_after(0) == [(10, b"w10"), (20, b"w20"), (30, b"w30")]
-    assert await persistence.commits_after(10) == [(20, b"w20"), (30, b"w30")]
-    assert await persistence.commits_after(29) == [(30, b"w30")]
+    assert await persistence.commits_after(0) == [
+        CommitRecord(10, b"w10"),
+        CommitRecord(20, b"w20"),
+        CommitRecord(30, b"w30"),
+    ]
+    assert await persistence.commits_after(10) == [
+        CommitRecord(20, b"w20"),
+        CommitRecord(30, b"w30"),
+    ]
+    assert await persistence.commits_after(29) == [CommitRecord(30, b"w30")]
     assert await persistence.commits_after(30) == []
 
 
@@ -394,9 +432,8 @@ async def test_prune_mutations_removes_only_older_records(persistence: Persisten
 async def test_everything_survives_close_and_reopen(store_url: str) -> None:
     store = await open_persistence(store_url)
     record = MutationRecord("s", 7, 20, b"done")
-    index = IndexMeta(INDEX, TABLE, "by_value", ("value",), IndexState.READY)
-    await store.save_table(TableMeta("messages", TABLE))
-    await store.save_index(index)
+    await store.create_table("messages", TABLE)
+    index = await store.create_index(TABLE, "by_value", ("value",), IndexState.READY)
     await store.set_meta("instance", b"abc")
     await store.write_commits([put(10, "a", b"a"), commit(20, [doc("b", b"b")], mutation=record)])
     await store.close()
@@ -479,7 +516,10 @@ async def test_prune_removes_exactly_the_invisible_rows(persistence: Persistence
     assert await persistence.get_document(TABLE, "a", 15) is None
     assert await persistence.get_document(TABLE, "a", 30) == StoredDocument("a", 20, b"a2")
     assert await scan(persistence, 30) == [(key("a"), "a", 20, b"a2")]
-    assert await persistence.commits_after(0) == [(35, b"w35"), (40, b"w40")]
+    assert await persistence.commits_after(0) == [
+        CommitRecord(35, b"w35"),
+        CommitRecord(40, b"w40"),
+    ]
     assert await persistence.prune(30) == 0
 
 
@@ -487,7 +527,7 @@ async def test_prune_keeps_the_newest_commit(persistence: Persistence) -> None:
     await persistence.write_commits([put(10, "a", b"a"), put(20, "a", b"b", old_key=key("a"))])
     await persistence.prune(1000)
     assert await persistence.max_commit_ts() == 20
-    assert await persistence.commits_after(0) == [(20, b"w20")]
+    assert await persistence.commits_after(0) == [CommitRecord(20, b"w20")]
     assert await persistence.get_document(TABLE, "a", 1000) == StoredDocument("a", 20, b"b")
 
 

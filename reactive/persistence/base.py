@@ -8,29 +8,39 @@ Storage is a plain MVCC log, identical on every backend:
   tables, index_meta, meta                                small metadata
 A read at snapshot `ts` sees, for each document id / index key, its newest row with
 row.ts <= ts, unless that row is a tombstone (deleted). Backends never check conflicts:
-the committer does, before it calls `write_commits`.
+the committer does, inside `write_commits`.
+
+Any number of processes may open one database. The database orders their commits: a commit
+holds the database's commit lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a row lock on the
+one-row `commit_clock` table), learns every commit made since the committer last looked, and
+only then writes. `watch_commits` tells a process, cheaply, that another one committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from reactive.errors import PersistenceError
 from reactive.types import IndexKey, Order
 
 __all__ = [
+    "CommitRecord",
     "CommitWrite",
     "DocumentWrite",
+    "HeldCommitLock",
     "IndexEntry",
     "IndexMeta",
     "IndexState",
     "IndexWrite",
     "MutationRecord",
     "Persistence",
+    "Revise",
     "StoredDocument",
     "TableMeta",
 ]
@@ -79,6 +89,29 @@ class CommitWrite:
     indexes: list[IndexWrite]
     written: bytes = b""
     mutation: MutationRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    """A stored commit as any process reads it back: its ts and the keys it wrote."""
+
+    ts: int
+    written: bytes
+
+
+#: Called by `write_commits`, with the commit lock held, when other commits landed after the
+#: committer's `seen_ts`: given them (oldest first), it returns the commits to write instead.
+Revise = Callable[[list[CommitRecord]], Awaitable[list[CommitWrite]]]
+
+
+class HeldCommitLock(Protocol):
+    """The database's commit lock, held: no process can commit until it is released."""
+
+    #: Commits other processes made after the holder's `seen_ts`, oldest first.
+    newer: list[CommitRecord]
+
+    async def write(self, commits: list[CommitWrite]) -> None:
+        """Persist `commits` durably and release the lock (at most once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +167,21 @@ class Persistence(Protocol):
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]: ...
 
-    async def save_table(self, table: TableMeta) -> None: ...
+    async def create_table(self, name: str, number: int | None = None) -> TableMeta:
+        """The table called `name`, creating it (numbered `number`, or one past the highest)
+        if no process has yet. Atomic across processes. PersistenceError if `number` is
+        taken by another table."""
 
     async def load_indexes(self) -> list[IndexMeta]: ...
 
+    async def create_index(
+        self, table_number: int, name: str, fields: tuple[str, ...], state: IndexState
+    ) -> IndexMeta:
+        """The index `name` of a table, creating it with a fresh id if no process has yet.
+        Atomic across processes; an existing index is returned as it is stored."""
+
     async def save_index(self, index: IndexMeta) -> None:
-        """Insert or replace the metadata row of an index."""
+        """Replace the metadata row of an existing index (its state, say)."""
 
     async def drop_index(self, index_id: int) -> None:
         """Remove an index's metadata and every entry it has."""
@@ -148,12 +190,40 @@ class Persistence(Protocol):
 
     async def set_meta(self, key: str, value: bytes) -> None: ...
 
-    # -- writes ----------------------------------------------------------------------------
-    async def write_commits(self, commits: list[CommitWrite]) -> None:
-        """Persist several commits in ONE database transaction (group commit), durably.
+    async def setdefault_meta(self, key: str, value: bytes) -> bytes:
+        """The value stored under `key`, storing `value` first if there is none (atomic: of
+        two processes racing, both get the first one's value)."""
 
-        Either all of them are stored or none is (the error propagates).
+    # -- writes ----------------------------------------------------------------------------
+    async def write_commits(
+        self,
+        commits: list[CommitWrite],
+        *,
+        seen_ts: int | None = None,
+        revise: Revise | None = None,
+    ) -> list[CommitWrite]:
+        """Persist several commits in ONE database transaction (group commit), durably, under
+        the database's commit lock; returns the commits written.
+
+        With `seen_ts`, commits other processes made after it are first handed to `revise`
+        (still under the lock), and what it returns is written instead; without `revise`
+        that is an error. Either all of them are stored or none is (the error propagates).
         """
+
+    def hold_commit_lock(self, seen_ts: int) -> AbstractAsyncContextManager[HeldCommitLock]:
+        """Take the commit lock and keep it until the block ends (or `write` is called): for a
+        transaction that must not lose to any commit, of any process. Nothing written by the
+        end of the block is rolled back. Other writes by the holding task (a table its
+        transaction creates, say) must not wait for the lock: a backend whose lock they would
+        wait for runs them inside the held transaction."""
+
+    async def watch_commits(
+        self, hint: Callable[[int | None], None], active: Callable[[], bool]
+    ) -> None:
+        """Run until cancelled, calling `hint(ts)` when some process may have committed `ts`
+        (`None`: look at the commit table). A hint may be lost or repeated; the caller
+        catches up from `commits_after`. `active()` says whether anyone is waiting for news
+        (a backend that polls may then poll more often)."""
 
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         """Store index entries at given timestamps (used to backfill a new index).
@@ -193,8 +263,8 @@ class Persistence(Protocol):
 
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None: ...
 
-    async def commits_after(self, ts: int) -> list[tuple[int, bytes]]:
-        """(ts, written) of every commit with ts > `ts`, oldest first."""
+    async def commits_after(self, ts: int) -> list[CommitRecord]:
+        """Every commit with ts > `ts`, oldest first."""
 
     # -- maintenance -----------------------------------------------------------------------
     async def prune(self, before_ts: int) -> int:
@@ -220,6 +290,13 @@ def empty_limit(limit: int) -> bool:
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     return limit == 0
+
+
+def check_after(commits: list[CommitWrite], last_ts: int) -> None:
+    """Commit timestamps increase across every process sharing the database: a commit at or
+    before the stored newest one is a bug, refused before anything is written."""
+    if commits and commits[0].ts <= last_ts:
+        raise PersistenceError(f"commit ts {commits[0].ts} is not after the stored {last_ts}")
 
 
 def document_rows(commits: list[CommitWrite]) -> list[Row]:

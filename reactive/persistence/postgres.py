@@ -3,28 +3,42 @@
 
 Bytes are stored unchanged as bytea, which compares bytewise; text ids use COLLATE "C" so they
 sort bytewise as on SQLite. `?schema=name` in the URL puts every table in that schema.
+
+Many processes may share the database: a commit takes the row lock of the one-row
+`commit_clock` table (which holds the newest commit's ts) inside its transaction, and announces
+itself with NOTIFY on a channel of the schema, delivered to listeners when it commits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from reactive import knobs
 from reactive.errors import PersistenceError
 from reactive.persistence.base import (
+    CommitRecord,
     CommitWrite,
+    HeldCommitLock,
     IndexEntry,
     IndexMeta,
+    IndexState,
     IndexWrite,
     MutationRecord,
+    Revise,
     StoredDocument,
     TableMeta,
     backfill_rows,
+    check_after,
     document_rows,
     empty_limit,
     index_meta_from_row,
@@ -34,9 +48,14 @@ from reactive.persistence.base import (
 )
 from reactive.types import IndexKey, Order
 
-__all__ = ["PostgresPersistence", "split_schema"]
+__all__ = ["LISTENER_APPLICATION_NAME", "PostgresPersistence", "split_schema"]
+
+log = logging.getLogger("reactive.persistence.postgres")
+T = TypeVar("T")
 
 URL_SCHEMES = ("postgresql", "postgres")
+#: How the connection that LISTENs for commits names itself (in pg_stat_activity).
+LISTENER_APPLICATION_NAME = "reactive-commit-listener"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Failures of the server, of the driver, or of the network: all surface as PersistenceError.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -72,6 +91,8 @@ class PostgresPersistence:
         self._max_size = max_size
         #: None before open() and after close().
         self._pool: asyncpg.Pool | None = None
+        #: The NOTIFY channel commits are announced on: one per schema.
+        self.channel = commit_channel(self.schema)
 
     @property
     def _where(self) -> str:
@@ -83,18 +104,12 @@ class PostgresPersistence:
     async def open(self) -> None:
         if self._pool is not None:
             raise PersistenceError(f"PostgreSQL database {self._where} is already open")
-        # JIT compilation costs far more than our short statements save: the planner's row
-        # estimates for the per-key newest-version filter are pessimistic, which would trigger
-        # it (~150 ms) on scans that take well under a millisecond.
-        settings = {"jit": "off"}
-        if self.schema:
-            settings["search_path"] = f'"{self.schema}"'
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=self._min_size,
                 max_size=self._max_size,
-                server_settings=settings,
+                server_settings=self._settings(),
             )
         except _DRIVER_ERRORS as exc:
             raise PersistenceError(
@@ -105,6 +120,15 @@ class PostgresPersistence:
         except BaseException:
             await self.close()
             raise
+
+    def _settings(self) -> dict[str, str]:
+        # JIT compilation costs far more than our short statements save: the planner's row
+        # estimates for the per-key newest-version filter are pessimistic, which would trigger
+        # it (~150 ms) on scans that take well under a millisecond.
+        settings = {"jit": "off"}
+        if self.schema:
+            settings["search_path"] = f'"{self.schema}"'
+        return settings
 
     async def _create_schema(self) -> None:
         async with self._transaction("open") as conn:
@@ -154,14 +178,38 @@ class PostgresPersistence:
         rows = await self._fetch("load_tables", SELECT_TABLES)
         return [TableMeta(name=name, number=number) for number, name in rows]
 
-    async def save_table(self, table: TableMeta) -> None:
-        async with self._transaction("save_table") as conn:
-            await conn.execute(UPSERT_TABLE, table.number, table.name)
+    async def create_table(self, name: str, number: int | None = None) -> TableMeta:
+        async with self._transaction("create_table") as conn:
+            await conn.execute(LOCK_CATALOG)
+            existing = await conn.fetchval(SELECT_TABLE_NUMBER, name)
+            if existing is not None:
+                return TableMeta(name=name, number=existing)
+            if number is None:
+                number = await conn.fetchval(NEXT_TABLE_NUMBER)
+            else:
+                taken = await conn.fetchval(SELECT_TABLE_NAME, number)
+                if taken is not None:
+                    raise PersistenceError(f"table number {number} belongs to {taken!r}")
+            await conn.execute(INSERT_TABLE, number, name)
+            return TableMeta(name=name, number=number)
 
     async def load_indexes(self) -> list[IndexMeta]:
         return [
             index_meta_from_row(row) for row in await self._fetch("load_indexes", SELECT_INDEXES)
         ]
+
+    async def create_index(
+        self, table_number: int, name: str, fields: tuple[str, ...], state: IndexState
+    ) -> IndexMeta:
+        async with self._transaction("create_index") as conn:
+            await conn.execute(LOCK_CATALOG)
+            existing = await conn.fetchrow(SELECT_INDEX_BY_NAME, table_number, name)
+            if existing is not None:
+                return index_meta_from_row(existing)
+            index_id = await conn.fetchval(NEXT_INDEX_ID)
+            meta = IndexMeta(index_id, table_number, name, fields, state)
+            await conn.execute(UPSERT_INDEX_META, *index_meta_row(meta))
+            return meta
 
     async def save_index(self, index: IndexMeta) -> None:
         async with self._transaction("save_index") as conn:
@@ -180,20 +228,102 @@ class PostgresPersistence:
         async with self._transaction("set_meta") as conn:
             await conn.execute(UPSERT_META, key, value)
 
+    async def setdefault_meta(self, key: str, value: bytes) -> bytes:
+        async with self._transaction("setdefault_meta") as conn:
+            await conn.execute(INSERT_META_IF_ABSENT, key, value)
+            stored: bytes = await conn.fetchval(SELECT_META, key)
+            return stored
+
     # -- writes ----------------------------------------------------------------------------
-    async def write_commits(self, commits: list[CommitWrite]) -> None:
-        if not commits:
-            return
-        batches = (
-            (INSERT_DOCUMENT, document_rows(commits)),
-            (INSERT_INDEX_ROW, index_rows(commits)),
-            (INSERT_COMMIT, [(c.ts, c.written) for c in commits]),
-            (INSERT_MUTATION, mutation_rows(commits)),
-        )
-        async with self._transaction("write_commits") as conn:
-            for sql, rows in batches:
-                if rows:
-                    await conn.executemany(sql, rows)
+    async def write_commits(
+        self,
+        commits: list[CommitWrite],
+        *,
+        seen_ts: int | None = None,
+        revise: Revise | None = None,
+    ) -> list[CommitWrite]:
+        async with self._locked(seen_ts) as held:
+            if held.newer:
+                if revise is None:
+                    raise PersistenceError(
+                        f"write_commits: {len(held.newer)} commits landed after ts {seen_ts}"
+                    )
+                commits = await revise(held.newer)
+            await held.write(commits)
+        return commits
+
+    def hold_commit_lock(self, seen_ts: int) -> AbstractAsyncContextManager[HeldCommitLock]:
+        return self._locked(seen_ts)
+
+    @asynccontextmanager
+    async def _locked(self, seen_ts: int | None) -> AsyncIterator[_HeldLock]:
+        """The commit lock, in a transaction of its own connection; `seen_ts=None` skips
+        reading newer commits and checking the order (tests writing rows directly)."""
+        pool = self._require_pool("commit")
+        async with pool.acquire() as conn:
+            held = await self._wrap("commit", self._lock_clock(conn, seen_ts))
+            try:
+                yield held
+            finally:
+                if not held.written:
+                    with contextlib.suppress(*_DRIVER_ERRORS):
+                        await held.transaction.rollback()
+
+    async def _lock_clock(self, conn: asyncpg.Connection, seen_ts: int | None) -> _HeldLock:
+        transaction = conn.transaction()
+        await transaction.start()
+        # Waits for the commit in flight elsewhere, then reads the clock it advanced.
+        last: int = await conn.fetchval(LOCK_COMMIT_CLOCK)
+        newer = []
+        if seen_ts is not None and last > seen_ts:
+            newer = [CommitRecord(ts, w) for ts, w in await conn.fetch(COMMITS_AFTER, seen_ts)]
+        checked_last = None if seen_ts is None else last
+        return _HeldLock(self, conn, transaction, newer, checked_last)
+
+    async def _wrap(self, operation: str, work: Awaitable[T]) -> T:
+        """Await `work`, a driver failure surfacing as PersistenceError."""
+        try:
+            return await work
+        except _DRIVER_ERRORS as exc:
+            raise PersistenceError(
+                f"PostgreSQL {operation} failed on {self._where}: {exc}"
+            ) from exc
+
+    async def watch_commits(
+        self, hint: Callable[[int | None], None], active: Callable[[], bool]
+    ) -> None:
+        # One connection of its own LISTENs; after every (re)connect the caller is told to read
+        # the commit table, so what was announced while no one listened is not lost.
+        delay = 0.1
+        while True:
+            try:
+                settings = {**self._settings(), "application_name": LISTENER_APPLICATION_NAME}
+                conn = await asyncpg.connect(self._dsn, server_settings=settings)
+            except _DRIVER_ERRORS as exc:
+                log.warning("cannot listen for commits on %s (%s); retrying", self._where, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            try:
+                await self._listen(conn, hint)
+            except _DRIVER_ERRORS as exc:
+                log.warning("lost the commit listener on %s (%s); reconnecting", self._where, exc)
+            finally:
+                with contextlib.suppress(*_DRIVER_ERRORS):
+                    await asyncio.wait_for(conn.close(), timeout=1.0)
+                if not conn.is_closed():
+                    conn.terminate()
+
+    async def _listen(self, conn: asyncpg.Connection, hint: Callable[[int | None], None]) -> None:
+        """Relay notifications as hints until the connection fails; probing it each
+        COMMIT_WATCH_SAFETY_S also catches a connection that died without a word."""
+        await conn.add_listener(self.channel, lambda *note: hint(_notified_ts(note[-1])))
+        hint(None)
+        while True:
+            await asyncio.sleep(knobs.COMMIT_WATCH_SAFETY_S)
+            await conn.fetchval("SELECT 1", timeout=knobs.COMMIT_WATCH_SAFETY_S)
+            hint(None)
 
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         if not entries:
@@ -244,9 +374,9 @@ class PostgresPersistence:
             return None
         return MutationRecord(session_id, request_id, rows[0]["ts"], rows[0]["result"])
 
-    async def commits_after(self, ts: int) -> list[tuple[int, bytes]]:
+    async def commits_after(self, ts: int) -> list[CommitRecord]:
         rows = await self._fetch("commits_after", COMMITS_AFTER, ts)
-        return [(c_ts, written) for c_ts, written in rows]
+        return [CommitRecord(c_ts, written) for c_ts, written in rows]
 
     # -- maintenance -----------------------------------------------------------------------
     async def prune(self, before_ts: int) -> int:
@@ -259,6 +389,67 @@ class PostgresPersistence:
     async def prune_mutations(self, before_ts: int) -> int:
         async with self._transaction("prune_mutations") as conn:
             return _row_count(await conn.execute(PRUNE_MUTATIONS, before_ts))
+
+
+class _HeldLock:
+    """The clock row, locked in an open transaction (see `hold_commit_lock`)."""
+
+    def __init__(
+        self,
+        store: PostgresPersistence,
+        conn: asyncpg.Connection,
+        transaction: Any,
+        newer: list[CommitRecord],
+        last_ts: int | None,
+    ) -> None:
+        self.newer = newer
+        self.written = False
+        self.transaction = transaction
+        self._store = store
+        self._conn = conn
+        self._last_ts = last_ts
+
+    async def write(self, commits: list[CommitWrite]) -> None:
+        if self.written:
+            raise PersistenceError("the held commit lock was already used to write")
+        if self._last_ts is not None:
+            check_after(commits, self._last_ts)
+        await self._store._wrap("write_commits", self._write(commits))
+        self.written = True
+
+    async def _write(self, commits: list[CommitWrite]) -> None:
+        if commits:
+            await _insert_commits(self._conn, commits)
+            newest = commits[-1].ts
+            channel = self._store.channel
+            await self._conn.execute(ADVANCE_COMMIT_CLOCK, newest, channel, str(newest))
+        await self.transaction.commit()
+
+
+async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) -> None:
+    batches = (
+        (INSERT_DOCUMENT, document_rows(commits)),
+        (INSERT_INDEX_ROW, index_rows(commits)),
+        (INSERT_COMMIT, [(c.ts, c.written) for c in commits]),
+        (INSERT_MUTATION, mutation_rows(commits)),
+    )
+    for sql, rows in batches:
+        if rows:
+            await conn.executemany(sql, rows)
+
+
+def commit_channel(schema: str | None) -> str:
+    """The NOTIFY channel of a schema's commits (a short name: channels are identifiers)."""
+    if schema is None:
+        return "reactive_commits"
+    return "reactive_commits_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+def _notified_ts(payload: object) -> int | None:
+    try:
+        return int(str(payload))
+    except ValueError:
+        return None
 
 
 def _row_count(status: str) -> int:
@@ -313,14 +504,34 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT COLLATE "C" PRIMARY KEY,
     value BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS commit_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    ts BIGINT NOT NULL
+);
+INSERT INTO commit_clock (id, ts) SELECT 1, COALESCE(MAX(ts), 0) FROM commits
+ON CONFLICT (id) DO NOTHING;
 """
 
-SELECT_TABLES = "SELECT table_id, name FROM tables ORDER BY table_id"
-UPSERT_TABLE = """
-INSERT INTO tables (table_id, name) VALUES ($1, $2)
-ON CONFLICT (table_id) DO UPDATE SET name = excluded.name
+# The commit lock: held until the transaction ends. A waiter re-reads the row once the holder
+# commits, so it sees the clock the holder advanced.
+LOCK_COMMIT_CLOCK = "SELECT ts FROM commit_clock WHERE id = 1 FOR UPDATE"
+ADVANCE_COMMIT_CLOCK = """
+WITH advanced AS (UPDATE commit_clock SET ts = GREATEST(ts, $1) WHERE id = 1)
+SELECT pg_notify($2, $3)
 """
+# Table and index numbers are allocated one process at a time (per schema).
+LOCK_CATALOG = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.reactive.catalog'))"
+
+SELECT_TABLES = "SELECT table_id, name FROM tables ORDER BY table_id"
+SELECT_TABLE_NUMBER = "SELECT table_id FROM tables WHERE name = $1"
+SELECT_TABLE_NAME = "SELECT name FROM tables WHERE table_id = $1"
+NEXT_TABLE_NUMBER = "SELECT COALESCE(MAX(table_id), 0) + 1 FROM tables"
+INSERT_TABLE = "INSERT INTO tables (table_id, name) VALUES ($1, $2)"
 SELECT_INDEXES = "SELECT index_id, table_id, name, fields, state FROM index_meta ORDER BY index_id"
+SELECT_INDEX_BY_NAME = """
+SELECT index_id, table_id, name, fields, state FROM index_meta WHERE table_id = $1 AND name = $2
+"""
+NEXT_INDEX_ID = "SELECT COALESCE(MAX(index_id), 0) + 1 FROM index_meta"
 UPSERT_INDEX_META = """
 INSERT INTO index_meta (index_id, table_id, name, fields, state) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (index_id) DO UPDATE SET
@@ -330,6 +541,7 @@ ON CONFLICT (index_id) DO UPDATE SET
 DELETE_INDEX_META = "DELETE FROM index_meta WHERE index_id = $1"
 DELETE_INDEX_ROWS = "DELETE FROM indexes WHERE index_id = $1"
 SELECT_META = "SELECT value FROM meta WHERE key = $1"
+INSERT_META_IF_ABSENT = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
 UPSERT_META = """
 INSERT INTO meta (key, value) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value

@@ -3,28 +3,40 @@
 Writes run on one connection owned by a single-thread executor (fsync never blocks the event
 loop); reads run inline on a second connection, each statement seeing one consistent snapshot.
 Bytes (value, key, written, result, meta value) are stored unchanged as BLOBs; `deleted` is 0/1.
+
+Other processes may write the same file: BEGIN IMMEDIATE is the commit lock, and the reader's
+`PRAGMA data_version` changes whenever any other connection commits, which is how a process
+notices their commits without reading the commit table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reactive import knobs
 from reactive.errors import PersistenceError
 from reactive.persistence.base import (
+    CommitRecord,
     CommitWrite,
+    HeldCommitLock,
     IndexEntry,
     IndexMeta,
+    IndexState,
     IndexWrite,
     MutationRecord,
+    Revise,
     Row,
     StoredDocument,
     TableMeta,
     backfill_rows,
+    check_after,
     document_rows,
     empty_limit,
     index_meta_from_row,
@@ -40,6 +52,7 @@ URL_PREFIX = "sqlite:///"
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 T = TypeVar("T")
+log = logging.getLogger("reactive.persistence.sqlite")
 
 
 def sqlite_path(url: str) -> Path:
@@ -69,6 +82,11 @@ class SqlitePersistence:
         self._writer: sqlite3.Connection | None = None
         #: Used only from the event loop. None before open() and after close().
         self._reader: sqlite3.Connection | None = None
+        #: Held while the writer connection is inside a transaction, which `write_commits` may
+        #: keep open across two trips to the writer thread.
+        self._write_lock = asyncio.Lock()
+        #: The task inside `hold_commit_lock`: its own writes join the held transaction.
+        self._holder: asyncio.Task[Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -125,24 +143,53 @@ class SqlitePersistence:
 
         If the awaiting task is cancelled the thread still finishes, so the write may land.
         """
-        return await self._in_writer_thread(operation, lambda: self._transact(operation, work))
+        if self._holder is not None and self._holder is asyncio.current_task():
+            # Inside hold_commit_lock: waiting for the lock would wait for ourselves.
+            return await self._in_writer_thread(operation, lambda: self._nested(operation, work))
+        async with self._write_lock:
+            return await self._in_writer_thread(operation, lambda: self._transact(operation, work))
 
-    def _transact(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _nested(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` inside the held transaction; a failure undoes only its own part."""
         conn = self._writer
         if conn is None:
             raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("SAVEPOINT nested")
             try:
                 result = work(conn)
-                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK TO nested")
+                raise
+            finally:
+                conn.execute("RELEASE nested")
+        except sqlite3.Error as exc:
+            raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+        return result
+
+    def _transact(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._writing(operation) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            result = work(conn)
+            conn.execute("COMMIT")
+        return result
+
+    @contextlib.contextmanager
+    def _writing(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """The writer connection, for the writer thread: an error rolls back the open
+        transaction and surfaces as PersistenceError."""
+        conn = self._writer
+        if conn is None:
+            raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
+        try:
+            try:
+                yield conn
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
-        return result
 
     def _fetch(self, operation: str, sql: str, params: Iterable[Any]) -> list[Row]:
         """Run one read statement on the reader connection, inline: cheaper than a thread hop."""
@@ -158,12 +205,39 @@ class SqlitePersistence:
         rows = self._fetch("load_tables", SELECT_TABLES, ())
         return [TableMeta(name=name, number=number) for number, name in rows]
 
-    async def save_table(self, table: TableMeta) -> None:
-        params = (table.number, table.name)
-        await self._write("save_table", lambda conn: conn.execute(UPSERT_TABLE, params))
+    async def create_table(self, name: str, number: int | None = None) -> TableMeta:
+        def create(conn: sqlite3.Connection) -> TableMeta:
+            existing = conn.execute(SELECT_TABLE_NUMBER, (name,)).fetchone()
+            if existing is not None:
+                return TableMeta(name=name, number=existing[0])
+            if number is None:
+                chosen = conn.execute(NEXT_TABLE_NUMBER).fetchone()[0]
+            else:
+                taken = conn.execute(SELECT_TABLE_NAME, (number,)).fetchone()
+                if taken is not None:
+                    raise PersistenceError(f"table number {number} belongs to {taken[0]!r}")
+                chosen = number
+            conn.execute(INSERT_TABLE, (chosen, name))
+            return TableMeta(name=name, number=chosen)
+
+        return await self._write("create_table", create)
 
     async def load_indexes(self) -> list[IndexMeta]:
         return [index_meta_from_row(row) for row in self._fetch("load_indexes", SELECT_INDEXES, ())]
+
+    async def create_index(
+        self, table_number: int, name: str, fields: tuple[str, ...], state: IndexState
+    ) -> IndexMeta:
+        def create(conn: sqlite3.Connection) -> IndexMeta:
+            existing = conn.execute(SELECT_INDEX_BY_NAME, (table_number, name)).fetchone()
+            if existing is not None:
+                return index_meta_from_row(existing)
+            index_id = conn.execute(NEXT_INDEX_ID).fetchone()[0]
+            meta = IndexMeta(index_id, table_number, name, fields, state)
+            conn.execute(UPSERT_INDEX_META, index_meta_row(meta))
+            return meta
+
+        return await self._write("create_index", create)
 
     async def save_index(self, index: IndexMeta) -> None:
         params = index_meta_row(index)
@@ -183,18 +257,110 @@ class SqlitePersistence:
     async def set_meta(self, key: str, value: bytes) -> None:
         await self._write("set_meta", lambda conn: conn.execute(UPSERT_META, (key, value)))
 
+    async def setdefault_meta(self, key: str, value: bytes) -> bytes:
+        def setdefault(conn: sqlite3.Connection) -> bytes:
+            conn.execute(INSERT_META_IF_ABSENT, (key, value))
+            stored: bytes = conn.execute(SELECT_META, (key,)).fetchone()[0]
+            return stored
+
+        return await self._write("setdefault_meta", setdefault)
+
     # -- writes ----------------------------------------------------------------------------
-    async def write_commits(self, commits: list[CommitWrite]) -> None:
-        if not commits:
-            return
+    async def write_commits(
+        self,
+        commits: list[CommitWrite],
+        *,
+        seen_ts: int | None = None,
+        revise: Revise | None = None,
+    ) -> list[CommitWrite]:
+        # One trip to the writer thread when no other process committed since `seen_ts` (the
+        # common case); otherwise the transaction stays open, holding the lock, while
+        # `revise` runs on the event loop, and a second trip writes what it returned.
+        async with self._write_lock:
+            newer = await self._in_writer_thread(
+                "write_commits", lambda: self._write_unless_newer(commits, seen_ts)
+            )
+            if newer is None:
+                return commits
+            try:
+                if revise is None:
+                    raise PersistenceError(
+                        f"write_commits: {len(newer)} commits landed after ts {seen_ts}"
+                    )
+                commits = await revise(newer)
+            except BaseException:
+                await self._in_writer_thread("write_commits", self._roll_back)
+                raise
+            await self._in_writer_thread("write_commits", lambda: self._write_held(commits))
+            return commits
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(INSERT_DOCUMENT, document_rows(commits))
-            conn.executemany(INSERT_INDEX_ROW, index_rows(commits))
-            conn.executemany(INSERT_COMMIT, [(c.ts, c.written) for c in commits])
-            conn.executemany(INSERT_MUTATION, mutation_rows(commits))
+    def _write_unless_newer(
+        self, commits: list[CommitWrite], seen_ts: int | None
+    ) -> list[CommitRecord] | None:
+        """BEGIN IMMEDIATE; then either write and commit `commits` (None), or, if commits newer
+        than `seen_ts` exist, return them and leave the transaction open."""
+        with self._writing("write_commits") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if seen_ts is not None:
+                last = conn.execute(SELECT_MAX_COMMIT_TS).fetchone()[0]
+                if last > seen_ts:
+                    rows = conn.execute(COMMITS_AFTER, (seen_ts,)).fetchall()
+                    return [CommitRecord(ts, written) for ts, written in rows]
+                check_after(commits, last)
+            _insert_commits(conn, commits)
+            conn.execute("COMMIT")
+        return None
 
-        await self._write("write_commits", write)
+    def _write_held(self, commits: list[CommitWrite]) -> None:
+        with self._writing("write_commits") as conn:
+            check_after(commits, conn.execute(SELECT_MAX_COMMIT_TS).fetchone()[0])
+            _insert_commits(conn, commits)
+            conn.execute("COMMIT")
+
+    def _roll_back(self) -> None:
+        with self._writing("write_commits") as conn:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    @contextlib.asynccontextmanager
+    async def hold_commit_lock(self, seen_ts: int) -> AsyncIterator[HeldCommitLock]:
+        async with self._write_lock:
+            newer = await self._in_writer_thread("hold_commit_lock", lambda: self._begin(seen_ts))
+            held = _HeldLock(self, newer)
+            self._holder = asyncio.current_task()
+            try:
+                yield held
+            finally:
+                self._holder = None
+                if not held.written:
+                    await self._in_writer_thread("hold_commit_lock", self._roll_back)
+
+    def _begin(self, seen_ts: int) -> list[CommitRecord]:
+        with self._writing("hold_commit_lock") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            rows = conn.execute(COMMITS_AFTER, (seen_ts,)).fetchall()
+        return [CommitRecord(ts, written) for ts, written in rows]
+
+    async def watch_commits(
+        self, hint: Callable[[int | None], None], active: Callable[[], bool]
+    ) -> None:
+        hint(None)  # whatever landed between opening and the first look
+        version = self._data_version()
+        while True:
+            idle = not active()
+            await asyncio.sleep(knobs.COMMIT_POLL_IDLE_S if idle else knobs.COMMIT_POLL_S)
+            try:
+                latest = self._data_version()
+            except PersistenceError as exc:
+                log.warning("watching for commits failed, will retry: %s", exc)
+                continue
+            if latest != version:
+                version = latest
+                hint(None)
+
+    def _data_version(self) -> int:
+        """Changes whenever another connection (another process, or our writer) commits."""
+        return int(self._fetch("watch_commits", "PRAGMA data_version", ())[0][0])
 
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         if not entries:
@@ -249,10 +415,9 @@ class SqlitePersistence:
         ts, result = rows[0]
         return MutationRecord(session_id, request_id, ts, result)
 
-    async def commits_after(self, ts: int) -> list[tuple[int, bytes]]:
-        return [
-            (c_ts, written) for c_ts, written in self._fetch("commits_after", COMMITS_AFTER, (ts,))
-        ]
+    async def commits_after(self, ts: int) -> list[CommitRecord]:
+        rows = self._fetch("commits_after", COMMITS_AFTER, (ts,))
+        return [CommitRecord(c_ts, written) for c_ts, written in rows]
 
     # -- maintenance -----------------------------------------------------------------------
     async def prune(self, before_ts: int) -> int:
@@ -266,6 +431,29 @@ class SqlitePersistence:
         return await self._write(
             "prune_mutations", lambda conn: conn.execute(PRUNE_MUTATIONS, (before_ts,)).rowcount
         )
+
+
+class _HeldLock:
+    """BEGIN IMMEDIATE, held on the writer connection (see `hold_commit_lock`)."""
+
+    def __init__(self, store: SqlitePersistence, newer: list[CommitRecord]) -> None:
+        self.newer = newer
+        self.written = False
+        self._store = store
+
+    async def write(self, commits: list[CommitWrite]) -> None:
+        if self.written:
+            raise PersistenceError("the held commit lock was already used to write")
+        self.written = True
+        store = self._store
+        await store._in_writer_thread("write_commits", lambda: store._write_held(commits))
+
+
+def _insert_commits(conn: sqlite3.Connection, commits: list[CommitWrite]) -> None:
+    conn.executemany(INSERT_DOCUMENT, document_rows(commits))
+    conn.executemany(INSERT_INDEX_ROW, index_rows(commits))
+    conn.executemany(INSERT_COMMIT, [(c.ts, c.written) for c in commits])
+    conn.executemany(INSERT_MUTATION, mutation_rows(commits))
 
 
 # -- SQL -----------------------------------------------------------------------------------
@@ -318,11 +506,15 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 SELECT_TABLES = "SELECT table_id, name FROM tables ORDER BY table_id"
-UPSERT_TABLE = """
-INSERT INTO tables (table_id, name) VALUES (?, ?)
-ON CONFLICT (table_id) DO UPDATE SET name = excluded.name
-"""
+SELECT_TABLE_NUMBER = "SELECT table_id FROM tables WHERE name = ?"
+SELECT_TABLE_NAME = "SELECT name FROM tables WHERE table_id = ?"
+NEXT_TABLE_NUMBER = "SELECT COALESCE(MAX(table_id), 0) + 1 FROM tables"
+INSERT_TABLE = "INSERT INTO tables (table_id, name) VALUES (?, ?)"
 SELECT_INDEXES = "SELECT index_id, table_id, name, fields, state FROM index_meta ORDER BY index_id"
+SELECT_INDEX_BY_NAME = """
+SELECT index_id, table_id, name, fields, state FROM index_meta WHERE table_id = ? AND name = ?
+"""
+NEXT_INDEX_ID = "SELECT COALESCE(MAX(index_id), 0) + 1 FROM index_meta"
 UPSERT_INDEX_META = """
 INSERT INTO index_meta (index_id, table_id, name, fields, state) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (index_id) DO UPDATE SET
@@ -332,6 +524,7 @@ ON CONFLICT (index_id) DO UPDATE SET
 DELETE_INDEX_META = "DELETE FROM index_meta WHERE index_id = ?"
 DELETE_INDEX_ROWS = "DELETE FROM indexes WHERE index_id = ?"
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
+INSERT_META_IF_ABSENT = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
 UPSERT_META = """
 INSERT INTO meta (key, value) VALUES (?, ?)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value

@@ -1,0 +1,237 @@
+"""Many processes, one database: the committer's cross-process protocol on both backends.
+
+Each `Database` here has its own connections, committer and watcher, exactly as a second server
+node or the CLI would; `tests/test_cli.py` repeats the essentials with real OS processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from reactive import knobs
+from reactive.database import Database
+from reactive.errors import ConflictError
+from reactive.persistence.postgres import LISTENER_APPLICATION_NAME
+from reactive.subscriptions import Subscription
+from tests.conftest import POSTGRES_URL
+from tests.schemas import TEST_SCHEMA
+
+WAIT_S = 5.0
+
+
+@pytest.fixture
+async def pair(store_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """Two processes' worth of Database on one store."""
+    first = await Database.open(store_url, schema=TEST_SCHEMA, prune=False)
+    second = await Database.open(store_url, schema=TEST_SCHEMA, prune=False)
+    try:
+        yield first, second
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def insert_message(db: Database, channel: str, body: str = "x") -> tuple[str, int]:
+    result = await db.run_mutation(
+        lambda tx: tx.insert("messages", {"channel": channel, "body": body})
+    )
+    return result.value, result.ts
+
+
+async def channel_bodies(
+    db: Database, channel: str
+) -> tuple[list[str], Subscription, asyncio.Event]:
+    """Run a query on `channel` in `db` and subscribe to it; the event fires on invalidation."""
+
+    async def read(tx):  # type: ignore[no-untyped-def]
+        docs = await (
+            tx.query("messages").with_index("by_channel", lambda q: q.eq("channel", channel))
+        ).collect()
+        return [d["body"] for d in docs]
+
+    result = await db.run_query(read)
+    fired = asyncio.Event()
+    sub = db.subscribe(result.token, lambda _sub, _ts: fired.set())
+    return result.value, sub, fired
+
+
+async def test_a_commit_in_one_process_invalidates_a_subscription_in_another(pair) -> None:
+    writer, watcher = pair
+    before, _, fired = await channel_bodies(watcher, "general")
+    _, untouched_fired = (await channel_bodies(watcher, "other"))[1:]
+    assert before == []
+    _, ts = await insert_message(writer, "general", "hello")
+    await asyncio.wait_for(fired.wait(), WAIT_S)
+    assert watcher.latest_ts >= ts
+    after, _, _ = await channel_bodies(watcher, "general")
+    assert after == ["hello"]
+    assert not untouched_fired.is_set()
+
+
+async def test_another_process_publishes_commits_in_order_and_never_backwards(pair) -> None:
+    writer, watcher = pair
+    seen: list[int] = []
+    watcher.add_commit_listener(lambda commit: seen.append(commit.ts))
+    written = [(await insert_message(writer, "c", str(i)))[1] for i in range(20)]
+    await asyncio.wait_for(watcher.wait_for_ts(written[-1]), WAIT_S)
+    assert seen == written  # every commit, once, in ts order
+
+
+async def test_read_modify_writes_from_two_processes_never_lose_an_update(pair) -> None:
+    first, second = pair
+    counter = (
+        await first.run_mutation(lambda tx: tx.insert("accounts", {"name": "n", "balance": 0.0}))
+    ).value
+
+    async def increment(tx):  # type: ignore[no-untyped-def]
+        doc = await tx.get(counter)
+        await tx.patch(counter, {"balance": doc["balance"] + 1})
+
+    async def worker(db: Database, n: int) -> None:
+        for _ in range(n):
+            await db.run_mutation(increment)
+
+    await asyncio.gather(*(worker(db, 25) for db in (first, second) for _ in range(3)))
+    for db in (first, second):
+        await db.wait_for_ts(max(first.latest_ts, second.latest_ts))
+        doc = (await db.run_query(lambda tx: tx.get(counter))).value
+        assert doc["balance"] == 150.0
+
+
+async def test_bank_total_holds_with_transfers_from_two_processes(pair) -> None:
+    first, second = pair
+
+    async def make(tx):  # type: ignore[no-untyped-def]
+        return [await tx.insert("accounts", {"name": f"a{i}", "balance": 100.0}) for i in range(10)]
+
+    accounts = (await first.run_mutation(make)).value
+    rng = random.Random(3)
+
+    async def move(tx, source, target, amount):  # type: ignore[no-untyped-def]
+        a, b = await tx.get(source), await tx.get(target)
+        await tx.patch(source, {"balance": a["balance"] - amount})
+        await tx.patch(target, {"balance": b["balance"] + amount})
+
+    async def worker(db: Database) -> None:
+        for _ in range(60):
+            source, target = rng.sample(accounts, 2)
+            amount = float(rng.randint(1, 20))
+            await db.run_mutation(lambda tx, s=source, t=target, a=amount: move(tx, s, t, a))
+
+    await asyncio.gather(*(worker(db) for db in (first, second) for _ in range(4)))
+
+    async def total(tx):  # type: ignore[no-untyped-def]
+        return sum(d["balance"] for d in await tx.query("accounts").collect())
+
+    assert (await first.run_query(total)).value == 1000.0
+    await second.wait_for_ts(first.latest_ts)
+    assert (await second.run_query(total)).value == 1000.0
+
+
+async def test_commit_timestamps_strictly_increase_across_processes(pair) -> None:
+    first, second = pair
+    results = await asyncio.gather(
+        *(insert_message(db, "c") for _ in range(30) for db in (first, second))
+    )
+    timestamps = [ts for _, ts in results]
+    assert len(set(timestamps)) == len(timestamps)
+    stored = [record.ts for record in await first.persistence.commits_after(0)]
+    assert stored == sorted(stored) and set(timestamps) <= set(stored)
+
+
+async def test_a_stale_snapshot_conflicts_with_another_process_commit(pair) -> None:
+    """The bug this protocol fixes: a transaction that read a row another process deleted
+    must not commit (the conflict check used to know only its own process's commits)."""
+    server, cli = pair
+    user, _ = await insert_message(server, "users", "alice")
+    await cli.wait_for_ts(server.latest_ts)
+    tx = server.begin()
+    assert await tx.get(user) is not None  # read on the server's (soon stale) snapshot
+    await tx.insert("messages", {"channel": "projects", "body": f"owned by {user}"})
+    await cli.run_mutation(lambda t: t.delete(user))
+    with pytest.raises(ConflictError):
+        await server.commit(tx)
+    projects, _, _ = await channel_bodies(server, "projects")
+    assert projects == []
+
+
+async def test_a_mutation_resent_to_another_process_runs_once(pair) -> None:
+    first, second = pair
+    runs = 0
+
+    async def create(tx):  # type: ignore[no-untyped-def]
+        nonlocal runs
+        runs += 1
+        return await tx.insert("messages", {"channel": "once", "body": "x"})
+
+    results = await asyncio.gather(
+        *(db.run_mutation(create, session_id="s", request_id=1) for db in (first, second) * 3)
+    )
+    assert len({r.value for r in results}) == 1
+    assert len({r.ts for r in results}) == 1
+    bodies, _, _ = await channel_bodies(first, "once")
+    assert bodies == ["x"]
+
+
+async def test_a_table_another_process_created_is_known_here(store_url: str) -> None:
+    first = await Database.open(store_url, prune=False)
+    second = await Database.open(store_url, prune=False)
+    try:
+        doc = (await first.run_mutation(lambda tx: tx.insert("notes", {"text": "hi"}))).value
+        other = (await second.run_mutation(lambda tx: tx.insert("tasks", {"text": "do"}))).value
+        await second.wait_for_ts(first.latest_ts)
+        seen = (await second.run_query(lambda tx: tx.query("notes").collect())).value
+        assert [d["_id"] for d in seen] == [doc]
+        assert first.catalog.table_number("notes") != first.catalog.table_number("tasks")
+        await first.wait_for_ts(second.latest_ts)
+        assert (await first.run_query(lambda tx: tx.get(other))).value["text"] == "do"
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_every_process_signs_cursors_with_one_secret(pair) -> None:
+    first, second = pair
+    for i in range(3):
+        await insert_message(first, "page", str(i))
+
+    async def page(tx, cursor):  # type: ignore[no-untyped-def]
+        return await tx.query("messages").paginate({"numItems": 2, "cursor": cursor})
+
+    one = (await first.run_query(lambda tx: page(tx, None))).value
+    await second.wait_for_ts(first.latest_ts)
+    two = (await second.run_query(lambda tx: page(tx, one["continueCursor"]))).value
+    assert [d["body"] for d in one["page"] + two["page"]] == ["0", "1", "2"]
+
+
+@pytest.mark.postgres
+async def test_a_lost_listener_connection_loses_no_commit(
+    postgres_store_url: str, monkeypatch
+) -> None:
+    store_url = postgres_store_url
+    monkeypatch.setattr(knobs, "COMMIT_WATCH_SAFETY_S", 0.2)
+    first = await Database.open(store_url, schema=TEST_SCHEMA, prune=False)
+    second = await Database.open(store_url, schema=TEST_SCHEMA, prune=False)
+    try:
+        _, fired = (await channel_bodies(second, "c"))[1:]
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                LISTENER_APPLICATION_NAME,
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+        _, ts = await insert_message(first, "c")  # announced while nobody listens
+        await asyncio.wait_for(fired.wait(), WAIT_S)
+        assert second.latest_ts >= ts
+    finally:
+        await second.close()
+        await first.close()
