@@ -35,10 +35,13 @@ __all__ = [
     "StorageReader",
     "StorageWriter",
     "open_file_storage",
+    "server_url",
 ]
 
 STORAGE_TABLE = "_storage"
 UPLOAD_URL_TTL_S = 3600.0
+#: Where a server without REACTIVE_URL says it is when it cannot tell (not serving yet).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:3210"
 MAX_UPLOAD_BYTES = int(os.environ.get("REACTIVE_MAX_UPLOAD_BYTES", 64 << 20))
 
 
@@ -87,6 +90,17 @@ class LocalBlobStore:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
 
+def server_url(host: str, port: int, *, secure: bool = False) -> str:
+    """The URL of a server bound to `host:port`, as a client on this machine reaches it: a
+    wildcard bind (0.0.0.0, ::) is 127.0.0.1."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if secure else "http"
+    default_port = 443 if secure else 80
+    return f"{scheme}://{shown}" + ("" if port == default_port else f":{port}")
+
+
 @dataclass(slots=True)
 class FileStorage:
     """The storage service shared by every function call of one application."""
@@ -94,21 +108,25 @@ class FileStorage:
     db: Database
     blobs: BlobStore
     secret: bytes
-    #: Public base URL of this server ("http://127.0.0.1:3210"); set from config or the first
-    #: request when not configured.
-    base_url: str | None = None
+    #: Public base URL of this server ("http://127.0.0.1:3210"): REACTIVE_URL, else set by the
+    #: server from its configuration or its own socket — never from a request's Host header.
+    base_url: str | None = field(default_factory=lambda: _configured_url())
     _pending_deletes: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- URLs ------------------------------------------------------------------------------
 
+    def public_url(self) -> str:
+        """This server's base URL, without a trailing slash."""
+        return (self.base_url or DEFAULT_PUBLIC_URL).rstrip("/")
+
     def url_for(self, storage_id: str) -> str:
-        return f"{self._base()}/api/storage/{quote(storage_id)}"
+        return f"{self.public_url()}/api/storage/{quote(storage_id)}"
 
     def upload_url(self) -> str:
         expires = int(time.time() + UPLOAD_URL_TTL_S)
         nonce = secrets.token_hex(8)
         token = f"{expires}.{nonce}.{self._sign(f'{expires}.{nonce}')}"
-        return f"{self._base()}/api/storage/upload?token={token}"
+        return f"{self.public_url()}/api/storage/upload?token={token}"
 
     def check_upload_token(self, token: str | None) -> None:
         parts = (token or "").split(".")
@@ -123,11 +141,6 @@ class FileStorage:
     def _sign(self, message: str) -> str:
         digest = hmac.new(self.secret, message.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
-
-    def _base(self) -> str:
-        return (self.base_url or os.environ.get("REACTIVE_URL") or "http://127.0.0.1:3210").rstrip(
-            "/"
-        )
 
     # -- storing and reading ---------------------------------------------------------------
 
@@ -170,6 +183,10 @@ class FileStorage:
             task = asyncio.ensure_future(self.blobs.delete(key))
             self._pending_deletes.add(task)
             task.add_done_callback(self._pending_deletes.discard)
+
+
+def _configured_url() -> str | None:
+    return os.environ.get("REACTIVE_URL") or None
 
 
 async def _storage_row(tx: Transaction, storage_id: object) -> dict[str, Value] | None:

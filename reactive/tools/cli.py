@@ -116,10 +116,16 @@ def _http_server(
 ) -> uvicorn.Server:
     import uvicorn
 
+    from reactive.file_storage import server_url
     from reactive.http import create_app
 
+    # File and upload URLs name this address unless REACTIVE_URL gives the public one.
+    public_url = os.environ.get("REACTIVE_URL") or server_url(host, port)
+    app = create_app(
+        root, application=application, dev_auth=dev_auth, own_process=True, public_url=public_url
+    )
     config = uvicorn.Config(
-        create_app(root, application=application, dev_auth=dev_auth, own_process=True),
+        app,
         host=host,
         port=port,
         log_level="warning",
