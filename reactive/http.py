@@ -445,12 +445,13 @@ async def upload_endpoint(request: Request) -> Response:
             HttpError("StorageUnavailable", "No file storage", code=ErrorCode.UNAVAILABLE)
         )
     try:
-        storage.check_upload_token(request.query_params.get("token"))
+        # Checked before the body is read, so a used or forged URL costs no upload.
+        upload = await storage.check_upload_token(request.query_params.get("token"))
         declared = int(request.headers.get("content-length") or 0)
         if declared > MAX_UPLOAD_BYTES:
             raise _file_too_large(MAX_UPLOAD_BYTES)
         data = await _read_limited(request, MAX_UPLOAD_BYTES)
-        storage_id = await storage.store(data, request.headers.get("content-type"))
+        storage_id = await storage.store(data, request.headers.get("content-type"), upload=upload)
     except (HttpError, ValidationError) as exc:
         return error_response(exc)
     return JSONResponse({"storageId": storage_id})
@@ -481,12 +482,42 @@ async def serve_file_endpoint(request: Request) -> Response:
     if found is None:
         return text_response(ErrorCode.NOT_FOUND, "File not found")
     row, data = found
-    content_type = row.get("contentType") or "application/octet-stream"
-    return Response(
-        data,
-        media_type=str(content_type),
-        headers={"Cache-Control": "private, max-age=2592000, immutable"},
-    )
+    content_type = str(row.get("contentType") or "application/octet-stream")
+    return Response(data, media_type=content_type, headers=_served_file_headers(content_type))
+
+
+#: Types a browser only displays: served inline. Anything else could run script in this
+#: server's origin (HTML, SVG, XML, JavaScript, ...), so it is downloaded, never rendered.
+_INERT_TYPES = frozenset(
+    {
+        "application/octet-stream",
+        "application/pdf",
+        "text/plain",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+    }
+)
+_INERT_FAMILIES = ("audio/", "video/")
+
+
+def _served_file_headers(content_type: str) -> dict[str, str]:
+    """Headers of a stored file: never sniffed into another type; active content is an
+    attachment in a sandbox with nothing allowed, so an uploaded page cannot run here."""
+    headers = {
+        "Cache-Control": "private, max-age=2592000, immutable",
+        "X-Content-Type-Options": "nosniff",
+    }
+    essence = content_type.split(";", 1)[0].strip().lower()
+    if essence not in _INERT_TYPES and not essence.startswith(_INERT_FAMILIES):
+        headers["Content-Disposition"] = "attachment"
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return headers
 
 
 # -- HTTP actions -----------------------------------------------------------------------------
