@@ -557,10 +557,11 @@ class _RememberBaseUrl:
         if scope["type"] in ("http", "websocket"):
             reactive = getattr(scope["app"].state, "reactive", None) if "app" in scope else None
             storage = getattr(reactive, "storage", None)
-            if storage is not None and storage.base_url is None and scope.get("server"):
-                host, port = scope["server"][:2]
+            server = scope.get("server") or (None, None)
+            # A Unix socket has no port and no URL: keep the default until one is configured.
+            if storage is not None and storage.base_url is None and isinstance(server[1], int):
                 secure = scope.get("scheme") in ("https", "wss")
-                storage.base_url = server_url(host, port, secure=secure)
+                storage.base_url = server_url(str(server[0]), server[1], secure=secure)
         await self.app(scope, receive, send)
 
 
