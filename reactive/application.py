@@ -26,7 +26,13 @@ from reactive.committer import PublishedCommit
 from reactive.database import Database
 from reactive.executor import Executor, HttpOutcome, Outcome
 from reactive.file_storage import FileStorage, LocalBlobStore, open_file_storage
-from reactive.functions import HttpRoute, HttpRouter, Project, load_project
+from reactive.functions import (
+    HttpRoute,
+    HttpRouter,
+    Project,
+    count_functions_in_source,
+    load_project,
+)
 from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
 from reactive.subscriptions import Subscription
@@ -126,22 +132,24 @@ class Application:
     ) -> DeployReport:
         """Switch to the project at `root`: load its functions, check existing data against its
         schema, add and backfill new indexes — and only then serve the new code; indexes the
-        new schema dropped go last, once nothing uses them. `dry_run` stops after the checks.
-        Any failure leaves the running code and the database as they were (new indexes that
-        were already backfilled stay; they are harmless)."""
+        new schema dropped go last, once nothing uses them. Any failure leaves the running code
+        and the database as they were (new indexes that were already backfilled stay; they are
+        harmless).
+
+        `dry_run` only reads the source (every file compiles; its functions are counted) and
+        runs none of it: a dry run is how code not trusted yet is looked at. The schema is
+        checked against the data by the deploy itself, before it switches."""
+        if dry_run:
+            return DeployReport(functions=count_functions_in_source(root), dry_run=True)
         project = load_project(root)
-        report = DeployReport(functions=len(project.registry.functions), dry_run=dry_run)
-        if project.schema is not None and dry_run:
-            report.validated_documents = await self.db.check_schema(project.schema)
-        elif project.schema is not None:
+        report = DeployReport(functions=len(project.registry.functions), dry_run=False)
+        if project.schema is not None:
             changes = await self.db.apply_schema(
                 project.schema, drop_removed=False, progress=progress
             )
             report.added_indexes = changes.added_indexes
             report.backfilled_rows = changes.backfilled_rows
             report.validated_documents = changes.validated_documents
-        if dry_run:
-            return report
         await self._switch(project)
         if project.schema is not None:
             report.dropped_indexes = await self.db.drop_removed_indexes(project.schema)

@@ -43,6 +43,7 @@ __all__ = [
     "DevIdentityProvider",
     "dev_issuer_url",
     "dev_only_routes",
+    "is_loopback_host",
 ]
 
 #: Where the issuer is mounted; its URL is `http://<host>:<port>` + this.
@@ -81,7 +82,7 @@ def dev_issuer_url(host: str, port: int) -> str:
     """
     if host in _WILDCARD_HOSTS or host == "localhost":
         return f"http://127.0.0.1:{port}{DEV_AUTH_PATH}"
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         raise ValueError(
             f"the dev identity provider needs a loopback or wildcard host (127.0.0.1, 0.0.0.0), "
             f"got {host!r}: its issuer URL must be plain http on loopback"
@@ -90,7 +91,8 @@ def dev_issuer_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}{DEV_AUTH_PATH}"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 in brackets or not) is this machine."""
     if host == "localhost":
         return True
     try:
@@ -295,10 +297,10 @@ def _refusal(request: Request) -> str | None:
     """Why a token request is refused, or None. Anyone may become anyone here, so only this
     machine may ask, and not a web page of another site (the API allows every Origin)."""
     client = request.client.host if request.client is not None else ""
-    if not _is_loopback(client):
+    if not is_loopback_host(client):
         return f"dev tokens are issued only to loopback clients, not {client or 'unknown'}"
     origin = request.headers.get("origin")
-    if origin is not None and not _is_loopback(urlsplit(origin).hostname or ""):
+    if origin is not None and not is_loopback_host(urlsplit(origin).hostname or ""):
         return f"dev tokens are not issued to pages of other sites (Origin {origin})"
     return None
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from reactive import knobs
 from reactive.database import Database
 from reactive.errors import ValidationError
 from reactive.ids import decode_id
@@ -34,11 +35,19 @@ __all__ = [
     "LocalBlobStore",
     "StorageReader",
     "StorageWriter",
+    "UploadToken",
     "open_file_storage",
+    "server_url",
 ]
 
 STORAGE_TABLE = "_storage"
 UPLOAD_URL_TTL_S = 3600.0
+#: An upload URL is spent by recording its nonce as the exactly-once record of the mutation
+#: that stores the file, under this session name; mutation records are unique in the
+#: database, so a URL stores at most one file even across server processes.
+_UPLOAD_SESSION = "storage-upload:"
+#: Where a server without REACTIVE_URL says it is when it cannot tell (not serving yet).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:3210"
 MAX_UPLOAD_BYTES = int(os.environ.get("REACTIVE_MAX_UPLOAD_BYTES", 64 << 20))
 
 
@@ -87,6 +96,24 @@ class LocalBlobStore:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
 
+@dataclass(frozen=True, slots=True)
+class UploadToken:
+    """A checked upload URL token; `nonce` names it when it is spent."""
+
+    nonce: str
+
+
+def server_url(host: str, port: int, *, secure: bool = False) -> str:
+    """The URL of a server bound to `host:port`, as a client on this machine reaches it: a
+    wildcard bind (0.0.0.0, ::) is 127.0.0.1."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if secure else "http"
+    default_port = 443 if secure else 80
+    return f"{scheme}://{shown}" + ("" if port == default_port else f":{port}")
+
+
 @dataclass(slots=True)
 class FileStorage:
     """The storage service shared by every function call of one application."""
@@ -94,23 +121,29 @@ class FileStorage:
     db: Database
     blobs: BlobStore
     secret: bytes
-    #: Public base URL of this server ("http://127.0.0.1:3210"); set from config or the first
-    #: request when not configured.
-    base_url: str | None = None
+    #: Public base URL of this server ("http://127.0.0.1:3210"): REACTIVE_URL, else set by the
+    #: server from its configuration or its own socket — never from a request's Host header.
+    base_url: str | None = field(default_factory=lambda: _configured_url())
     _pending_deletes: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- URLs ------------------------------------------------------------------------------
 
+    def public_url(self) -> str:
+        """This server's base URL, without a trailing slash."""
+        return (self.base_url or DEFAULT_PUBLIC_URL).rstrip("/")
+
     def url_for(self, storage_id: str) -> str:
-        return f"{self._base()}/api/storage/{quote(storage_id)}"
+        return f"{self.public_url()}/api/storage/{quote(storage_id)}"
 
     def upload_url(self) -> str:
-        expires = int(time.time() + UPLOAD_URL_TTL_S)
-        nonce = secrets.token_hex(8)
+        # A spent URL must stay spent while it is valid: never outlive the spent records.
+        expires = int(time.time() + min(UPLOAD_URL_TTL_S, knobs.MUTATION_RECORD_RETENTION_S))
+        nonce = secrets.token_hex(16)
         token = f"{expires}.{nonce}.{self._sign(f'{expires}.{nonce}')}"
-        return f"{self._base()}/api/storage/upload?token={token}"
+        return f"{self.public_url()}/api/storage/upload?token={token}"
 
-    def check_upload_token(self, token: str | None) -> None:
+    async def check_upload_token(self, token: str | None) -> UploadToken:
+        """The token of an upload URL if it is genuine, unexpired and not used yet."""
         parts = (token or "").split(".")
         if len(parts) != 3 or not parts[0].isdigit():
             raise ValidationError("Invalid upload URL", short_msg="InvalidUploadUrl")
@@ -118,21 +151,24 @@ class FileStorage:
         if not hmac.compare_digest(signature, self._sign(f"{expires}.{nonce}")):
             raise ValidationError("Invalid upload URL", short_msg="InvalidUploadUrl")
         if int(expires) < time.time():
-            raise ValidationError("Upload URL expired", short_msg="UploadUrlExpired")
+            raise _expired()
+        if await self.db.persistence.get_mutation(_UPLOAD_SESSION + nonce, 0) is not None:
+            raise _already_used()
+        return UploadToken(nonce)
 
     def _sign(self, message: str) -> str:
         digest = hmac.new(self.secret, message.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
-    def _base(self) -> str:
-        return (self.base_url or os.environ.get("REACTIVE_URL") or "http://127.0.0.1:3210").rstrip(
-            "/"
-        )
-
     # -- storing and reading ---------------------------------------------------------------
 
-    async def store(self, data: bytes, content_type: str | None) -> str:
-        """Write the bytes, then commit their `_storage` row; returns the storage id."""
+    async def store(
+        self, data: bytes, content_type: str | None, *, upload: UploadToken | None = None
+    ) -> str:
+        """Write the bytes, then commit their `_storage` row; returns the storage id.
+
+        With `upload`, the row commits together with the record that spends that upload URL;
+        if the URL was spent meanwhile, nothing is stored and the upload is refused."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise ValidationError(
                 f"File of {len(data)} bytes exceeds the limit of {MAX_UPLOAD_BYTES} bytes",
@@ -146,15 +182,21 @@ class FileStorage:
             "contentType": content_type,
             "blobKey": key,
         }
+        spent_as = None if upload is None else _UPLOAD_SESSION + upload.nonce
         try:
             result = await self.db.run_mutation(
                 lambda tx: tx.insert(
                     STORAGE_TABLE, {k: v for k, v in row.items() if v is not None}, system=True
-                )
+                ),
+                session_id=spent_as,
+                request_id=None if spent_as is None else 0,
             )
         except BaseException:
             await self.blobs.delete(key)
             raise
+        if result.duplicate:  # another upload with this URL committed first: its row stands
+            await self.blobs.delete(key)
+            raise _already_used()
         return str(result.value)
 
     async def read(self, storage_id: str) -> tuple[dict[str, Value], bytes] | None:
@@ -170,6 +212,25 @@ class FileStorage:
             task = asyncio.ensure_future(self.blobs.delete(key))
             self._pending_deletes.add(task)
             task.add_done_callback(self._pending_deletes.discard)
+
+
+def _configured_url() -> str | None:
+    return os.environ.get("REACTIVE_URL") or None
+
+
+def _expired() -> ValidationError:
+    return ValidationError(
+        "Upload URL expired; generate a new one (ctx.storage.generate_upload_url)",
+        short_msg="UploadUrlExpired",
+    )
+
+
+def _already_used() -> ValidationError:
+    return ValidationError(
+        "This upload URL was already used: each stores one file. Generate a new one "
+        "(ctx.storage.generate_upload_url) for every upload.",
+        short_msg="UploadUrlUsed",
+    )
 
 
 async def _storage_row(tx: Transaction, storage_id: object) -> dict[str, Value] | None:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -30,10 +31,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
-from reactive.dev_auth import DevIdentityProvider, dev_only_routes
+from reactive.dev_auth import DevIdentityProvider, dev_only_routes, is_loopback_host
 from reactive.errors import ErrorCode, ReactiveError, ValidationError
 from reactive.executor import Outcome
-from reactive.file_storage import MAX_UPLOAD_BYTES
+from reactive.file_storage import MAX_UPLOAD_BYTES, server_url
 from reactive.functions import FunctionKind
 from reactive.http_errors import (
     CLOSE_AUTH_REJECTED,
@@ -48,7 +49,7 @@ from reactive.http_errors import (
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
 from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
 
-__all__ = ["create_app", "server_app"]
+__all__ = ["ADMIN_PATHS", "create_app", "server_app"]
 
 log = logging.getLogger("reactive.http")
 
@@ -278,22 +279,79 @@ async def health_endpoint(request: Request) -> Response:
     return JSONResponse({"status": "ok", "ts": str(_app(request).latest_ts)})
 
 
-# -- function logs ----------------------------------------------------------------------------
+# -- admin routes -----------------------------------------------------------------------------
+
+LOGS_PATH = "/api/logs"
+DEPLOY_PATH = "/api/deploy"
+#: Routes that run or reveal code. They answer no CORS and refuse pages of other sites.
+ADMIN_PATHS = frozenset({LOGS_PATH, DEPLOY_PATH})
+
+#: `Sec-Fetch-Site` values of a request made by a page of another origin.
+_FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
 
 
 def _admin_refusal(request: Request, what: str) -> Response | None:
-    """Admin routes: open in dev mode, else `Authorization: Convex <REACTIVE_ADMIN_KEY>`."""
+    """Why an admin request is refused (a response), or None to let it through.
+
+    Pages of other origins are always refused: a browser sends a text/plain POST without a
+    preflight, so CORS alone would let any site the developer visits deploy code. Then the
+    admin key (`Authorization: Convex <REACTIVE_ADMIN_KEY>`) is required when one is set; a
+    dev server without one admits this machine's own tools (the CLI sends no Origin).
+    """
+    foreign = _foreign_page(request)
+    if foreign is not None:
+        return _forbidden(f"Admin routes refuse requests from web pages of other sites ({foreign})")
     admin_key = os.environ.get("REACTIVE_ADMIN_KEY")
-    offered = request.headers.get("authorization", "")
     if admin_key:
+        offered = request.headers.get("authorization", "")
         if not hmac.compare_digest(offered.encode(), f"Convex {admin_key}".encode()):
             return error_response(
                 HttpError("Unauthenticated", "Admin key required", code=ErrorCode.UNAUTHENTICATED)
             )
         return None
-    if _app(request).dev:
-        return None
-    message = f"Set REACTIVE_ADMIN_KEY to {what} a production server"
+    if not _app(request).dev:
+        return _forbidden(f"Set REACTIVE_ADMIN_KEY to {what} a production server")
+    host = request.url.hostname or ""
+    if not is_loopback_host(host) and host != _public_hostname(request):
+        # A DNS-rebinding page reaches loopback under its own host name; a keyless dev server
+        # only answers the names this machine's tools use.
+        return _forbidden(
+            f"Without REACTIVE_ADMIN_KEY, admin routes answer only on loopback, not {host!r}; "
+            "set REACTIVE_ADMIN_KEY (or REACTIVE_URL to this server's public address)"
+        )
+    return None
+
+
+def _foreign_page(request: Request) -> str | None:
+    """What shows that a web page of another origin made this request, or None."""
+    fetch_site = request.headers.get("sec-fetch-site", "").lower()
+    if fetch_site in _FOREIGN_FETCH_SITES:
+        return f"Sec-Fetch-Site: {fetch_site}"
+    origin = request.headers.get("origin")
+    if origin is not None and _origin_of(origin) != _origin_of(_public_url(request)):
+        return f"Origin: {origin}"
+    return None
+
+
+def _origin_of(url: str) -> str:
+    """scheme://host:port of `url`, lower-cased with the default port spelled out."""
+    parts = urlsplit(url.strip().lower())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return "invalid"
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _public_url(request: Request) -> str:
+    return _app(request).storage.public_url()
+
+
+def _public_hostname(request: Request) -> str:
+    return urlsplit(_public_url(request)).hostname or ""
+
+
+def _forbidden(message: str) -> Response:
     return error_response(HttpError("Forbidden", message, code=ErrorCode.FORBIDDEN))
 
 
@@ -387,12 +445,13 @@ async def upload_endpoint(request: Request) -> Response:
             HttpError("StorageUnavailable", "No file storage", code=ErrorCode.UNAVAILABLE)
         )
     try:
-        storage.check_upload_token(request.query_params.get("token"))
+        # Checked before the body is read, so a used or forged URL costs no upload.
+        upload = await storage.check_upload_token(request.query_params.get("token"))
         declared = int(request.headers.get("content-length") or 0)
         if declared > MAX_UPLOAD_BYTES:
             raise _file_too_large(MAX_UPLOAD_BYTES)
         data = await _read_limited(request, MAX_UPLOAD_BYTES)
-        storage_id = await storage.store(data, request.headers.get("content-type"))
+        storage_id = await storage.store(data, request.headers.get("content-type"), upload=upload)
     except (HttpError, ValidationError) as exc:
         return error_response(exc)
     return JSONResponse({"storageId": storage_id})
@@ -423,12 +482,42 @@ async def serve_file_endpoint(request: Request) -> Response:
     if found is None:
         return text_response(ErrorCode.NOT_FOUND, "File not found")
     row, data = found
-    content_type = row.get("contentType") or "application/octet-stream"
-    return Response(
-        data,
-        media_type=str(content_type),
-        headers={"Cache-Control": "private, max-age=2592000, immutable"},
-    )
+    content_type = str(row.get("contentType") or "application/octet-stream")
+    return Response(data, media_type=content_type, headers=_served_file_headers(content_type))
+
+
+#: Types a browser only displays: served inline. Anything else could run script in this
+#: server's origin (HTML, SVG, XML, JavaScript, ...), so it is downloaded, never rendered.
+_INERT_TYPES = frozenset(
+    {
+        "application/octet-stream",
+        "application/pdf",
+        "text/plain",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+    }
+)
+_INERT_FAMILIES = ("audio/", "video/")
+
+
+def _served_file_headers(content_type: str) -> dict[str, str]:
+    """Headers of a stored file: never sniffed into another type; active content is an
+    attachment in a sandbox with nothing allowed, so an uploaded page cannot run here."""
+    headers = {
+        "Cache-Control": "private, max-age=2592000, immutable",
+        "X-Content-Type-Options": "nosniff",
+    }
+    essence = content_type.split(";", 1)[0].strip().lower()
+    if essence not in _INERT_TYPES and not essence.startswith(_INERT_FAMILIES):
+        headers["Content-Disposition"] = "attachment"
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return headers
 
 
 # -- HTTP actions -----------------------------------------------------------------------------
@@ -457,8 +546,9 @@ async def http_action_endpoint(request: Request) -> Response:
 
 
 class _RememberBaseUrl:
-    """File URLs need this server's public address: take it from the first request unless
-    REACTIVE_URL says otherwise."""
+    """File URLs need this server's public address. Unless it is configured (REACTIVE_URL, or
+    `public_url`), it is the address of the socket the first request arrived on — never the
+    request's Host header, which the caller chooses."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -467,19 +557,12 @@ class _RememberBaseUrl:
         if scope["type"] in ("http", "websocket"):
             reactive = getattr(scope["app"].state, "reactive", None) if "app" in scope else None
             storage = getattr(reactive, "storage", None)
-            if storage is not None and storage.base_url is None:
-                storage.base_url = _base_url(scope)
+            server = scope.get("server") or (None, None)
+            # A Unix socket has no port and no URL: keep the default until one is configured.
+            if storage is not None and storage.base_url is None and isinstance(server[1], int):
+                secure = scope.get("scheme") in ("https", "wss")
+                storage.base_url = server_url(str(server[0]), server[1], secure=secure)
         await self.app(scope, receive, send)
-
-
-def _base_url(scope: Scope) -> str:
-    headers = dict(scope.get("headers") or [])
-    host = headers.get(b"host", b"").decode("latin-1")
-    if not host and scope.get("server"):
-        server_host, server_port = scope["server"]
-        host = f"{server_host}:{server_port}"
-    secure = scope.get("scheme") in ("https", "wss")
-    return f"{'https' if secure else 'http'}://{host}"
 
 
 class _CollapseSlashes:
@@ -518,10 +601,13 @@ def create_app(
     application: Application | None = None,
     dev_auth: DevIdentityProvider | None = None,
     own_process: bool = False,
+    public_url: str | None = None,
 ) -> Starlette:
     """The ASGI app serving the project at `root` (default: the working directory).
 
     Database from `database_url`, else REACTIVE_DATABASE_URL, else embedded SQLite.
+    `public_url`: this server's address in file and upload URLs (default REACTIVE_URL, else
+    the address the server is reached at, as its socket reports it).
     `own_process`: the app is the whole process (a server, not a test), so process-wide
     settings such as the garbage collector's are its to tune.
     """
@@ -536,6 +622,8 @@ def create_app(
             root, database_url, dev=dev, extra_auth_providers=extra
         )
         app.state.reactive = reactive
+        if public_url:
+            reactive.storage.base_url = public_url.rstrip("/")
         if own_process:
             _tune_garbage_collector()
         try:
@@ -564,8 +652,8 @@ def _routes(dev_auth: DevIdentityProvider | None) -> list[BaseRoute]:
         Route("/api/run/{path:path}", run_endpoint, methods=["POST"]),
         Route("/api/storage/upload", upload_endpoint, methods=["POST"]),
         Route("/api/storage/{storage_id}", serve_file_endpoint, methods=["GET"]),
-        Route("/api/logs", logs_endpoint, methods=["GET"]),
-        Route("/api/deploy", deploy_endpoint, methods=["POST"]),
+        Route(LOGS_PATH, logs_endpoint, methods=["GET"]),
+        Route(DEPLOY_PATH, deploy_endpoint, methods=["POST"]),
         Route("/health", health_endpoint, methods=["GET"]),
         *(dev_only_routes(dev_auth) if dev_auth is not None else []),
         Route("/{rest:path}", http_action_endpoint, methods=_HTTP_ACTION_METHODS),
@@ -573,15 +661,27 @@ def _routes(dev_auth: DevIdentityProvider | None) -> list[BaseRoute]:
 
 
 def _middleware() -> list[Middleware]:
-    return [
-        Middleware(_CollapseSlashes),
-        Middleware(_RememberBaseUrl),
-        Middleware(
-            CORSMiddleware,
-            allow_origin_regex=".*",
-            allow_credentials=True,
+    return [Middleware(_CollapseSlashes), Middleware(_RememberBaseUrl), Middleware(_PublicCors)]
+
+
+class _PublicCors:
+    """CORS of the public API: any origin may call it, never with credentials (the Convex
+    clients send tokens in headers, not cookies, so a page gains nothing it could not send
+    itself). Admin routes get no CORS headers at all: no page of another site reads them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_credentials=False,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             max_age=3600,
-        ),
-    ]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in ADMIN_PATHS:
+            await self.app(scope, receive, send)
+        else:
+            await self.cors(scope, receive, send)

@@ -8,6 +8,7 @@ from reactive.errors import NotFoundError, SchemaError, ValidationError
 from reactive.functions import (
     FunctionKind,
     HttpRouter,
+    count_functions_in_source,
     http_action,
     load_project,
     mutation,
@@ -109,3 +110,23 @@ def test_http_router_refuses_bad_routes(kwargs):
 
     with pytest.raises(ValueError):
         HttpRouter().route(handler=handler, **kwargs)
+
+
+def test_counting_functions_in_source_matches_loading_and_runs_nothing(tmp_path):
+    assert count_functions_in_source(CHAT) == len(load_project(CHAT).registry.functions)
+    marker = tmp_path / "ran"
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "a.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\n"
+        "from reactive import query\n\n@query(args={})\nasync def f(ctx, args):\n    return 1\n"
+    )
+    assert count_functions_in_source(tmp_path) == 1
+    assert not marker.exists()
+
+
+def test_counting_functions_in_source_reports_a_syntax_error_with_its_file(tmp_path):
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "broken.py").write_text("def oops(:\n")
+    with pytest.raises(SyntaxError) as raised:
+        count_functions_in_source(tmp_path)
+    assert raised.value.filename == "functions/broken.py"

@@ -116,10 +116,16 @@ def _http_server(
 ) -> uvicorn.Server:
     import uvicorn
 
+    from reactive.file_storage import server_url
     from reactive.http import create_app
 
+    # File and upload URLs name this address unless REACTIVE_URL gives the public one.
+    public_url = os.environ.get("REACTIVE_URL") or server_url(host, port)
+    app = create_app(
+        root, application=application, dev_auth=dev_auth, own_process=True, public_url=public_url
+    )
     config = uvicorn.Config(
-        create_app(root, application=application, dev_auth=dev_auth, own_process=True),
+        app,
         host=host,
         port=port,
         log_level="warning",
@@ -427,8 +433,8 @@ async def deploy_command(root: Path, url: str, admin_key: str | None, dry_run: b
 def _deploy_summary(event: dict[str, Any]) -> str:
     if event.get("dry_run"):
         return (
-            f"dry run: {event['functions']} functions load and "
-            f"{event['validated_documents']} documents match the schema"
+            f"dry run: {event['functions']} functions found and every file compiles; no code "
+            "was run (the deploy checks the schema against the data before it switches)"
         )
     added = ", ".join(event.get("added_indexes") or []) or "none"
     dropped = ", ".join(event.get("dropped_indexes") or []) or "none"
