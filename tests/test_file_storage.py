@@ -122,3 +122,15 @@ async def test_local_blob_store_round_trip(tmp_path):
     assert await store.get("abcdef") is None
     with pytest.raises(ValueError):
         await store.put("../escape", b"x")
+
+
+async def test_persistence_keeps_replaces_and_deletes_blobs(persistence):
+    data = bytes(range(256)) * 4096  # 1 MiB with every byte value, NUL included
+    await persistence.put_blob("k1", data)
+    assert await persistence.get_blob("k1") == data
+    await persistence.put_blob("k1", b"replaced")
+    assert await persistence.get_blob("k1") == b"replaced"
+    await persistence.delete_blob("k1")
+    assert await persistence.get_blob("k1") is None
+    await persistence.delete_blob("k1")  # deleting twice is harmless
+    assert await persistence.get_blob("never") is None

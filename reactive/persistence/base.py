@@ -277,6 +277,19 @@ class Persistence(Protocol):
     async def prune_mutations(self, before_ts: int) -> int:
         """Delete mutation records with ts < `before_ts`; returns how many rows went."""
 
+    # -- file bytes --------------------------------------------------------------------------
+    # Outside the MVCC log: a blob is written before the `_storage` row that names it commits
+    # and deleted after the row's deletion commits, so it needs no versions of its own. In the
+    # database, every process sharing it reads every process's files.
+    async def put_blob(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` durably, replacing bytes stored under it before."""
+
+    async def get_blob(self, key: str) -> bytes | None:
+        """The bytes stored under `key`, or None."""
+
+    async def delete_blob(self, key: str) -> None:
+        """Remove the bytes under `key`, if any."""
+
 
 # -- helpers shared by the backends ----------------------------------------------------------
 # Not in __all__: they serve the modules that implement Persistence, not its callers. A row's

@@ -390,6 +390,19 @@ class PostgresPersistence:
         async with self._transaction("prune_mutations") as conn:
             return _row_count(await conn.execute(PRUNE_MUTATIONS, before_ts))
 
+    # -- file bytes --------------------------------------------------------------------------
+    async def put_blob(self, key: str, data: bytes) -> None:
+        async with self._transaction("put_blob") as conn:
+            await conn.execute(UPSERT_BLOB, key, data)
+
+    async def get_blob(self, key: str) -> bytes | None:
+        rows = await self._fetch("get_blob", SELECT_BLOB, key)
+        return bytes(rows[0][0]) if rows else None
+
+    async def delete_blob(self, key: str) -> None:
+        async with self._transaction("delete_blob") as conn:
+            await conn.execute(DELETE_BLOB, key)
+
 
 class _HeldLock:
     """The clock row, locked in an open transaction (see `hold_commit_lock`)."""
@@ -624,3 +637,19 @@ PRUNE_COMMITS = """
 DELETE FROM commits WHERE ts < $1 AND ts < (SELECT MAX(ts) FROM commits)
 """
 PRUNE_MUTATIONS = "DELETE FROM mutation_results WHERE ts < $1"
+
+# -- SQL of file bytes (Persistence.put_blob and friends) -----------------------------------
+# The blobs table joins the schema every open creates; kept in a block of its own. bytea holds
+# up to 1 GiB a value; file_storage caps what it stores here well below that.
+CREATE_SCHEMA += """
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    data BYTEA NOT NULL
+);
+"""
+UPSERT_BLOB = """
+INSERT INTO blobs (key, data) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET data = excluded.data
+"""
+SELECT_BLOB = "SELECT data FROM blobs WHERE key = $1"
+DELETE_BLOB = "DELETE FROM blobs WHERE key = $1"

@@ -432,6 +432,19 @@ class SqlitePersistence:
             "prune_mutations", lambda conn: conn.execute(PRUNE_MUTATIONS, (before_ts,)).rowcount
         )
 
+    # -- file bytes --------------------------------------------------------------------------
+    async def put_blob(self, key: str, data: bytes) -> None:
+        await self._write("put_blob", lambda conn: conn.execute(UPSERT_BLOB, (key, data)))
+
+    async def get_blob(self, key: str) -> bytes | None:
+        # Inline on the reader like every read: a file of a few MiB is a memory copy from the
+        # page cache. (On SQLite the default blob store is a directory, not this table.)
+        rows = self._fetch("get_blob", SELECT_BLOB, (key,))
+        return bytes(rows[0][0]) if rows else None
+
+    async def delete_blob(self, key: str) -> None:
+        await self._write("delete_blob", lambda conn: conn.execute(DELETE_BLOB, (key,)))
+
 
 class _HeldLock:
     """BEGIN IMMEDIATE, held on the writer connection (see `hold_commit_lock`)."""
@@ -607,3 +620,18 @@ PRUNE_COMMITS = """
 DELETE FROM commits WHERE ts < ?1 AND ts < (SELECT MAX(ts) FROM commits)
 """
 PRUNE_MUTATIONS = "DELETE FROM mutation_results WHERE ts < ?"
+
+# -- SQL of file bytes (Persistence.put_blob and friends) -----------------------------------
+# The blobs table joins the schema every open creates; kept in a block of its own.
+CREATE_SCHEMA += """
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+UPSERT_BLOB = """
+INSERT INTO blobs (key, data) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET data = excluded.data
+"""
+SELECT_BLOB = "SELECT data FROM blobs WHERE key = ?"
+DELETE_BLOB = "DELETE FROM blobs WHERE key = ?"
