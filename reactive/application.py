@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
 from reactive.executor import Executor, HttpOutcome, Outcome
-from reactive.file_storage import FileStorage, LocalBlobStore, open_file_storage
+from reactive.file_storage import FileStorage, open_blob_store, open_file_storage
 from reactive.functions import (
     HttpRoute,
     HttpRouter,
@@ -105,6 +104,7 @@ class Application:
 
     async def close(self) -> None:
         await self.authenticator.close()
+        await self.storage.close()
         await self.db.close()
 
     # -- code changes ----------------------------------------------------------------------
@@ -322,10 +322,14 @@ class Application:
 
 
 async def _file_storage(db: Database, root: Path, database_url: str | None) -> FileStorage:
-    """Blob store on local disk: REACTIVE_STORAGE_DIR, else `storage/` beside an SQLite
-    database file, else <project>/.reactive/storage."""
-    directory = os.environ.get("REACTIVE_STORAGE_DIR") or _default_storage_dir(root, database_url)
-    return await open_file_storage(db, LocalBlobStore(directory))
+    """File storage with its bytes where `open_blob_store` says (an S3 bucket, a directory, or
+    the database); the directory of a SQLite database is `storage/` beside its file."""
+    blobs = await open_blob_store(db.persistence, _default_storage_dir(root, database_url))
+    try:
+        return await open_file_storage(db, blobs)
+    except BaseException:
+        await blobs.close()
+        raise
 
 
 def _default_storage_dir(root: Path, database_url: str | None) -> Path:

@@ -15,7 +15,7 @@ import hmac
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,17 +25,22 @@ from reactive import knobs
 from reactive.database import Database
 from reactive.errors import ValidationError
 from reactive.ids import decode_id
+from reactive.persistence import Persistence
 from reactive.transaction import Transaction
 from reactive.types import Value
 
 __all__ = [
     "STORAGE_TABLE",
     "BlobStore",
+    "BlobStoreUnavailable",
+    "DatabaseBlobStore",
     "FileStorage",
     "LocalBlobStore",
+    "S3BlobStore",
     "StorageReader",
     "StorageWriter",
     "UploadToken",
+    "open_blob_store",
     "open_file_storage",
     "server_url",
 ]
@@ -46,9 +51,16 @@ UPLOAD_URL_TTL_S = 3600.0
 #: that stores the file, under this session name; mutation records are unique in the
 #: database, so a URL stores at most one file even across server processes.
 _UPLOAD_SESSION = "storage-upload:"
+#: Longest a read of a file waits to learn other processes' newer commits (`_caught_up_after`);
+#: they arrive within milliseconds, or within knobs.COMMIT_WATCH_SAFETY_S if a notice is lost.
+_CATCH_UP_TIMEOUT_S = 2.0
 #: Where a server without REACTIVE_URL says it is when it cannot tell (not serving yet).
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:3210"
 MAX_UPLOAD_BYTES = int(os.environ.get("REACTIVE_MAX_UPLOAD_BYTES", 64 << 20))
+#: Largest file DatabaseBlobStore keeps in one database row. PostgreSQL's bytea stops at
+#: 1 GiB, and the server holds a value several times over while writing it; larger files
+#: belong in an S3 bucket.
+MAX_DATABASE_BLOB_BYTES = int(os.environ.get("REACTIVE_MAX_DATABASE_BLOB_BYTES", 256 << 20))
 
 
 class BlobStore(Protocol):
@@ -60,6 +72,21 @@ class BlobStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+
+
+class BlobStoreUnavailable(RuntimeError):
+    """The configured blob store cannot be used (missing bucket, credentials, library)."""
+
+
+def _checked_key(key: str) -> str:
+    # Keys are hex from FileStorage, but an imported snapshot names its own: never let one
+    # become a path or an object name outside the store's own.
+    if not (key.isascii() and key.isalnum()):
+        raise ValueError(f"bad blob key {key!r}")
+    return key
+
 
 class LocalBlobStore:
     """Files on local disk under `root`, sharded by key prefix; writes are atomic (rename)."""
@@ -68,8 +95,7 @@ class LocalBlobStore:
         self.root = Path(root)
 
     def _path(self, key: str) -> Path:
-        if not key.isalnum():
-            raise ValueError(f"bad blob key {key!r}")
+        _checked_key(key)
         return self.root / key[:2] / key
 
     async def put(self, key: str, data: bytes) -> None:
@@ -94,6 +120,192 @@ class LocalBlobStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def close(self) -> None:
+        pass
+
+
+class DatabaseBlobStore:
+    """Files as rows of the database's `blobs` table: every process that shares the database
+    reads every file, with nothing else to run. Files up to MAX_DATABASE_BLOB_BYTES."""
+
+    def __init__(self, persistence: Persistence) -> None:
+        self.persistence = persistence
+
+    async def put(self, key: str, data: bytes) -> None:
+        if len(data) > MAX_DATABASE_BLOB_BYTES:
+            raise ValidationError(
+                f"File of {len(data)} bytes exceeds the {MAX_DATABASE_BLOB_BYTES} bytes a file "
+                "may have in the database; store large files in an S3 bucket "
+                "(REACTIVE_STORAGE_S3_BUCKET) or raise REACTIVE_MAX_DATABASE_BLOB_BYTES",
+                short_msg="FileTooLarge",
+            )
+        await self.persistence.put_blob(_checked_key(key), data)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.persistence.get_blob(_checked_key(key))
+
+    async def delete(self, key: str) -> None:
+        await self.persistence.delete_blob(_checked_key(key))
+
+    async def close(self) -> None:
+        pass  # the database is closed by its owner
+
+
+#: The environment that selects and configures the S3 store. Credentials and region are
+#: boto3's own: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, a profile or a role.
+S3_BUCKET_ENV = "REACTIVE_STORAGE_S3_BUCKET"
+S3_ENDPOINT_ENV = "REACTIVE_STORAGE_S3_ENDPOINT_URL"
+S3_PREFIX_ENV = "REACTIVE_STORAGE_S3_PREFIX"
+_MISSING_OBJECT = frozenset({"NoSuchKey", "404"})
+_MISSING_BUCKET = frozenset({"NoSuchBucket", "404"})
+_REFUSED = frozenset({"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+
+
+class S3BlobStore:
+    """Files as objects `<prefix><key>` of an S3-compatible bucket (AWS S3, MinIO, Cloudflare
+    R2, ...). boto3's client blocks, so every call runs in a worker thread (the client is
+    safe to share between threads); boto3 is imported only when a bucket is configured."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+
+    @classmethod
+    async def open(
+        cls, bucket: str, *, endpoint_url: str | None = None, prefix: str = ""
+    ) -> S3BlobStore:
+        """The store on `bucket`, checked at once: a missing bucket, refused credentials or an
+        unreachable endpoint raise BlobStoreUnavailable saying what to fix, at startup rather
+        than at the first upload."""
+        client = await asyncio.to_thread(_s3_client, endpoint_url)
+        store = cls(client, bucket, prefix)
+        try:
+            await store._check_bucket(endpoint_url)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _check_bucket(self, endpoint_url: str | None) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        where = f"S3 bucket {self.bucket!r}" + (f" at {endpoint_url}" if endpoint_url else "")
+        try:
+            await asyncio.to_thread(self.client.head_bucket, Bucket=self.bucket)
+        except NoCredentialsError:
+            raise BlobStoreUnavailable(
+                f"no credentials for {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                " (or AWS_PROFILE, or run with an IAM role)"
+            ) from None
+        except ClientError as exc:
+            raise BlobStoreUnavailable(_bucket_problem(where, exc)) from None
+        except BotoCoreError as exc:
+            raise BlobStoreUnavailable(
+                f"cannot reach {where} ({exc}): check {S3_ENDPOINT_ENV} and the network"
+            ) from None
+
+    def _name(self, key: str) -> str:
+        return self.prefix + _checked_key(key)
+
+    async def put(self, key: str, data: bytes) -> None:
+        name = self._name(key)
+        await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=name, Body=data)
+
+    async def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return await asyncio.to_thread(self._read, self._name(key))
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_OBJECT:
+                return None
+            raise
+
+    def _read(self, name: str) -> bytes:
+        # In the worker thread: reading the body is network I/O too.
+        response = self.client.get_object(Bucket=self.bucket, Key=name)
+        body = response["Body"]
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    async def delete(self, key: str) -> None:
+        # S3 answers a delete of a missing object with success: deleting twice is harmless.
+        name = self._name(key)
+        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=name)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
+
+
+def _s3_client(endpoint_url: str | None) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise BlobStoreUnavailable(
+            f"{S3_BUCKET_ENV} is set but boto3 is not installed: pip install 'reactive[s3]'"
+        ) from None
+    options: dict[str, Any] = {
+        "connect_timeout": 5,
+        "read_timeout": 60,
+        "retries": {"max_attempts": 3, "mode": "standard"},
+    }
+    if endpoint_url:
+        # Path-style URLs (endpoint/bucket/key): self-hosted servers such as MinIO have no
+        # per-bucket host names.
+        options["s3"] = {"addressing_style": "path"}
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, config=Config(**options))
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _bucket_problem(where: str, exc: Any) -> str:
+    code = _error_code(exc)
+    if code in _MISSING_BUCKET:
+        return f"{where} does not exist: create it, or set {S3_BUCKET_ENV} to an existing bucket"
+    if code in _REFUSED:
+        return (
+            f"{where} refused these credentials ({code}): check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, and that the bucket's policy allows s3:ListBucket, "
+            "s3:GetObject, s3:PutObject and s3:DeleteObject"
+        )
+    return f"{where} cannot be used: {exc}"
+
+
+async def open_blob_store(
+    persistence: Persistence, default_dir: Path, env: Mapping[str, str] = os.environ
+) -> BlobStore:
+    """Where this server keeps file bytes; the one place that decides:
+
+    - REACTIVE_STORAGE_S3_BUCKET: that S3-compatible bucket (REACTIVE_STORAGE_S3_ENDPOINT_URL
+      for MinIO, R2 and the like; REACTIVE_STORAGE_S3_PREFIX before every object name);
+    - else REACTIVE_STORAGE_DIR: that directory;
+    - else a SQLite database: `default_dir` on this machine, which every process opening
+      that SQLite file shares;
+    - else (PostgreSQL) the database itself, so that every node sharing it reads every file.
+    """
+    bucket = env.get(S3_BUCKET_ENV)
+    directory = env.get("REACTIVE_STORAGE_DIR")
+    if bucket and directory:
+        raise BlobStoreUnavailable(
+            f"both {S3_BUCKET_ENV} and REACTIVE_STORAGE_DIR are set: set only one, the place"
+            " where file bytes are kept"
+        )
+    if bucket:
+        endpoint_url = env.get(S3_ENDPOINT_ENV) or None
+        prefix = env.get(S3_PREFIX_ENV, "")
+        return await S3BlobStore.open(bucket, endpoint_url=endpoint_url, prefix=prefix)
+    if directory:
+        return LocalBlobStore(directory)
+    if persistence.url.partition(":")[0].lower() == "sqlite":
+        return LocalBlobStore(default_dir)
+    return DatabaseBlobStore(persistence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +412,28 @@ class FileStorage:
         return str(result.value)
 
     async def read(self, storage_id: str) -> tuple[dict[str, Value], bytes] | None:
-        row = (await self.db.run_query(lambda tx: _storage_row(tx, storage_id))).value
+        found = await self.db.run_query(lambda tx: _storage_row(tx, storage_id))
+        row = found.value
+        if row is None and await self._caught_up_after(found.ts):
+            row = (await self.db.run_query(lambda tx: _storage_row(tx, storage_id))).value
         if row is None:
             return None
         data = await self.blobs.get(str(row["blobKey"]))
         return None if data is None else (row, data)
+
+    async def _caught_up_after(self, ts: int) -> bool:
+        """Whether commits newer than `ts` exist and are now known here (waiting for them).
+
+        A file uploaded to one node is fetched at once, often from another, which may not
+        have heard of that commit yet: a miss at an old snapshot must not be a 404."""
+        newest = await self.db.persistence.max_commit_ts()
+        if newest <= ts:
+            return False
+        try:
+            await asyncio.wait_for(self.db.wait_for_ts(newest), _CATCH_UP_TIMEOUT_S)
+        except TimeoutError:
+            return False
+        return True
 
     def delete_blobs_later(self, keys: list[str]) -> None:
         """Delete bytes whose rows were deleted by a committed transaction."""
@@ -212,6 +441,12 @@ class FileStorage:
             task = asyncio.ensure_future(self.blobs.delete(key))
             self._pending_deletes.add(task)
             task.add_done_callback(self._pending_deletes.discard)
+
+    async def close(self) -> None:
+        """Finish the deletions under way (before the database they may live in closes),
+        then close the blob store."""
+        await asyncio.gather(*self._pending_deletes, return_exceptions=True)
+        await self.blobs.close()
 
 
 def _configured_url() -> str | None:
