@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "BlobStore",
     "BlobStoreUnavailable",
     "DatabaseBlobStore",
+    "FallbackBlobStore",
     "FileStorage",
     "LocalBlobStore",
     "S3BlobStore",
@@ -44,6 +46,8 @@ __all__ = [
     "open_file_storage",
     "server_url",
 ]
+
+log = logging.getLogger("reactive.file_storage")
 
 STORAGE_TABLE = "_storage"
 UPLOAD_URL_TTL_S = 3600.0
@@ -288,7 +292,8 @@ async def open_blob_store(
     - else REACTIVE_STORAGE_DIR: that directory;
     - else a SQLite database: `default_dir` on this machine, which every process opening
       that SQLite file shares;
-    - else (PostgreSQL) the database itself, so that every node sharing it reads every file.
+    - else (PostgreSQL) the database itself, so that every node sharing it reads every file
+      (files an older version kept in `default_dir` are still read from there).
     """
     bucket = env.get(S3_BUCKET_ENV)
     directory = env.get("REACTIVE_STORAGE_DIR")
@@ -305,7 +310,44 @@ async def open_blob_store(
         return LocalBlobStore(directory)
     if persistence.url.partition(":")[0].lower() == "sqlite":
         return LocalBlobStore(default_dir)
-    return DatabaseBlobStore(persistence)
+    database = DatabaseBlobStore(persistence)
+    if not await asyncio.to_thread(_holds_files, default_dir):
+        return database
+    # Before file bytes moved into the database, this server kept them in `default_dir`.
+    log.warning(
+        "files stored before in %s are still read from there, by this machine only; new "
+        "files go into the database. To serve the old ones from every node, copy this "
+        "deployment into a fresh database (reactive export, then reactive import)",
+        default_dir,
+    )
+    return FallbackBlobStore(database, LocalBlobStore(default_dir))
+
+
+def _holds_files(directory: Path) -> bool:
+    return any(path.is_file() for path in directory.rglob("*"))
+
+
+class FallbackBlobStore:
+    """New files in `primary`; files stored earlier in `older` are still read (and deleted)
+    there, so that changing where files go does not lose the ones stored before."""
+
+    def __init__(self, primary: BlobStore, older: BlobStore) -> None:
+        self.primary, self.older = primary, older
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.primary.put(key, data)
+
+    async def get(self, key: str) -> bytes | None:
+        data = await self.primary.get(key)
+        return data if data is not None else await self.older.get(key)
+
+    async def delete(self, key: str) -> None:
+        await self.primary.delete(key)
+        await self.older.delete(key)
+
+    async def close(self) -> None:
+        await self.primary.close()
+        await self.older.close()
 
 
 @dataclass(frozen=True, slots=True)

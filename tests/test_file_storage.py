@@ -31,6 +31,7 @@ from reactive.file_storage import (
     open_file_storage,
 )
 from reactive.http import create_app
+from reactive.persistence import open_persistence
 from tests.adversarial import attacks
 from tests.live_server import LiveServer, free_port
 from tests.s3_server import CREDENTIALS, S3Server
@@ -242,6 +243,26 @@ async def test_postgres_keeps_files_in_the_database_and_sqlite_beside_its_file(s
         on_disk = [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]
         assert len(on_disk) == (1 if store_url.startswith("sqlite") else 0)
         assert (await storage.read(storage_id))[1] == b"where am I"
+
+
+async def test_files_kept_on_disk_before_stay_readable_on_postgres(postgres_store_url, tmp_path):
+    older = LocalBlobStore(tmp_path / "storage")
+    await older.put("abc123", b"stored before the move")
+    persistence = await open_persistence(postgres_store_url)
+    try:
+        blobs = await open_blob_store(persistence, tmp_path / "storage", env={})
+        assert await blobs.get("abc123") == b"stored before the move"
+        await blobs.put("def456", b"new")
+        assert await persistence.get_blob("def456") == b"new"
+        assert await older.get("def456") is None  # new files go into the database only
+        await blobs.delete("abc123")
+        assert await older.get("abc123") is None and await blobs.get("abc123") is None
+        # Once the directory is empty, the database alone is used.
+        assert isinstance(
+            await open_blob_store(persistence, tmp_path / "storage", env={}), DatabaseBlobStore
+        )
+    finally:
+        await persistence.close()
 
 
 async def test_an_explicit_directory_wins_over_the_database(persistence, tmp_path):
