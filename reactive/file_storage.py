@@ -1,5 +1,9 @@
 """File storage: bytes in a blob store, metadata as rows of the system table `_storage`.
 
+`open_blob_store` chooses the blob store: a directory (SQLite, or REACTIVE_STORAGE_DIR), the
+database's `blobs` table (PostgreSQL), or an S3-compatible bucket (REACTIVE_STORAGE_S3_BUCKET),
+so that on PostgreSQL every server process sharing the database reads every file.
+
 Uploads go through short-lived signed URLs (`generate_upload_url`); a stored file is served
 at `/api/storage/<id>`. Deleting a file deletes its row in the transaction and its bytes only
 after that transaction committed, so a rolled-back or retried mutation never loses bytes that
