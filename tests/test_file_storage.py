@@ -327,7 +327,6 @@ async def test_a_missing_bucket_is_reported_at_startup(s3_server, s3_bucket, tmp
 async def test_an_unreachable_endpoint_is_reported_at_startup(monkeypatch):
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     nowhere = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(BlobStoreUnavailable, match=f"cannot reach .*{nowhere}"):
         await S3BlobStore.open("files", endpoint_url=nowhere)
