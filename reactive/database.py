@@ -369,6 +369,11 @@ class Database:
             await self.persistence.set_meta(_SCHEMA_FINGERPRINT, fingerprint)
         return changes
 
+    async def adopt_schema(self, schema: Schema) -> None:
+        """Put in force a schema another process applied: learn its tables and indexes."""
+        await self.catalog.load()
+        self.catalog.schema = schema
+
     async def drop_removed_indexes(self, schema: Schema) -> list[str]:
         """Drop the indexes of schema tables that `schema` no longer declares."""
         assert self.committer is not None

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
+from reactive.deployments import BadDeployment
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes, is_loopback_host
 from reactive.errors import ErrorCode, ReactiveError, ValidationError
 from reactive.executor import Outcome
@@ -382,8 +383,8 @@ async def deploy_endpoint(request: Request) -> Response:
     app = _app(request)
     try:
         bundle = await _read_limited(request, MAX_BODY_BYTES * 4)
-        root = _unpack_deployment(app, bundle)
-    except HttpError as exc:
+        root = app.unpack(bundle)
+    except (HttpError, BadDeployment) as exc:
         return error_response(exc)
     dry_run = request.query_params.get("dry_run") in ("1", "true")
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -409,30 +410,6 @@ async def deploy_endpoint(request: Request) -> Response:
         await task
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-def _unpack_deployment(app: Application, bundle: bytes) -> Path:
-    """Extract a deployment bundle into a fresh directory; refuse unsafe or empty bundles."""
-    import io
-    import secrets
-    import time
-    import zipfile
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(bundle))
-    except zipfile.BadZipFile:
-        raise HttpError("BadDeployment", "The deployment is not a ZIP file") from None
-    names = archive.namelist()
-    for name in names:
-        if name.startswith("/") or ".." in Path(name).parts:
-            raise HttpError("BadDeployment", f"Unsafe path in deployment: {name}")
-    if not any(n.startswith("functions/") for n in names) and "schema.py" not in names:
-        raise HttpError("BadDeployment", "The deployment has no schema.py or functions/")
-    base = Path(os.environ.get("REACTIVE_DEPLOY_DIR") or app.project.root / ".reactive" / "deploys")
-    target = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    target.mkdir(parents=True)
-    archive.extractall(target)
-    return target
 
 
 # -- file storage -----------------------------------------------------------------------------
