@@ -289,6 +289,23 @@ class PostgresPersistence:
                 f"PostgreSQL {operation} failed on {self._where}: {exc}"
             ) from exc
 
+    @asynccontextmanager
+    async def exclusive(self, name: str, *, wait: bool) -> AsyncIterator[bool]:
+        # A session advisory lock on a connection held for the block: released by the server
+        # if this process dies. Keyed by schema, so that schemas sharing a database don't meet.
+        pool = self._require_pool(name)
+        async with pool.acquire() as conn:
+            function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            key = f"{self.schema or 'public'}.reactive.{name}"
+            held = await self._wrap(name, conn.fetchval(f"SELECT {function}(hashtext($1))", key))
+            held = True if held is None else bool(held)  # pg_advisory_lock returns void
+            try:
+                yield held
+            finally:
+                if held:
+                    with contextlib.suppress(*_DRIVER_ERRORS):
+                        await conn.fetchval("SELECT pg_advisory_unlock(hashtext($1))", key)
+
     async def watch_commits(
         self, hint: Callable[[int | None], None], active: Callable[[], bool]
     ) -> None:
