@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ async def sync_endpoint(websocket: WebSocket) -> None:
         # The failure's traceback holds this frame, which holds the failure: a cycle that
         # would keep the session and its queries alive until a rare full collection.
         failure = None
+    releaser: _MemoryReleaser | None = getattr(websocket.app.state, "memory", None)
+    if releaser is not None and len(session.queries) >= knobs.RELEASE_MEMORY_AFTER_QUERIES:
+        releaser.soon()
 
 
 def _sender(websocket: WebSocket) -> Any:
@@ -570,6 +574,40 @@ def server_app() -> Starlette:
     return create_app(own_process=True)
 
 
+class _MemoryReleaser:
+    """Server processes only: hands the memory a big session freed back to the OS.
+
+    Freed Python objects go back to the C allocator, which keeps the pages for reuse: without
+    this a socket that held 100k queries leaves the process ~400 MB larger after it closed.
+    `malloc_trim` (glibc) returns them; elsewhere this does nothing.
+    """
+
+    DELAY_S = 1.0  # after the socket's frames and tasks are gone; several closes, one trim
+
+    def __init__(self) -> None:
+        self._trim = _malloc_trim()
+        self._pending = False
+
+    def soon(self) -> None:
+        if self._trim is None or self._pending:
+            return
+        self._pending = True
+        asyncio.get_running_loop().call_later(self.DELAY_S, self._release)
+
+    def _release(self) -> None:
+        self._pending = False
+        assert self._trim is not None
+        self._trim(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
 def _tune_garbage_collector() -> None:
     """Server processes only: what is loaded by now (modules, functions, schema) lives as long
     as the process, so the collector stops scanning it; young collections run less often
@@ -606,6 +644,7 @@ def create_app(
             root, database_url, dev=dev, extra_auth_providers=extra
         )
         app.state.reactive = reactive
+        app.state.memory = _MemoryReleaser() if own_process else None
         if own_process:
             _tune_garbage_collector()
         try:

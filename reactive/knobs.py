@@ -26,6 +26,7 @@ __all__ = [
     "OCC_SERIAL_FALLBACK",
     "PRUNE_INTERVAL_S",
     "RECENT_WRITES_MAX_AGE_S",
+    "RELEASE_MEMORY_AFTER_QUERIES",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
     "SYNC_INBOX_MAX_BYTES",
@@ -144,3 +145,7 @@ ERROR_ECHO_CHARS = _int("ERROR_ECHO_CHARS", 200)
 #: and keeps at most 256 log lines per call.
 CALL_LOG_MAX_ENTRIES = _int("CALL_LOG_MAX_ENTRIES", 1000)
 CALL_LOG_MAX_BYTES = _int("CALL_LOG_MAX_BYTES", 16 << 20)
+
+#: A server process hands freed memory back to the OS (glibc `malloc_trim`) after a socket
+#: that held at least this many queries closes; smaller sockets leave it for reuse.
+RELEASE_MEMORY_AFTER_QUERIES = _int("RELEASE_MEMORY_AFTER_QUERIES", 1000)
