@@ -13,6 +13,7 @@ __all__ = [
     "COMMIT_BATCH_MAX",
     "ERROR_ECHO_CHARS",
     "HTTP_ACTION_MAX_BODY_BYTES",
+    "MAX_ACTIONS_PER_SOCKET",
     "MAX_API_BODY_BYTES",
     "MAX_DOCUMENTS_SCANNED",
     "MAX_FUNCTION_PATH_CHARS",
@@ -127,6 +128,11 @@ SYNC_INBOX_MAX_BYTES = _int("SYNC_INBOX_MAX_BYTES", 64 << 20)
 #: Convex documents no per-socket limit (its limits on concurrent function runs are per
 #: deployment); ours leaves room for large dashboards while bounding one client's share.
 MAX_QUERIES_PER_SOCKET = _int("MAX_QUERIES_PER_SOCKET", 20_000)
+
+#: Actions one socket may have running at once; the next waits for one of them to end (its
+#: frame and those behind it wait in the bounded inbox). Convex: 16 concurrent actions per
+#: deployment by default (APPLICATION_MAX_CONCURRENT_V8_ACTIONS), none per socket.
+MAX_ACTIONS_PER_SOCKET = _int("MAX_ACTIONS_PER_SOCKET", 64)
 
 #: Bytes of paths, arguments and journals the live queries of one socket may hold together.
 #: Convex: no documented limit.

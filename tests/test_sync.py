@@ -552,3 +552,29 @@ def test_a_closed_sockets_session_is_freed_without_a_garbage_collection(
         assert sessions[0]() is None, "the session outlived its socket (a reference cycle?)"
     finally:
         gc.enable()
+
+
+def test_a_socket_runs_at_most_its_share_of_actions_at_once(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_ACTIONS_PER_SOCKET", 2)
+    app = client.app.state.reactive
+    original = app.run_action
+    running, most = 0, 0
+
+    async def slow_action(*args, **kwargs):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.05)
+            return await original(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(app, "run_action", slow_action)
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        for request_id in range(6):
+            call = {"type": "Action", "requestId": request_id, "args": [{}]}
+            ws.send_json({**call, "udfPath": "messages:fail_action"})
+        answered = {peer.receive_until("ActionResponse")["requestId"] for _ in range(6)}
+    assert answered == set(range(6)) and most == 2

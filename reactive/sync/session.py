@@ -214,7 +214,7 @@ class SyncSession:
         elif message["type"] == "ModifyQuerySet":
             await self._on_modify_query_set(message)
         elif message["type"] == "Action":
-            self._on_action(message)
+            await self._on_action(message)
         elif message["type"] == "Authenticate":
             await self._on_authenticate(message)
         elif message["type"] == "Connect":
@@ -286,7 +286,12 @@ class SyncSession:
         # The client resolves the mutation only on a Transition with ts >= its commit ts.
         await self._transition(min_ts=outcome.ts or 0)
 
-    def _on_action(self, message: protocol.Action) -> None:
+    async def _on_action(self, message: protocol.Action) -> None:
+        """Start the action and carry on (actions run concurrently, as upstream); with
+        knobs.MAX_ACTIONS_PER_SOCKET running, first wait for one to end, so a client's
+        further frames wait in its bounded inbox instead of becoming tasks."""
+        if len(self._actions) >= knobs.MAX_ACTIONS_PER_SOCKET:
+            await asyncio.wait(self._actions, return_when=asyncio.FIRST_COMPLETED)
         request_id = message["requestId"]
         args = _decode_args(message["args"])
         task = asyncio.create_task(self._run_action(request_id, message["udfPath"], args))
