@@ -421,6 +421,9 @@ def test_oversized_frame_is_fatal(client):
         Peer(ws)
         ws.send_text('{"type":"Event","pad":"' + "x" * (9 << 20) + '"}')
         assert ws.receive_json()["type"] == "FatalError"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert (closed.value.code, closed.value.reason) == (1009, "MessageTooBig")
 
 
 def test_event_messages_are_tolerated(client):
