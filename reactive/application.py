@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 
+from reactive import knobs
 from reactive.auth import Authenticator, AuthProvider, Identity, providers_from_config
 from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
@@ -33,6 +34,7 @@ from reactive.deployments import (
     record_deployment,
     unpack_bundle,
 )
+from reactive.errors import ValidationError
 from reactive.executor import Executor, HttpOutcome, Outcome
 from reactive.file_storage import FileStorage, LocalBlobStore, open_file_storage
 from reactive.functions import (
@@ -56,6 +58,8 @@ _Logged = TypeVar("_Logged", Outcome, HttpOutcome)
 log = logging.getLogger("reactive.application")
 
 _SHARED_RESULTS = 4096
+#: How long before the retention horizon a snapshot stops being offered to query_at_ts.
+_RETENTION_MARGIN_S = 5.0
 
 
 @dataclass(slots=True)
@@ -294,6 +298,33 @@ class Application:
             except _LeaderGone:
                 continue  # the leader's caller went away mid-run: run it again
         return await self._query(path, args, identity, ts, journal)
+
+    async def run_query_at(
+        self, path: object, args: object, identity: Identity | None, ts: int
+    ) -> Outcome:
+        """A public query at a snapshot the client chose (`/api/query_at_ts`).
+
+        Raises ValidationError("TimestampTooOld") for a ts older than the history the
+        database still keeps: pruning may have dropped versions visible then, and a query
+        there would silently miss documents.
+        """
+        oldest = self.oldest_readable_ts()
+        if ts < oldest:
+            raise ValidationError(
+                f"ts {ts} is older than the history this server keeps (its oldest readable ts "
+                f"is {oldest}; versions are kept REACTIVE_RETENTION_S = {knobs.RETENTION_S:g} "
+                "s): take a fresh ts from /api/query_ts",
+                short_msg="TimestampTooOld",
+            )
+        return await self.run_query(path, args, identity, ts=ts)
+
+    def oldest_readable_ts(self) -> int:
+        """The oldest snapshot still whole: Database.prune never drops a version visible at
+        min(now - knobs.RETENTION_S, latest commit). A margin keeps a ts accepted here from
+        being pruned before its query begins (a running query holds its snapshot itself)."""
+        margin = min(_RETENTION_MARGIN_S, knobs.RETENTION_S / 2)
+        kept_since = time.time_ns() - int((knobs.RETENTION_S - margin) * 1e9)
+        return min(kept_since, self.db.latest_ts)
 
     async def _lead(
         self,

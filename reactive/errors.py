@@ -10,6 +10,8 @@ import json
 from enum import StrEnum
 from typing import Any
 
+from reactive import knobs
+
 __all__ = [
     "AppError",
     "ConflictError",
@@ -22,6 +24,7 @@ __all__ = [
     "ReactiveError",
     "SchemaError",
     "ValidationError",
+    "excerpt",
 ]
 
 
@@ -147,3 +150,15 @@ def _as_json(data: Any) -> str:
         return json.dumps(data, separators=(",", ":"), allow_nan=False, default=repr)
     except ValueError:
         return repr(data)
+
+
+def excerpt(value: object, limit: int | None = None) -> str:
+    """`repr(value)` cut to `limit` characters (default knobs.ERROR_ECHO_CHARS), saying how
+    long it was: how an error quotes a client's input without echoing megabytes back."""
+    limit = knobs.ERROR_ECHO_CHARS if limit is None else limit
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"

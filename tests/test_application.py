@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from reactive import knobs
 from reactive.application import Application
+from reactive.errors import ValidationError
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 
@@ -83,14 +85,14 @@ async def test_a_new_commit_means_a_new_execution(app):
 
 # -- deployments shared by every node ---------------------------------------------------------
 
-NEW_FUNCTION = '''
+NEW_FUNCTION = """
 from reactive import query
 
 
 @query
 async def version(ctx, args):
     return "v2"
-'''
+"""
 
 
 def chat_v2(tmp_path: Path) -> Path:
@@ -158,3 +160,31 @@ async def test_dev_reload_after_a_deploy_serves_the_code_on_disk(tmp_path, deplo
         assert not (await app.run_query("deployed:version", {})).ok
     finally:
         await app.close()
+
+
+async def test_a_query_at_a_ts_inside_the_retained_history_runs(app):
+    await app.run_mutation("messages:send", {"channel": "r", "body": "one"})
+    ts = app.latest_ts
+    await app.run_mutation("messages:send", {"channel": "r", "body": "two"})
+    outcome = await app.run_query_at("messages:count", {"channel": "r"}, None, ts)
+    assert outcome.value == 1.0
+
+
+async def test_a_query_at_a_ts_that_pruning_may_have_dropped_is_refused(app, monkeypatch):
+    await app.run_mutation("messages:send", {"channel": "r", "body": "one"})
+    ts = app.latest_ts
+    await app.run_mutation("messages:send", {"channel": "r", "body": "two"})
+    monkeypatch.setattr(knobs, "RETENTION_S", 0.0)
+    await app.db.prune()  # versions superseded before now may be gone: ts is not whole
+    with pytest.raises(ValidationError) as caught:
+        await app.run_query_at("messages:count", {"channel": "r"}, None, ts)
+    assert caught.value.short_msg == "TimestampTooOld"
+    assert app.oldest_readable_ts() > ts
+
+
+async def test_the_latest_snapshot_stays_readable_however_long_ago_it_was(app, monkeypatch):
+    await app.run_mutation("messages:send", {"channel": "r", "body": "one"})
+    monkeypatch.setattr(knobs, "RETENTION_S", 0.0)  # as if the last commit were long ago
+    await app.db.prune()
+    outcome = await app.run_query_at("messages:count", {"channel": "r"}, None, app.latest_ts)
+    assert outcome.value == 1.0

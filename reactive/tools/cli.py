@@ -130,7 +130,7 @@ def _http_server(
         host=host,
         port=port,
         log_level="warning",
-        ws_max_size=16 << 20,
+        ws_max_size=knobs.WS_MAX_MESSAGE_BYTES,  # refused from the frame header, never read
         ws_per_message_deflate=knobs.WS_COMPRESSION,
     )
     return uvicorn.Server(config)
