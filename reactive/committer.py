@@ -38,7 +38,7 @@ from reactive.recent_writes import (
 )
 from reactive.transaction import Transaction
 
-__all__ = ["CommitOutcome", "Committer", "PublishedCommit"]
+__all__ = ["CATALOG_CHANGED", "CommitOutcome", "Committer", "PublishedCommit"]
 
 log = logging.getLogger("reactive.committer")
 
@@ -65,6 +65,9 @@ class _Request:
     mutation: MutationRecord | None
     future: asyncio.Future[CommitOutcome]
 
+
+#: The written "index" of a commit that changed tables or indexes (see commit_catalog_change).
+CATALOG_CHANGED = "_catalog.changed"
 
 #: A prepared commit: the request, what it writes, and the keys it wrote.
 _Accepted = tuple[_Request, CommitWrite, WrittenKeys]
@@ -159,6 +162,20 @@ class Committer:
             if self._catalog.changes != catalog_changes:
                 # A table the transaction created may have been rolled back with it.
                 await self._catalog.load()
+
+    async def commit_catalog_change(self) -> int:
+        """Inside `serially()`: commit a record that makes every other process reload its
+        catalog before its next commit (so it writes entries of the indexes added meanwhile);
+        on SQLite this also commits the catalog's own rows, written inside the held lock."""
+        if self._held is None:
+            raise RuntimeError("commit_catalog_change needs serially()")
+        ts = self._next_ts()
+        written: WrittenKeys = {CATALOG_CHANGED: []}
+        await self._held.write([CommitWrite(ts, [], [], encode_written(written))])
+        self._recent_writes.append(ts, written)
+        self.committed_ts = ts
+        self._publish(PublishedCommit(ts, written))
+        return ts
 
     async def commit_now(
         self, tx: Transaction, mutation: MutationRecord | None = None
@@ -278,8 +295,8 @@ class Committer:
             if record.ts <= self.committed_ts:
                 continue
             written = decode_written(record.written)
-            if not self._catalog.knows(written):
-                await self._catalog.load()  # a table or index another process created
+            if CATALOG_CHANGED in written or not self._catalog.knows(written):
+                await self._catalog.load()  # tables or indexes another process changed
             self._recent_writes.append(record.ts, written)
             self.committed_ts = record.ts
             self._assigned_ts = max(self._assigned_ts, record.ts)
