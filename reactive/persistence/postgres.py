@@ -137,6 +137,7 @@ class PostgresPersistence:
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(CREATE_SCHEMA)
+            await conn.execute(CREATE_ANNOUNCE_TRIGGER.format(channel=self.channel))
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -435,11 +436,7 @@ class _HeldLock:
         self.written = True
 
     async def _write(self, commits: list[CommitWrite]) -> None:
-        if commits:
-            await _insert_commits(self._conn, commits)
-            newest = commits[-1].ts
-            channel = self._store.channel
-            await self._conn.execute(ADVANCE_COMMIT_CLOCK, newest, channel, str(newest))
+        await _insert_commits(self._conn, commits)
         await self.transaction.commit()
 
 
@@ -447,12 +444,13 @@ async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) 
     batches = (
         (INSERT_DOCUMENT, document_rows(commits)),
         (INSERT_INDEX_ROW, index_rows(commits)),
-        (INSERT_COMMIT, [(c.ts, c.written) for c in commits]),
         (INSERT_MUTATION, mutation_rows(commits)),
     )
     for sql, rows in batches:
         if rows:
             await conn.executemany(sql, rows)
+    if commits:
+        await conn.execute(INSERT_COMMITS, [c.ts for c in commits], [c.written for c in commits])
 
 
 def commit_channel(schema: str | None) -> str:
@@ -527,15 +525,36 @@ CREATE TABLE IF NOT EXISTS commit_clock (
 );
 INSERT INTO commit_clock (id, ts) SELECT 1, COALESCE(MAX(ts), 0) FROM commits
 ON CONFLICT (id) DO NOTHING;
+CREATE OR REPLACE FUNCTION reactive_announce_commits() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    newest BIGINT;
+BEGIN
+    SELECT MAX(ts) INTO newest FROM new_commits;
+    UPDATE commit_clock SET ts = GREATEST(ts, newest) WHERE id = 1;
+    PERFORM pg_notify(TG_ARGV[0], newest::text);
+    RETURN NULL;
+END $$;
+"""
+
+# Advancing the clock and announcing the commit happen in the server, with the INSERT of the
+# commit records (one statement for a whole group): no round trip of their own.
+CREATE_ANNOUNCE_TRIGGER = """
+DO $$ BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger WHERE tgname = 'announce_commits'
+          AND tgrelid = 'commits'::regclass
+    ) THEN
+        CREATE TRIGGER announce_commits AFTER INSERT ON commits
+        REFERENCING NEW TABLE AS new_commits FOR EACH STATEMENT
+        EXECUTE FUNCTION reactive_announce_commits('{channel}');
+    END IF;
+END $$;
 """
 
 # The commit lock: held until the transaction ends. A waiter re-reads the row once the holder
 # commits, so it sees the clock the holder advanced.
 LOCK_COMMIT_CLOCK = "SELECT ts FROM commit_clock WHERE id = 1 FOR UPDATE"
-ADVANCE_COMMIT_CLOCK = """
-WITH advanced AS (UPDATE commit_clock SET ts = GREATEST(ts, $1) WHERE id = 1)
-SELECT pg_notify($2, $3)
-"""
 # Table and index numbers are allocated one process at a time (per schema).
 LOCK_CATALOG = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.reactive.catalog'))"
 
@@ -571,7 +590,9 @@ INSERT_INDEX_ROW = """
 INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES ($1, $2, $3, $4, $5)
 """
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
-INSERT_COMMIT = "INSERT INTO commits (ts, written) VALUES ($1, $2)"
+INSERT_COMMITS = """
+INSERT INTO commits (ts, written) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])
+"""
 INSERT_MUTATION = """
 INSERT INTO mutation_results (session_id, request_id, ts, result) VALUES ($1, $2, $3, $4)
 """
