@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from reactive import knobs
 from reactive.catalog import Catalog
-from reactive.errors import ConflictError, PersistenceError
+from reactive.errors import CommitNotApplied, ConflictError, PersistenceError
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -226,16 +226,72 @@ class Committer:
                     commits, seen_ts=self.committed_ts, revise=revise
                 )
         except Exception as exc:
-            log.exception("commit of %d transactions failed", len(accepted))
+            log.warning("commit of %d transactions failed: %s", len(accepted), exc)
             self._recent_writes.truncate_after(self.committed_ts)
             self._assigned_ts = self.committed_ts
-            error = PersistenceError(f"Commit failed: {exc}")
-            for request in batch:
-                _fail(request, error)
+            # `accepted` as revised, if the lock showed other processes' commits first.
+            written = [commit for _, commit, _ in accepted]
+            await self._answer_failed_write(batch, accepted, followers, written, exc)
             return
         finally:
             self._in_flight = set()
         self._finish(accepted, followers)
+
+    async def _answer_failed_write(
+        self,
+        batch: list[_Request],
+        accepted: list[_Accepted],
+        followers: _Followers,
+        commits: list[CommitWrite],
+        exc: Exception,
+    ) -> None:
+        """A write that failed may still have landed (a connection lost after COMMIT was
+        sent): find out under the commit lock before answering, and answer truthfully."""
+        error = await self._outcome_of_failed_write(accepted, followers, commits, exc)
+        if error is not None:
+            for request in batch:
+                _fail(request, error)
+
+    async def _outcome_of_failed_write(
+        self,
+        accepted: list[_Accepted],
+        followers: _Followers,
+        commits: list[CommitWrite],
+        exc: Exception,
+    ) -> Exception | None:
+        """None once a write found to have landed is acknowledged; else the error to answer."""
+        if not commits:
+            return PersistenceError(f"Commit failed ({exc})")  # nothing of ours was written
+        unknown = (
+            f"Commit failed ({exc}); whether it was applied is unknown. Mutations sent with a "
+            "request id (every client's) are applied at most once: retry them with that id."
+        )
+        if self._held is not None:
+            return PersistenceError(unknown)  # inside serially(): its own connection failed
+        try:
+            newer = await self._commits_after_failure()
+        except Exception as lookup_failure:
+            log.error("cannot tell whether a failed commit landed: %s", lookup_failure)
+            return PersistenceError(unknown)
+        ours = commits[0].ts
+        if any(record.ts == ours for record in newer):
+            log.warning("the failed commit at ts %d had landed; acknowledging it", ours)
+            await self._learn([record for record in newer if record.ts < ours])
+            self._finish(accepted, followers)
+            await self._learn(newer)
+            return None
+        await self._learn(newer)
+        return CommitNotApplied(
+            f"The commit failed and was not applied ({exc}); nothing was written, so it is "
+            "safe to retry"
+        )
+
+    async def _commits_after_failure(self) -> list[CommitRecord]:
+        """Commits after ours, read under the commit lock: a commit that was in flight when
+        its connection died has finished (committed or rolled back) by the time we hold it."""
+        async with asyncio.timeout(knobs.COMMIT_OUTCOME_TIMEOUT_S):
+            async with self._persistence.hold_commit_lock(self.committed_ts) as held:
+                return held.newer
 
     async def _prepare_batch(self, batch: list[_Request]) -> tuple[list[_Accepted], _Followers]:
         accepted: list[_Accepted] = []

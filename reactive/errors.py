@@ -14,6 +14,7 @@ from reactive import knobs
 
 __all__ = [
     "AppError",
+    "CommitNotApplied",
     "ConflictError",
     "ErrorCode",
     "InvalidCursorError",
@@ -132,6 +133,13 @@ class ConflictError(ReactiveError):
         self.table = table
         self.index = index
         self.conflicting_ts = conflicting_ts
+
+
+class CommitNotApplied(ConflictError):
+    """A commit's write failed and it is known not to have landed: safe to run again, and
+    retried like a conflict."""
+
+    short_msg = "CommitNotApplied"
 
 
 class AppError(Exception):

@@ -11,6 +11,7 @@ __all__ = [
     "CALL_LOG_MAX_BYTES",
     "CALL_LOG_MAX_ENTRIES",
     "COMMIT_BATCH_MAX",
+    "COMMIT_OUTCOME_TIMEOUT_S",
     "COMMIT_POLL_IDLE_S",
     "COMMIT_POLL_S",
     "COMMIT_WATCH_SAFETY_S",
@@ -28,6 +29,7 @@ __all__ = [
     "OCC_BACKOFF_MAX_S",
     "OCC_MAX_RETRIES",
     "OCC_SERIAL_FALLBACK",
+    "POSTGRES_IDLE_TX_TIMEOUT_S",
     "PRUNE_INTERVAL_S",
     "RECENT_WRITES_MAX_AGE_S",
     "RELEASE_MEMORY_AFTER_QUERIES",
@@ -79,6 +81,12 @@ OCC_BACKOFF_MAX_S = _float("OCC_BACKOFF_MAX_S", 0.1)
 
 #: Most commits persisted together in one SQL transaction (group commit).
 COMMIT_BATCH_MAX = _int("COMMIT_BATCH_MAX", 256)
+
+#: After a commit's write failed, how long to keep trying to learn whether it landed anyway
+#: (a connection lost after COMMIT was sent) before answering that the outcome is unknown.
+#: PostgreSQL ends a transaction left idle by a dead client after POSTGRES_IDLE_TX_TIMEOUT_S.
+COMMIT_OUTCOME_TIMEOUT_S = _float("COMMIT_OUTCOME_TIMEOUT_S", 30.0)
+POSTGRES_IDLE_TX_TIMEOUT_S = _float("POSTGRES_IDLE_TX_TIMEOUT_S", 20.0)
 
 #: SQLite: how often a process looks whether another process committed (`PRAGMA data_version`,
 #: a few microseconds) while it has subscribers or waiters; and how often when it has none.

@@ -126,6 +126,10 @@ class PostgresPersistence:
         # estimates for the per-key newest-version filter are pessimistic, which would trigger
         # it (~150 ms) on scans that take well under a millisecond.
         settings = {"jit": "off"}
+        # A transaction whose client vanished (a cut network) would keep the commit lock until
+        # TCP gives up, hours later; the server ends it after this long idle instead.
+        idle_ms = int(knobs.POSTGRES_IDLE_TX_TIMEOUT_S * 1000)
+        settings["idle_in_transaction_session_timeout"] = str(idle_ms)
         if self.schema:
             settings["search_path"] = f'"{self.schema}"'
         return settings
