@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from reactive import knobs
 from reactive.catalog import Catalog
-from reactive.errors import ConflictError, PersistenceError
+from reactive.errors import ConflictError, DatabaseUnavailableError, PersistenceError
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -212,7 +212,13 @@ class Committer:
             log.exception("commit of %d transactions failed", len(accepted))
             self._recent_writes.truncate_after(self.committed_ts)
             self._assigned_ts = self.committed_ts
-            error = PersistenceError(f"Commit failed: {exc}")
+            # A lost connection stays DatabaseUnavailableError: clients are told to retry.
+            failure = (
+                DatabaseUnavailableError
+                if isinstance(exc, DatabaseUnavailableError)
+                else PersistenceError
+            )
+            error = failure(f"Commit failed: {exc}")
             for request in batch:
                 _fail(request, error)
             return

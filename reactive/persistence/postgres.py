@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from reactive import knobs
-from reactive.errors import PersistenceError
+from reactive.errors import DatabaseUnavailableError, PersistenceError
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -59,6 +59,17 @@ LISTENER_APPLICATION_NAME = "reactive-commit-listener"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Failures of the server, of the driver, or of the network: all surface as PersistenceError.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Of those, the ones saying the server cannot be reached now (refused, lost, shutting down,
+# starting up): DatabaseUnavailableError, which clients are told to retry.
+_UNREACHABLE_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    OSError,
+    TimeoutError,
+)
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -112,9 +123,7 @@ class PostgresPersistence:
                 server_settings=self._settings(),
             )
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"could not connect to PostgreSQL at {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
         try:
             await self._create_schema()
         except BaseException:
@@ -159,9 +168,7 @@ class PostgresPersistence:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         pool = self._require_pool(operation)
@@ -169,9 +176,7 @@ class PostgresPersistence:
             rows: list[asyncpg.Record] = await pool.fetch(sql, *args)
             return rows
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -285,9 +290,7 @@ class PostgresPersistence:
         try:
             return await work
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     async def watch_commits(
         self, hint: Callable[[int | None], None], active: Callable[[], bool]
@@ -436,6 +439,15 @@ async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) 
     for sql, rows in batches:
         if rows:
             await conn.executemany(sql, rows)
+
+
+def _failure(message: str, exc: BaseException) -> PersistenceError:
+    """The error for a driver failure: DatabaseUnavailableError when the server is out of reach
+    (a closed connection surfaces from asyncpg as an InterfaceError saying so)."""
+    closed = isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+    if closed or isinstance(exc, _UNREACHABLE_ERRORS):
+        return DatabaseUnavailableError(message)
+    return PersistenceError(message)
 
 
 def commit_channel(schema: str | None) -> str:
