@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 
+from reactive import knobs
 from reactive.auth import Authenticator, AuthProvider, Identity, providers_from_config
 from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
+from reactive.errors import DatabaseUnavailableError, PersistenceError
 from reactive.executor import Executor, HttpOutcome, Outcome
 from reactive.file_storage import FileStorage, LocalBlobStore, open_file_storage
 from reactive.functions import (
@@ -319,6 +321,34 @@ class Application:
 
     def on_commit(self, listener: Callable[[PublishedCommit], None]) -> Callable[[], None]:
         return self.db.add_commit_listener(listener)
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """This node's health for load balancers: the ts it serves (`latest_ts`), the
+        database's newest commit (`database_ts`, by any node) and how far the first trails the
+        second in commit time (`lag_ms`). Raises DatabaseUnavailableError when the database
+        does not answer within knobs.HEALTH_DATABASE_TIMEOUT_S."""
+        try:
+            database_ts = await asyncio.wait_for(
+                self.db.database_ts(), knobs.HEALTH_DATABASE_TIMEOUT_S
+            )
+        except (PersistenceError, TimeoutError) as exc:
+            log.warning("health check: the database does not answer: %s", exc or "timeout")
+            raise DatabaseUnavailableError(
+                "Database unavailable: this node cannot read the database; "
+                "it answers again once the database is back"
+            ) from exc
+        # Read after the database: a commit published meanwhile is not counted as lag.
+        latest = self.db.latest_ts
+        lag_ns = max(0, database_ts - latest)
+        return {
+            "status": "ok",
+            "ts": str(latest),  # ns timestamps exceed JSON's exact integers: strings
+            "latest_ts": str(latest),
+            "database_ts": str(database_ts),
+            "lag_ms": round(lag_ns / 1e6, 3),
+        }
 
 
 async def _file_storage(db: Database, root: Path, database_url: str | None) -> FileStorage:
