@@ -34,7 +34,7 @@ from reactive.deployments import (
     record_deployment,
     unpack_bundle,
 )
-from reactive.errors import ValidationError
+from reactive.errors import DatabaseUnavailableError, PersistenceError, ValidationError
 from reactive.executor import Executor, HttpOutcome, Outcome
 from reactive.file_storage import FileStorage, LocalBlobStore, open_file_storage
 from reactive.functions import (
@@ -436,6 +436,34 @@ class Application:
 
     def on_commit(self, listener: Callable[[PublishedCommit], None]) -> Callable[[], None]:
         return self.db.add_commit_listener(listener)
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """This node's health for load balancers: the ts it serves (`latest_ts`), the
+        database's newest commit (`database_ts`, by any node) and how far the first trails the
+        second in commit time (`lag_ms`). Raises DatabaseUnavailableError when the database
+        does not answer within knobs.HEALTH_DATABASE_TIMEOUT_S."""
+        try:
+            database_ts = await asyncio.wait_for(
+                self.db.database_ts(), knobs.HEALTH_DATABASE_TIMEOUT_S
+            )
+        except (PersistenceError, TimeoutError) as exc:
+            log.warning("health check: the database does not answer: %s", exc or "timeout")
+            raise DatabaseUnavailableError(
+                "Database unavailable: this node cannot read the database; "
+                "it answers again once the database is back"
+            ) from exc
+        # Read after the database: a commit published meanwhile is not counted as lag.
+        latest = self.db.latest_ts
+        lag_ns = max(0, database_ts - latest)
+        return {
+            "status": "ok",
+            "ts": str(latest),  # ns timestamps exceed JSON's exact integers: strings
+            "latest_ts": str(latest),
+            "database_ts": str(database_ts),
+            "lag_ms": round(lag_ns / 1e6, 3),
+        }
 
 
 async def _file_storage(db: Database, root: Path, database_url: str | None) -> FileStorage:

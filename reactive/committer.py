@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from reactive import knobs
 from reactive.catalog import Catalog
-from reactive.errors import CommitNotApplied, ConflictError, PersistenceError
+from reactive.errors import (
+    CommitNotApplied,
+    ConflictError,
+    DatabaseUnavailableError,
+    PersistenceError,
+)
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -266,13 +271,18 @@ class Committer:
             f"Commit failed ({exc}); whether it was applied is unknown. Mutations sent with a "
             "request id (every client's) are applied at most once: retry them with that id."
         )
+        # A lost connection stays DatabaseUnavailableError: clients are told to retry.
+        kind = DatabaseUnavailableError if isinstance(exc, DatabaseUnavailableError) else None
         if self._held is not None:
-            return PersistenceError(unknown)  # inside serially(): its own connection failed
+            # Inside serially(): the lock is ours already, and its connection is what failed.
+            return (kind or PersistenceError)(unknown)
         try:
             newer = await self._commits_after_failure()
         except Exception as lookup_failure:
             log.error("cannot tell whether a failed commit landed: %s", lookup_failure)
-            return PersistenceError(unknown)
+            if isinstance(lookup_failure, DatabaseUnavailableError):
+                kind = DatabaseUnavailableError
+            return (kind or PersistenceError)(unknown)
         ours = commits[0].ts
         if any(record.ts == ours for record in newer):
             log.warning("the failed commit at ts %d had landed; acknowledging it", ours)

@@ -549,6 +549,11 @@ class Database:
             except Exception:
                 log.exception("pruning failed")
 
+    async def database_ts(self) -> int:
+        """The database's newest commit, by any process; `latest_ts` trails it until this
+        process has learnt that commit."""
+        return await self.persistence.max_commit_ts()
+
 
 def _backoff(attempt: int) -> float:
     delay: float = min(knobs.OCC_BACKOFF_MAX_S, knobs.OCC_BACKOFF_INITIAL_S * (2**attempt))

@@ -16,6 +16,7 @@ __all__ = [
     "AppError",
     "CommitNotApplied",
     "ConflictError",
+    "DatabaseUnavailableError",
     "ErrorCode",
     "InvalidCursorError",
     "InvalidIdError",
@@ -41,7 +42,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "InternalServerError"  # 500
     PAYLOAD_TOO_LARGE = "PayloadTooLarge"  # 413: a body or file over its limit
     METHOD_NOT_ALLOWED = "MethodNotAllowed"  # 405: the route exists, not for this method
-    UNAVAILABLE = "Unavailable"  # 503: a feature this server was started without
+    UNAVAILABLE = "Unavailable"  # 503: a feature this server lacks, or its database is down
 
 
 class ReactiveError(Exception):
@@ -110,6 +111,19 @@ class PersistenceError(ReactiveError, RuntimeError):
 
     code = ErrorCode.INTERNAL
     short_msg = "PersistenceError"
+
+
+class DatabaseUnavailableError(PersistenceError):
+    """The database cannot be reached (connection refused or lost, server shutting down).
+
+    Transient: the same call can succeed once the database is back, so it is a 503 and never
+    redacted into a bare "Server Error". When the connection died during a commit, the commit
+    may or may not have landed; clients on the sync protocol resend with the same request id,
+    which the mutation record makes exactly-once.
+    """
+
+    code = ErrorCode.UNAVAILABLE
+    short_msg = "DatabaseUnavailable"
 
 
 class ConflictError(ReactiveError):

@@ -34,7 +34,13 @@ from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.deployments import BadDeployment
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes, is_loopback_host
-from reactive.errors import ErrorCode, ReactiveError, ValidationError, excerpt
+from reactive.errors import (
+    DatabaseUnavailableError,
+    ErrorCode,
+    ReactiveError,
+    ValidationError,
+    excerpt,
+)
 from reactive.executor import Outcome
 from reactive.file_storage import MAX_UPLOAD_BYTES, server_url
 from reactive.functions import FunctionKind, HttpRoute
@@ -44,6 +50,7 @@ from reactive.http_errors import (
     CLOSE_NORMAL,
     CloseFrame,
     HttpError,
+    error_family,
     error_response,
     protocol_close_frame,
     text_response,
@@ -236,6 +243,8 @@ def _args(raw: Any) -> dict[str, Any]:
 
 def _result(outcome: Outcome, fmt: str) -> JSONResponse:
     encode = encode_value if fmt == "encoded" else to_clean_json
+    if outcome.error is not None and outcome.error.condition is not None:
+        return error_response(outcome.error.condition)  # e.g. a 503: the database is down
     if outcome.error is None:
         body: dict[str, Any] = {"status": "success", "value": encode(outcome.value)}
     else:
@@ -316,7 +325,12 @@ async def query_ts_endpoint(request: Request) -> Response:
 
 
 async def health_endpoint(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "ts": str(_app(request).latest_ts)})
+    """For load balancers: 200 with how far this node trails the database's newest commit, or
+    503 when the database is out of reach (so the balancer takes the node out)."""
+    try:
+        return JSONResponse(await _app(request).health())
+    except DatabaseUnavailableError as exc:
+        return error_response(exc)
 
 
 # -- admin routes -----------------------------------------------------------------------------
@@ -554,7 +568,9 @@ async def http_action_endpoint(request: Request) -> Response:
         return error_response(exc)
     outcome = await app.run_http_action(route, _ActionRequest(request, body), identity)
     if outcome.error is not None:
-        return text_response(ErrorCode.INTERNAL, outcome.error.message)
+        condition = outcome.error.condition
+        code = ErrorCode.INTERNAL if condition is None else error_family(condition)
+        return text_response(code, outcome.error.message)
     assert outcome.response is not None  # an HttpOutcome has one or the other
     return outcome.response
 

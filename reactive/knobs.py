@@ -16,6 +16,7 @@ __all__ = [
     "COMMIT_POLL_S",
     "COMMIT_WATCH_SAFETY_S",
     "ERROR_ECHO_CHARS",
+    "HEALTH_DATABASE_TIMEOUT_S",
     "HTTP_ACTION_MAX_BODY_BYTES",
     "MAX_ACTIONS_PER_SOCKET",
     "MAX_API_BODY_BYTES",
@@ -49,6 +50,10 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(f"REACTIVE_{name}", default))
 
+
+#: How long `GET /health` waits for the database before answering 503: a load balancer's
+#: check should see a hung database as a down one, within its own check timeout.
+HEALTH_DATABASE_TIMEOUT_S = _float("HEALTH_DATABASE_TIMEOUT_S", 2.0)
 
 #: Benchmark baseline only: invalidate every subscription of a written table instead of only
 #: those whose index ranges were hit.

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from reactive import knobs
-from reactive.errors import ErrorCode
+from reactive.errors import DatabaseUnavailableError, ErrorCode
 from reactive.http import create_app, read_body
 from reactive.http_errors import HttpError
 from reactive.values import decode_ts, encode_ts
@@ -185,6 +185,20 @@ def test_health(client):
     body = client.get("/health").json()
     assert body["status"] == "ok"
     assert encode_ts(int(body["ts"]))
+    # How far this node trails the database's newest commit: nothing, with one process.
+    assert body["latest_ts"] == body["database_ts"] == body["ts"]
+    assert body["lag_ms"] == 0.0
+
+
+def test_health_is_503_when_the_database_does_not_answer(client, monkeypatch):
+    async def unreachable() -> int:
+        raise DatabaseUnavailableError("PostgreSQL max_commit_ts failed on db.internal:5432")
+
+    monkeypatch.setattr(client.app.state.reactive.db, "database_ts", unreachable)
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["code"] == "DatabaseUnavailable"
+    assert "db.internal" not in response.text  # the database's address is not for the public
 
 
 def test_query_at_a_future_ts_is_refused(client):

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from reactive import knobs
-from reactive.errors import PersistenceError
+from reactive.errors import DatabaseUnavailableError, PersistenceError
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -59,6 +59,17 @@ LISTENER_APPLICATION_NAME = "reactive-commit-listener"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Failures of the server, of the driver, or of the network: all surface as PersistenceError.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Of those, the ones saying the server cannot be reached now (refused, lost, shutting down,
+# starting up): DatabaseUnavailableError, which clients are told to retry.
+_UNREACHABLE_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    OSError,
+    TimeoutError,
+)
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -112,9 +123,7 @@ class PostgresPersistence:
                 server_settings=self._settings(),
             )
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"could not connect to PostgreSQL at {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
         try:
             await self._create_schema()
         except BaseException:
@@ -164,9 +173,7 @@ class PostgresPersistence:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         pool = self._require_pool(operation)
@@ -174,9 +181,7 @@ class PostgresPersistence:
             rows: list[asyncpg.Record] = await pool.fetch(sql, *args)
             return rows
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -264,8 +269,7 @@ class PostgresPersistence:
     async def _locked(self, seen_ts: int | None) -> AsyncIterator[_HeldLock]:
         """The commit lock, in a transaction of its own connection; `seen_ts=None` skips
         reading newer commits and checking the order (tests writing rows directly)."""
-        pool = self._require_pool("commit")
-        async with pool.acquire() as conn:
+        async with self._connection("commit") as conn:
             held = await self._wrap("commit", self._lock_clock(conn, seen_ts))
             try:
                 yield held
@@ -285,21 +289,29 @@ class PostgresPersistence:
         checked_last = None if seen_ts is None else last
         return _HeldLock(self, conn, transaction, newer, checked_last)
 
+    @asynccontextmanager
+    async def _connection(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
+        """A pool connection for the block; failing to get one is a PersistenceError too."""
+        pool = self._require_pool(operation)
+        conn = await self._wrap(operation, pool.acquire())
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await pool.release(conn)
+
     async def _wrap(self, operation: str, work: Awaitable[T]) -> T:
         """Await `work`, a driver failure surfacing as PersistenceError."""
         try:
             return await work
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     @asynccontextmanager
     async def exclusive(self, name: str, *, wait: bool) -> AsyncIterator[bool]:
         # A session advisory lock on a connection held for the block: released by the server
         # if this process dies. Keyed by schema, so that schemas sharing a database don't meet.
-        pool = self._require_pool(name)
-        async with pool.acquire() as conn:
+        async with self._connection(name) as conn:
             function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
             key = f"{self.schema or 'public'}.reactive.{name}"
             held = await self._wrap(name, conn.fetchval(f"SELECT {function}(hashtext($1))", key))
@@ -455,6 +467,15 @@ async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) 
             await conn.executemany(sql, rows)
     if commits:
         await conn.execute(INSERT_COMMITS, [c.ts for c in commits], [c.written for c in commits])
+
+
+def _failure(message: str, exc: BaseException) -> PersistenceError:
+    """The error for a driver failure: DatabaseUnavailableError when the server is out of reach
+    (a closed connection surfaces from asyncpg as an InterfaceError saying so)."""
+    closed = isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+    if closed or isinstance(exc, _UNREACHABLE_ERRORS):
+        return DatabaseUnavailableError(message)
+    return PersistenceError(message)
 
 
 def commit_channel(schema: str | None) -> str:
