@@ -2,7 +2,8 @@
 
 `sync` and `http` call only this class. It owns the project (schema + functions), the
 executor and the authenticator, and shares query results between identical callers: a query
-with the same path, args, identity and journal at the same snapshot runs once.
+with the same path, args, identity and journal at the same snapshot runs once. It follows the
+database's deployments, so that a deploy to any node switches every node.
 """
 
 from __future__ import annotations
@@ -19,10 +20,20 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 
+from reactive import knobs
 from reactive.auth import Authenticator, AuthProvider, Identity, providers_from_config
 from reactive.call_log import CallLog
 from reactive.committer import PublishedCommit
 from reactive.database import Database
+from reactive.deployments import (
+    Deployment,
+    bundle_project,
+    fetch_bundle,
+    newest_deployment,
+    record_deployment,
+    unpack_bundle,
+)
+from reactive.errors import DatabaseUnavailableError, PersistenceError, ValidationError
 from reactive.executor import Executor, HttpOutcome, Outcome
 from reactive.file_storage import FileStorage, open_blob_store, open_file_storage
 from reactive.functions import (
@@ -46,6 +57,8 @@ _Logged = TypeVar("_Logged", Outcome, HttpOutcome)
 log = logging.getLogger("reactive.application")
 
 _SHARED_RESULTS = 4096
+#: How long before the retention horizon a snapshot stops being offered to query_at_ts.
+_RETENTION_MARGIN_S = 5.0
 
 
 @dataclass(slots=True)
@@ -56,6 +69,8 @@ class DeployReport:
     dropped_indexes: list[str] = field(default_factory=list)
     backfilled_rows: int = 0
     validated_documents: int = 0
+    #: The deployment's number, the same on every node (None for a dry run).
+    version: int | None = None
 
 
 class Application:
@@ -82,6 +97,13 @@ class Application:
         self._shared_ts = 0
         self._reload_listeners: list[Callable[[], None]] = []
         self.calls = CallLog()
+        #: Where `reactive dev` reloads from: the project on disk, never a deployed copy.
+        self.source_root = project.root
+        #: The deployment served, once there is one (see `follow_deployments`).
+        self.deployment: Deployment | None = None
+        self._deploying = asyncio.Lock()
+        self._deployments_watch: Subscription | None = None
+        self._deployments_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -92,17 +114,35 @@ class Application:
         dev: bool = False,
         extra_auth_providers: Sequence[AuthProvider] = (),
     ) -> Application:
-        """Load the project at `root`, open its database and apply its schema."""
-        project = load_project(root)
-        db = await Database.open(database_url, schema=project.schema)
+        """Load the project at `root`, open its database and apply its schema.
+
+        In production, a database that already has a deployment (`reactive deploy` to any
+        node) is served with that deployment's code, so that every node serves the same; in
+        dev the code on disk wins. Either way the node then follows later deployments."""
+        source = load_project(root)
+        db = await Database.open(database_url)
         try:
+            deployment, _ = await newest_deployment(db)
+            project = source
+            if deployment is not None and not dev:
+                project = load_project(await _unpacked(db, deployment, Path(root)))
+            if project.schema is not None:
+                await db.apply_schema(project.schema)
             storage = await _file_storage(db, Path(root), database_url)
         except BaseException:
             await db.close()
             raise
-        return cls(db, project, dev=dev, storage=storage, extra_auth_providers=extra_auth_providers)
+        app = cls(db, project, dev=dev, storage=storage, extra_auth_providers=extra_auth_providers)
+        app.source_root = source.root
+        app.deployment = deployment
+        await app.follow_deployments()
+        return app
 
     async def close(self) -> None:
+        if self._deployments_task is not None:
+            self._deployments_task.cancel()
+        if self._deployments_watch is not None:
+            self.db.unsubscribe(self._deployments_watch)
         await self.authenticator.close()
         await self.storage.close()
         await self.db.close()
@@ -116,12 +156,16 @@ class Application:
         violates) after leaving everything as it was. Subscribed clients re-run their queries
         on the new code.
         """
-        project = load_project(self.project.root)
+        project = load_project(self.source_root)
         if project.schema is not None:
             await self.db.apply_schema(project.schema)
         await self._switch(project)
         log.info("reloaded %d functions", len(project.registry.functions))
         return project
+
+    def unpack(self, bundle: bytes) -> Path:
+        """Extract a deployment bundle next to the project's other deployments."""
+        return unpack_bundle(bundle, _deploys_dir(self.source_root))
 
     async def deploy(
         self,
@@ -141,20 +185,66 @@ class Application:
         checked against the data by the deploy itself, before it switches."""
         if dry_run:
             return DeployReport(functions=count_functions_in_source(root), dry_run=True)
-        project = load_project(root)
-        report = DeployReport(functions=len(project.registry.functions), dry_run=False)
-        if project.schema is not None:
-            changes = await self.db.apply_schema(
-                project.schema, drop_removed=False, progress=progress
+        async with self._deploying:
+            project = load_project(root)
+            report = DeployReport(functions=len(project.registry.functions), dry_run=False)
+            if project.schema is not None:
+                changes = await self.db.apply_schema(
+                    project.schema, drop_removed=False, progress=progress
+                )
+                report.added_indexes = changes.added_indexes
+                report.backfilled_rows = changes.backfilled_rows
+                report.validated_documents = changes.validated_documents
+            # The other nodes switch when they see this row: the schema is in force by now.
+            deployment = await record_deployment(
+                self.db, bundle_project(root), len(project.registry.functions)
             )
-            report.added_indexes = changes.added_indexes
-            report.backfilled_rows = changes.backfilled_rows
-            report.validated_documents = changes.validated_documents
-        await self._switch(project)
-        if project.schema is not None:
-            report.dropped_indexes = await self.db.drop_removed_indexes(project.schema)
-        log.warning("deployed %s: %d functions", root, report.functions)
+            self.deployment, report.version = deployment, deployment.version
+            await self._switch(project)
+            if project.schema is not None:
+                report.dropped_indexes = await self.db.drop_removed_indexes(project.schema)
+        log.warning(
+            "deployed %s as version %d: %d functions", root, deployment.version, report.functions
+        )
         return report
+
+    async def follow_deployments(self) -> None:
+        """Switch to every deployment another node makes: watch the newest `_deployments` row
+        as a subscription, and on each change serve the newest deployment if it is not ours."""
+        newest, token = await newest_deployment(self.db)
+        if self._deployments_watch is not None:
+            self.db.unsubscribe(self._deployments_watch)
+        self._deployments_watch = self.db.subscribe(token, self._deployments_changed)
+        if newest is not None and (
+            self.deployment is None or newest.version > self.deployment.version
+        ):
+            await self._adopt(newest)
+
+    def _deployments_changed(self, _sub: Subscription, _ts: int) -> None:
+        if self._deployments_task is None or self._deployments_task.done():
+            self._deployments_task = asyncio.create_task(
+                self._follow_safely(), name="reactive-deployments"
+            )
+
+    async def _follow_safely(self) -> None:
+        try:
+            await self.follow_deployments()
+        except Exception:
+            log.exception("could not switch to the newest deployment; serving the current code")
+
+    async def _adopt(self, deployment: Deployment) -> None:
+        """Serve a deployment another node made (its schema is already in force)."""
+        async with self._deploying:
+            if self.deployment is not None and deployment.version <= self.deployment.version:
+                return
+            project = load_project(await _unpacked(self.db, deployment, self.source_root))
+            if project.schema is not None:
+                await self.db.adopt_schema(project.schema)
+            self.deployment = deployment
+            await self._switch(project)
+        log.warning(
+            "switched to deployment %d (%d functions)", deployment.version, deployment.functions
+        )
 
     async def _switch(self, project: Project) -> None:
         """Serve `project` from now on; subscribed clients re-run their queries on it."""
@@ -208,6 +298,33 @@ class Application:
             except _LeaderGone:
                 continue  # the leader's caller went away mid-run: run it again
         return await self._query(path, args, identity, ts, journal)
+
+    async def run_query_at(
+        self, path: object, args: object, identity: Identity | None, ts: int
+    ) -> Outcome:
+        """A public query at a snapshot the client chose (`/api/query_at_ts`).
+
+        Raises ValidationError("TimestampTooOld") for a ts older than the history the
+        database still keeps: pruning may have dropped versions visible then, and a query
+        there would silently miss documents.
+        """
+        oldest = self.oldest_readable_ts()
+        if ts < oldest:
+            raise ValidationError(
+                f"ts {ts} is older than the history this server keeps (its oldest readable ts "
+                f"is {oldest}; versions are kept REACTIVE_RETENTION_S = {knobs.RETENTION_S:g} "
+                "s): take a fresh ts from /api/query_ts",
+                short_msg="TimestampTooOld",
+            )
+        return await self.run_query(path, args, identity, ts=ts)
+
+    def oldest_readable_ts(self) -> int:
+        """The oldest snapshot still whole: Database.prune never drops a version visible at
+        min(now - knobs.RETENTION_S, latest commit). A margin keeps a ts accepted here from
+        being pruned before its query begins (a running query holds its snapshot itself)."""
+        margin = min(_RETENTION_MARGIN_S, knobs.RETENTION_S / 2)
+        kept_since = time.time_ns() - int((knobs.RETENTION_S - margin) * 1e9)
+        return min(kept_since, self.db.latest_ts)
 
     async def _lead(
         self,
@@ -320,6 +437,34 @@ class Application:
     def on_commit(self, listener: Callable[[PublishedCommit], None]) -> Callable[[], None]:
         return self.db.add_commit_listener(listener)
 
+    # -- health ----------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """This node's health for load balancers: the ts it serves (`latest_ts`), the
+        database's newest commit (`database_ts`, by any node) and how far the first trails the
+        second in commit time (`lag_ms`). Raises DatabaseUnavailableError when the database
+        does not answer within knobs.HEALTH_DATABASE_TIMEOUT_S."""
+        try:
+            database_ts = await asyncio.wait_for(
+                self.db.database_ts(), knobs.HEALTH_DATABASE_TIMEOUT_S
+            )
+        except (PersistenceError, TimeoutError) as exc:
+            log.warning("health check: the database does not answer: %s", exc or "timeout")
+            raise DatabaseUnavailableError(
+                "Database unavailable: this node cannot read the database; "
+                "it answers again once the database is back"
+            ) from exc
+        # Read after the database: a commit published meanwhile is not counted as lag.
+        latest = self.db.latest_ts
+        lag_ns = max(0, database_ts - latest)
+        return {
+            "status": "ok",
+            "ts": str(latest),  # ns timestamps exceed JSON's exact integers: strings
+            "latest_ts": str(latest),
+            "database_ts": str(database_ts),
+            "lag_ms": round(lag_ns / 1e6, 3),
+        }
+
 
 async def _file_storage(db: Database, root: Path, database_url: str | None) -> FileStorage:
     """File storage with its bytes where `open_blob_store` says (an S3 bucket, a directory, or
@@ -330,6 +475,15 @@ async def _file_storage(db: Database, root: Path, database_url: str | None) -> F
     except BaseException:
         await blobs.close()
         raise
+
+
+def _deploys_dir(root: Path) -> Path:
+    return Path(os.environ.get("REACTIVE_DEPLOY_DIR") or root / ".reactive" / "deploys")
+
+
+async def _unpacked(db: Database, deployment: Deployment, root: Path) -> Path:
+    """A deployment's code, fetched from the database into this node's deploys directory."""
+    return unpack_bundle(await fetch_bundle(db, deployment), _deploys_dir(root))
 
 
 def _default_storage_dir(root: Path, database_url: str | None) -> Path:

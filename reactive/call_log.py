@@ -1,7 +1,9 @@
 """A record of every function call (time, kind, path, duration, status, log lines).
 
-Kept in a bounded ring for `reactive logs`-style followers, and written to the
-`reactive.calls` logger so `reactive dev` can print one readable line per call.
+Kept in a ring bounded in entries and in bytes (knobs.CALL_LOG_MAX_ENTRIES / _BYTES) for
+`reactive logs`-style followers, and written to the `reactive.calls` logger so `reactive dev`
+can print one readable line per call. A record's path and error are cut to a bounded length, so
+no caller decides how much of it the server keeps.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from reactive import knobs
+
 __all__ = ["CallLog", "CallRecord"]
 
 log = logging.getLogger("reactive.calls")
 
 _KIND_LETTER = {"query": "Q", "mutation": "M", "action": "A", "http": "H"}
+#: Longest error message a record keeps (a traceback in dev mode fits).
+MAX_ERROR_CHARS = 16_384
+#: What a record costs beyond its strings (the object, its fields, the ring's slot).
+_RECORD_OVERHEAD = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,11 @@ class CallRecord:
     error: str | None = None
     log_lines: list[str] = field(default_factory=list)
 
+    def size(self) -> int:
+        """Roughly the bytes this record holds (characters of its strings plus overhead)."""
+        lines = sum(len(line) for line in self.log_lines)
+        return _RECORD_OVERHEAD + len(self.path) + len(self.error or "") + lines
+
     def line(self) -> str:
         status = "ok" if self.ok else f"error: {(self.error or '').splitlines()[0][:200]}"
         letter = _KIND_LETTER.get(self.kind, "?")
@@ -37,9 +50,12 @@ class CallRecord:
 
 
 class CallLog:
-    def __init__(self, size: int = 1000) -> None:
-        self._recent: deque[CallRecord] = deque(maxlen=size)
-        self._followers: set[asyncio.Queue[CallRecord]] = set()
+    def __init__(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+        self.max_entries = knobs.CALL_LOG_MAX_ENTRIES if max_entries is None else max_entries
+        self.max_bytes = knobs.CALL_LOG_MAX_BYTES if max_bytes is None else max_bytes
+        self._recent: deque[CallRecord] = deque()
+        self._recent_bytes = 0
+        self._followers: set[_Follower] = set()
 
     def record(
         self,
@@ -53,28 +69,66 @@ class CallLog:
         entry = CallRecord(
             time.time(),
             kind,
-            path,
+            _cut(path, knobs.MAX_FUNCTION_PATH_CHARS),
             (time.perf_counter() - started) * 1000,
             ok,
-            error,
-            list(log_lines),
+            None if error is None else _cut(error, MAX_ERROR_CHARS),
+            list(log_lines),  # bounded where they are captured (reactive.log_capture)
         )
-        self._recent.append(entry)
+        self._remember(entry)
         log.info("%s", entry.line(), extra={"call": entry})
-        for queue in self._followers:
-            if queue.qsize() < 10_000:  # a follower that stopped reading loses lines, not memory
-                queue.put_nowait(entry)
+        for follower in self._followers:
+            follower.offer(entry, self.max_entries, self.max_bytes)
         return entry
+
+    def _remember(self, entry: CallRecord) -> None:
+        self._recent.append(entry)
+        self._recent_bytes += entry.size()
+        while self._recent and (
+            len(self._recent) > self.max_entries or self._recent_bytes > self.max_bytes
+        ):
+            self._recent_bytes -= self._recent.popleft().size()
 
     def recent(self) -> list[CallRecord]:
         return list(self._recent)
 
+    def recent_bytes(self) -> int:
+        """What the kept records hold, as CallRecord.size counts it."""
+        return self._recent_bytes
+
     async def follow(self) -> AsyncIterator[CallRecord]:
         """Every call from now on, as it finishes."""
-        queue: asyncio.Queue[CallRecord] = asyncio.Queue()
-        self._followers.add(queue)
+        follower = _Follower()
+        self._followers.add(follower)
         try:
             while True:
-                yield await queue.get()
+                yield await follower.take()
         finally:
-            self._followers.discard(queue)
+            self._followers.discard(follower)
+
+
+class _Follower:
+    """The records one follower has yet to read, bounded as the ring is: a follower that
+    stopped reading loses records, the server does not gain memory."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[CallRecord] = asyncio.Queue()
+        self._bytes = 0
+
+    def offer(self, entry: CallRecord, max_entries: int, max_bytes: int) -> None:
+        size = entry.size()
+        if self._queue.qsize() < max_entries and self._bytes + size <= max_bytes:
+            self._bytes += size
+            self._queue.put_nowait(entry)
+
+    async def take(self) -> CallRecord:
+        entry = await self._queue.get()
+        self._bytes -= entry.size()
+        return entry
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from reactive import knobs
 from reactive.catalog import Catalog
-from reactive.errors import ConflictError, PersistenceError
+from reactive.errors import (
+    CommitNotApplied,
+    ConflictError,
+    DatabaseUnavailableError,
+    PersistenceError,
+)
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -38,7 +43,7 @@ from reactive.recent_writes import (
 )
 from reactive.transaction import Transaction
 
-__all__ = ["CommitOutcome", "Committer", "PublishedCommit"]
+__all__ = ["CATALOG_CHANGED", "CommitOutcome", "Committer", "PublishedCommit"]
 
 log = logging.getLogger("reactive.committer")
 
@@ -65,6 +70,9 @@ class _Request:
     mutation: MutationRecord | None
     future: asyncio.Future[CommitOutcome]
 
+
+#: The written "index" of a commit that changed tables or indexes (see commit_catalog_change).
+CATALOG_CHANGED = "_catalog.changed"
 
 #: A prepared commit: the request, what it writes, and the keys it wrote.
 _Accepted = tuple[_Request, CommitWrite, WrittenKeys]
@@ -160,6 +168,20 @@ class Committer:
                 # A table the transaction created may have been rolled back with it.
                 await self._catalog.load()
 
+    async def commit_catalog_change(self) -> int:
+        """Inside `serially()`: commit a record that makes every other process reload its
+        catalog before its next commit (so it writes entries of the indexes added meanwhile);
+        on SQLite this also commits the catalog's own rows, written inside the held lock."""
+        if self._held is None:
+            raise RuntimeError("commit_catalog_change needs serially()")
+        ts = self._next_ts()
+        written: WrittenKeys = {CATALOG_CHANGED: []}
+        await self._held.write([CommitWrite(ts, [], [], encode_written(written))])
+        self._recent_writes.append(ts, written)
+        self.committed_ts = ts
+        self._publish(PublishedCommit(ts, written))
+        return ts
+
     async def commit_now(
         self, tx: Transaction, mutation: MutationRecord | None = None
     ) -> CommitOutcome:
@@ -209,16 +231,77 @@ class Committer:
                     commits, seen_ts=self.committed_ts, revise=revise
                 )
         except Exception as exc:
-            log.exception("commit of %d transactions failed", len(accepted))
+            log.warning("commit of %d transactions failed: %s", len(accepted), exc)
             self._recent_writes.truncate_after(self.committed_ts)
             self._assigned_ts = self.committed_ts
-            error = PersistenceError(f"Commit failed: {exc}")
-            for request in batch:
-                _fail(request, error)
+            # `accepted` as revised, if the lock showed other processes' commits first.
+            written = [commit for _, commit, _ in accepted]
+            await self._answer_failed_write(batch, accepted, followers, written, exc)
             return
         finally:
             self._in_flight = set()
         self._finish(accepted, followers)
+
+    async def _answer_failed_write(
+        self,
+        batch: list[_Request],
+        accepted: list[_Accepted],
+        followers: _Followers,
+        commits: list[CommitWrite],
+        exc: Exception,
+    ) -> None:
+        """A write that failed may still have landed (a connection lost after COMMIT was
+        sent): find out under the commit lock before answering, and answer truthfully."""
+        error = await self._outcome_of_failed_write(accepted, followers, commits, exc)
+        if error is not None:
+            for request in batch:
+                _fail(request, error)
+
+    async def _outcome_of_failed_write(
+        self,
+        accepted: list[_Accepted],
+        followers: _Followers,
+        commits: list[CommitWrite],
+        exc: Exception,
+    ) -> Exception | None:
+        """None once a write found to have landed is acknowledged; else the error to answer."""
+        if not commits:
+            return PersistenceError(f"Commit failed ({exc})")  # nothing of ours was written
+        unknown = (
+            f"Commit failed ({exc}); whether it was applied is unknown. Mutations sent with a "
+            "request id (every client's) are applied at most once: retry them with that id."
+        )
+        # A lost connection stays DatabaseUnavailableError: clients are told to retry.
+        kind = DatabaseUnavailableError if isinstance(exc, DatabaseUnavailableError) else None
+        if self._held is not None:
+            # Inside serially(): the lock is ours already, and its connection is what failed.
+            return (kind or PersistenceError)(unknown)
+        try:
+            newer = await self._commits_after_failure()
+        except Exception as lookup_failure:
+            log.error("cannot tell whether a failed commit landed: %s", lookup_failure)
+            if isinstance(lookup_failure, DatabaseUnavailableError):
+                kind = DatabaseUnavailableError
+            return (kind or PersistenceError)(unknown)
+        ours = commits[0].ts
+        if any(record.ts == ours for record in newer):
+            log.warning("the failed commit at ts %d had landed; acknowledging it", ours)
+            await self._learn([record for record in newer if record.ts < ours])
+            self._finish(accepted, followers)
+            await self._learn(newer)
+            return None
+        await self._learn(newer)
+        return CommitNotApplied(
+            f"The commit failed and was not applied ({exc}); nothing was written, so it is "
+            "safe to retry"
+        )
+
+    async def _commits_after_failure(self) -> list[CommitRecord]:
+        """Commits after ours, read under the commit lock: a commit that was in flight when
+        its connection died has finished (committed or rolled back) by the time we hold it."""
+        async with asyncio.timeout(knobs.COMMIT_OUTCOME_TIMEOUT_S):
+            async with self._persistence.hold_commit_lock(self.committed_ts) as held:
+                return held.newer
 
     async def _prepare_batch(self, batch: list[_Request]) -> tuple[list[_Accepted], _Followers]:
         accepted: list[_Accepted] = []
@@ -278,8 +361,8 @@ class Committer:
             if record.ts <= self.committed_ts:
                 continue
             written = decode_written(record.written)
-            if not self._catalog.knows(written):
-                await self._catalog.load()  # a table or index another process created
+            if CATALOG_CHANGED in written or not self._catalog.knows(written):
+                await self._catalog.load()  # tables or indexes another process changed
             self._recent_writes.append(record.ts, written)
             self.committed_ts = record.ts
             self._assigned_ts = max(self._assigned_ts, record.ts)

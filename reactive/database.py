@@ -355,28 +355,70 @@ class Database:
         once the new code serves) drop indexes it no longer has. Holds off commits meanwhile."""
         assert self.committer is not None
         changes = SchemaChanges()
-        async with self.committer.exclusive() as ts:
-            fingerprint = schema.fingerprint().encode()
-            if await self.persistence.get_meta(_SCHEMA_FINGERPRINT) != fingerprint:
-                changes.validated_documents = await self._check_existing_data(schema, ts)
-            self.catalog.schema = schema
-            for table, definition in schema.tables.items():
-                await self.catalog.ensure_table(table)
-                desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
-                await self._sync_indexes(table, desired, ts, changes, progress)
-                if drop_removed:
-                    await self._drop_removed_indexes(table, desired, changes)
-            await self.persistence.set_meta(_SCHEMA_FINGERPRINT, fingerprint)
+        # One process at a time changes the schema (so an index is backfilled once, however
+        # many nodes start together); what another did before us is then learnt, not redone.
+        await self._change_schema(
+            lambda ts: self._apply_schema(schema, ts, changes, drop_removed, progress)
+        )
         return changes
+
+    async def _change_schema(self, change: Callable[[int], Awaitable[bool]]) -> None:
+        """Run `change(ts)` (True if it wrote metadata) with every commit held off, in every
+        process, and if tables or indexes changed tell the others, so that none commits
+        without the index entries it now owes.
+
+        One process at a time changes the schema (an index is backfilled once, however many
+        nodes start together); what another did before is learnt first, not redone."""
+        assert self.committer is not None
+        async with self.persistence.exclusive("schema", wait=True):
+            await self.catalog.load()
+            async with self.committer.serially() as ts:
+                before = self.catalog.changes
+                wrote = await change(ts)
+                if wrote or self.catalog.changes != before:
+                    await self.committer.commit_catalog_change()
+
+    async def _apply_schema(
+        self,
+        schema: Schema,
+        ts: int,
+        changes: SchemaChanges,
+        drop_removed: bool,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> bool:
+        """Check, add, backfill (and drop); True if the schema's fingerprint was written."""
+        fingerprint = schema.fingerprint().encode()
+        new_schema = await self.persistence.get_meta(_SCHEMA_FINGERPRINT) != fingerprint
+        if new_schema:
+            changes.validated_documents = await self._check_existing_data(schema, ts)
+        self.catalog.schema = schema
+        for table, definition in schema.tables.items():
+            await self.catalog.ensure_table(table)
+            desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+            await self._sync_indexes(table, desired, ts, changes, progress)
+            if drop_removed:
+                await self._drop_removed_indexes(table, desired, changes)
+        if new_schema:
+            await self.persistence.set_meta(_SCHEMA_FINGERPRINT, fingerprint)
+        return new_schema
+
+    async def adopt_schema(self, schema: Schema) -> None:
+        """Put in force a schema another process applied: learn its tables and indexes."""
+        await self.catalog.load()
+        self.catalog.schema = schema
 
     async def drop_removed_indexes(self, schema: Schema) -> list[str]:
         """Drop the indexes of schema tables that `schema` no longer declares."""
         assert self.committer is not None
         changes = SchemaChanges()
-        async with self.committer.exclusive():
+
+        async def drop(_ts: int) -> bool:
             for table, definition in schema.tables.items():
                 desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
                 await self._drop_removed_indexes(table, desired, changes)
+            return False
+
+        await self._change_schema(drop)
         return changes.dropped_indexes
 
     async def check_schema(self, schema: Schema) -> int:
@@ -479,6 +521,11 @@ class Database:
 
     async def prune(self, now_ns: int | None = None) -> int:
         """Drop versions older than the retention window that no running transaction needs."""
+        async with self.persistence.exclusive("prune", wait=False) as held:
+            # One process prunes at a time; the others skip this round.
+            return await self._prune(now_ns) if held else 0
+
+    async def _prune(self, now_ns: int | None) -> int:
         now_ns = time.time_ns() if now_ns is None else now_ns
         horizon = now_ns - int(knobs.RETENTION_S * 1e9)
         if self._active:
@@ -501,6 +548,11 @@ class Database:
                     log.info("pruned %d old versions", removed)
             except Exception:
                 log.exception("pruning failed")
+
+    async def database_ts(self) -> int:
+        """The database's newest commit, by any process; `latest_ts` trails it until this
+        process has learnt that commit."""
+        return await self.persistence.max_commit_ts()
 
 
 def _backoff(attempt: int) -> float:

@@ -10,9 +10,13 @@ import json
 from enum import StrEnum
 from typing import Any
 
+from reactive import knobs
+
 __all__ = [
     "AppError",
+    "CommitNotApplied",
     "ConflictError",
+    "DatabaseUnavailableError",
     "ErrorCode",
     "InvalidCursorError",
     "InvalidIdError",
@@ -22,6 +26,7 @@ __all__ = [
     "ReactiveError",
     "SchemaError",
     "ValidationError",
+    "excerpt",
 ]
 
 
@@ -37,7 +42,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "InternalServerError"  # 500
     PAYLOAD_TOO_LARGE = "PayloadTooLarge"  # 413: a body or file over its limit
     METHOD_NOT_ALLOWED = "MethodNotAllowed"  # 405: the route exists, not for this method
-    UNAVAILABLE = "Unavailable"  # 503: a feature this server was started without
+    UNAVAILABLE = "Unavailable"  # 503: a feature this server lacks, or its database is down
 
 
 class ReactiveError(Exception):
@@ -108,6 +113,19 @@ class PersistenceError(ReactiveError, RuntimeError):
     short_msg = "PersistenceError"
 
 
+class DatabaseUnavailableError(PersistenceError):
+    """The database cannot be reached (connection refused or lost, server shutting down).
+
+    Transient: the same call can succeed once the database is back, so it is a 503 and never
+    redacted into a bare "Server Error". When the connection died during a commit, the commit
+    may or may not have landed; clients on the sync protocol resend with the same request id,
+    which the mutation record makes exactly-once.
+    """
+
+    code = ErrorCode.UNAVAILABLE
+    short_msg = "DatabaseUnavailable"
+
+
 class ConflictError(ReactiveError):
     """A transaction read data that a concurrent commit changed (optimistic concurrency).
 
@@ -131,6 +149,13 @@ class ConflictError(ReactiveError):
         self.conflicting_ts = conflicting_ts
 
 
+class CommitNotApplied(ConflictError):
+    """A commit's write failed and it is known not to have landed: safe to run again, and
+    retried like a conflict."""
+
+    short_msg = "CommitNotApplied"
+
+
 class AppError(Exception):
     """Raised by application code; `data` reaches the client as ConvexError data, never redacted."""
 
@@ -147,3 +172,15 @@ def _as_json(data: Any) -> str:
         return json.dumps(data, separators=(",", ":"), allow_nan=False, default=repr)
     except ValueError:
         return repr(data)
+
+
+def excerpt(value: object, limit: int | None = None) -> str:
+    """`repr(value)` cut to `limit` characters (default knobs.ERROR_ECHO_CHARS), saying how
+    long it was: how an error quotes a client's input without echoing megabytes back."""
+    limit = knobs.ERROR_ECHO_CHARS if limit is None else limit
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"

@@ -29,7 +29,13 @@ from reactive.context import (
     QueryCtx,
 )
 from reactive.database import Database
-from reactive.errors import AppError, PersistenceError, ReactiveError, ValidationError
+from reactive.errors import (
+    AppError,
+    DatabaseUnavailableError,
+    PersistenceError,
+    ReactiveError,
+    ValidationError,
+)
 from reactive.file_storage import ActionStorage, FileStorage, StorageReader, StorageWriter
 from reactive.functions import AnyFunction, HttpActionDef, Registry
 from reactive.log_capture import capture_logs
@@ -53,6 +59,9 @@ class Failure:
 
     message: str
     data: Any = UNDEFINED
+    #: Set when the call failed for the server's own condition, not the function's (the
+    #: database is out of reach): transports answer with this error's status, e.g. a 503.
+    condition: ReactiveError | None = None
 
     @property
     def has_data(self) -> bool:
@@ -279,6 +288,8 @@ class Executor:
             return Failure(f"Uncaught ConvexError: {exc}", _convex_data(exc.data))
         if isinstance(exc, NestedCallError):
             return Failure(str(exc))
+        if isinstance(exc, DatabaseUnavailableError):
+            return _database_unavailable(exc, path)
         if isinstance(exc, ReactiveError) and not isinstance(exc, PersistenceError):
             return Failure(f"Uncaught {exc.short_msg}: {exc.msg}")
         request_id = secrets.token_hex(8)
@@ -289,6 +300,21 @@ class Executor:
 
 
 _NOT_A_RESPONSE = Failure("HTTP action did not return a Response")
+
+#: What a client is told when the database is out of reach: never the database's address.
+DATABASE_UNAVAILABLE = DatabaseUnavailableError(
+    "Database unavailable: this server lost its connection to the database. "
+    "Retry in a moment (a mutation sent over the sync protocol may be resent safely)."
+)
+
+
+def _database_unavailable(exc: DatabaseUnavailableError, path: object) -> Failure:
+    log.warning("function %s: database unavailable: %s", path, exc)
+    return Failure(
+        f"Uncaught {DATABASE_UNAVAILABLE.short_msg}: {DATABASE_UNAVAILABLE.msg}",
+        condition=DATABASE_UNAVAILABLE,
+    )
+
 
 _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 

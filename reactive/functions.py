@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, overload
 
+from reactive import knobs
 from reactive.context import ActionCtx, MutationCtx, QueryCtx
-from reactive.errors import NotFoundError, ValidationError
+from reactive.errors import NotFoundError, ValidationError, excerpt
 from reactive.schema import Schema
 from reactive.types import FunctionKind
 from reactive.validators import Validator, args_validator
@@ -157,6 +158,8 @@ class HttpRoute:
     path: str
     prefix: bool
     action: HttpActionDef
+    #: Largest request body this route reads; None: knobs.HTTP_ACTION_MAX_BODY_BYTES.
+    max_body_bytes: int | None = None
 
 
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
@@ -175,7 +178,13 @@ class HttpRouter:
         handler: HttpActionDef | HttpHandler,
         path: str | None = None,
         path_prefix: str | None = None,
+        max_body_bytes: int | None = None,
     ) -> None:
+        """Route `method` requests for `path` (or every path under `path_prefix`) to `handler`.
+
+        `max_body_bytes` bounds the request body the handler may read (default
+        knobs.HTTP_ACTION_MAX_BODY_BYTES); a longer body is answered 413 before it runs.
+        """
         method = method.upper()
         if method not in _HTTP_METHODS:
             raise ValueError(f"http route: unsupported method {method!r}")
@@ -187,8 +196,11 @@ class HttpRouter:
             raise ValueError(f"http route {target!r}: must start with '/' and not with /api/")
         if path_prefix is not None and not path_prefix.endswith("/"):
             raise ValueError(f"http route prefix {path_prefix!r} must end with '/'")
+        if max_body_bytes is not None and max_body_bytes < 0:
+            raise ValueError(f"http route {target!r}: max_body_bytes must be >= 0")
         action_def = handler if isinstance(handler, HttpActionDef) else http_action(handler)
-        self.routes.append(HttpRoute(method, target, path_prefix is not None, action_def))
+        route = HttpRoute(method, target, path_prefix is not None, action_def, max_body_bytes)
+        self.routes.append(route)
 
     def lookup(self, method: str, path: str) -> HttpRoute | None:
         exact = [r for r in self.routes if not r.prefix and r.path == path]
@@ -214,9 +226,16 @@ class HttpRouter:
 
 def normalize_path(raw: object) -> str:
     """Canonical "module:function": split at the last ':' (none -> "default"), drop ".js"."""
-    if not isinstance(raw, str) or not raw or len(raw) > 512:
+    if not isinstance(raw, str) or not raw:
         raise NotFoundError(
-            f"Invalid function path {raw!r}", short_msg="BadConvexFunctionIdentifier"
+            f"Invalid function path {excerpt(raw)}: give a string such as 'messages:list'",
+            short_msg="BadConvexFunctionIdentifier",
+        )
+    if len(raw) > knobs.MAX_FUNCTION_PATH_CHARS:
+        raise NotFoundError(
+            f"Function path {excerpt(raw)} is too long: at most "
+            f"{knobs.MAX_FUNCTION_PATH_CHARS} characters",
+            short_msg="BadConvexFunctionIdentifier",
         )
     module, sep, name = raw.rpartition(":")
     if not sep:

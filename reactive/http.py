@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,36 +26,44 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
+from reactive.deployments import BadDeployment
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes, is_loopback_host
-from reactive.errors import ErrorCode, ReactiveError, ValidationError
+from reactive.errors import (
+    DatabaseUnavailableError,
+    ErrorCode,
+    ReactiveError,
+    ValidationError,
+    excerpt,
+)
 from reactive.executor import Outcome
 from reactive.file_storage import MAX_UPLOAD_BYTES, server_url
-from reactive.functions import FunctionKind
+from reactive.functions import FunctionKind, HttpRoute
 from reactive.http_errors import (
     CLOSE_AUTH_REJECTED,
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
-    CLOSE_PROTOCOL_ERROR,
     CloseFrame,
     HttpError,
+    error_family,
     error_response,
+    protocol_close_frame,
     text_response,
 )
 from reactive.sync import AuthRejected, ProtocolError, SyncSession
 from reactive.values import decode_ts, decode_value, encode_ts, encode_value, to_clean_json
 
-__all__ = ["ADMIN_PATHS", "create_app", "server_app"]
+__all__ = ["ADMIN_PATHS", "create_app", "read_body", "server_app"]
 
 log = logging.getLogger("reactive.http")
 
-MAX_FRAME_BYTES = 8 << 20
-MAX_BODY_BYTES = 8 << 20
+#: Largest deployment bundle `reactive deploy` may send.
+MAX_DEPLOY_BYTES = 32 << 20
 
 
 def _app(request: Request | WebSocket) -> Application:
@@ -84,7 +93,15 @@ async def sync_endpoint(websocket: WebSocket) -> None:
         session.close()
     if failure is None and reader.done() and not reader.cancelled():
         failure = reader.exception()
-    await _finish_socket(websocket, failure)
+    try:
+        await _finish_socket(websocket, failure)
+    finally:
+        # The failure's traceback holds this frame, which holds the failure: a cycle that
+        # would keep the session and its queries alive until a rare full collection.
+        failure = None
+    releaser: _MemoryReleaser | None = getattr(websocket.app.state, "memory", None)
+    if releaser is not None and len(session.queries) >= knobs.RELEASE_MEMORY_AFTER_QUERIES:
+        releaser.soon()
 
 
 def _sender(websocket: WebSocket) -> Any:
@@ -104,12 +121,19 @@ async def _read_frames(websocket: WebSocket, session: SyncSession) -> None:
             data = message.get("text") if message.get("text") is not None else message.get("bytes")
             if data is None:
                 continue
-            if len(data) > MAX_FRAME_BYTES:
+            if len(data) > knobs.WS_MAX_MESSAGE_BYTES:
+                # Only reached without uvicorn's own limit (ws_max_size), which refuses the
+                # frame from its header; either way the client learns why.
                 session.fail(
-                    ProtocolError(f"Message of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+                    ProtocolError(
+                        f"Message of {len(data)} bytes exceeds the limit of "
+                        f"{knobs.WS_MAX_MESSAGE_BYTES} bytes (REACTIVE_WS_MAX_MESSAGE_BYTES)",
+                        short_msg="MessageTooBig",
+                    )
                 )
                 return
-            session.receive(data)
+            if not session.receive(data):
+                return  # over the inbox's bounds: stop reading, the session closes the socket
     finally:
         session.disconnected()
 
@@ -119,7 +143,7 @@ async def _finish_socket(websocket: WebSocket, exc: BaseException | None) -> Non
         return
     with contextlib.suppress(Exception):
         if isinstance(exc, ProtocolError):
-            log.warning("protocol error, closing socket: %s", exc)
+            log.warning("protocol error, closing socket: %s", str(exc))  # no traceback kept
             await websocket.send_text(orjson.dumps(protocol.fatal_error(str(exc))).decode())
         elif exc is not None and not isinstance(exc, (AuthRejected, WebSocketDisconnect)):
             log.error("sync session failed", exc_info=exc)
@@ -130,7 +154,7 @@ async def _finish_socket(websocket: WebSocket, exc: BaseException | None) -> Non
 def _close_frame(exc: BaseException | None) -> CloseFrame:
     """How a session that ended with `exc` (None: it just ended) closes its socket."""
     if isinstance(exc, ProtocolError):
-        return CLOSE_PROTOCOL_ERROR
+        return protocol_close_frame(exc.short_msg)
     if isinstance(exc, AuthRejected):
         return CLOSE_AUTH_REJECTED
     if exc is None or isinstance(exc, WebSocketDisconnect):
@@ -142,20 +166,40 @@ def _close_frame(exc: BaseException | None) -> CloseFrame:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise HttpError(
-            "RequestTooLarge",
-            f"Body exceeds {MAX_BODY_BYTES} bytes",
-            code=ErrorCode.PAYLOAD_TOO_LARGE,
-        )
+    raw = await read_body(request, knobs.MAX_API_BODY_BYTES, "REACTIVE_MAX_API_BODY_BYTES")
     try:
         body = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        raise HttpError("BadJsonBody", "Request body is not valid JSON") from None
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses nesting deeper than 1024 levels itself, so no body can recurse deeply.
+        raise HttpError("BadJsonBody", f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise HttpError("BadJsonBody", "Request body must be a JSON object")
     return body
+
+
+async def read_body(request: Request, limit: int, setting: str) -> bytes:
+    """The request body, refused with a 413 once it passes `limit` bytes: a declared
+    Content-Length over the limit before anything is read, a chunked body as soon as the
+    bytes received pass it (the rest is never read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _body_too_large(limit, setting)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _body_too_large(limit, setting)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_too_large(limit: int, setting: str) -> HttpError:
+    return HttpError(
+        "RequestTooLarge",
+        f"The request body is larger than this route's limit of {limit} bytes; send less, "
+        f"or raise the limit ({setting})",
+        code=ErrorCode.PAYLOAD_TOO_LARGE,
+    )
 
 
 async def _identity(request: Request) -> Identity | None:
@@ -178,7 +222,8 @@ def _format(body: dict[str, Any], default: str = "convex_encoded_json") -> str:
         return "encoded"
     if fmt in ("json", "convex_clean_json"):
         return "clean"
-    raise HttpError("BadFormat", f"Unknown format {fmt!r}")
+    message = f"Unknown format {excerpt(fmt)}: use 'json' or 'convex_encoded_json'"
+    raise HttpError("BadFormat", message)
 
 
 def _args(raw: Any) -> dict[str, Any]:
@@ -198,6 +243,8 @@ def _args(raw: Any) -> dict[str, Any]:
 
 def _result(outcome: Outcome, fmt: str) -> JSONResponse:
     encode = encode_value if fmt == "encoded" else to_clean_json
+    if outcome.error is not None and outcome.error.condition is not None:
+        return error_response(outcome.error.condition)  # e.g. a 503: the database is down
     if outcome.error is None:
         body: dict[str, Any] = {"status": "success", "value": encode(outcome.value)}
     else:
@@ -225,8 +272,10 @@ async def _call(
         identity = await _identity(request)
         app = _app(request)
         ts = _ts(body, app.latest_ts) if request.url.path.endswith("query_at_ts") else None
-        if kind is FunctionKind.QUERY:
-            outcome = await app.run_query(path, args, identity, ts=ts)
+        if kind is FunctionKind.QUERY and ts is not None:
+            outcome = await app.run_query_at(path, args, identity, ts)
+        elif kind is FunctionKind.QUERY:
+            outcome = await app.run_query(path, args, identity)
         elif kind is FunctionKind.MUTATION:
             outcome = await app.run_mutation(path, args, identity)
         elif kind is FunctionKind.ACTION:
@@ -234,7 +283,7 @@ async def _call(
         else:
             outcome = await app.run_any(path, args, identity)
         return _result(outcome, fmt)
-    except (HttpError, AuthError) as exc:
+    except (HttpError, AuthError, ValidationError) as exc:
         return error_response(exc)
 
 
@@ -276,7 +325,12 @@ async def query_ts_endpoint(request: Request) -> Response:
 
 
 async def health_endpoint(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "ts": str(_app(request).latest_ts)})
+    """For load balancers: 200 with how far this node trails the database's newest commit, or
+    503 when the database is out of reach (so the balancer takes the node out)."""
+    try:
+        return JSONResponse(await _app(request).health())
+    except DatabaseUnavailableError as exc:
+        return error_response(exc)
 
 
 # -- admin routes -----------------------------------------------------------------------------
@@ -381,9 +435,9 @@ async def deploy_endpoint(request: Request) -> Response:
         return refusal
     app = _app(request)
     try:
-        bundle = await _read_limited(request, MAX_BODY_BYTES * 4)
-        root = _unpack_deployment(app, bundle)
-    except HttpError as exc:
+        bundle = await _read_limited(request, MAX_DEPLOY_BYTES)
+        root = app.unpack(bundle)
+    except (HttpError, BadDeployment) as exc:
         return error_response(exc)
     dry_run = request.query_params.get("dry_run") in ("1", "true")
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -409,30 +463,6 @@ async def deploy_endpoint(request: Request) -> Response:
         await task
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-def _unpack_deployment(app: Application, bundle: bytes) -> Path:
-    """Extract a deployment bundle into a fresh directory; refuse unsafe or empty bundles."""
-    import io
-    import secrets
-    import time
-    import zipfile
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(bundle))
-    except zipfile.BadZipFile:
-        raise HttpError("BadDeployment", "The deployment is not a ZIP file") from None
-    names = archive.namelist()
-    for name in names:
-        if name.startswith("/") or ".." in Path(name).parts:
-            raise HttpError("BadDeployment", f"Unsafe path in deployment: {name}")
-    if not any(n.startswith("functions/") for n in names) and "schema.py" not in names:
-        raise HttpError("BadDeployment", "The deployment has no schema.py or functions/")
-    base = Path(os.environ.get("REACTIVE_DEPLOY_DIR") or app.project.root / ".reactive" / "deploys")
-    target = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    target.mkdir(parents=True)
-    archive.extractall(target)
-    return target
 
 
 # -- file storage -----------------------------------------------------------------------------
@@ -533,13 +563,50 @@ async def http_action_endpoint(request: Request) -> Response:
         return text_response(ErrorCode.NOT_FOUND, "No matching routes found")
     try:
         identity = await _identity(request)
+        body = await read_body(request, _route_body_limit(route), "max_body_bytes= of the route")
     except (HttpError, AuthError) as exc:
         return error_response(exc)
-    outcome = await app.run_http_action(route, request, identity)
+    outcome = await app.run_http_action(route, _ActionRequest(request, body), identity)
     if outcome.error is not None:
-        return text_response(ErrorCode.INTERNAL, outcome.error.message)
+        condition = outcome.error.condition
+        code = ErrorCode.INTERNAL if condition is None else error_family(condition)
+        return text_response(code, outcome.error.message)
     assert outcome.response is not None  # an HttpOutcome has one or the other
     return outcome.response
+
+
+def _route_body_limit(route: HttpRoute) -> int:
+    if route.max_body_bytes is not None:
+        return route.max_body_bytes
+    return knobs.HTTP_ACTION_MAX_BODY_BYTES
+
+
+class _ActionRequest(Request):
+    """The request an HTTP action sees: its body already read (within the route's limit), and
+    `json()` parsed by orjson, whose nesting limit makes a deeply nested body a ValueError
+    the action can catch instead of a RecursionError."""
+
+    def __init__(self, request: Request, body: bytes) -> None:
+        super().__init__(request.scope, _replay(body, request.receive))
+
+    async def json(self) -> Any:
+        try:
+            return orjson.loads(await self.body())
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(
+                f"Request body is not valid JSON: {exc}", short_msg="BadJsonBody"
+            ) from None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """An ASGI receive that hands over `body` (already read) once, then waits as `receive`
+    does (for the client to disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -583,6 +650,40 @@ def server_app() -> Starlette:
     return create_app(own_process=True)
 
 
+class _MemoryReleaser:
+    """Server processes only: hands the memory a big session freed back to the OS.
+
+    Freed Python objects go back to the C allocator, which keeps the pages for reuse: without
+    this a socket that held 100k queries leaves the process ~400 MB larger after it closed.
+    `malloc_trim` (glibc) returns them; elsewhere this does nothing.
+    """
+
+    DELAY_S = 1.0  # after the socket's frames and tasks are gone; several closes, one trim
+
+    def __init__(self) -> None:
+        self._trim = _malloc_trim()
+        self._pending = False
+
+    def soon(self) -> None:
+        if self._trim is None or self._pending:
+            return
+        self._pending = True
+        asyncio.get_running_loop().call_later(self.DELAY_S, self._release)
+
+    def _release(self) -> None:
+        self._pending = False
+        assert self._trim is not None
+        self._trim(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
 def _tune_garbage_collector() -> None:
     """Server processes only: what is loaded by now (modules, functions, schema) lives as long
     as the process, so the collector stops scanning it; young collections run less often
@@ -624,6 +725,7 @@ def create_app(
         app.state.reactive = reactive
         if public_url:
             reactive.storage.base_url = public_url.rstrip("/")
+        app.state.memory = _MemoryReleaser() if own_process else None
         if own_process:
             _tune_garbage_collector()
         try:

@@ -19,14 +19,18 @@ from reactive.errors import ErrorCode, ReactiveError
 __all__ = [
     "CLOSE_AUTH_REJECTED",
     "CLOSE_INTERNAL_ERROR",
+    "CLOSE_MESSAGE_TOO_BIG",
     "CLOSE_NORMAL",
     "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_TOO_MANY_PENDING_MESSAGES",
+    "CLOSE_TOO_MANY_QUERIES",
     "HTTP_STATUS",
     "CloseFrame",
     "HttpError",
     "error_family",
     "error_response",
     "http_status",
+    "protocol_close_frame",
     "text_response",
 ]
 
@@ -101,3 +105,24 @@ CLOSE_AUTH_REJECTED: Final = CloseFrame(1000, "AuthError")
 CLOSE_PROTOCOL_ERROR: Final = CloseFrame(1008, "ProtocolError")
 #: The session failed on the server's side.
 CLOSE_INTERNAL_ERROR: Final = CloseFrame(1011, "InternalServerError")
+#: The client sent a message over knobs.WS_MAX_MESSAGE_BYTES (1009 is "message too big").
+CLOSE_MESSAGE_TOO_BIG: Final = CloseFrame(1009, "MessageTooBig")
+#: The client sent more than its inbox holds (knobs.SYNC_INBOX_MAX_MESSAGES / _BYTES).
+CLOSE_TOO_MANY_PENDING_MESSAGES: Final = CloseFrame(1008, "TooManyPendingMessages")
+#: The client asked for more live queries than a socket may hold (knobs.MAX_QUERIES_PER_SOCKET).
+CLOSE_TOO_MANY_QUERIES: Final = CloseFrame(1008, "TooManyQueries")
+
+#: Protocol errors that close with a reason of their own instead of CLOSE_PROTOCOL_ERROR's.
+_PROTOCOL_CLOSE_FRAMES: Final[Mapping[str, CloseFrame]] = MappingProxyType(
+    {
+        "MessageTooBig": CLOSE_MESSAGE_TOO_BIG,
+        "TooManyPendingMessages": CLOSE_TOO_MANY_PENDING_MESSAGES,
+        "TooManyQueries": CLOSE_TOO_MANY_QUERIES,
+    }
+)
+
+
+def protocol_close_frame(short_msg: str) -> CloseFrame:
+    """How a socket closes after the protocol error tagged `short_msg` (its FatalError, sent
+    first, carries the whole message)."""
+    return _PROTOCOL_CLOSE_FRAMES.get(short_msg, CLOSE_PROTOCOL_ERROR)

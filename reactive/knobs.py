@@ -8,22 +8,38 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "CALL_LOG_MAX_BYTES",
+    "CALL_LOG_MAX_ENTRIES",
     "COMMIT_BATCH_MAX",
+    "COMMIT_OUTCOME_TIMEOUT_S",
     "COMMIT_POLL_IDLE_S",
     "COMMIT_POLL_S",
     "COMMIT_WATCH_SAFETY_S",
+    "ERROR_ECHO_CHARS",
+    "HEALTH_DATABASE_TIMEOUT_S",
+    "HTTP_ACTION_MAX_BODY_BYTES",
+    "MAX_ACTIONS_PER_SOCKET",
+    "MAX_API_BODY_BYTES",
     "MAX_DOCUMENTS_SCANNED",
+    "MAX_FUNCTION_PATH_CHARS",
     "MAX_PAGE_ITEMS",
+    "MAX_QUERIES_PER_SOCKET",
+    "MAX_QUERY_SET_BYTES",
     "MUTATION_RECORD_RETENTION_S",
     "OCC_BACKOFF_INITIAL_S",
     "OCC_BACKOFF_MAX_S",
     "OCC_MAX_RETRIES",
     "OCC_SERIAL_FALLBACK",
+    "POSTGRES_IDLE_TX_TIMEOUT_S",
     "PRUNE_INTERVAL_S",
     "RECENT_WRITES_MAX_AGE_S",
+    "RELEASE_MEMORY_AFTER_QUERIES",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
+    "SYNC_INBOX_MAX_BYTES",
+    "SYNC_INBOX_MAX_MESSAGES",
     "TABLE_LEVEL_INVALIDATION",
+    "WS_MAX_MESSAGE_BYTES",
 ]
 
 
@@ -34,6 +50,10 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(f"REACTIVE_{name}", default))
 
+
+#: How long `GET /health` waits for the database before answering 503: a load balancer's
+#: check should see a hung database as a down one, within its own check timeout.
+HEALTH_DATABASE_TIMEOUT_S = _float("HEALTH_DATABASE_TIMEOUT_S", 2.0)
 
 #: Benchmark baseline only: invalidate every subscription of a written table instead of only
 #: those whose index ranges were hit.
@@ -67,6 +87,12 @@ OCC_BACKOFF_MAX_S = _float("OCC_BACKOFF_MAX_S", 0.1)
 #: Most commits persisted together in one SQL transaction (group commit).
 COMMIT_BATCH_MAX = _int("COMMIT_BATCH_MAX", 256)
 
+#: After a commit's write failed, how long to keep trying to learn whether it landed anyway
+#: (a connection lost after COMMIT was sent) before answering that the outcome is unknown.
+#: PostgreSQL ends a transaction left idle by a dead client after POSTGRES_IDLE_TX_TIMEOUT_S.
+COMMIT_OUTCOME_TIMEOUT_S = _float("COMMIT_OUTCOME_TIMEOUT_S", 30.0)
+POSTGRES_IDLE_TX_TIMEOUT_S = _float("POSTGRES_IDLE_TX_TIMEOUT_S", 20.0)
+
 #: SQLite: how often a process looks whether another process committed (`PRAGMA data_version`,
 #: a few microseconds) while it has subscribers or waiters; and how often when it has none.
 COMMIT_POLL_S = _float("COMMIT_POLL_S", 0.002)
@@ -98,3 +124,59 @@ MAX_DOCUMENTS_SCANNED = _int("MAX_DOCUMENTS_SCANNED", 32_768)
 
 #: Largest `numItems` a paginated query may ask for.
 MAX_PAGE_ITEMS = _int("MAX_PAGE_ITEMS", 8_192)
+
+
+# -- input limits: no client can make the server hold memory it chose -------------------------
+# Each is enforced while reading (a body or frame over its limit is refused before it is held
+# whole). Convex's value, where it has one, is given beside ours.
+
+#: Largest body of an API call (/api/query, /api/mutation, /api/action, /api/function,
+#: /api/run/...). Convex: arguments of a call at most 8 MiB ("Limits" in its docs).
+MAX_API_BODY_BYTES = _int("MAX_API_BODY_BYTES", 8 << 20)
+
+#: Largest request body of an HTTP action, unless its route says otherwise
+#: (`http.route(..., max_body_bytes=...)`). Convex: 20 MiB.
+HTTP_ACTION_MAX_BODY_BYTES = _int("HTTP_ACTION_MAX_BODY_BYTES", 20 << 20)
+
+#: Largest WebSocket message a client may send (uvicorn's `ws_max_size`, which refuses a
+#: longer frame from its header, and the sync endpoint's own check). A message carries at most
+#: one call's arguments, so this matches MAX_API_BODY_BYTES. Convex: 8 MiB of arguments.
+WS_MAX_MESSAGE_BYTES = _int("WS_MAX_MESSAGE_BYTES", 8 << 20)
+
+#: Client frames a socket may have waiting for its worker, by count and by bytes; over either
+#: the socket is closed (close reason `TooManyPendingMessages`). A reconnecting client re-sends
+#: all its unanswered mutations at once, so the count is generous. Convex: no documented limit.
+SYNC_INBOX_MAX_MESSAGES = _int("SYNC_INBOX_MAX_MESSAGES", 10_000)
+SYNC_INBOX_MAX_BYTES = _int("SYNC_INBOX_MAX_BYTES", 64 << 20)
+
+#: Live queries one socket may hold; one more is a protocol error (`TooManyQueries`).
+#: Convex documents no per-socket limit (its limits on concurrent function runs are per
+#: deployment); ours leaves room for large dashboards while bounding one client's share.
+MAX_QUERIES_PER_SOCKET = _int("MAX_QUERIES_PER_SOCKET", 20_000)
+
+#: Actions one socket may have running at once; the next waits for one of them to end (its
+#: frame and those behind it wait in the bounded inbox). Convex: 16 concurrent actions per
+#: deployment by default (APPLICATION_MAX_CONCURRENT_V8_ACTIONS), none per socket.
+MAX_ACTIONS_PER_SOCKET = _int("MAX_ACTIONS_PER_SOCKET", 64)
+
+#: Bytes of paths, arguments and journals the live queries of one socket may hold together.
+#: Convex: no documented limit.
+MAX_QUERY_SET_BYTES = _int("MAX_QUERY_SET_BYTES", 256 << 20)
+
+#: Longest function path ("dir/module:function"). Convex: each identifier (a function or
+#: table name) at most 64 characters, module paths are file paths (a few hundred at most).
+MAX_FUNCTION_PATH_CHARS = _int("MAX_FUNCTION_PATH_CHARS", 512)
+
+#: How much of a client's input an error message quotes back (the rest is elided), so an
+#: error never echoes a huge value. Convex: no documented limit.
+ERROR_ECHO_CHARS = _int("ERROR_ECHO_CHARS", 200)
+
+#: The call log (`reactive logs`, the dev console) keeps at most this many recent calls and
+#: this many bytes of their paths, errors and log lines. Convex streams logs to the dashboard
+#: and keeps at most 256 log lines per call.
+CALL_LOG_MAX_ENTRIES = _int("CALL_LOG_MAX_ENTRIES", 1000)
+CALL_LOG_MAX_BYTES = _int("CALL_LOG_MAX_BYTES", 16 << 20)
+
+#: A server process hands freed memory back to the OS (glibc `malloc_trim`) after a socket
+#: that held at least this many queries closes; smaller sockets leave it for reuse.
+RELEASE_MEMORY_AFTER_QUERIES = _int("RELEASE_MEMORY_AFTER_QUERIES", 1000)

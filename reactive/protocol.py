@@ -24,7 +24,8 @@ from typing import Any, Final, Literal, NotRequired, TypeAlias, TypedDict, TypeG
 
 import orjson
 
-from reactive.errors import ErrorCode, ReactiveError, ValidationError
+from reactive import knobs
+from reactive.errors import ErrorCode, ReactiveError, ValidationError, excerpt
 from reactive.types import JsonValue
 from reactive.values import decode_ts, encode_ts
 
@@ -518,8 +519,7 @@ def is_u32(value: object) -> TypeGuard[int]:
 
 
 def _quote(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
+    return excerpt(value, _QUOTE_LIMIT)
 
 
 def _connect(message: dict[str, Any]) -> Connect:
@@ -554,8 +554,7 @@ def _check_query_modification(modification: object) -> None:
         raise ProtocolError(f"Bad query modification {_quote(modification)}")
     kind = modification.get("type")
     if kind == "Add":
-        if not isinstance(modification.get("udfPath"), str):
-            raise ProtocolError(f"Add needs a string udfPath: {_quote(modification)}")
+        _check_udf_path("Add", modification.get("udfPath"))
         _check_optional(modification, "journal", _is_str_or_none, "a string or null")
     elif kind != "Remove":
         raise ProtocolError(f"Unknown query modification type {_quote(kind)}")
@@ -574,8 +573,19 @@ def _action(message: dict[str, Any]) -> Action:
 def _check_request(message: dict[str, Any]) -> None:
     if not is_u32(message.get("requestId")):
         raise ProtocolError(f"{message['type']} needs an integer requestId")
-    if not isinstance(message.get("udfPath"), str):
-        raise ProtocolError(f"{message['type']} needs a string udfPath")
+    _check_udf_path(message["type"], message.get("udfPath"))
+
+
+def _check_udf_path(kind: str, path: object) -> None:
+    """A function path is a string of at most knobs.MAX_FUNCTION_PATH_CHARS: a longer one is
+    never stored or echoed whole."""
+    if not isinstance(path, str):
+        raise ProtocolError(f"{kind} needs a string udfPath, not {_quote(path)}")
+    if len(path) > knobs.MAX_FUNCTION_PATH_CHARS:
+        raise ProtocolError(
+            f"{kind}: udfPath {_quote(path)} is longer than "
+            f"{knobs.MAX_FUNCTION_PATH_CHARS} characters"
+        )
 
 
 _TOKEN_TYPES: Final = frozenset({"User", "Admin", "None"})

@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 
+from reactive import knobs
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def knobs_value(name: str, env: dict[str, str]) -> int:
+    """A knob as the server process will read it: from its environment, else the default."""
+    override = env.get(f"REACTIVE_{name}") or os.environ.get(f"REACTIVE_{name}")
+    return int(override) if override else int(getattr(knobs, name))
 
 
 def free_port() -> int:
@@ -65,6 +73,9 @@ class LiveServer:
             # as `reactive serve` does (reactive.knobs.WS_COMPRESSION)
             "--ws-per-message-deflate",
             os.environ.get("REACTIVE_WS_COMPRESSION", "false"),
+            # as `reactive serve` does (reactive.knobs.WS_MAX_MESSAGE_BYTES)
+            "--ws-max-size",
+            str(knobs_value("WS_MAX_MESSAGE_BYTES", self.env)),
         ]
 
     def start(self, timeout: float = 30.0) -> None:

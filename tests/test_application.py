@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from reactive import knobs
 from reactive.application import Application
+from reactive.errors import ValidationError
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 
@@ -79,3 +81,110 @@ async def test_a_new_commit_means_a_new_execution(app):
     await app.run_mutation("messages:send", {"channel": "c", "body": "x"})
     second = await app.run_query("messages:count", {"channel": "c"})
     assert (first.value, second.value) == (0.0, 1.0)
+
+
+# -- deployments shared by every node ---------------------------------------------------------
+
+NEW_FUNCTION = """
+from reactive import query
+
+
+@query
+async def version(ctx, args):
+    return "v2"
+"""
+
+
+def chat_v2(tmp_path: Path) -> Path:
+    """The chat project plus `deployed:version`."""
+    import shutil
+
+    project = tmp_path / "chat_v2"
+    shutil.copytree(CHAT, project, ignore=shutil.ignore_patterns("__pycache__", ".reactive"))
+    (project / "functions" / "deployed.py").write_text(NEW_FUNCTION)
+    return project
+
+
+async def serves_v2(app: Application, within_s: float = 5.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        outcome = await app.run_query("deployed:version", {})
+        if outcome.ok and outcome.value == "v2":
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def deploy_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("REACTIVE_DEPLOY_DIR", str(tmp_path / "deploys"))
+
+
+async def test_a_deploy_to_one_node_switches_every_node(store_url, tmp_path, deploy_dir):
+    first = await Application.start(CHAT, store_url)
+    second = await Application.start(CHAT, store_url)
+    try:
+        assert not (await second.run_query("deployed:version", {})).ok
+        report = await first.deploy(chat_v2(tmp_path))
+        assert report.version == 1
+        assert await serves_v2(first, within_s=0)
+        assert await serves_v2(second)
+        assert second.deployment is not None and second.deployment.version == 1
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_a_node_started_later_serves_the_newest_deployment(store_url, tmp_path, deploy_dir):
+    first = await Application.start(CHAT, store_url)
+    try:
+        await first.deploy(chat_v2(tmp_path))
+        await first.deploy(chat_v2(tmp_path / "again"))
+    finally:
+        await first.close()
+    later = await Application.start(CHAT, store_url)  # its own code on disk is the old one
+    try:
+        assert await serves_v2(later, within_s=0)
+        assert later.deployment is not None and later.deployment.version == 2
+    finally:
+        await later.close()
+
+
+async def test_dev_reload_after_a_deploy_serves_the_code_on_disk(tmp_path, deploy_dir):
+    app = await Application.start(CHAT, f"sqlite:///{tmp_path}/dev.db", dev=True)
+    try:
+        await app.deploy(chat_v2(tmp_path))
+        assert await serves_v2(app, within_s=0)
+        await app.reload()
+        assert not (await app.run_query("deployed:version", {})).ok
+    finally:
+        await app.close()
+
+
+async def test_a_query_at_a_ts_inside_the_retained_history_runs(app):
+    await app.run_mutation("messages:send", {"channel": "r", "body": "one"})
+    ts = app.latest_ts
+    await app.run_mutation("messages:send", {"channel": "r", "body": "two"})
+    outcome = await app.run_query_at("messages:count", {"channel": "r"}, None, ts)
+    assert outcome.value == 1.0
+
+
+async def test_a_query_at_a_ts_that_pruning_may_have_dropped_is_refused(app, monkeypatch):
+    await app.run_mutation("messages:send", {"channel": "r", "body": "one"})
+    ts = app.latest_ts
+    await app.run_mutation("messages:send", {"channel": "r", "body": "two"})
+    monkeypatch.setattr(knobs, "RETENTION_S", 0.0)
+    await app.db.prune()  # versions superseded before now may be gone: ts is not whole
+    with pytest.raises(ValidationError) as caught:
+        await app.run_query_at("messages:count", {"channel": "r"}, None, ts)
+    assert caught.value.short_msg == "TimestampTooOld"
+    assert app.oldest_readable_ts() > ts
+
+
+async def test_the_latest_snapshot_stays_readable_however_long_ago_it_was(app, monkeypatch):
+    await app.run_mutation("messages:send", {"channel": "r", "body": "one"})
+    monkeypatch.setattr(knobs, "RETENTION_S", 0.0)  # as if the last commit were long ago
+    await app.db.prune()
+    outcome = await app.run_query_at("messages:count", {"channel": "r"}, None, app.latest_ts)
+    assert outcome.value == 1.0

@@ -174,3 +174,28 @@ def test_codegen_writes_generated_files(tmp_path, capsys):
     written = capsys.readouterr().out.split()
     assert {Path(p).name for p in written} == {"api.d.ts", "api.js", "api.py", "dataModel.d.ts"}
     assert "messages" in (tmp_path / "gen" / "api.d.ts").read_text()
+
+
+async def test_a_local_run_on_a_database_a_server_holds_reaches_its_subscribers(store_url):
+    """The CLI is just another process: its commit, made straight to the database while a
+    server serves it, is pushed to the server's subscribers."""
+    import asyncio
+    import sys
+
+    from reactive.client import connect
+    from tests.live_server import REPO, LiveServer
+
+    with LiveServer(CHAT, store_url) as server:
+        async with connect(server.url) as client:
+            async with client.subscribe("messages:count", {"channel": "cli"}) as counts:
+                assert await anext(counts) == 0.0
+                run = await asyncio.create_subprocess_exec(
+                    *[sys.executable, "-m", "reactive.tools.cli", "run", "messages:send"],
+                    *['{"channel": "cli", "body": "from the CLI"}', "--dir", str(CHAT)],
+                    *["--db", store_url],
+                    cwd=REPO,
+                )
+                assert await run.wait() == 0
+                assert await asyncio.wait_for(anext(counts), 10) == 1.0
+            assert await client.mutation("messages:send", {"channel": "cli", "body": "x"})
+            assert await client.query("messages:count", {"channel": "cli"}) == 2.0

@@ -235,3 +235,51 @@ async def test_a_lost_listener_connection_loses_no_commit(
     finally:
         await second.close()
         await first.close()
+
+
+def schema_with_body_index():  # type: ignore[no-untyped-def]
+    from reactive.schema import define_schema, define_table
+    from reactive.validators import v
+
+    tables = dict(TEST_SCHEMA.tables)
+    tables["messages"] = (
+        define_table({"channel": v.string(), "body": v.string(), "n": v.optional(v.float64())})
+        .index("by_channel", ["channel"])
+        .index("by_channel_n", ["channel", "n"])
+        .index("by_body", ["body"])
+    )
+    return define_schema(tables)
+
+
+async def bodies_by_index(db: Database) -> list[str]:
+    docs = (
+        await db.run_query(
+            lambda tx: tx.query("messages").with_index("by_body", lambda q: q).collect()
+        )
+    ).value
+    return [d["body"] for d in docs]
+
+
+async def test_an_index_another_process_adds_is_kept_by_this_process_commits(pair) -> None:
+    changer, writer = pair
+    await insert_message(writer, "c", "b-before")
+    await changer.wait_for_ts(writer.latest_ts)
+    changes = await changer.apply_schema(schema_with_body_index())
+    assert changes.added_indexes == ["messages.by_body"] and changes.backfilled_rows == 1
+    # The writer never applied the new schema: its commit must still write by_body's entry.
+    await insert_message(writer, "c", "a-after")
+    await changer.wait_for_ts(writer.latest_ts)
+    assert await bodies_by_index(changer) == ["a-after", "b-before"]
+
+
+async def test_processes_applying_one_schema_together_backfill_once(pair) -> None:
+    first, second = pair
+    for i in range(5):
+        await insert_message(first, "c", str(i))
+    await second.wait_for_ts(first.latest_ts)
+    schema = schema_with_body_index()
+    results = await asyncio.gather(first.apply_schema(schema), second.apply_schema(schema))
+    assert sorted(r.backfilled_rows for r in results) == [0, 5]
+    assert sorted(len(r.added_indexes) for r in results) == [0, 1]
+    for db in pair:
+        assert await bodies_by_index(db) == ["0", "1", "2", "3", "4"]

@@ -10,7 +10,7 @@ import pytest
 
 from reactive import knobs
 from reactive.database import Database
-from reactive.errors import ConflictError, PersistenceError, SchemaError
+from reactive.errors import CommitNotApplied, ConflictError, SchemaError
 from reactive.schema import define_schema, define_table
 from reactive.validators import v
 from tests.schemas import TEST_SCHEMA
@@ -169,14 +169,34 @@ async def test_concurrent_commits_are_grouped(db):
     assert sum(calls) == 100 and len(calls) < 100
 
 
-async def test_failed_persist_acknowledges_nothing_and_changes_nothing(db):
+async def test_a_write_that_failed_and_did_not_land_is_run_again(db):
+    original = db.persistence.write_commits
+    failures = 0
+
+    async def fails_once(commits, **options):
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise OSError("connection reset")
+        return await original(commits, **options)
+
+    db.persistence.write_commits = fails_once
+    result = await db.run_mutation(lambda tx: tx.insert("messages", {"channel": "c", "body": "x"}))
+    assert failures == 1 and result.retries == 1
+    assert await count(db, "messages") == 1
+
+
+async def test_a_write_that_keeps_failing_acknowledges_nothing_and_changes_nothing(db):
     async def broken(commits, **options):
         raise OSError("disk full")
 
     original = db.persistence.write_commits
     db.persistence.write_commits = broken
-    with pytest.raises(PersistenceError, match="disk full"):
-        await db.run_mutation(lambda tx: tx.insert("messages", {"channel": "c", "body": "x"}))
+    with pytest.raises(CommitNotApplied, match="disk full"):
+        await db.run_mutation(
+            lambda tx: tx.insert("messages", {"channel": "c", "body": "x"}),
+            serial_fallback=False,
+        )
     db.persistence.write_commits = original
     assert await count(db, "messages") == 0
     await db.run_mutation(lambda tx: tx.insert("messages", {"channel": "c", "body": "y"}))

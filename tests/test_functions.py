@@ -130,3 +130,24 @@ def test_counting_functions_in_source_reports_a_syntax_error_with_its_file(tmp_p
     with pytest.raises(SyntaxError) as raised:
         count_functions_in_source(tmp_path)
     assert raised.value.filename == "functions/broken.py"
+
+
+def test_a_function_path_over_the_limit_is_refused_without_echoing_it():
+    with pytest.raises(NotFoundError) as caught:
+        normalize_path("a" * (4 << 20) + ":b")
+    assert caught.value.short_msg == "BadConvexFunctionIdentifier"
+    assert "too long" in str(caught.value) and len(str(caught.value)) < 500
+
+
+def test_an_http_route_may_set_its_own_body_limit():
+    router = HttpRouter()
+
+    async def handler(ctx, request):
+        return None
+
+    router.route(path="/small", method="POST", handler=handler, max_body_bytes=10)
+    router.route(path="/default", method="POST", handler=handler)
+    assert router.lookup("POST", "/small").max_body_bytes == 10
+    assert router.lookup("POST", "/default").max_body_bytes is None
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        router.route(path="/bad", method="POST", handler=handler, max_body_bytes=-1)

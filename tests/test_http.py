@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from reactive.http import create_app
+from reactive import knobs
+from reactive.errors import DatabaseUnavailableError, ErrorCode
+from reactive.http import create_app, read_body
+from reactive.http_errors import HttpError
 from reactive.values import decode_ts, encode_ts
 from tests.oidc_issuer import LocalIssuer
 
@@ -180,6 +185,20 @@ def test_health(client):
     body = client.get("/health").json()
     assert body["status"] == "ok"
     assert encode_ts(int(body["ts"]))
+    # How far this node trails the database's newest commit: nothing, with one process.
+    assert body["latest_ts"] == body["database_ts"] == body["ts"]
+    assert body["lag_ms"] == 0.0
+
+
+def test_health_is_503_when_the_database_does_not_answer(client, monkeypatch):
+    async def unreachable() -> int:
+        raise DatabaseUnavailableError("PostgreSQL max_commit_ts failed on db.internal:5432")
+
+    monkeypatch.setattr(client.app.state.reactive.db, "database_ts", unreachable)
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["code"] == "DatabaseUnavailable"
+    assert "db.internal" not in response.text  # the database's address is not for the public
 
 
 def test_query_at_a_future_ts_is_refused(client):
@@ -189,3 +208,102 @@ def test_query_at_a_future_ts_is_refused(client):
         json={"path": "messages:count", "args": {"channel": "x"}, "ts": future},
     )
     assert response.status_code == 400 and response.json()["code"] == "BadTimestamp"
+
+
+# -- input limits -----------------------------------------------------------------------------
+
+
+def test_body_over_the_api_limit_is_refused_with_413(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_API_BODY_BYTES", 1000)
+    response = call(client, "query", "messages:count", [{"channel": "x" * 2000}])
+    assert response.status_code == 413
+    assert response.json()["code"] == "RequestTooLarge"
+    assert "1000 bytes" in response.json()["message"]
+    assert call(client, "query", "messages:count", [{"channel": "x"}]).status_code == 200
+
+
+def test_chunked_body_is_cut_off_as_soon_as_it_passes_the_limit():
+    pulled = 0
+
+    async def endless_body():
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b" " * 500, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, endless_body)
+    with pytest.raises(HttpError) as caught:
+        asyncio.run(read_body(request, 1000, "REACTIVE_MAX_API_BODY_BYTES"))
+    assert caught.value.code is ErrorCode.PAYLOAD_TOO_LARGE
+    assert pulled == 3  # 1500 bytes: the third chunk passed the limit, nothing more was read
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_API_BODY_BYTES", 1000)
+    response = client.post("/api/mutation", content=b"{}", headers={"content-length": str(10**12)})
+    assert response.status_code == 413
+
+
+def test_http_action_route_has_its_own_body_limit(client):
+    small = client.post("/hooks/small", content=b"x" * 1024)
+    assert small.status_code == 200 and small.json() == {"bytes": 1024}
+    refused = client.post("/hooks/small", content=b"x" * 1025)
+    assert refused.status_code == 413 and "1024 bytes" in refused.json()["message"]
+    # the default limit (knobs.HTTP_ACTION_MAX_BODY_BYTES) is far larger
+    assert client.post("/hooks/size", content=b"x" * 100_000).json() == {"bytes": 100_000}
+
+
+def test_http_action_default_body_limit_comes_from_knobs(client, monkeypatch):
+    monkeypatch.setattr(knobs, "HTTP_ACTION_MAX_BODY_BYTES", 10)
+    assert client.post("/hooks/size", content=b"x" * 11).status_code == 413
+    assert client.post("/hooks/size", content=b"x" * 10).json() == {"bytes": 10}
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"path":"messages:count","args":' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [20, 1000, 100_000])
+def test_deeply_nested_json_body_is_a_400(client, depth):
+    response = client.post("/api/query", content=_nested(depth))
+    assert response.status_code == 400
+    assert response.json()["code"] in ("BadJsonBody", "BadArgs")
+
+
+def test_deeply_nested_json_in_an_http_action_is_a_value_error_not_a_recursion_error(client):
+    response = client.post("/hooks/parse", content=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]
+    assert client.post("/hooks/parse", json={"a": 1}).json() == {"type": "dict"}
+
+
+def test_a_huge_function_path_is_a_clear_error_that_does_not_echo_it(client):
+    path = "x" * (4 << 20)
+    response = call(client, "query", path, {})
+    assert response.status_code == 200
+    message = response.json()["errorMessage"]
+    assert "too long" in message and len(message) < 1000
+    recorded = _app_of(client).calls.recent()[-1]
+    assert len(recorded.path) < 1000
+
+
+def test_an_unknown_format_is_not_echoed_whole(client):
+    response = call(client, "query", "messages:count", {}, format="f" * 100_000)
+    assert response.status_code == 400
+    assert len(response.json()["message"]) < 1000
+
+
+def test_query_at_a_ts_older_than_the_retained_history_is_refused(client, monkeypatch):
+    call(client, "mutation", "messages:send", [{"channel": "t", "body": "old"}])
+    ts = client.post("/api/query_ts").json()["ts"]
+    call(client, "mutation", "messages:send", [{"channel": "t", "body": "new"}])
+    body = {"path": "messages:count", "args": [{"channel": "t"}], "ts": ts}
+    assert client.post("/api/query_at_ts", json=body).json()["value"] == 1.0
+    monkeypatch.setattr(knobs, "RETENTION_S", 0.0)  # the history before now may be pruned
+    refused = client.post("/api/query_at_ts", json=body)
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "TimestampTooOld"
+    assert "/api/query_ts" in refused.json()["message"]
+
+
+def _app_of(client):
+    return client.app.state.reactive

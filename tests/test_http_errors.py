@@ -25,12 +25,16 @@ from reactive.http import create_app
 from reactive.http_errors import (
     CLOSE_AUTH_REJECTED,
     CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_MANY_PENDING_MESSAGES,
+    CLOSE_TOO_MANY_QUERIES,
     HTTP_STATUS,
     HttpError,
     error_response,
     http_status,
+    protocol_close_frame,
     text_response,
 )
 
@@ -131,3 +135,11 @@ def test_a_bad_bearer_header_is_a_401_json_error(client):
         "code": "Unauthenticated",
         "message": "Authorization header must be 'Bearer <token>'",
     }
+
+
+def test_limit_violations_close_with_a_reason_of_their_own():
+    assert protocol_close_frame("MessageTooBig") == CLOSE_MESSAGE_TOO_BIG == (1009, "MessageTooBig")
+    assert protocol_close_frame("TooManyPendingMessages") == CLOSE_TOO_MANY_PENDING_MESSAGES
+    assert protocol_close_frame("TooManyQueries") == CLOSE_TOO_MANY_QUERIES
+    assert protocol_close_frame("ProtocolError") == CLOSE_PROTOCOL_ERROR
+    assert protocol_close_frame("Anything else") == CLOSE_PROTOCOL_ERROR

@@ -59,3 +59,22 @@ def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
 def test_the_client_may_not_reach_into_the_server(tmp_path):
     report = _lint_with_import_added(tmp_path, "client", "import reactive.database")
     assert "reactive.client -> reactive.database" in report
+
+
+def test_every_module_has_a_place_on_the_ladder_and_in_the_architecture_doc():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contract = config["tool"]["importlinter"]["contracts"][0]
+    placed = {name.strip() for layer in contract["layers"] for name in layer.split(":")}
+    package = ROOT / "reactive"
+    top_level = {
+        path.stem if path.is_file() else path.name
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert top_level - placed == set(), "modules missing from [tool.importlinter] layers"
+    doc = (ROOT / "ARCHITECTURE.md").read_text()
+    missing = {name for name in top_level if f"`{name}`" not in doc and f"`{name}/`" not in doc}
+    assert missing == set(), "modules missing from ARCHITECTURE.md's layer table"

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from reactive import protocol
+from reactive import knobs, protocol
 from reactive.errors import ErrorCode, ReactiveError
 from reactive.http import create_app
 from reactive.protocol import ProtocolError, parse_client_message, validate_client_message
@@ -302,7 +302,7 @@ def test_malformed_frames_are_protocol_errors(frame, error):
 def test_a_huge_unknown_type_is_quoted_shortened():
     with pytest.raises(ProtocolError) as caught:
         parse_client_message(orjson.dumps({"type": "x" * 10_000}))
-    assert len(str(caught.value)) < 200 and str(caught.value).endswith("...")
+    assert len(str(caught.value)) < 200 and str(caught.value).endswith("... (10000 characters)")
 
 
 @pytest.mark.parametrize(
@@ -397,3 +397,37 @@ def test_malformed_frames_get_fatal_error_and_a_protocol_close(client, frame):
         assert message["type"] == "FatalError"
         closed = ws.receive()
         assert closed == {"type": "websocket.close", "code": 1008, "reason": "ProtocolError"}
+
+
+def test_nesting_deeper_than_json_allows_is_a_protocol_error_not_a_recursion_error():
+    frame = '{"type":"Event","event":' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(ProtocolError, match="not JSON"):
+        parse_client_message(frame)
+
+
+@pytest.mark.parametrize("kind", ["Mutation", "Action"])
+def test_a_udf_path_over_the_limit_is_refused_and_quoted_short(kind):
+    frame = {"type": kind, "requestId": 0, "udfPath": "p" * (4 << 20), "args": [{}]}
+    with pytest.raises(ProtocolError) as caught:
+        parse_client_message(orjson.dumps(frame))
+    assert f"longer than {knobs.MAX_FUNCTION_PATH_CHARS} characters" in str(caught.value)
+    assert len(str(caught.value)) < 300
+
+
+def test_an_added_query_with_a_path_over_the_limit_is_refused():
+    add = {"type": "Add", "queryId": 0, "udfPath": "q" * 10_000, "args": [{}]}
+    frame = {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [add]}
+    with pytest.raises(ProtocolError, match="udfPath"):
+        parse_client_message(orjson.dumps(frame))
+
+
+def test_args_nested_deeper_than_values_allow_fail_the_call_not_the_socket(client):
+    args = "[" * 1000 + "]" * 1000
+    with client.websocket_connect("/api/sync") as ws:
+        ws.send_json(protocol.connect_message(str(uuid.uuid4()), 0, "InitialConnect", 0))
+        ws.send_text(
+            '{"type":"Mutation","requestId":0,"udfPath":"messages:send","args":' + args + "}"
+        )
+        response = ws.receive_json()
+        assert response["type"] == "MutationResponse" and response["success"] is False
+        assert "nested too deeply" in response["result"]

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import time
 import uuid
+import weakref
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
+from reactive import knobs
 from reactive.http import create_app
+from reactive.http_errors import CLOSE_TOO_MANY_QUERIES
+from reactive.protocol import ProtocolError
+from reactive.sync import SyncSession
 from reactive.values import decode_ts, encode_value
 
 CHAT = Path(__file__).parent / "projects" / "chat"
@@ -412,6 +421,9 @@ def test_oversized_frame_is_fatal(client):
         Peer(ws)
         ws.send_text('{"type":"Event","pad":"' + "x" * (9 << 20) + '"}')
         assert ws.receive_json()["type"] == "FatalError"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert (closed.value.code, closed.value.reason) == (1009, "MessageTooBig")
 
 
 def test_event_messages_are_tolerated(client):
@@ -421,3 +433,151 @@ def test_event_messages_are_tolerated(client):
             {"type": "Event", "eventType": "NetworkRecoveryReconnect", "event": {"timeSavedMs": 5}}
         )
         assert updates(peer.add(0, "messages:count", {"channel": "e"}))[0]["value"] == 0.0
+
+
+# -- limits on what one socket may make the server hold ---------------------------------------
+
+
+def _adds(first, count, channel="limits"):
+    return [
+        {"type": "Add", "queryId": i, "udfPath": "messages:count", "args": [{"channel": channel}]}
+        for i in range(first, first + count)
+    ]
+
+
+def test_more_live_queries_than_a_socket_may_hold_is_fatal_with_a_clear_reason(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_QUERIES_PER_SOCKET", 5)
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.modify(*_adds(0, 5))  # at the limit: fine
+        modify = {"type": "ModifyQuerySet", "baseVersion": 1, "newVersion": 2}
+        ws.send_json({**modify, "modifications": _adds(5, 1)})
+        fatal = ws.receive_json()
+        assert fatal["type"] == "FatalError" and "TooManyQueries" in fatal["error"]
+        assert "at most 5 live queries" in fatal["error"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert (closed.value.code, closed.value.reason) == CLOSE_TOO_MANY_QUERIES
+
+
+def test_removed_queries_free_their_place_in_the_limit(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_QUERIES_PER_SOCKET", 2)
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        for round_ in range(5):
+            peer.modify(*_adds(2 * round_, 2))
+            peer.modify(*({"type": "Remove", "queryId": i} for i in (2 * round_, 2 * round_ + 1)))
+
+
+def test_query_set_bytes_are_bounded(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_QUERY_SET_BYTES", 10_000)
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.modify(*_adds(0, 1, channel="x" * 4000))
+        ws.send_json(
+            {
+                "type": "ModifyQuerySet",
+                "baseVersion": 1,
+                "newVersion": 2,
+                "modifications": _adds(1, 2, channel="y" * 4000),
+            }
+        )
+        fatal = ws.receive_json()
+        assert fatal["type"] == "FatalError" and "10000 bytes" in fatal["error"]
+
+
+def test_a_huge_udf_path_is_fatal_and_not_echoed(client):
+    with client.websocket_connect("/api/sync") as ws:
+        Peer(ws)
+        ws.send_json({"type": "Mutation", "requestId": 0, "udfPath": "m" * (4 << 20), "args": [{}]})
+        fatal = ws.receive_json()
+        assert fatal["type"] == "FatalError" and len(fatal["error"]) < 500
+
+
+class _StubApp:
+    """Just enough of an Application for a session that is never run against it."""
+
+    def on_reload(self, listener):
+        return lambda: None
+
+
+async def _nothing(message):
+    pass
+
+
+@pytest.mark.parametrize("limit", ["SYNC_INBOX_MAX_MESSAGES", "SYNC_INBOX_MAX_BYTES"])
+def test_an_inbox_over_its_bounds_ends_the_session_before_the_waiting_frames(monkeypatch, limit):
+    monkeypatch.setattr(knobs, limit, 3 if limit == "SYNC_INBOX_MAX_MESSAGES" else 30)
+
+    async def flood():
+        session = SyncSession(_StubApp(), _nothing)
+        frame = '{"type":"Event"}'  # 16 characters
+        accepted = [session.receive(frame) for _ in range(5)]
+        with pytest.raises(ProtocolError) as caught:
+            await session.run()
+        return accepted, caught.value
+
+    accepted, error = asyncio.run(flood())
+    assert accepted[:1] == [True] and accepted[-1] is False
+    assert error.short_msg == "TooManyPendingMessages"
+    assert "wait for responses" in str(error)
+
+
+def _track_sessions(monkeypatch):
+    sessions = []
+    original = SyncSession.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        sessions.append(weakref.ref(self))
+
+    monkeypatch.setattr(SyncSession, "__init__", init)
+    return sessions
+
+
+@pytest.mark.parametrize("ending", ["client closes", "protocol error"])
+def test_a_closed_sockets_session_is_freed_without_a_garbage_collection(
+    client, monkeypatch, ending
+):
+    sessions = _track_sessions(monkeypatch)
+    gc.collect()
+    gc.disable()  # only reference counting may free it, as in a server whose collector is tuned
+    try:
+        with client.websocket_connect("/api/sync") as ws:
+            peer = Peer(ws)
+            peer.modify(*_adds(0, 20))
+            if ending == "protocol error":
+                ws.send_text("not json")
+                assert ws.receive_json()["type"] == "FatalError"
+        deadline = time.monotonic() + 5
+        while sessions[0]() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sessions[0]() is None, "the session outlived its socket (a reference cycle?)"
+    finally:
+        gc.enable()
+
+
+def test_a_socket_runs_at_most_its_share_of_actions_at_once(client, monkeypatch):
+    monkeypatch.setattr(knobs, "MAX_ACTIONS_PER_SOCKET", 2)
+    app = client.app.state.reactive
+    original = app.run_action
+    running, most = 0, 0
+
+    async def slow_action(*args, **kwargs):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.05)
+            return await original(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(app, "run_action", slow_action)
+    with client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        for request_id in range(6):
+            call = {"type": "Action", "requestId": request_id, "args": [{}]}
+            ws.send_json({**call, "udfPath": "messages:fail_action"})
+        answered = {peer.receive_until("ActionResponse")["requestId"] for _ in range(6)}
+    assert answered == set(range(6)) and most == 2

@@ -217,6 +217,11 @@ class Persistence(Protocol):
         transaction creates, say) must not wait for the lock: a backend whose lock they would
         wait for runs them inside the held transaction."""
 
+    def exclusive(self, name: str, *, wait: bool) -> AbstractAsyncContextManager[bool]:
+        """A lock named `name` shared by every process on the database, held for the block:
+        yields True once held, or (with `wait=False`) False at once if another holds it.
+        For work that must happen once, not once per node (schema changes, pruning)."""
+
     async def watch_commits(
         self, hint: Callable[[int | None], None], active: Callable[[], bool]
     ) -> None:

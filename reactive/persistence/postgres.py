@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from reactive import knobs
-from reactive.errors import PersistenceError
+from reactive.errors import DatabaseUnavailableError, PersistenceError
 from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
@@ -59,6 +59,17 @@ LISTENER_APPLICATION_NAME = "reactive-commit-listener"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Failures of the server, of the driver, or of the network: all surface as PersistenceError.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Of those, the ones saying the server cannot be reached now (refused, lost, shutting down,
+# starting up): DatabaseUnavailableError, which clients are told to retry.
+_UNREACHABLE_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    OSError,
+    TimeoutError,
+)
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -112,9 +123,7 @@ class PostgresPersistence:
                 server_settings=self._settings(),
             )
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"could not connect to PostgreSQL at {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
         try:
             await self._create_schema()
         except BaseException:
@@ -126,6 +135,10 @@ class PostgresPersistence:
         # estimates for the per-key newest-version filter are pessimistic, which would trigger
         # it (~150 ms) on scans that take well under a millisecond.
         settings = {"jit": "off"}
+        # A transaction whose client vanished (a cut network) would keep the commit lock until
+        # TCP gives up, hours later; the server ends it after this long idle instead.
+        idle_ms = int(knobs.POSTGRES_IDLE_TX_TIMEOUT_S * 1000)
+        settings["idle_in_transaction_session_timeout"] = str(idle_ms)
         if self.schema:
             settings["search_path"] = f'"{self.schema}"'
         return settings
@@ -137,6 +150,7 @@ class PostgresPersistence:
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(CREATE_SCHEMA)
+            await conn.execute(CREATE_ANNOUNCE_TRIGGER.format(channel=self.channel))
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -159,9 +173,7 @@ class PostgresPersistence:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         pool = self._require_pool(operation)
@@ -169,9 +181,7 @@ class PostgresPersistence:
             rows: list[asyncpg.Record] = await pool.fetch(sql, *args)
             return rows
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -259,8 +269,7 @@ class PostgresPersistence:
     async def _locked(self, seen_ts: int | None) -> AsyncIterator[_HeldLock]:
         """The commit lock, in a transaction of its own connection; `seen_ts=None` skips
         reading newer commits and checking the order (tests writing rows directly)."""
-        pool = self._require_pool("commit")
-        async with pool.acquire() as conn:
+        async with self._connection("commit") as conn:
             held = await self._wrap("commit", self._lock_clock(conn, seen_ts))
             try:
                 yield held
@@ -280,14 +289,39 @@ class PostgresPersistence:
         checked_last = None if seen_ts is None else last
         return _HeldLock(self, conn, transaction, newer, checked_last)
 
+    @asynccontextmanager
+    async def _connection(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
+        """A pool connection for the block; failing to get one is a PersistenceError too."""
+        pool = self._require_pool(operation)
+        conn = await self._wrap(operation, pool.acquire())
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await pool.release(conn)
+
     async def _wrap(self, operation: str, work: Awaitable[T]) -> T:
         """Await `work`, a driver failure surfacing as PersistenceError."""
         try:
             return await work
         except _DRIVER_ERRORS as exc:
-            raise PersistenceError(
-                f"PostgreSQL {operation} failed on {self._where}: {exc}"
-            ) from exc
+            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
+
+    @asynccontextmanager
+    async def exclusive(self, name: str, *, wait: bool) -> AsyncIterator[bool]:
+        # A session advisory lock on a connection held for the block: released by the server
+        # if this process dies. Keyed by schema, so that schemas sharing a database don't meet.
+        async with self._connection(name) as conn:
+            function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            key = f"{self.schema or 'public'}.reactive.{name}"
+            held = await self._wrap(name, conn.fetchval(f"SELECT {function}(hashtext($1))", key))
+            held = True if held is None else bool(held)  # pg_advisory_lock returns void
+            try:
+                yield held
+            finally:
+                if held:
+                    with contextlib.suppress(*_DRIVER_ERRORS):
+                        await conn.fetchval("SELECT pg_advisory_unlock(hashtext($1))", key)
 
     async def watch_commits(
         self, hint: Callable[[int | None], None], active: Callable[[], bool]
@@ -431,11 +465,7 @@ class _HeldLock:
         self.written = True
 
     async def _write(self, commits: list[CommitWrite]) -> None:
-        if commits:
-            await _insert_commits(self._conn, commits)
-            newest = commits[-1].ts
-            channel = self._store.channel
-            await self._conn.execute(ADVANCE_COMMIT_CLOCK, newest, channel, str(newest))
+        await _insert_commits(self._conn, commits)
         await self.transaction.commit()
 
 
@@ -443,12 +473,22 @@ async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) 
     batches = (
         (INSERT_DOCUMENT, document_rows(commits)),
         (INSERT_INDEX_ROW, index_rows(commits)),
-        (INSERT_COMMIT, [(c.ts, c.written) for c in commits]),
         (INSERT_MUTATION, mutation_rows(commits)),
     )
     for sql, rows in batches:
         if rows:
             await conn.executemany(sql, rows)
+    if commits:
+        await conn.execute(INSERT_COMMITS, [c.ts for c in commits], [c.written for c in commits])
+
+
+def _failure(message: str, exc: BaseException) -> PersistenceError:
+    """The error for a driver failure: DatabaseUnavailableError when the server is out of reach
+    (a closed connection surfaces from asyncpg as an InterfaceError saying so)."""
+    closed = isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+    if closed or isinstance(exc, _UNREACHABLE_ERRORS):
+        return DatabaseUnavailableError(message)
+    return PersistenceError(message)
 
 
 def commit_channel(schema: str | None) -> str:
@@ -523,15 +563,36 @@ CREATE TABLE IF NOT EXISTS commit_clock (
 );
 INSERT INTO commit_clock (id, ts) SELECT 1, COALESCE(MAX(ts), 0) FROM commits
 ON CONFLICT (id) DO NOTHING;
+CREATE OR REPLACE FUNCTION reactive_announce_commits() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    newest BIGINT;
+BEGIN
+    SELECT MAX(ts) INTO newest FROM new_commits;
+    UPDATE commit_clock SET ts = GREATEST(ts, newest) WHERE id = 1;
+    PERFORM pg_notify(TG_ARGV[0], newest::text);
+    RETURN NULL;
+END $$;
+"""
+
+# Advancing the clock and announcing the commit happen in the server, with the INSERT of the
+# commit records (one statement for a whole group): no round trip of their own.
+CREATE_ANNOUNCE_TRIGGER = """
+DO $$ BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger WHERE tgname = 'announce_commits'
+          AND tgrelid = 'commits'::regclass
+    ) THEN
+        CREATE TRIGGER announce_commits AFTER INSERT ON commits
+        REFERENCING NEW TABLE AS new_commits FOR EACH STATEMENT
+        EXECUTE FUNCTION reactive_announce_commits('{channel}');
+    END IF;
+END $$;
 """
 
 # The commit lock: held until the transaction ends. A waiter re-reads the row once the holder
 # commits, so it sees the clock the holder advanced.
 LOCK_COMMIT_CLOCK = "SELECT ts FROM commit_clock WHERE id = 1 FOR UPDATE"
-ADVANCE_COMMIT_CLOCK = """
-WITH advanced AS (UPDATE commit_clock SET ts = GREATEST(ts, $1) WHERE id = 1)
-SELECT pg_notify($2, $3)
-"""
 # Table and index numbers are allocated one process at a time (per schema).
 LOCK_CATALOG = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.reactive.catalog'))"
 
@@ -567,7 +628,9 @@ INSERT_INDEX_ROW = """
 INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES ($1, $2, $3, $4, $5)
 """
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
-INSERT_COMMIT = "INSERT INTO commits (ts, written) VALUES ($1, $2)"
+INSERT_COMMITS = """
+INSERT INTO commits (ts, written) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])
+"""
 INSERT_MUTATION = """
 INSERT INTO mutation_results (session_id, request_id, ts, result) VALUES ($1, $2, $3, $4)
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -341,6 +342,19 @@ class SqlitePersistence:
             rows = conn.execute(COMMITS_AFTER, (seen_ts,)).fetchall()
         return [CommitRecord(ts, written) for ts, written in rows]
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str, *, wait: bool) -> AsyncIterator[bool]:
+        # An advisory lock on a file beside the database: every process that can open the
+        # database can open it too, and the OS frees it if the holder dies.
+        path = self.path.with_name(f"{self.path.name}.{name}.lock")
+        with open(path, "a+b") as handle:
+            held = await asyncio.to_thread(_lock_file, handle.fileno(), wait)
+            try:
+                yield held
+            finally:
+                if held:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     async def watch_commits(
         self, hint: Callable[[int | None], None], active: Callable[[], bool]
     ) -> None:
@@ -444,6 +458,14 @@ class SqlitePersistence:
 
     async def delete_blob(self, key: str) -> None:
         await self._write("delete_blob", lambda conn: conn.execute(DELETE_BLOB, (key,)))
+
+
+def _lock_file(fd: int, wait: bool) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class _HeldLock:

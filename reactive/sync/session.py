@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from reactive import protocol
+from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
 from reactive.errors import ReactiveError, ValidationError
@@ -32,9 +32,6 @@ __all__ = ["AuthRejected", "SyncSession"]
 log = logging.getLogger("reactive.sync")
 
 PING_AFTER_S = 15.0
-#: Client frames waiting for the worker; a reconnecting client re-sends all its unanswered
-#: mutations at once, so this is generous.
-MAX_PENDING_MESSAGES = 10_000
 Send = Callable[[protocol.ServerMessage], Awaitable[None]]
 
 
@@ -55,6 +52,8 @@ class QueryState:
     path: str
     args: Any
     journal: str | None
+    #: What holding the query costs: its path, encoded args and journal (characters).
+    size: int = 0
     sent: bytes | None = None
     subscription: Subscription | None = None
 
@@ -101,6 +100,12 @@ class SyncSession:
         #: `sent` as sent: the next Transition's startVersion, so it is not encoded twice.
         self._sent_json = self.sent.to_json()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        #: Characters of the client frames waiting in the inbox (bounded with their count).
+        self._inbox_chars = 0
+        #: A violation found by the transport: raised by the worker before anything else.
+        self._failure: Exception | None = None
+        #: Total `size` of the live queries (knobs.MAX_QUERY_SET_BYTES).
+        self._query_chars = 0
         self._wake_pending = False
         self._actions: set[asyncio.Task[None]] = set()
         self._last_send = time.monotonic()
@@ -110,23 +115,36 @@ class SyncSession:
 
     # -- entry points for the transport ----------------------------------------------------
 
-    def receive(self, text: str | bytes) -> None:
-        """Queue one raw client frame for the worker (bounded: a client that floods the
-        server faster than its messages can be handled is cut off)."""
-        if self._inbox.qsize() >= MAX_PENDING_MESSAGES:
+    def receive(self, text: str | bytes) -> bool:
+        """Queue one raw client frame for the worker; False once the client has sent more than
+        the inbox holds (knobs.SYNC_INBOX_MAX_MESSAGES / _BYTES): the transport then stops
+        reading and the socket is closed, so a flood costs the server a bounded amount."""
+        too_many = self._inbox.qsize() >= knobs.SYNC_INBOX_MAX_MESSAGES
+        if too_many or self._inbox_chars + len(text) > knobs.SYNC_INBOX_MAX_BYTES:
             self.fail(
-                ProtocolError("TooManyPendingMessages: the client sends faster than it is served")
+                ProtocolError(
+                    "TooManyPendingMessages: the client sent more than the server holds for it "
+                    f"({knobs.SYNC_INBOX_MAX_MESSAGES} messages or "
+                    f"{knobs.SYNC_INBOX_MAX_BYTES} bytes waiting); wait for responses before "
+                    "sending more",
+                    short_msg="TooManyPendingMessages",
+                )
             )
-            return
+            return False
+        self._inbox_chars += len(text)
         self._inbox.put_nowait(text)
+        return True
 
     def disconnected(self) -> None:
         """The client is gone: the worker stops after what it is doing."""
         self._inbox.put_nowait(DISCONNECTED)
 
     def fail(self, error: Exception) -> None:
-        """The transport found a protocol violation: the worker raises it next."""
-        self._inbox.put_nowait(error)
+        """The transport found a protocol violation: the worker raises it next, before any
+        frame still waiting."""
+        if self._failure is None:
+            self._failure = error
+            self._inbox.put_nowait(WAKE)
 
     async def run(self) -> None:
         """The worker: process frames and refreshes until the socket should close.
@@ -135,6 +153,7 @@ class SyncSession:
         pinger = asyncio.create_task(self._ping_loop())
         try:
             while not self._closed:
+                self._raise_failure()
                 if self._inbox.empty() and self._dirty:
                     await self._transition(only_if_changed=True)
                     # A refresh may complete without awaiting anything real: yield once so
@@ -142,10 +161,11 @@ class SyncSession:
                     await asyncio.sleep(0)
                     continue
                 item = await self._inbox.get()
+                if isinstance(item, str | bytes):
+                    self._inbox_chars -= len(item)
+                self._raise_failure()
                 if item is DISCONNECTED:
                     return
-                if isinstance(item, Exception):
-                    raise item
                 if item is WAKE:
                     self._wake_pending = False
                 else:
@@ -154,10 +174,19 @@ class SyncSession:
             pinger.cancel()
             self.close()
 
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure  # not kept: its traceback would hold the session in a cycle
+
     def close(self) -> None:
         """Drop subscriptions and running actions; idempotent."""
         if not self._closed:
             self._stop_reload_listener()
+            # The unregistering closure holds a bound method of this session: dropping it
+            # breaks the cycle, so the session dies by reference counting, not at the next
+            # full collection (rare in a server, see knobs.GC_YOUNG_THRESHOLD).
+            self._stop_reload_listener = _nothing
         self._closed = True
         for query in self.queries.values():
             self._drop_subscription(query)
@@ -185,7 +214,7 @@ class SyncSession:
         elif message["type"] == "ModifyQuerySet":
             await self._on_modify_query_set(message)
         elif message["type"] == "Action":
-            self._on_action(message)
+            await self._on_action(message)
         elif message["type"] == "Authenticate":
             await self._on_authenticate(message)
         elif message["type"] == "Connect":
@@ -203,6 +232,7 @@ class SyncSession:
                 f"BaseVersionMismatch: ModifyQuerySet {base}->{new}, server is at {self.qs_recv}"
             )
         removed = [self._apply_modification(m) for m in message["modifications"]]
+        self._check_query_set_limits()
         self.qs_recv = new
         await self._transition(removed=[q for q in removed if q is not None])
 
@@ -212,14 +242,36 @@ class SyncSession:
         old = self.queries.pop(query_id, None)
         if old is not None:
             self._drop_subscription(old)
+            self._query_chars -= old.size
         if modification["type"] == "Remove":
             self._dirty.pop(query_id, None)
             return query_id
-        query = QueryState(
-            query_id, modification["udfPath"], modification["args"], modification.get("journal")
-        )
+        path, args = modification["udfPath"], modification["args"]
+        journal = modification.get("journal")
+        size = len(path) + len(orjson.dumps(args)) + len(journal or "")
+        query = QueryState(query_id, path, args, journal, size)
         self.queries[query_id] = self._dirty[query_id] = query
+        self._query_chars += size
         return None
+
+    def _check_query_set_limits(self) -> None:
+        """One client may hold only so many live queries (knobs.MAX_QUERIES_PER_SOCKET,
+        knobs.MAX_QUERY_SET_BYTES); checked after each ModifyQuerySet, whose own size the
+        frame limit bounds."""
+        if len(self.queries) > knobs.MAX_QUERIES_PER_SOCKET:
+            raise ProtocolError(
+                f"TooManyQueries: a socket may hold at most {knobs.MAX_QUERIES_PER_SOCKET} live "
+                f"queries, this one asked for {len(self.queries)}; remove queries it no longer "
+                "needs",
+                short_msg="TooManyQueries",
+            )
+        if self._query_chars > knobs.MAX_QUERY_SET_BYTES:
+            raise ProtocolError(
+                f"TooManyQueries: the live queries of a socket may hold at most "
+                f"{knobs.MAX_QUERY_SET_BYTES} bytes of paths and arguments, this one asked for "
+                f"{self._query_chars}; remove queries it no longer needs",
+                short_msg="TooManyQueries",
+            )
 
     async def _on_mutation(self, message: protocol.Mutation) -> None:
         request_id, path = message["requestId"], message["udfPath"]
@@ -234,7 +286,12 @@ class SyncSession:
         # The client resolves the mutation only on a Transition with ts >= its commit ts.
         await self._transition(min_ts=outcome.ts or 0)
 
-    def _on_action(self, message: protocol.Action) -> None:
+    async def _on_action(self, message: protocol.Action) -> None:
+        """Start the action and carry on (actions run concurrently, as upstream); with
+        knobs.MAX_ACTIONS_PER_SOCKET running, first wait for one to end, so a client's
+        further frames wait in its bounded inbox instead of becoming tasks."""
+        if len(self._actions) >= knobs.MAX_ACTIONS_PER_SOCKET:
+            await asyncio.wait(self._actions, return_when=asyncio.FIRST_COMPLETED)
         request_id = message["requestId"]
         args = _decode_args(message["args"])
         task = asyncio.create_task(self._run_action(request_id, message["udfPath"], args))
@@ -384,6 +441,10 @@ class SyncSession:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _nothing() -> None:
+    pass
 
 
 def _decode_args(raw: Any) -> Any:

@@ -19,6 +19,7 @@ import orjson
 
 from reactive import knobs
 from reactive.database import Database
+from reactive.deployments import bundle_project
 from reactive.persistence import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def _http_server(
         host=host,
         port=port,
         log_level="warning",
-        ws_max_size=16 << 20,
+        ws_max_size=knobs.WS_MAX_MESSAGE_BYTES,  # refused from the frame header, never read
         ws_per_message_deflate=knobs.WS_COMPRESSION,
     )
     return uvicorn.Server(config)
@@ -388,22 +389,6 @@ def _log_line(record: dict[str, Any]) -> str:
 
 
 # -- deploy -----------------------------------------------------------------------------------
-
-
-def bundle_project(root: Path) -> bytes:
-    """A ZIP of what a server needs to run the project: schema.py, functions/, _generated/."""
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        if (root / "schema.py").is_file():
-            archive.write(root / "schema.py", "schema.py")
-        for folder in ("functions", "_generated"):
-            for path in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                    archive.write(path, path.relative_to(root).as_posix())
-    return buffer.getvalue()
 
 
 async def deploy_command(root: Path, url: str, admin_key: str | None, dry_run: bool) -> int:
