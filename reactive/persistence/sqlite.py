@@ -70,7 +70,9 @@ def sqlite_path(url: str) -> Path:
 class SqlitePersistence:
     """The Persistence protocol on one SQLite file (see the module docstring for threading)."""
 
-    def __init__(self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30000
+    ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             modes = ", ".join(sorted(SYNCHRONOUS_MODES))
             raise ValueError(f"synchronous must be one of {modes}; got {synchronous!r}")
