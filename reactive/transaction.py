@@ -2,6 +2,10 @@
 buffered writes that later reads see (read-your-own-writes).
 
 Nothing here touches the database's write path: the committer turns `build_writes()` into rows.
+
+Convex's per-function limits (documents and bytes read, index ranges, documents and bytes
+written) are counted here as the function runs, so a function over one fails at the read or
+write that crossed it, and its transaction is never committed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 from reactive import knobs
 from reactive.catalog import Catalog, IndexInfo
 from reactive.cursors import Cursor, CursorCodec
-from reactive.errors import InvalidIdError, NotFoundError, QueryError, ValidationError
+from reactive.errors import InvalidIdError, LimitError, NotFoundError, QueryError, ValidationError
 from reactive.ids import decode_id, new_id
 from reactive.index_keys import Interval, encode_key
 from reactive.persistence.base import DocumentWrite, IndexWrite, Persistence, StoredDocument
@@ -25,9 +29,11 @@ from reactive.schema import get_field
 from reactive.types import Order, Value
 from reactive.values import UNDEFINED, check_document, check_value, dumps, loads_stored
 
-__all__ = ["PendingWrite", "PreparedWrites", "Transaction"]
+__all__ = ["PendingWrite", "PreparedWrites", "Transaction", "TransactionLimits"]
 
 Document = dict[str, Value]
+#: A scanned index entry: its key, the document, and the bytes read from storage for it.
+_Entry = tuple[bytes, Document, int]
 
 
 @dataclass(slots=True)
@@ -51,6 +57,44 @@ class PreparedWrites:
     documents: list[DocumentWrite] = field(default_factory=list)
     indexes: list[IndexWrite] = field(default_factory=list)
     written: WrittenKeys = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLimits:
+    """What one function's transaction may read and write (Convex's limits, from knobs)."""
+
+    documents_scanned: int
+    bytes_read: int
+    index_ranges_read: int
+    documents_written: int
+    bytes_written: int
+
+    @classmethod
+    def from_knobs(cls) -> TransactionLimits:
+        return cls(
+            documents_scanned=knobs.MAX_DOCUMENTS_SCANNED,
+            bytes_read=knobs.MAX_BYTES_READ,
+            index_ranges_read=knobs.MAX_INDEX_RANGES_READ,
+            documents_written=knobs.MAX_DOCUMENTS_WRITTEN,
+            bytes_written=knobs.MAX_BYTES_WRITTEN,
+        )
+
+    @classmethod
+    def unlimited(cls) -> TransactionLimits:
+        """For the engine's own bulk work (imports), which no user function bounds."""
+        return cls(*(1 << 62,) * 5)
+
+
+#: What a function over a read limit is told to do instead.
+_READ_LESS = (
+    "Read less in one function: select with an index range (with_index) rather than "
+    "filter, take() fewer, or paginate"
+)
+#: What a function over a write limit is told to do instead.
+_WRITE_LESS = (
+    "Write in batches: split the work over several mutations (an action or the client "
+    "can run one mutation per batch)"
+)
 
 
 def index_key(info: IndexInfo, doc: Document) -> bytes:
@@ -98,9 +142,14 @@ class Transaction:
         #: Pagination journal out: where this run's page ended (None if it did not paginate).
         self.journal_out: str | None = None
         self._paginated = False
+        #: What this transaction may read and write (imports lift the limits).
+        self.limits = TransactionLimits.from_knobs()
         self._scanned = 0
-        #: Most documents this transaction may read (imports lift it).
-        self.scan_limit = knobs.MAX_DOCUMENTS_SCANNED
+        self._bytes_read = 0
+        self._ranges_read = 0
+        self._bytes_written = 0
+        #: The size each pending write counts against the bytes-written limit.
+        self._write_sizes: dict[str, int] = {}
         self._last_creation_time = 0.0
         #: Documents read from storage at begin_ts (id -> (doc, version ts) or None).
         self._snapshot: dict[str, tuple[Document, int] | None] = {}
@@ -108,6 +157,7 @@ class Transaction:
     # -- documents -------------------------------------------------------------------------
 
     async def get(self, doc_id: str) -> Document | None:
+        self._count_range()
         table_number, _ = decode_id(doc_id)
         table = self.catalog.table_name(table_number)
         if table is None:
@@ -122,7 +172,7 @@ class Transaction:
             return copied
         if doc_id not in self._snapshot:
             stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
-            self._count_scanned(1)
+            self._count_scanned(0 if stored is None else len(stored.value))
             self._snapshot[doc_id] = None if stored is None else (_decode(stored), stored.ts)
         found = self._snapshot[doc_id]
         return None if found is None else _copy(found[0])
@@ -144,7 +194,8 @@ class Transaction:
         number = await self.catalog.ensure_table(table, allow_system=system)
         doc_id = new_id(number)
         doc = _copy({**value, "_id": doc_id, "_creationTime": self._creation_time()})
-        self._validate(table, doc, user_fields=value, system=system)
+        size = self._validate(table, doc, user_fields=value, system=system)
+        self._count_write(doc_id, size)
         self.writes[doc_id] = PendingWrite(table, number, None, None, doc)
         return doc_id
 
@@ -163,7 +214,8 @@ class Transaction:
         if doc_id in self.writes or await self._load(table, number, doc_id) is not None:
             raise ValidationError(f"document {doc_id} already exists", short_msg="DuplicateId")
         user_fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._count_write(doc_id, size)
         self.writes[doc_id] = PendingWrite(table, number, None, None, _copy(doc))
         return doc_id
 
@@ -178,8 +230,8 @@ class Transaction:
         merged = {**current, **_copy(fields)}
         doc = {k: v for k, v in merged.items() if v is not UNDEFINED}
         user_fields = {k: v for k, v in fields.items() if not k.startswith("_")}
-        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
-        self._stage(doc_id, table, number, doc)
+        size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._stage(doc_id, table, number, doc, size)
 
     async def replace(self, doc_id: str, value: Document) -> None:
         self._require_writable("replace")
@@ -190,13 +242,13 @@ class Transaction:
             raise ValidationError("replace cannot change a document's _id")
         user_fields = {k: v for k, v in value.items() if k not in ("_id", "_creationTime")}
         doc = _copy({**user_fields, "_id": doc_id, "_creationTime": current["_creationTime"]})
-        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
-        self._stage(doc_id, table, number, doc)
+        size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._stage(doc_id, table, number, doc, size)
 
     async def delete(self, doc_id: str) -> None:
         self._require_writable("delete")
         table, number, _ = await self._existing(doc_id, "delete")
-        self._stage(doc_id, table, number, None)
+        self._stage(doc_id, table, number, None, 0)
 
     async def _existing(self, doc_id: object, operation: str) -> tuple[str, int, Document]:
         if not isinstance(doc_id, str):
@@ -210,18 +262,21 @@ class Transaction:
             )
         return table, number, current
 
-    def _stage(self, doc_id: str, table: str, number: int, doc: Document | None) -> None:
+    def _stage(self, doc_id: str, table: str, number: int, doc: Document | None, size: int) -> None:
         pending = self.writes.get(doc_id)
+        if pending is not None and pending.original is None and doc is None:
+            del self.writes[doc_id]  # inserted then deleted: nothing to write
+            self._bytes_written -= self._write_sizes.pop(doc_id, 0)
+            return
+        self._count_write(doc_id, size)
         if pending is not None:
-            if pending.original is None and doc is None:
-                del self.writes[doc_id]  # inserted then deleted: nothing to write
-            else:
-                pending.new = doc
+            pending.new = doc
             return
         original, original_ts = self._snapshot[doc_id] or (None, None)
         self.writes[doc_id] = PendingWrite(table, number, original, original_ts, doc)
 
-    def _validate(self, table: str, doc: Document, *, user_fields: Document, system: bool) -> None:
+    def _validate(self, table: str, doc: Document, *, user_fields: Document, system: bool) -> int:
+        """Check a document about to be written; returns its size."""
         if not system:
             for name in user_fields:
                 if isinstance(name, str) and name.startswith("_"):
@@ -231,10 +286,11 @@ class Transaction:
                         short_msg="InvalidFieldName",
                     )
         check_value(doc)
-        check_document(doc, allow_system_fields=True)
+        size = check_document(doc, allow_system_fields=True)
         schema = self.catalog.schema
         if schema is not None:
             schema.validate_document(table, doc, self.catalog)
+        return size
 
     def _creation_time(self) -> float:
         # Strictly increasing within the transaction so by_creation_time keeps insert order.
@@ -249,14 +305,55 @@ class Transaction:
                 short_msg="ReadOnlyTransaction",
             )
 
-    def _count_scanned(self, n: int) -> None:
-        self._scanned += n
-        if self._scanned > self.scan_limit:
-            raise QueryError(
-                f"Too many documents read in one function execution (limit "
-                f"{self.scan_limit}); use an index range or paginate",
+    # -- Convex's limits, counted as the function runs ----------------------------------
+
+    def _count_scanned(self, size: int) -> None:
+        """One document read from storage (or from this transaction's writes), `size` bytes."""
+        self._scanned += 1
+        self._bytes_read += size
+        if self._scanned > self.limits.documents_scanned:
+            raise LimitError(
+                "Too many documents read in a single function execution (limit: "
+                f"{self.limits.documents_scanned}). {_READ_LESS}",
                 short_msg="TooManyDocumentsRead",
             )
+        if self._bytes_read > self.limits.bytes_read:
+            raise LimitError(
+                "Too many bytes read in a single function execution (limit: "
+                f"{self.limits.bytes_read} bytes). {_READ_LESS}",
+                short_msg="TooManyBytesRead",
+            )
+
+    def _count_range(self) -> None:
+        """One index range read: a db.get or one run of a query."""
+        self._ranges_read += 1
+        if self._ranges_read > self.limits.index_ranges_read:
+            raise LimitError(
+                "Too many reads in a single function execution (limit: "
+                f"{self.limits.index_ranges_read} db.get calls and queries). Fetch related "
+                "documents with one indexed query instead of a get each, or paginate",
+                short_msg="TooManyReads",
+            )
+
+    def _count_write(self, doc_id: str, size: int) -> None:
+        """Refuse a write of `doc_id` (new version `size` bytes, 0 for a delete) that would
+        take the transaction over a write limit; else count it."""
+        documents = len(self.writes) + (doc_id not in self.writes)
+        if documents > self.limits.documents_written:
+            raise LimitError(
+                "Too many documents written in a single function execution (limit: "
+                f"{self.limits.documents_written}). {_WRITE_LESS}",
+                short_msg="TooManyWrites",
+            )
+        written = self._bytes_written - self._write_sizes.get(doc_id, 0) + size
+        if written > self.limits.bytes_written:
+            raise LimitError(
+                "Too many bytes written in a single function execution (limit: "
+                f"{self.limits.bytes_written} bytes). {_WRITE_LESS}",
+                short_msg="TooManyBytesWritten",
+            )
+        self._bytes_written = written
+        self._write_sizes[doc_id] = size
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -266,6 +363,7 @@ class Transaction:
         return QueryBuilder(self, QuerySpec(table=table))
 
     def _resolve(self, spec: QuerySpec) -> tuple[str, IndexInfo | None, Interval]:
+        self._count_range()
         fields = self.catalog.index_fields_for_query(spec.table, spec.index_name)
         info = self.catalog.query_index(spec.table, spec.index_name)
         interval = resolve_range(spec.bounds, fields, f"{spec.table}.{spec.index_name}")
@@ -360,25 +458,26 @@ class Transaction:
             return  # the table does not exist (yet): nothing to read, the range is recorded
         pending = self._pending_entries(spec.table, info, interval, spec.order)
         stored = self._stored_entries(info, interval, spec.order, page_size)
-        async for key, doc in _merge(stored, pending, spec.order):
-            self._count_scanned(1)
+        async for key, doc, size in _merge(stored, pending, spec.order):
+            self._count_scanned(size)
             yield key, doc
 
     def _pending_entries(
         self, table: str, info: IndexInfo, interval: Interval, order: Order
-    ) -> list[tuple[bytes, Document]]:
+    ) -> list[_Entry]:
         entries = []
         for pending in self.writes.values():
             if pending.table == table and pending.new is not None:
                 key = index_key(info, pending.new)
                 if interval.contains(key):
-                    entries.append((key, _copy(pending.new)))
+                    # Read from memory, not storage: no bytes read (as in Convex).
+                    entries.append((key, _copy(pending.new), 0))
         entries.sort(key=lambda entry: entry[0], reverse=order is Order.DESC)
         return entries
 
     async def _stored_entries(
         self, info: IndexInfo, interval: Interval, order: Order, page_size: int
-    ) -> AsyncIterator[tuple[bytes, Document]]:
+    ) -> AsyncIterator[_Entry]:
         start, end = interval.start, interval.end
         page_size = max(1, page_size)
         while start < end:
@@ -387,7 +486,7 @@ class Transaction:
             )
             for entry in entries:
                 if entry.document.id not in self.writes:
-                    yield entry.key, _decode(entry.document)
+                    yield entry.key, _decode(entry.document), len(entry.document.value)
             if len(entries) < page_size:
                 return
             if order is Order.ASC:
@@ -477,19 +576,17 @@ def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, int | N
 
 
 async def _merge(
-    stored: AsyncIterator[tuple[bytes, Document]],
-    pending: list[tuple[bytes, Document]],
-    order: Order,
-) -> AsyncIterator[tuple[bytes, Document]]:
+    stored: AsyncIterator[_Entry], pending: list[_Entry], order: Order
+) -> AsyncIterator[_Entry]:
     """Merge two key-ordered streams (keys are distinct: they end in the document id)."""
     before: Callable[[bytes, bytes], bool] = (
         (lambda a, b: a < b) if order is Order.ASC else (lambda a, b: a > b)
     )
     i = 0
-    async for key, doc in stored:
-        while i < len(pending) and before(pending[i][0], key):
+    async for entry in stored:
+        while i < len(pending) and before(pending[i][0], entry[0]):
             yield pending[i]
             i += 1
-        yield key, doc
+        yield entry
     for entry in pending[i:]:
         yield entry

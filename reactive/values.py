@@ -292,8 +292,9 @@ def _check(value: object, path: str, depth: int) -> None:
         raise _unsupported(value, path)
 
 
-def check_document(doc: object, path: str = "", *, allow_system_fields: bool = False) -> None:
+def check_document(doc: object, path: str = "", *, allow_system_fields: bool = False) -> int:
     """check_value plus document rules: an object, no user `_` fields, at most 1 MiB.
+    Returns the document's `value_size` (writes count it against their own limit).
 
     `_id` and `_creationTime` are accepted only with `allow_system_fields=True`.
     """
@@ -312,6 +313,7 @@ def check_document(doc: object, path: str = "", *, allow_system_fields: bool = F
             f"Document {_where(path)} is too large: {size} bytes, "
             f"the limit is {MAX_DOCUMENT_BYTES} bytes (1 MiB)"
         )
+    return size
 
 
 def _str_size(text: str) -> int:

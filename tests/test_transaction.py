@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from reactive import knobs
 from reactive.errors import (
     InvalidCursorError,
     InvalidIdError,
+    LimitError,
     NotFoundError,
     QueryError,
     ValidationError,
 )
 from reactive.ids import new_id
 from reactive.index_keys import Interval, encode_key
+from reactive.transaction import TransactionLimits
 from reactive.values import UNDEFINED
 
 
@@ -359,3 +362,121 @@ async def test_mutating_an_inserted_value_afterwards_changes_nothing(db):
 
     doc_id = (await db.run_mutation(run)).value
     assert (await db.run_query(lambda tx: tx.get(doc_id))).value["body"] == "x"
+
+
+# -- Convex's limits: counted as the function runs; over one, nothing is committed -----------
+
+
+async def count_messages(db):
+    return len((await db.run_query(lambda tx: tx.query("messages").collect())).value)
+
+
+def lower(monkeypatch, **limits):
+    """Lower Convex's limits (knobs are read when a transaction begins)."""
+    for name, value in limits.items():
+        monkeypatch.setattr(knobs, name, value)
+
+
+async def test_scanning_more_documents_than_the_limit_fails_naming_it(db, monkeypatch):
+    await insert_messages(db, "a", [str(i) for i in range(6)])
+    lower(monkeypatch, MAX_DOCUMENTS_SCANNED=5)
+    assert len((await db.run_query(lambda tx: by_channel(tx, "a").take(5))).value) == 5
+    with pytest.raises(LimitError, match=r"Too many documents read .*\(limit: 5\)\. .*index range"):
+        await db.run_query(lambda tx: by_channel(tx, "a").collect())
+
+
+async def test_documents_a_filter_drops_count_as_scanned(db, monkeypatch):
+    await insert_messages(db, "a", [str(i) for i in range(6)])
+    lower(monkeypatch, MAX_DOCUMENTS_SCANNED=5)
+
+    def nothing(tx):
+        return tx.query("messages").filter(lambda q: q.eq(q.field("body"), "none")).collect()
+
+    with pytest.raises(LimitError) as caught:
+        await db.run_query(nothing)
+    assert caught.value.short_msg == "TooManyDocumentsRead"
+
+
+async def test_reading_more_bytes_than_the_limit_fails_naming_it(db, monkeypatch):
+    await insert_messages(db, "a", ["x" * 400, "y" * 400, "z" * 400])
+    lower(monkeypatch, MAX_BYTES_READ=1000)
+    assert len((await db.run_query(lambda tx: by_channel(tx, "a").take(2))).value) == 2
+    with pytest.raises(LimitError, match=r"Too many bytes read .*\(limit: 1000 bytes\)") as caught:
+        await db.run_query(lambda tx: by_channel(tx, "a").collect())
+    assert caught.value.short_msg == "TooManyBytesRead"
+
+
+async def test_more_index_ranges_than_the_limit_fail_naming_it(db, monkeypatch):
+    ids = await insert_messages(db, "a", ["0", "1"])
+    lower(monkeypatch, MAX_INDEX_RANGES_READ=3)
+
+    async def reads(tx, n):
+        for i in range(n):
+            await tx.get(ids[i % 2]) if i % 2 else await by_channel(tx, "a").first()
+
+    await db.run_query(lambda tx: reads(tx, 3))  # gets and queries both count
+    with pytest.raises(LimitError, match=r"Too many reads .*\(limit: 3 db.get calls and queries\)"):
+        await db.run_query(lambda tx: reads(tx, 4))
+
+
+async def test_writing_more_documents_than_the_limit_fails_at_that_write(db, monkeypatch):
+    await insert_messages(db, "a", ["kept"])
+    lower(monkeypatch, MAX_DOCUMENTS_WRITTEN=3)
+    written = []
+
+    async def run(tx):
+        for i in range(5):
+            await tx.insert("messages", {"channel": "b", "body": str(i)})
+            written.append(i)
+
+    with pytest.raises(LimitError, match=r"Too many documents written .*\(limit: 3\)\. Write in"):
+        await db.run_mutation(run)
+    assert written == [0, 1, 2]  # refused as it ran, at the fourth insert
+    assert await count_messages(db) == 1  # and nothing of it was committed
+
+
+async def test_rewriting_a_document_counts_it_once_and_a_dropped_insert_not_at_all(db, monkeypatch):
+    [doc_id] = await insert_messages(db, "a", ["x"])
+    lower(monkeypatch, MAX_DOCUMENTS_WRITTEN=2)
+
+    async def run(tx):
+        for i in range(10):
+            await tx.patch(doc_id, {"n": float(i)})
+            await tx.delete(await tx.insert("messages", {"channel": "b", "body": "tmp"}))
+        await tx.insert("messages", {"channel": "b", "body": "last"})
+
+    await db.run_mutation(run)
+    assert await count_messages(db) == 2
+
+
+async def test_writing_more_bytes_than_the_limit_fails_and_commits_nothing(db, monkeypatch):
+    [doc_id] = await insert_messages(db, "a", ["x"])
+    lower(monkeypatch, MAX_BYTES_WRITTEN=1000)
+
+    async def rewrite(tx):
+        for _ in range(5):  # the newest version counts, not every version written
+            await tx.patch(doc_id, {"body": "y" * 600})
+
+    await db.run_mutation(rewrite)
+
+    async def grow(tx):
+        await tx.patch(doc_id, {"body": "z"})
+        await tx.insert("messages", {"channel": "b", "body": "w" * 600})
+        await tx.insert("messages", {"channel": "b", "body": "w" * 600})
+
+    message = r"Too many bytes written .*\(limit: 1000 bytes\)"
+    with pytest.raises(LimitError, match=message) as caught:
+        await db.run_mutation(grow)
+    assert caught.value.short_msg == "TooManyBytesWritten"
+    assert await count_messages(db) == 1
+    assert (await db.run_query(lambda tx: tx.get(doc_id))).value["body"] == "y" * 600
+
+
+def test_the_transaction_limits_default_to_convexs():
+    assert TransactionLimits.from_knobs() == TransactionLimits(
+        documents_scanned=32_000,
+        bytes_read=16 << 20,
+        index_ranges_read=4096,
+        documents_written=16_000,
+        bytes_written=16 << 20,
+    )
