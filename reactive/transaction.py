@@ -11,7 +11,8 @@ write that crossed it, and its transaction is never committed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,10 @@ class Transaction:
         self._bytes_written = 0
         #: The size each pending write counts against the bytes-written limit.
         self._write_sizes: dict[str, int] = {}
+        #: Time spent waiting for storage (monotonic seconds), which a function's time limit
+        #: leaves out, as Convex's does; and when the wait under way began (None: none is).
+        self._io_seconds = 0.0
+        self._io_since: float | None = None
         self._last_creation_time = 0.0
         #: Documents read from storage at begin_ts (id -> (doc, version ts) or None).
         self._snapshot: dict[str, tuple[Document, int] | None] = {}
@@ -171,7 +176,8 @@ class Transaction:
             copied: Document | None = _copy(pending.new)
             return copied
         if doc_id not in self._snapshot:
-            stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
+            with self._waiting_for_storage():
+                stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
             self._count_scanned(0 if stored is None else len(stored.value))
             self._snapshot[doc_id] = None if stored is None else (_decode(stored), stored.ts)
         found = self._snapshot[doc_id]
@@ -306,6 +312,20 @@ class Transaction:
             )
 
     # -- Convex's limits, counted as the function runs ----------------------------------
+
+    @contextmanager
+    def _waiting_for_storage(self) -> Iterator[None]:
+        self._io_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._io_seconds += time.monotonic() - self._io_since
+            self._io_since = None
+
+    def storage_seconds(self) -> float:
+        """Seconds this transaction has spent waiting for storage, up to now."""
+        since = self._io_since
+        return self._io_seconds + (0.0 if since is None else time.monotonic() - since)
 
     def _count_scanned(self, size: int) -> None:
         """One document read from storage (or from this transaction's writes), `size` bytes."""
@@ -481,9 +501,10 @@ class Transaction:
         start, end = interval.start, interval.end
         page_size = max(1, page_size)
         while start < end:
-            entries = await self.persistence.index_scan(
-                info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
-            )
+            with self._waiting_for_storage():
+                entries = await self.persistence.index_scan(
+                    info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
+                )
             for entry in entries:
                 if entry.document.id not in self.writes:
                     yield entry.key, _decode(entry.document), len(entry.document.value)
