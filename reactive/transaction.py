@@ -161,13 +161,22 @@ class Transaction:
 
     # -- documents -------------------------------------------------------------------------
 
-    async def get(self, doc_id: str) -> Document | None:
+    async def get(self, doc_id: str, *, table: str | None = None) -> Document | None:
+        """The document `doc_id` at this snapshot, or None. With `table` (Convex's
+        `db.get(table, id)`), an id of another table is an error rather than a read."""
         self._count_range()
         table_number, _ = decode_id(doc_id)
-        table = self.catalog.table_name(table_number)
-        if table is None:
+        found = self.catalog.table_name(table_number)
+        if table is not None and found != table:
+            raise InvalidIdError(
+                f"db.get({table!r}, id): {doc_id} is an id of "
+                f"{'no table here' if found is None else f'table {found!r}'}, not of {table!r}. "
+                f"Pass the table the id belongs to (check ids with v.id({table!r}))",
+                short_msg="InvalidTableForId",
+            )
+        if found is None:
             return None
-        return await self._load(table, table_number, doc_id)
+        return await self._load(found, table_number, doc_id)
 
     async def _load(self, table: str, table_number: int, doc_id: str) -> Document | None:
         self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
@@ -415,11 +424,12 @@ class Transaction:
 
     async def paginate(self, spec: QuerySpec, opts: dict[str, Any]) -> dict[str, Any]:
         num_items, cursor_text, end_text, max_rows = _pagination_opts(opts)
-        if self.read_only and self._paginated:
+        if self._paginated:  # one page per function: its journal holds one end cursor
             raise QueryError(
-                "This query ran more than one paginated query; a query function may "
-                "paginate only once",
-                short_msg="MultiplePaginatedQueries",
+                "This query or mutation function ran multiple paginated queries. Convex "
+                "only supports a single paginated query in each function: paginate once, "
+                "and read other tables with take() or collect()",
+                short_msg="MultiplePaginatedDatabaseQueries",
             )
         self._paginated = True
         if end_text is None:

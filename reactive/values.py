@@ -48,6 +48,7 @@ __all__ = [
     "MAX_OBJECT_FIELDS",
     "SYSTEM_FIELDS",
     "UNDEFINED",
+    "Undefined",
     "check_document",
     "check_field_name",
     "check_value",
@@ -104,6 +105,8 @@ class _Undefined:
 
 #: Marks an absent field: `patch(id, {"x": UNDEFINED})` removes x; a missing indexed field.
 UNDEFINED: Final = _Undefined()
+#: The type of UNDEFINED, for signatures that accept it beside values.
+Undefined = _Undefined
 
 
 # --- validation ------------------------------------------------------------------------------

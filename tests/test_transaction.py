@@ -325,13 +325,22 @@ async def test_bad_pagination_options(db, opts):
         await db.run_query(lambda tx: by_channel(tx, "a").paginate(opts))
 
 
-async def test_query_may_paginate_only_once(db):
+async def test_query_or_mutation_may_paginate_only_once(db):
     async def run(tx):
         await by_channel(tx, "a").paginate({"numItems": 1.0, "cursor": None})
         await by_channel(tx, "b").paginate({"numItems": 1.0, "cursor": None})
 
-    with pytest.raises(QueryError, match="more than one paginated"):
+    with pytest.raises(QueryError, match="ran multiple paginated queries") as caught:
         await db.run_query(run)
+    assert caught.value.short_msg == "MultiplePaginatedDatabaseQueries"
+
+    async def write_then_run(tx):
+        await tx.insert("messages", {"channel": "a", "body": "x"})
+        await run(tx)
+
+    with pytest.raises(QueryError, match="ran multiple paginated queries"):
+        await db.run_mutation(write_then_run)  # mutations too, as in Convex
+    assert await count_messages(db) == 0
 
 
 async def test_mutating_returned_documents_changes_nothing_stored(db):
@@ -480,3 +489,25 @@ def test_the_transaction_limits_default_to_convexs():
         documents_written=16_000,
         bytes_written=16 << 20,
     )
+
+
+async def test_with_index_eq_undefined_finds_documents_missing_the_field(db):
+    async def run(tx):
+        await tx.insert("messages", {"channel": "a", "body": "no n"})
+        await tx.insert("messages", {"channel": "a", "body": "has n", "n": 1.0})
+        missing = await (
+            tx.query("messages")
+            .with_index("by_channel_n", lambda q: q.eq("channel", "a").eq("n", UNDEFINED))
+            .collect()
+        )
+        return [doc["body"] for doc in missing]
+
+    assert (await db.run_mutation(run)).value == ["no n"]  # its own writes
+    stored = await db.run_query(
+        lambda tx: (
+            tx.query("messages")
+            .with_index("by_channel_n", lambda q: q.eq("channel", "a").eq("n", UNDEFINED))
+            .collect()
+        )
+    )
+    assert [doc["body"] for doc in stored.value] == ["no n"]  # and committed ones
