@@ -423,7 +423,7 @@ class Transaction:
         return found
 
     async def paginate(self, spec: QuerySpec, opts: dict[str, Any]) -> dict[str, Any]:
-        num_items, cursor_text, end_text, max_rows = _pagination_opts(opts)
+        num_items, cursor_text, end_text, budget = _pagination_opts(opts)
         if self._paginated:  # one page per function: its journal holds one end cursor
             raise QueryError(
                 "This query or mutation function ran multiple paginated queries. Convex "
@@ -441,15 +441,39 @@ class Transaction:
         if start is not None and start.is_end:
             return self._page([], done=True, position=start, ref=ref, order=order)
         interval = _narrow(interval, start, end, spec.order)
-        limit = None if end is not None else num_items
-        page, last_key, exhausted = await self._read_page(spec, info, interval, limit, max_rows)
-        if not exhausted:
+        if end is not None:  # a re-run must reach its end whatever it reads (as Convex)
+            read = await self._read_page(spec, info, interval, None, _ReadBudget())
+        else:
+            read = await self._read_page(spec, info, interval, num_items, budget)
+        page, last_key = read.page, read.last_key
+        if not read.exhausted:
             self.reads.record(ref, _covered(interval, last_key, spec.order))
-            return self._page(page, done=False, position=Cursor(last_key), ref=ref, order=order)
-        self.reads.record(ref, interval)
-        if end is not None and not end.is_end:
-            return self._page(page, done=False, position=end, ref=ref, order=order)
-        return self._page(page, done=True, position=Cursor(None), ref=ref, order=order)
+            result = self._page(page, done=False, position=Cursor(last_key), ref=ref, order=order)
+        else:
+            self.reads.record(ref, interval)
+            if end is not None and not end.is_end:
+                result = self._page(page, done=False, position=end, ref=ref, order=order)
+            else:
+                result = self._page(page, done=True, position=Cursor(None), ref=ref, order=order)
+        return self._with_split(result, read, ref, order)
+
+    def _with_split(
+        self, result: dict[str, Any], read: _PageRead, ref: str, order: str
+    ) -> dict[str, Any]:
+        """Convex's advice to split a page that read much: `pageStatus` "SplitRequired"
+        (it stopped at maximumRowsRead / maximumBytesRead, so it may lack documents) or
+        "SplitRecommended" (it came near them), and `splitCursor`, a cursor in its middle
+        (so (cursor, continueCursor] can become (cursor, split] and (split, continueCursor]).
+        Both keys are left out when there is no advice, as they are optional in Convex."""
+        status = read.status(len(result["page"]))
+        if status is None:
+            return result
+        split = read.split_key()
+        result["pageStatus"] = status
+        result["splitCursor"] = (
+            None if split is None else self.cursors.encode(Cursor(split), ref, order)
+        )
+        return result
 
     async def _read_page(
         self,
@@ -457,20 +481,26 @@ class Transaction:
         info: IndexInfo | None,
         interval: Interval,
         limit: int | None,
-        max_rows: int | None,
-    ) -> tuple[list[Document], bytes, bool]:
-        """Docs up to `limit` (None = whole interval); returns (page, last key, exhausted)."""
-        page: list[Document] = []
-        last_key = interval.start
-        rows = 0
+        budget: _ReadBudget,
+    ) -> _PageRead:
+        """Docs up to `limit` (None = whole interval), stopping early once the page has read
+        its budget of rows or bytes (Convex's maximumRowsRead / maximumBytesRead)."""
+        read = _PageRead(budget, last_key=interval.start)
+        bytes_before = self._bytes_read
         page_size = limit if limit is not None and not spec.filters else knobs.SCAN_PAGE_SIZE
+        if budget.rows is not None:
+            page_size = min(page_size, budget.rows)
         async for key, doc in self._scan(spec, info, interval, page_size=page_size):
-            last_key, rows = key, rows + 1
+            read.scanned(key, self._bytes_read - bytes_before)
             if _passes(spec, doc):
-                page.append(doc)
-            if (limit is not None and len(page) >= limit) or (max_rows and rows >= max_rows):
-                return page, last_key, False
-        return page, last_key, True
+                read.page.append(doc)
+            if read.over_budget():
+                read.split_required = True
+                return read
+            if limit is not None and len(read.page) >= limit:
+                return read
+        read.exhausted = True
+        return read
 
     def _page(
         self, page: list[Document], *, done: bool, position: Cursor, ref: str, order: str
@@ -589,7 +619,59 @@ def _narrow(interval: Interval, start: Cursor | None, end: Cursor | None, order:
     return Interval(lo, max(lo, hi))
 
 
-def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, int | None]:
+@dataclass(frozen=True, slots=True)
+class _ReadBudget:
+    """What one page may read before it stops early (None: only the transaction's limits)."""
+
+    rows: int | None = None
+    size: int | None = None
+
+
+#: Convex recommends splitting a page past 3/4 of a read budget, or of the largest array.
+_SOFT_SHARE = 0.75
+
+
+@dataclass(slots=True)
+class _PageRead:
+    """What reading one page found: the page, and how much it scanned to find it."""
+
+    budget: _ReadBudget
+    last_key: bytes
+    page: list[Document] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    bytes_read: int = 0
+    exhausted: bool = False
+    split_required: bool = False
+
+    def scanned(self, key: bytes, bytes_so_far: int) -> None:
+        self.last_key, self.bytes_read = key, bytes_so_far
+        self.keys.append(key)
+
+    def over_budget(self) -> bool:
+        rows, most_bytes = self.budget.rows, self.budget.size
+        return (rows is not None and len(self.keys) >= rows) or (
+            most_bytes is not None and self.bytes_read >= most_bytes
+        )
+
+    def status(self, page_len: int) -> str | None:
+        if self.split_required:
+            return "SplitRequired"
+        rows = min(self.budget.rows or knobs.MAX_DOCUMENTS_SCANNED, knobs.MAX_DOCUMENTS_SCANNED)
+        most = min(self.budget.size or knobs.MAX_BYTES_READ, knobs.MAX_BYTES_READ)
+        if (
+            len(self.keys) > rows * _SOFT_SHARE
+            or self.bytes_read > most * _SOFT_SHARE
+            or page_len > knobs.MAX_ARRAY_ELEMENTS * _SOFT_SHARE
+        ):
+            return "SplitRecommended"
+        return None
+
+    def split_key(self) -> bytes | None:
+        """The key of the middle row scanned (None for a page of two rows or fewer)."""
+        return self.keys[len(self.keys) // 2] if len(self.keys) > 2 else None
+
+
+def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, _ReadBudget]:
     if not isinstance(opts, dict):
         raise QueryError(f"paginate needs paginationOpts (a dict), got {opts!r}")
     num = opts.get("numItems")
@@ -601,9 +683,22 @@ def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, int | N
     for name, value in (("cursor", cursor), ("endCursor", end)):
         if value is not None and not isinstance(value, str):
             raise QueryError(f"InvalidCursor: paginationOpts.{name} must be a string or null")
-    max_rows = opts.get("maximumRowsRead")
-    rows = int(max_rows) if isinstance(max_rows, (int, float)) and max_rows >= 1 else None
-    return int(num), cursor, end, rows
+    budget = _ReadBudget(
+        rows=_positive(opts, "maximumRowsRead"), size=_positive(opts, "maximumBytesRead")
+    )
+    return int(num), cursor, end, budget
+
+
+def _positive(opts: dict[str, Any], name: str) -> int | None:
+    value = opts.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+        raise QueryError(
+            f"paginationOpts.{name} must be a number of at least 1 (or absent), got {value!r}",
+            short_msg="InvalidPaginationLimit",
+        )
+    return int(value)
 
 
 async def _merge(

@@ -511,3 +511,60 @@ async def test_with_index_eq_undefined_finds_documents_missing_the_field(db):
         )
     )
     assert [doc["body"] for doc in stored.value] == ["no n"]  # and committed ones
+
+
+# -- maximumRowsRead / maximumBytesRead: a page that read much says to split -----------------
+
+
+async def paged(db, **opts):
+    base = {"numItems": 10.0, "cursor": None}
+    return (await db.run_query(lambda tx: by_channel(tx, "a").paginate({**base, **opts}))).value
+
+
+async def test_a_page_stops_at_maximum_bytes_read_and_says_split_required(db):
+    await insert_messages(db, "a", [str(i) * 300 for i in range(6)])
+    first = await paged(db, maximumBytesRead=1000.0)  # each document is 300-500 bytes
+    assert [d["body"][0] for d in first["page"]] == ["0", "1", "2"]  # the one crossing it too
+    assert first["pageStatus"] == "SplitRequired" and first["isDone"] is False
+    rest = await paged(db, cursor=first["continueCursor"])
+    assert [d["body"][0] for d in rest["page"]] == ["3", "4", "5"] and "pageStatus" not in rest
+    # The split cursor cuts the page in two: (start, split] and (split, continueCursor].
+    head = await paged(db, endCursor=first["splitCursor"])
+    tail = await paged(db, cursor=first["splitCursor"], endCursor=first["continueCursor"])
+    assert [d["body"][0] for d in head["page"]] == ["0", "1"]
+    assert [d["body"][0] for d in tail["page"]] == ["2"]
+
+
+async def test_a_page_stops_at_maximum_rows_read_counting_filtered_rows(db):
+    await insert_messages(db, "a", ["skip", "skip", "keep", "keep"])
+    rows = by_channel(db.begin(read_only=True), "a").filter(lambda q: q.eq(q.field("body"), "keep"))
+    page = await rows.paginate({"numItems": 10.0, "cursor": None, "maximumRowsRead": 2.0})
+    assert page["page"] == [] and page["pageStatus"] == "SplitRequired"
+    assert page["splitCursor"] is None  # two rows: nothing to split
+
+
+async def test_a_page_near_its_budget_says_split_recommended(db):
+    await insert_messages(db, "a", [str(i) for i in range(7)])
+    page = await paged(db, numItems=7.0, maximumRowsRead=8.0)  # 7 rows > 3/4 of 8
+    assert len(page["page"]) == 7 and page["pageStatus"] == "SplitRecommended"
+    assert isinstance(page["splitCursor"], str)
+
+
+async def test_a_rerun_up_to_its_end_cursor_ignores_the_budget(db):
+    await insert_messages(db, "a", [str(i) for i in range(4)])
+
+    def run(budget):
+        opts = {"numItems": 3.0, "cursor": None, **budget}
+        return lambda tx: by_channel(tx, "a").paginate(opts)
+
+    first = await db.run_query(run({}))
+    rerun = await db.run_query(run({"maximumRowsRead": 1.0}), journal=first.journal)
+    assert [d["body"] for d in rerun.value["page"]] == ["0", "1", "2"]  # all up to its end
+    assert "pageStatus" not in rerun.value
+
+
+@pytest.mark.parametrize("opts", [{"maximumBytesRead": 0.0}, {"maximumRowsRead": "9"}])
+async def test_bad_read_budgets_are_refused(db, opts):
+    with pytest.raises(QueryError, match="must be a number of at least 1") as caught:
+        await paged(db, **opts)
+    assert caught.value.short_msg == "InvalidPaginationLimit"
