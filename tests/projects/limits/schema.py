@@ -6,7 +6,7 @@ schema = define_schema(
             {"group": v.string(), "body": v.string(), "tag": v.optional(v.string())}
         )
         .index("by_group", ["group"])
-        .index("by_tag", ["tag"]),
+        .index("by_tag", ["tag", "group"]),
         "others": define_table({"note": v.string()}),
     }
 )

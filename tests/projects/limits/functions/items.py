@@ -104,7 +104,11 @@ async def add_tagged(ctx: MutationCtx, args: dict[str, Any]) -> Any:
     return await ctx.db.insert("items", fields)
 
 
-@query(args={})
-async def untagged(ctx: QueryCtx, args: dict[str, Any]) -> list[str]:
-    rows = ctx.db.query("items").with_index("by_tag", lambda q: q.eq("tag", UNDEFINED))
-    return [doc["group"] for doc in await rows.collect()]
+@query(args={"group": v.string()})
+async def untagged(ctx: QueryCtx, args: dict[str, Any]) -> float:
+    """How many items of the group have no tag at all."""
+    group = args["group"]
+    rows = ctx.db.query("items").with_index(
+        "by_tag", lambda q: q.eq("tag", UNDEFINED).eq("group", group)
+    )
+    return float(len(await rows.collect()))
