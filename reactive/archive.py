@@ -21,7 +21,7 @@ import orjson
 from reactive.database import Database
 from reactive.errors import ReactiveError, ValidationError
 from reactive.file_storage import STORAGE_TABLE, BlobStore
-from reactive.transaction import Transaction
+from reactive.transaction import Transaction, TransactionLimits
 from reactive.types import Value
 from reactive.values import decode_value, loads_stored
 
@@ -268,7 +268,7 @@ async def _commit(
     total = sum(len(rows) for rows in tables.values())
 
     async def write(tx: Transaction) -> ImportSummary:
-        tx.scan_limit = 1 << 62  # an import reads what it must to check ids
+        tx.limits = TransactionLimits.unlimited()  # an import is one bulk transaction
         summary = ImportSummary()
         done = 0
         for table, rows in tables.items():

@@ -60,8 +60,12 @@ class _Reader:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
-    async def get(self, doc_id: Id) -> Document | None:
-        return await self._tx.get(doc_id)
+    async def get(self, table_or_id: str, doc_id: Id | None = None) -> Document | None:
+        """`get(id)`, or `get(table, id)` (Convex's newer form), which refuses an id of
+        another table instead of reading it."""
+        if doc_id is None:
+            return await self._tx.get(table_or_id)
+        return await self._tx.get(doc_id, table=table_or_id)
 
 
 class SystemReader(_Reader):

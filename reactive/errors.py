@@ -20,6 +20,7 @@ __all__ = [
     "ErrorCode",
     "InvalidCursorError",
     "InvalidIdError",
+    "LimitError",
     "NotFoundError",
     "PersistenceError",
     "QueryError",
@@ -90,6 +91,14 @@ class QueryError(ReactiveError, ValueError):
 
     code = ErrorCode.BAD_REQUEST
     short_msg = "InvalidQuery"
+
+
+class LimitError(ReactiveError, ValueError):
+    """A function went over one of Convex's limits (reads, writes, time): the message names
+    the limit and what to do. Its transaction commits nothing."""
+
+    code = ErrorCode.BAD_REQUEST
+    short_msg = "LimitExceeded"
 
 
 class SchemaError(ReactiveError, ValueError):

@@ -7,18 +7,21 @@ production for unexpected exceptions) and the ConvexError data of an AppError.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from reactive import knobs
 from reactive.auth import Identity
 from reactive.context import (
     ActionCtx,
@@ -32,6 +35,7 @@ from reactive.database import Database
 from reactive.errors import (
     AppError,
     DatabaseUnavailableError,
+    LimitError,
     PersistenceError,
     ReactiveError,
     ValidationError,
@@ -48,6 +52,8 @@ from reactive.values import UNDEFINED, check_value, encode_value
 __all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome"]
 
 log = logging.getLogger("reactive.executor")
+
+T = TypeVar("T")
 
 
 # -- outcomes ---------------------------------------------------------------------------------
@@ -219,7 +225,8 @@ class Executor:
         ctx = QueryCtx(DatabaseReader(tx), Auth(identity), StorageReader(self.storage, tx))
         try:
             with self.db.tracking(tx.begin_ts):
-                value, wire = self._encoded_result(fn, await fn.handler(ctx, args))
+                result = await _within_time_limit(fn.handler(ctx, args), _TX_TIME, tx)
+                value, wire = self._encoded_result(fn, result)
         except Exception as exc:  # reported as data, with the read set kept
             return Outcome(error=self.failure(exc, fn.name), ts=tx.begin_ts, token=tx.token())
         token, journal = tx.token(), tx.journal_out
@@ -239,7 +246,9 @@ class Executor:
             storage = StorageWriter(self.storage, tx)
             attempt[:] = [storage]
             ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
-            return self._check_result(fn, await fn.handler(ctx, args))
+            # The limit covers the handler only: the commit after it is never cut short.
+            result = await _within_time_limit(fn.handler(ctx, args), _TX_TIME, tx)
+            return self._check_result(fn, result)
 
         result = await self.db.run_mutation(body, session_id=session_id, request_id=request_id)
         if attempt and not result.duplicate:
@@ -249,7 +258,8 @@ class Executor:
     async def _action(self, fn: AnyFunction, args: dict[str, Value], identity: Any) -> Outcome:
         nested_logs: list[str] = []
         ctx = self.action_ctx(identity, nested_logs)
-        value = self._check_result(fn, await fn.handler(ctx, args))
+        result = await _within_time_limit(fn.handler(ctx, args), _ACTION_TIME)
+        value = self._check_result(fn, result)
         return Outcome(value, log_lines=nested_logs)
 
     def action_ctx(self, identity: Identity | None, logs: list[str]) -> ActionCtx:
@@ -274,7 +284,8 @@ class Executor:
         nested_logs: list[str] = []
         with capture_logs() as logs:
             try:
-                response = await action.handler(self.action_ctx(identity, nested_logs), request)
+                ctx = self.action_ctx(identity, nested_logs)
+                response = await _within_time_limit(action.handler(ctx, request), _ACTION_TIME)
                 error = None if isinstance(response, Response) else _NOT_A_RESPONSE
             except Exception as exc:  # an HTTP action failure is a 500 for its caller
                 response, error = None, self.failure(exc, request.url.path)
@@ -300,6 +311,80 @@ class Executor:
 
 
 _NOT_A_RESPONSE = Failure("HTTP action did not return a Response")
+
+
+# -- time limits ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _TimeLimit:
+    """A function kind's time limit: the knob holding it, and what to do when over it."""
+
+    knob: str
+    advice: str
+
+    @property
+    def seconds(self) -> float:
+        return float(getattr(knobs, self.knob))  # read per call: tests lower the knobs
+
+
+_TX_TIME = _TimeLimit(
+    "QUERY_MUTATION_TIMEOUT_S",
+    "A query or mutation may run its own code this long (waiting for the database is not "
+    "counted): do less in one call (paginate, or split a mutation into several), or move "
+    "slow work to an action",
+)
+_ACTION_TIME = _TimeLimit(
+    "ACTION_TIMEOUT_S",
+    "An action may run this long: split the work over several action calls",
+)
+
+
+async def _within_time_limit(
+    call: Awaitable[T], limit: _TimeLimit, tx: Transaction | None = None
+) -> T:
+    """Await a handler's `call`; once it has run longer than `limit` (leaving out the time
+    `tx` spent waiting for storage) cancel it and raise LimitError naming the limit.
+
+    Cancelling takes effect at the handler's next await: code that never awaits (a busy
+    loop) cannot be interrupted in-process.
+    """
+    seconds, started = limit.seconds, time.monotonic()
+    loop = asyncio.get_running_loop()
+
+    def own_time() -> float:
+        return time.monotonic() - started - (0.0 if tx is None else tx.storage_seconds())
+
+    timeout = asyncio.timeout(None)
+
+    def check() -> None:
+        left = seconds - own_time()
+        if left <= 0:
+            timeout.reschedule(loop.time())  # expires now: the handler is cancelled
+        else:
+            handle[0] = loop.call_later(left, check)  # storage waits earned it more time
+
+    handle = [loop.call_later(seconds, check)]
+    try:
+        async with timeout:
+            return await call
+    except TimeoutError:
+        if not timeout.expired():
+            raise  # the handler's own TimeoutError, not ours
+        raise LimitError(
+            f"Function execution timed out (maximum duration: {_duration(seconds)}). "
+            f"{limit.advice}",
+            short_msg="FunctionTimedOut",
+        ) from None
+    finally:
+        handle[0].cancel()
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g}s"
+
 
 #: What a client is told when the database is out of reach: never the database's address.
 DATABASE_UNAVAILABLE = DatabaseUnavailableError(

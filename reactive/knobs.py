@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "ACTION_TIMEOUT_S",
     "CALL_LOG_MAX_BYTES",
     "CALL_LOG_MAX_ENTRIES",
     "COMMIT_BATCH_MAX",
@@ -20,8 +21,17 @@ __all__ = [
     "HTTP_ACTION_MAX_BODY_BYTES",
     "MAX_ACTIONS_PER_SOCKET",
     "MAX_API_BODY_BYTES",
+    "MAX_ARRAY_ELEMENTS",
+    "MAX_BYTES_READ",
+    "MAX_BYTES_WRITTEN",
     "MAX_DOCUMENTS_SCANNED",
+    "MAX_DOCUMENTS_WRITTEN",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_FIELD_NAME_LEN",
     "MAX_FUNCTION_PATH_CHARS",
+    "MAX_INDEX_RANGES_READ",
+    "MAX_NESTING",
+    "MAX_OBJECT_FIELDS",
     "MAX_PAGE_ITEMS",
     "MAX_QUERIES_PER_SOCKET",
     "MAX_QUERY_SET_BYTES",
@@ -32,6 +42,7 @@ __all__ = [
     "OCC_SERIAL_FALLBACK",
     "POSTGRES_IDLE_TX_TIMEOUT_S",
     "PRUNE_INTERVAL_S",
+    "QUERY_MUTATION_TIMEOUT_S",
     "RECENT_WRITES_MAX_AGE_S",
     "RELEASE_MEMORY_AFTER_QUERIES",
     "RETENTION_S",
@@ -119,11 +130,60 @@ PRUNE_INTERVAL_S = _float("PRUNE_INTERVAL_S", 60.0)
 #: Index entries fetched from storage per round trip while scanning.
 SCAN_PAGE_SIZE = _int("SCAN_PAGE_SIZE", 128)
 
-#: Most documents one function may scan; protects the server from runaway queries.
-MAX_DOCUMENTS_SCANNED = _int("MAX_DOCUMENTS_SCANNED", 32_768)
-
-#: Largest `numItems` a paginated query may ask for.
+#: Largest `numItems` a paginated query may ask for. Convex: none of its own, but a page is
+#: returned as an array, and arrays hold at most MAX_ARRAY_ELEMENTS.
 MAX_PAGE_ITEMS = _int("MAX_PAGE_ITEMS", 8_192)
+
+
+# -- Convex's limits: what one value, one function and one transaction may hold -------------
+# The numbers of Convex's "Limits" page (docs.convex.dev/production/state/limits), so that an
+# app that runs on Convex runs here and one that runs here runs on Convex. Each is enforced
+# as the function runs (not only at commit) and its error names the limit and what to do.
+# The README's "Limits" section lists them.
+
+#: Largest document, measured as `values.value_size` counts. Convex: 1 MiB.
+MAX_DOCUMENT_BYTES = _int("MAX_DOCUMENT_BYTES", 1 << 20)
+
+#: Deepest nesting of arrays and objects in a value (a top-level object is one level).
+#: Convex: 16.
+MAX_NESTING = _int("MAX_NESTING", 16)
+
+#: Longest field name. Convex: 1024 characters for nested objects' keys (64 for a document's
+#: top-level fields, which we do not restrict further).
+MAX_FIELD_NAME_LEN = _int("MAX_FIELD_NAME_LEN", 1024)
+
+#: Most elements of one array, anywhere in a value (documents, arguments, return values).
+#: Convex: 8192.
+MAX_ARRAY_ELEMENTS = _int("MAX_ARRAY_ELEMENTS", 8192)
+
+#: Most fields of one object, anywhere in a value. Convex: 1024.
+MAX_OBJECT_FIELDS = _int("MAX_OBJECT_FIELDS", 1024)
+
+#: Most documents one function may scan (read from an index, including those a `.filter`
+#: then drops, and each `db.get`). Convex: 32,000.
+MAX_DOCUMENTS_SCANNED = _int("MAX_DOCUMENTS_SCANNED", 32_000)
+
+#: Most bytes of documents one function may read (their stored JSON). Convex: 16 MiB.
+MAX_BYTES_READ = _int("MAX_BYTES_READ", 16 << 20)
+
+#: Most index ranges one function may read: each `db.get` and each query run is one.
+#: Convex: 4,096.
+MAX_INDEX_RANGES_READ = _int("MAX_INDEX_RANGES_READ", 4096)
+
+#: Most documents one mutation may write (insert, patch, replace or delete). Convex: 16,000.
+MAX_DOCUMENTS_WRITTEN = _int("MAX_DOCUMENTS_WRITTEN", 16_000)
+
+#: Most bytes of documents one mutation may write (`value_size` of each written version).
+#: Convex: 16 MiB.
+MAX_BYTES_WRITTEN = _int("MAX_BYTES_WRITTEN", 16 << 20)
+
+#: How long a query's or a mutation's own code may run, in seconds; time spent waiting for
+#: the database is not counted. Convex: 1 s of user code. Each attempt of a mutation that is
+#: re-run after a conflict has its own budget.
+QUERY_MUTATION_TIMEOUT_S = _float("QUERY_MUTATION_TIMEOUT_S", 1.0)
+
+#: How long an action (or HTTP action) may run, in seconds of wall-clock time. Convex: 10 min.
+ACTION_TIMEOUT_S = _float("ACTION_TIMEOUT_S", 600.0)
 
 
 # -- input limits: no client can make the server hold memory it chose -------------------------

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from reactive.errors import QueryError
 from reactive.index_keys import MAX_KEY, MIN_KEY, Interval, encode_key, prefix_successor
 from reactive.types import Document, Order, Value
-from reactive.values import UNDEFINED, check_value, compare_values
+from reactive.values import UNDEFINED, Undefined, check_value, compare_values
 
 __all__ = [
     "Expr",
@@ -40,7 +40,7 @@ class RangeBound:
 
     field: str
     op: str
-    value: Value
+    value: Value | Undefined  # UNDEFINED: the field is missing
 
 
 class IndexRangeBuilder:
@@ -51,25 +51,26 @@ class IndexRangeBuilder:
     def __init__(self, bounds: tuple[RangeBound, ...] = ()) -> None:
         self.bounds = bounds
 
-    def _add(self, op: str, field_path: str, value: Value) -> IndexRangeBuilder:
+    def _add(self, op: str, field_path: str, value: Value | Undefined) -> IndexRangeBuilder:
         if not isinstance(field_path, str):
             raise QueryError(f"with_index: field name must be a string, got {field_path!r}")
-        check_value(value, f"with_index {op}({field_path!r})")
+        if value is not UNDEFINED:  # UNDEFINED selects documents missing the field
+            check_value(value, f"with_index {op}({field_path!r})")
         return IndexRangeBuilder((*self.bounds, RangeBound(field_path, op, value)))
 
-    def eq(self, field_path: str, value: Value) -> IndexRangeBuilder:
+    def eq(self, field_path: str, value: Value | Undefined) -> IndexRangeBuilder:
         return self._add("eq", field_path, value)
 
-    def gt(self, field_path: str, value: Value) -> IndexRangeBuilder:
+    def gt(self, field_path: str, value: Value | Undefined) -> IndexRangeBuilder:
         return self._add("gt", field_path, value)
 
-    def gte(self, field_path: str, value: Value) -> IndexRangeBuilder:
+    def gte(self, field_path: str, value: Value | Undefined) -> IndexRangeBuilder:
         return self._add("gte", field_path, value)
 
-    def lt(self, field_path: str, value: Value) -> IndexRangeBuilder:
+    def lt(self, field_path: str, value: Value | Undefined) -> IndexRangeBuilder:
         return self._add("lt", field_path, value)
 
-    def lte(self, field_path: str, value: Value) -> IndexRangeBuilder:
+    def lte(self, field_path: str, value: Value | Undefined) -> IndexRangeBuilder:
         return self._add("lte", field_path, value)
 
 
@@ -81,7 +82,7 @@ def resolve_range(
     Convex's rule: equalities on a prefix of the index fields, in order, then at most one lower
     and one upper bound, both on the next field. Anything else is a QueryError.
     """
-    eq_values: list[Value] = []
+    eq_values: list[Value | Undefined] = []
     position = 0
     rest = list(bounds)
     while rest and rest[0].op == "eq":

@@ -2,19 +2,24 @@
 buffered writes that later reads see (read-your-own-writes).
 
 Nothing here touches the database's write path: the committer turns `build_writes()` into rows.
+
+Convex's per-function limits (documents and bytes read, index ranges, documents and bytes
+written) are counted here as the function runs, so a function over one fails at the read or
+write that crossed it, and its transaction is never committed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from reactive import knobs
 from reactive.catalog import Catalog, IndexInfo
 from reactive.cursors import Cursor, CursorCodec
-from reactive.errors import InvalidIdError, NotFoundError, QueryError, ValidationError
+from reactive.errors import InvalidIdError, LimitError, NotFoundError, QueryError, ValidationError
 from reactive.ids import decode_id, new_id
 from reactive.index_keys import Interval, encode_key
 from reactive.persistence.base import DocumentWrite, IndexWrite, Persistence, StoredDocument
@@ -25,9 +30,11 @@ from reactive.schema import get_field
 from reactive.types import Order, Value
 from reactive.values import UNDEFINED, check_document, check_value, dumps, loads_stored
 
-__all__ = ["PendingWrite", "PreparedWrites", "Transaction"]
+__all__ = ["PendingWrite", "PreparedWrites", "Transaction", "TransactionLimits"]
 
 Document = dict[str, Value]
+#: A scanned index entry: its key, the document, and the bytes read from storage for it.
+_Entry = tuple[bytes, Document, int]
 
 
 @dataclass(slots=True)
@@ -51,6 +58,44 @@ class PreparedWrites:
     documents: list[DocumentWrite] = field(default_factory=list)
     indexes: list[IndexWrite] = field(default_factory=list)
     written: WrittenKeys = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLimits:
+    """What one function's transaction may read and write (Convex's limits, from knobs)."""
+
+    documents_scanned: int
+    bytes_read: int
+    index_ranges_read: int
+    documents_written: int
+    bytes_written: int
+
+    @classmethod
+    def from_knobs(cls) -> TransactionLimits:
+        return cls(
+            documents_scanned=knobs.MAX_DOCUMENTS_SCANNED,
+            bytes_read=knobs.MAX_BYTES_READ,
+            index_ranges_read=knobs.MAX_INDEX_RANGES_READ,
+            documents_written=knobs.MAX_DOCUMENTS_WRITTEN,
+            bytes_written=knobs.MAX_BYTES_WRITTEN,
+        )
+
+    @classmethod
+    def unlimited(cls) -> TransactionLimits:
+        """For the engine's own bulk work (imports), which no user function bounds."""
+        return cls(*(1 << 62,) * 5)
+
+
+#: What a function over a read limit is told to do instead.
+_READ_LESS = (
+    "Read less in one function: select with an index range (with_index) rather than "
+    "filter, take() fewer, or paginate"
+)
+#: What a function over a write limit is told to do instead.
+_WRITE_LESS = (
+    "Write in batches: split the work over several mutations (an action or the client "
+    "can run one mutation per batch)"
+)
 
 
 def index_key(info: IndexInfo, doc: Document) -> bytes:
@@ -98,21 +143,40 @@ class Transaction:
         #: Pagination journal out: where this run's page ended (None if it did not paginate).
         self.journal_out: str | None = None
         self._paginated = False
+        #: What this transaction may read and write (imports lift the limits).
+        self.limits = TransactionLimits.from_knobs()
         self._scanned = 0
-        #: Most documents this transaction may read (imports lift it).
-        self.scan_limit = knobs.MAX_DOCUMENTS_SCANNED
+        self._bytes_read = 0
+        self._ranges_read = 0
+        self._bytes_written = 0
+        #: The size each pending write counts against the bytes-written limit.
+        self._write_sizes: dict[str, int] = {}
+        #: Time spent waiting for storage (monotonic seconds), which a function's time limit
+        #: leaves out, as Convex's does; and when the wait under way began (None: none is).
+        self._io_seconds = 0.0
+        self._io_since: float | None = None
         self._last_creation_time = 0.0
         #: Documents read from storage at begin_ts (id -> (doc, version ts) or None).
         self._snapshot: dict[str, tuple[Document, int] | None] = {}
 
     # -- documents -------------------------------------------------------------------------
 
-    async def get(self, doc_id: str) -> Document | None:
+    async def get(self, doc_id: str, *, table: str | None = None) -> Document | None:
+        """The document `doc_id` at this snapshot, or None. With `table` (Convex's
+        `db.get(table, id)`), an id of another table is an error rather than a read."""
+        self._count_range()
         table_number, _ = decode_id(doc_id)
-        table = self.catalog.table_name(table_number)
-        if table is None:
+        found = self.catalog.table_name(table_number)
+        if table is not None and found != table:
+            raise InvalidIdError(
+                f"db.get({table!r}, id): {doc_id} is an id of "
+                f"{'no table here' if found is None else f'table {found!r}'}, not of {table!r}. "
+                f"Pass the table the id belongs to (check ids with v.id({table!r}))",
+                short_msg="InvalidTableForId",
+            )
+        if found is None:
             return None
-        return await self._load(table, table_number, doc_id)
+        return await self._load(found, table_number, doc_id)
 
     async def _load(self, table: str, table_number: int, doc_id: str) -> Document | None:
         self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
@@ -121,8 +185,9 @@ class Transaction:
             copied: Document | None = _copy(pending.new)
             return copied
         if doc_id not in self._snapshot:
-            stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
-            self._count_scanned(1)
+            with self._waiting_for_storage():
+                stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
+            self._count_scanned(0 if stored is None else len(stored.value))
             self._snapshot[doc_id] = None if stored is None else (_decode(stored), stored.ts)
         found = self._snapshot[doc_id]
         return None if found is None else _copy(found[0])
@@ -144,7 +209,8 @@ class Transaction:
         number = await self.catalog.ensure_table(table, allow_system=system)
         doc_id = new_id(number)
         doc = _copy({**value, "_id": doc_id, "_creationTime": self._creation_time()})
-        self._validate(table, doc, user_fields=value, system=system)
+        size = self._validate(table, doc, user_fields=value, system=system)
+        self._count_write(doc_id, size)
         self.writes[doc_id] = PendingWrite(table, number, None, None, doc)
         return doc_id
 
@@ -163,7 +229,8 @@ class Transaction:
         if doc_id in self.writes or await self._load(table, number, doc_id) is not None:
             raise ValidationError(f"document {doc_id} already exists", short_msg="DuplicateId")
         user_fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._count_write(doc_id, size)
         self.writes[doc_id] = PendingWrite(table, number, None, None, _copy(doc))
         return doc_id
 
@@ -178,8 +245,8 @@ class Transaction:
         merged = {**current, **_copy(fields)}
         doc = {k: v for k, v in merged.items() if v is not UNDEFINED}
         user_fields = {k: v for k, v in fields.items() if not k.startswith("_")}
-        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
-        self._stage(doc_id, table, number, doc)
+        size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._stage(doc_id, table, number, doc, size)
 
     async def replace(self, doc_id: str, value: Document) -> None:
         self._require_writable("replace")
@@ -190,13 +257,13 @@ class Transaction:
             raise ValidationError("replace cannot change a document's _id")
         user_fields = {k: v for k, v in value.items() if k not in ("_id", "_creationTime")}
         doc = _copy({**user_fields, "_id": doc_id, "_creationTime": current["_creationTime"]})
-        self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
-        self._stage(doc_id, table, number, doc)
+        size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
+        self._stage(doc_id, table, number, doc, size)
 
     async def delete(self, doc_id: str) -> None:
         self._require_writable("delete")
         table, number, _ = await self._existing(doc_id, "delete")
-        self._stage(doc_id, table, number, None)
+        self._stage(doc_id, table, number, None, 0)
 
     async def _existing(self, doc_id: object, operation: str) -> tuple[str, int, Document]:
         if not isinstance(doc_id, str):
@@ -210,18 +277,21 @@ class Transaction:
             )
         return table, number, current
 
-    def _stage(self, doc_id: str, table: str, number: int, doc: Document | None) -> None:
+    def _stage(self, doc_id: str, table: str, number: int, doc: Document | None, size: int) -> None:
         pending = self.writes.get(doc_id)
+        if pending is not None and pending.original is None and doc is None:
+            del self.writes[doc_id]  # inserted then deleted: nothing to write
+            self._bytes_written -= self._write_sizes.pop(doc_id, 0)
+            return
+        self._count_write(doc_id, size)
         if pending is not None:
-            if pending.original is None and doc is None:
-                del self.writes[doc_id]  # inserted then deleted: nothing to write
-            else:
-                pending.new = doc
+            pending.new = doc
             return
         original, original_ts = self._snapshot[doc_id] or (None, None)
         self.writes[doc_id] = PendingWrite(table, number, original, original_ts, doc)
 
-    def _validate(self, table: str, doc: Document, *, user_fields: Document, system: bool) -> None:
+    def _validate(self, table: str, doc: Document, *, user_fields: Document, system: bool) -> int:
+        """Check a document about to be written; returns its size."""
         if not system:
             for name in user_fields:
                 if isinstance(name, str) and name.startswith("_"):
@@ -231,10 +301,11 @@ class Transaction:
                         short_msg="InvalidFieldName",
                     )
         check_value(doc)
-        check_document(doc, allow_system_fields=True)
+        size = check_document(doc, allow_system_fields=True)
         schema = self.catalog.schema
         if schema is not None:
             schema.validate_document(table, doc, self.catalog)
+        return size
 
     def _creation_time(self) -> float:
         # Strictly increasing within the transaction so by_creation_time keeps insert order.
@@ -249,14 +320,69 @@ class Transaction:
                 short_msg="ReadOnlyTransaction",
             )
 
-    def _count_scanned(self, n: int) -> None:
-        self._scanned += n
-        if self._scanned > self.scan_limit:
-            raise QueryError(
-                f"Too many documents read in one function execution (limit "
-                f"{self.scan_limit}); use an index range or paginate",
+    # -- Convex's limits, counted as the function runs ----------------------------------
+
+    @contextmanager
+    def _waiting_for_storage(self) -> Iterator[None]:
+        self._io_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._io_seconds += time.monotonic() - self._io_since
+            self._io_since = None
+
+    def storage_seconds(self) -> float:
+        """Seconds this transaction has spent waiting for storage, up to now."""
+        since = self._io_since
+        return self._io_seconds + (0.0 if since is None else time.monotonic() - since)
+
+    def _count_scanned(self, size: int) -> None:
+        """One document read from storage (or from this transaction's writes), `size` bytes."""
+        self._scanned += 1
+        self._bytes_read += size
+        if self._scanned > self.limits.documents_scanned:
+            raise LimitError(
+                "Too many documents read in a single function execution (limit: "
+                f"{self.limits.documents_scanned}). {_READ_LESS}",
                 short_msg="TooManyDocumentsRead",
             )
+        if self._bytes_read > self.limits.bytes_read:
+            raise LimitError(
+                "Too many bytes read in a single function execution (limit: "
+                f"{self.limits.bytes_read} bytes). {_READ_LESS}",
+                short_msg="TooManyBytesRead",
+            )
+
+    def _count_range(self) -> None:
+        """One index range read: a db.get or one run of a query."""
+        self._ranges_read += 1
+        if self._ranges_read > self.limits.index_ranges_read:
+            raise LimitError(
+                "Too many reads in a single function execution (limit: "
+                f"{self.limits.index_ranges_read} db.get calls and queries). Fetch related "
+                "documents with one indexed query instead of a get each, or paginate",
+                short_msg="TooManyReads",
+            )
+
+    def _count_write(self, doc_id: str, size: int) -> None:
+        """Refuse a write of `doc_id` (new version `size` bytes, 0 for a delete) that would
+        take the transaction over a write limit; else count it."""
+        documents = len(self.writes) + (doc_id not in self.writes)
+        if documents > self.limits.documents_written:
+            raise LimitError(
+                "Too many documents written in a single function execution (limit: "
+                f"{self.limits.documents_written}). {_WRITE_LESS}",
+                short_msg="TooManyWrites",
+            )
+        written = self._bytes_written - self._write_sizes.get(doc_id, 0) + size
+        if written > self.limits.bytes_written:
+            raise LimitError(
+                "Too many bytes written in a single function execution (limit: "
+                f"{self.limits.bytes_written} bytes). {_WRITE_LESS}",
+                short_msg="TooManyBytesWritten",
+            )
+        self._bytes_written = written
+        self._write_sizes[doc_id] = size
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -266,6 +392,7 @@ class Transaction:
         return QueryBuilder(self, QuerySpec(table=table))
 
     def _resolve(self, spec: QuerySpec) -> tuple[str, IndexInfo | None, Interval]:
+        self._count_range()
         fields = self.catalog.index_fields_for_query(spec.table, spec.index_name)
         info = self.catalog.query_index(spec.table, spec.index_name)
         interval = resolve_range(spec.bounds, fields, f"{spec.table}.{spec.index_name}")
@@ -296,12 +423,13 @@ class Transaction:
         return found
 
     async def paginate(self, spec: QuerySpec, opts: dict[str, Any]) -> dict[str, Any]:
-        num_items, cursor_text, end_text, max_rows = _pagination_opts(opts)
-        if self.read_only and self._paginated:
+        num_items, cursor_text, end_text, budget = _pagination_opts(opts)
+        if self._paginated:  # one page per function: its journal holds one end cursor
             raise QueryError(
-                "This query ran more than one paginated query; a query function may "
-                "paginate only once",
-                short_msg="MultiplePaginatedQueries",
+                "This query or mutation function ran multiple paginated queries. Convex "
+                "only supports a single paginated query in each function: paginate once, "
+                "and read other tables with take() or collect()",
+                short_msg="MultiplePaginatedDatabaseQueries",
             )
         self._paginated = True
         if end_text is None:
@@ -313,15 +441,39 @@ class Transaction:
         if start is not None and start.is_end:
             return self._page([], done=True, position=start, ref=ref, order=order)
         interval = _narrow(interval, start, end, spec.order)
-        limit = None if end is not None else num_items
-        page, last_key, exhausted = await self._read_page(spec, info, interval, limit, max_rows)
-        if not exhausted:
+        if end is not None:  # a re-run must reach its end whatever it reads (as Convex)
+            read = await self._read_page(spec, info, interval, None, _ReadBudget())
+        else:
+            read = await self._read_page(spec, info, interval, num_items, budget)
+        page, last_key = read.page, read.last_key
+        if not read.exhausted:
             self.reads.record(ref, _covered(interval, last_key, spec.order))
-            return self._page(page, done=False, position=Cursor(last_key), ref=ref, order=order)
-        self.reads.record(ref, interval)
-        if end is not None and not end.is_end:
-            return self._page(page, done=False, position=end, ref=ref, order=order)
-        return self._page(page, done=True, position=Cursor(None), ref=ref, order=order)
+            result = self._page(page, done=False, position=Cursor(last_key), ref=ref, order=order)
+        else:
+            self.reads.record(ref, interval)
+            if end is not None and not end.is_end:
+                result = self._page(page, done=False, position=end, ref=ref, order=order)
+            else:
+                result = self._page(page, done=True, position=Cursor(None), ref=ref, order=order)
+        return self._with_split(result, read, ref, order)
+
+    def _with_split(
+        self, result: dict[str, Any], read: _PageRead, ref: str, order: str
+    ) -> dict[str, Any]:
+        """Convex's advice to split a page that read much: `pageStatus` "SplitRequired"
+        (it stopped at maximumRowsRead / maximumBytesRead, so it may lack documents) or
+        "SplitRecommended" (it came near them), and `splitCursor`, a cursor in its middle
+        (so (cursor, continueCursor] can become (cursor, split] and (split, continueCursor]).
+        Both keys are left out when there is no advice, as they are optional in Convex."""
+        status = read.status(len(result["page"]))
+        if status is None:
+            return result
+        split = read.split_key()
+        result["pageStatus"] = status
+        result["splitCursor"] = (
+            None if split is None else self.cursors.encode(Cursor(split), ref, order)
+        )
+        return result
 
     async def _read_page(
         self,
@@ -329,20 +481,26 @@ class Transaction:
         info: IndexInfo | None,
         interval: Interval,
         limit: int | None,
-        max_rows: int | None,
-    ) -> tuple[list[Document], bytes, bool]:
-        """Docs up to `limit` (None = whole interval); returns (page, last key, exhausted)."""
-        page: list[Document] = []
-        last_key = interval.start
-        rows = 0
+        budget: _ReadBudget,
+    ) -> _PageRead:
+        """Docs up to `limit` (None = whole interval), stopping early once the page has read
+        its budget of rows or bytes (Convex's maximumRowsRead / maximumBytesRead)."""
+        read = _PageRead(budget, last_key=interval.start)
+        bytes_before = self._bytes_read
         page_size = limit if limit is not None and not spec.filters else knobs.SCAN_PAGE_SIZE
+        if budget.rows is not None:
+            page_size = min(page_size, budget.rows)
         async for key, doc in self._scan(spec, info, interval, page_size=page_size):
-            last_key, rows = key, rows + 1
+            read.scanned(key, self._bytes_read - bytes_before)
             if _passes(spec, doc):
-                page.append(doc)
-            if (limit is not None and len(page) >= limit) or (max_rows and rows >= max_rows):
-                return page, last_key, False
-        return page, last_key, True
+                read.page.append(doc)
+            if read.over_budget():
+                read.split_required = True
+                return read
+            if limit is not None and len(read.page) >= limit:
+                return read
+        read.exhausted = True
+        return read
 
     def _page(
         self, page: list[Document], *, done: bool, position: Cursor, ref: str, order: str
@@ -360,34 +518,36 @@ class Transaction:
             return  # the table does not exist (yet): nothing to read, the range is recorded
         pending = self._pending_entries(spec.table, info, interval, spec.order)
         stored = self._stored_entries(info, interval, spec.order, page_size)
-        async for key, doc in _merge(stored, pending, spec.order):
-            self._count_scanned(1)
+        async for key, doc, size in _merge(stored, pending, spec.order):
+            self._count_scanned(size)
             yield key, doc
 
     def _pending_entries(
         self, table: str, info: IndexInfo, interval: Interval, order: Order
-    ) -> list[tuple[bytes, Document]]:
+    ) -> list[_Entry]:
         entries = []
         for pending in self.writes.values():
             if pending.table == table and pending.new is not None:
                 key = index_key(info, pending.new)
                 if interval.contains(key):
-                    entries.append((key, _copy(pending.new)))
+                    # Read from memory, not storage: no bytes read (as in Convex).
+                    entries.append((key, _copy(pending.new), 0))
         entries.sort(key=lambda entry: entry[0], reverse=order is Order.DESC)
         return entries
 
     async def _stored_entries(
         self, info: IndexInfo, interval: Interval, order: Order, page_size: int
-    ) -> AsyncIterator[tuple[bytes, Document]]:
+    ) -> AsyncIterator[_Entry]:
         start, end = interval.start, interval.end
         page_size = max(1, page_size)
         while start < end:
-            entries = await self.persistence.index_scan(
-                info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
-            )
+            with self._waiting_for_storage():
+                entries = await self.persistence.index_scan(
+                    info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
+                )
             for entry in entries:
                 if entry.document.id not in self.writes:
-                    yield entry.key, _decode(entry.document)
+                    yield entry.key, _decode(entry.document), len(entry.document.value)
             if len(entries) < page_size:
                 return
             if order is Order.ASC:
@@ -459,7 +619,59 @@ def _narrow(interval: Interval, start: Cursor | None, end: Cursor | None, order:
     return Interval(lo, max(lo, hi))
 
 
-def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, int | None]:
+@dataclass(frozen=True, slots=True)
+class _ReadBudget:
+    """What one page may read before it stops early (None: only the transaction's limits)."""
+
+    rows: int | None = None
+    size: int | None = None
+
+
+#: Convex recommends splitting a page past 3/4 of a read budget, or of the largest array.
+_SOFT_SHARE = 0.75
+
+
+@dataclass(slots=True)
+class _PageRead:
+    """What reading one page found: the page, and how much it scanned to find it."""
+
+    budget: _ReadBudget
+    last_key: bytes
+    page: list[Document] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    bytes_read: int = 0
+    exhausted: bool = False
+    split_required: bool = False
+
+    def scanned(self, key: bytes, bytes_so_far: int) -> None:
+        self.last_key, self.bytes_read = key, bytes_so_far
+        self.keys.append(key)
+
+    def over_budget(self) -> bool:
+        rows, most_bytes = self.budget.rows, self.budget.size
+        return (rows is not None and len(self.keys) >= rows) or (
+            most_bytes is not None and self.bytes_read >= most_bytes
+        )
+
+    def status(self, page_len: int) -> str | None:
+        if self.split_required:
+            return "SplitRequired"
+        rows = min(self.budget.rows or knobs.MAX_DOCUMENTS_SCANNED, knobs.MAX_DOCUMENTS_SCANNED)
+        most = min(self.budget.size or knobs.MAX_BYTES_READ, knobs.MAX_BYTES_READ)
+        if (
+            len(self.keys) > rows * _SOFT_SHARE
+            or self.bytes_read > most * _SOFT_SHARE
+            or page_len > knobs.MAX_ARRAY_ELEMENTS * _SOFT_SHARE
+        ):
+            return "SplitRecommended"
+        return None
+
+    def split_key(self) -> bytes | None:
+        """The key of the middle row scanned (None for a page of two rows or fewer)."""
+        return self.keys[len(self.keys) // 2] if len(self.keys) > 2 else None
+
+
+def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, _ReadBudget]:
     if not isinstance(opts, dict):
         raise QueryError(f"paginate needs paginationOpts (a dict), got {opts!r}")
     num = opts.get("numItems")
@@ -471,25 +683,36 @@ def _pagination_opts(opts: object) -> tuple[int, str | None, str | None, int | N
     for name, value in (("cursor", cursor), ("endCursor", end)):
         if value is not None and not isinstance(value, str):
             raise QueryError(f"InvalidCursor: paginationOpts.{name} must be a string or null")
-    max_rows = opts.get("maximumRowsRead")
-    rows = int(max_rows) if isinstance(max_rows, (int, float)) and max_rows >= 1 else None
-    return int(num), cursor, end, rows
+    budget = _ReadBudget(
+        rows=_positive(opts, "maximumRowsRead"), size=_positive(opts, "maximumBytesRead")
+    )
+    return int(num), cursor, end, budget
+
+
+def _positive(opts: dict[str, Any], name: str) -> int | None:
+    value = opts.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+        raise QueryError(
+            f"paginationOpts.{name} must be a number of at least 1 (or absent), got {value!r}",
+            short_msg="InvalidPaginationLimit",
+        )
+    return int(value)
 
 
 async def _merge(
-    stored: AsyncIterator[tuple[bytes, Document]],
-    pending: list[tuple[bytes, Document]],
-    order: Order,
-) -> AsyncIterator[tuple[bytes, Document]]:
+    stored: AsyncIterator[_Entry], pending: list[_Entry], order: Order
+) -> AsyncIterator[_Entry]:
     """Merge two key-ordered streams (keys are distinct: they end in the document id)."""
     before: Callable[[bytes, bytes], bool] = (
         (lambda a, b: a < b) if order is Order.ASC else (lambda a, b: a > b)
     )
     i = 0
-    async for key, doc in stored:
-        while i < len(pending) and before(pending[i][0], key):
+    async for entry in stored:
+        while i < len(pending) and before(pending[i][0], entry[0]):
             yield pending[i]
             i += 1
-        yield key, doc
+        yield entry
     for entry in pending[i:]:
         yield entry

@@ -18,8 +18,9 @@ Timestamps travel as base64(8-byte little-endian unsigned).
 
 Field names (object keys) must be non-empty, at most 1024 chars of printable ASCII (32..126),
 and must not start with `$` (the JS client rejects results that break this). Values nest at
-most 16 arrays/objects deep (a top-level object counts as one level). Strings must be valid
-Unicode (no lone surrogates), because they must have a UTF-8 form.
+most 16 arrays/objects deep (a top-level object counts as one level); an array holds at most
+8192 elements and an object at most 1024 fields. Strings must be valid Unicode (no lone
+surrogates), because they must have a UTF-8 form. The numbers are Convex's, kept in `knobs`.
 """
 
 from __future__ import annotations
@@ -33,17 +34,21 @@ from typing import Any, Final
 
 import orjson
 
+from reactive import knobs
 from reactive.errors import ValidationError
 from reactive.types import JsonValue, Value
 
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "MAX_ARRAY_ELEMENTS",
     "MAX_DOCUMENT_BYTES",
     "MAX_FIELD_NAME_LEN",
     "MAX_NESTING",
+    "MAX_OBJECT_FIELDS",
     "SYSTEM_FIELDS",
     "UNDEFINED",
+    "Undefined",
     "check_document",
     "check_field_name",
     "check_value",
@@ -62,9 +67,12 @@ __all__ = [
     "values_equal",
 ]
 
-MAX_DOCUMENT_BYTES: Final = 1 << 20
-MAX_NESTING: Final = 16
-MAX_FIELD_NAME_LEN: Final = 1024
+# Bound once: the checks below run per element, where a module global is cheapest to read.
+MAX_DOCUMENT_BYTES: Final = knobs.MAX_DOCUMENT_BYTES
+MAX_NESTING: Final = knobs.MAX_NESTING
+MAX_FIELD_NAME_LEN: Final = knobs.MAX_FIELD_NAME_LEN
+MAX_ARRAY_ELEMENTS: Final = knobs.MAX_ARRAY_ELEMENTS
+MAX_OBJECT_FIELDS: Final = knobs.MAX_OBJECT_FIELDS
 INT64_MIN: Final = -(1 << 63)
 INT64_MAX: Final = (1 << 63) - 1
 #: Top-level fields every stored document has; only these may start with `_`.
@@ -97,6 +105,8 @@ class _Undefined:
 
 #: Marks an absent field: `patch(id, {"x": UNDEFINED})` removes x; a missing indexed field.
 UNDEFINED: Final = _Undefined()
+#: The type of UNDEFINED, for signatures that accept it beside values.
+Undefined = _Undefined
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -186,6 +196,25 @@ def _check_depth(depth: int, path: str) -> None:
         )
 
 
+def _check_container(value: list[Any] | dict[Any, Any], depth: int, path: str) -> None:
+    """An array or object at `depth`: not too deep, not too many elements or fields."""
+    _check_depth(depth, path)
+    if isinstance(value, list) and len(value) > MAX_ARRAY_ELEMENTS:
+        raise ValidationError(
+            f"Array {_where(path)} has {len(value)} elements; the limit is "
+            f"{MAX_ARRAY_ELEMENTS} (Convex's). Keep long lists as documents of their own "
+            "table, one per element, or split the array",
+            short_msg="ArrayTooLong",
+        )
+    if isinstance(value, dict) and len(value) > MAX_OBJECT_FIELDS:
+        raise ValidationError(
+            f"Object {_where(path)} has {len(value)} fields; the limit is "
+            f"{MAX_OBJECT_FIELDS} (Convex's). Use an array of entries or a table "
+            "for data keyed by many names",
+            short_msg="TooManyFields",
+        )
+
+
 def check_value(value: object, path: str = "") -> None:
     """Raise ValidationError, naming the path, unless `value` is a valid Convex value."""
     if not _is_valid(value, 0):
@@ -204,12 +233,16 @@ def _is_valid(value: object, depth: int) -> bool:
     if depth >= MAX_NESTING:
         return False
     if type(value) is list:
+        if len(value) > MAX_ARRAY_ELEMENTS:
+            return False
         # Plain loops: all() over a generator costs a frame switch per element here.
         for item in value:  # noqa: SIM110
             if not _is_valid(item, depth + 1):
                 return False
         return True
     if type(value) is dict:
+        if len(value) > MAX_OBJECT_FIELDS:
+            return False
         for key, item in value.items():
             if not (_is_good_field_name(key) and _is_valid(item, depth + 1)):
                 return False
@@ -250,11 +283,11 @@ def _check(value: object, path: str, depth: int) -> None:
     elif isinstance(value, str):
         _check_str(value, path)
     elif isinstance(value, list):
-        _check_depth(depth + 1, path)
+        _check_container(value, depth + 1, path)
         for i, item in enumerate(value):
             _check(item, f"{path}[{i}]", depth + 1)
     elif isinstance(value, dict):
-        _check_depth(depth + 1, path)
+        _check_container(value, depth + 1, path)
         for key, item in value.items():
             check_field_name(key, path)
             _check(item, f"{path}.{key}", depth + 1)
@@ -262,8 +295,9 @@ def _check(value: object, path: str, depth: int) -> None:
         raise _unsupported(value, path)
 
 
-def check_document(doc: object, path: str = "", *, allow_system_fields: bool = False) -> None:
+def check_document(doc: object, path: str = "", *, allow_system_fields: bool = False) -> int:
     """check_value plus document rules: an object, no user `_` fields, at most 1 MiB.
+    Returns the document's `value_size` (writes count it against their own limit).
 
     `_id` and `_creationTime` are accepted only with `allow_system_fields=True`.
     """
@@ -282,6 +316,7 @@ def check_document(doc: object, path: str = "", *, allow_system_fields: bool = F
             f"Document {_where(path)} is too large: {size} bytes, "
             f"the limit is {MAX_DOCUMENT_BYTES} bytes (1 MiB)"
         )
+    return size
 
 
 def _str_size(text: str) -> int:
@@ -377,8 +412,12 @@ def _encode_fast(value: object, depth: int) -> JsonValue:
     if depth >= MAX_NESTING:
         raise _Unusual
     if type(value) is dict:
+        if len(value) > MAX_OBJECT_FIELDS:
+            raise _Unusual
         return _fast_fields(value, depth, _encode_fast)
     if type(value) is list:
+        if len(value) > MAX_ARRAY_ELEMENTS:
+            raise _Unusual
         return [_encode_fast(item, depth + 1) for item in value]
     if type(value) is bytes:
         return {"$bytes": _b64(value)}
@@ -401,10 +440,10 @@ def _encode(value: Any, path: str, depth: int) -> JsonValue:
     if isinstance(value, bytes):
         return {"$bytes": _b64(value)}
     if isinstance(value, list):
-        _check_depth(depth + 1, path)
+        _check_container(value, depth + 1, path)
         return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        _check_depth(depth + 1, path)
+        _check_container(value, depth + 1, path)
         return {k: _encode(v, f"{path}.{k}", depth + 1) for k, v in _checked_items(value, path)}
     raise _unsupported(value, path)
 
@@ -445,8 +484,12 @@ def _decode_fast(obj: object, depth: int) -> Value:
                     raise _Unusual from None  # the slow walk reports it with its path
             if type(key) is str and key.startswith("$"):
                 raise _Unusual
+        if len(obj) > MAX_OBJECT_FIELDS:
+            raise _Unusual
         return _fast_fields(obj, depth, _decode_fast)
     if type(obj) is list:
+        if len(obj) > MAX_ARRAY_ELEMENTS:
+            raise _Unusual
         return [_decode_fast(item, depth + 1) for item in obj]
     raise _Unusual
 
@@ -460,7 +503,7 @@ def _decode(obj: Any, path: str, depth: int) -> Value:
         _check_str(obj, path)
         return obj
     if isinstance(obj, list):
-        _check_depth(depth + 1, path)
+        _check_container(obj, depth + 1, path)
         return [_decode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(obj)]
     if isinstance(obj, dict):
         return _decode_object(obj, path, depth)
@@ -477,7 +520,7 @@ def _decode_object(obj: dict[Any, Any], path: str, depth: int) -> Value:
                 f"Unsupported special form {key!r} {_where(path)}: "
                 "only $integer, $float and $bytes are supported"
             )
-    _check_depth(depth + 1, path)
+    _check_container(obj, depth + 1, path)
     return {k: _decode(v, f"{path}.{k}", depth + 1) for k, v in _checked_items(obj, path)}
 
 

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reactive import api, internal
+from reactive import api, internal, knobs
+from reactive import executor as executor_module
 from reactive.database import Database
+from reactive.errors import LimitError
 from reactive.executor import Executor
 from reactive.file_storage import LocalBlobStore, open_file_storage
 from reactive.functions import FunctionKind, load_project
@@ -103,3 +108,79 @@ async def test_return_validator_is_enforced(executor, monkeypatch):
     executor.registry.add(path, FunctionDef(fn.kind, returns_number, returns=fn.returns))
     outcome = await executor.run(M, "messages:send", {"channel": "a", "body": "x"}, None)
     assert not outcome.ok and "v.id" in outcome.error.message
+
+
+# -- time limits: Convex's 1 s for queries and mutations, 10 min for actions ----------------
+
+LIMITS = Path(__file__).parent / "projects" / "limits"
+
+
+@pytest.fixture
+async def limits(tmp_path):
+    project = load_project(LIMITS)
+    db = await Database.open(f"sqlite:///{tmp_path}/x.db", schema=project.schema, prune=False)
+    try:
+        storage = await open_file_storage(db, LocalBlobStore(tmp_path / "files"))
+        yield Executor(db, project.registry, storage=storage, dev=False)
+    finally:
+        await db.close()
+
+
+def test_time_limits_default_to_convexs():
+    assert knobs.QUERY_MUTATION_TIMEOUT_S == 1.0 and knobs.ACTION_TIMEOUT_S == 600.0
+    assert (executor_module._duration(1.0), executor_module._duration(600.0)) == ("1s", "10 min")
+
+
+async def test_a_query_over_its_time_limit_fails_naming_it(limits, monkeypatch):
+    monkeypatch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.2)
+    assert (await limits.run(Q, "items:slow_query", {"seconds": 0.01}, None)).value == "done"
+    outcome = await limits.run(Q, "items:slow_query", {"seconds": 5.0}, None)
+    assert outcome.error is not None
+    assert "Function execution timed out (maximum duration: 0.2s)" in outcome.error.message
+    assert "FunctionTimedOut" in outcome.error.message and "action" in outcome.error.message
+
+
+async def test_a_mutation_over_its_time_limit_commits_nothing(limits, monkeypatch):
+    monkeypatch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.2)
+    started = time.monotonic()
+    outcome = await limits.run(M, "items:slow_mutation", {"group": "g", "seconds": 5.0}, None)
+    assert time.monotonic() - started < 2  # cut short, not waited out
+    assert outcome.error is not None and "maximum duration: 0.2s" in outcome.error.message
+    assert (await limits.run(Q, "items:count", {"group": "g"}, None)).value == 0.0
+
+
+async def test_an_action_over_its_time_limit_fails_naming_it(limits, monkeypatch):
+    monkeypatch.setattr(knobs, "ACTION_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.01)  # actions have their own
+    assert (await limits.run(A, "items:slow_action", {"seconds": 0.05}, None)).value == "done"
+    outcome = await limits.run(A, "items:slow_action", {"seconds": 5.0}, None)
+    assert outcome.error is not None and "maximum duration: 0.2s" in outcome.error.message
+
+
+class _AlwaysWaiting:
+    """A transaction that has spent all its time waiting for storage."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def storage_seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+async def test_time_spent_waiting_for_storage_is_not_counted():
+    tx: Any = _AlwaysWaiting()
+    limit = executor_module._TX_TIME
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.05)
+        assert await executor_module._within_time_limit(asyncio.sleep(0.3, "ok"), limit, tx)
+        with pytest.raises(LimitError, match=r"maximum duration: 0\.05s"):
+            await executor_module._within_time_limit(asyncio.sleep(0.3), limit)
+
+
+async def test_a_handlers_own_timeout_error_is_its_own():
+    async def handler() -> None:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(1)
+
+    with pytest.raises(TimeoutError):
+        await executor_module._within_time_limit(handler(), executor_module._TX_TIME)

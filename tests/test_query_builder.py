@@ -72,6 +72,13 @@ def test_range_values_are_checked():
         IndexRangeBuilder().eq("channel", {1, 2})
 
 
+def test_eq_undefined_selects_documents_missing_the_field():
+    interval = resolve_range(bounds(lambda q: q.eq("channel", UNDEFINED)), FIELDS, "t.i")
+    assert interval.contains(encode_key([UNDEFINED, 1.0, 2.0, "x"]))
+    assert not interval.contains(encode_key([None, 1.0, 2.0, "x"]))  # null is a value
+    assert not interval.contains(encode_key(["a", 1.0, 2.0, "x"]))
+
+
 def test_filter_expressions_evaluate_convex_semantics():
     q = FilterBuilder()
     doc = {"a": 1.0, "b": "x", "nested": {"c": 5}}

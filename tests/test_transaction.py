@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from reactive import knobs
 from reactive.errors import (
     InvalidCursorError,
     InvalidIdError,
+    LimitError,
     NotFoundError,
     QueryError,
     ValidationError,
 )
 from reactive.ids import new_id
 from reactive.index_keys import Interval, encode_key
+from reactive.transaction import TransactionLimits
 from reactive.values import UNDEFINED
 
 
@@ -322,13 +325,22 @@ async def test_bad_pagination_options(db, opts):
         await db.run_query(lambda tx: by_channel(tx, "a").paginate(opts))
 
 
-async def test_query_may_paginate_only_once(db):
+async def test_query_or_mutation_may_paginate_only_once(db):
     async def run(tx):
         await by_channel(tx, "a").paginate({"numItems": 1.0, "cursor": None})
         await by_channel(tx, "b").paginate({"numItems": 1.0, "cursor": None})
 
-    with pytest.raises(QueryError, match="more than one paginated"):
+    with pytest.raises(QueryError, match="ran multiple paginated queries") as caught:
         await db.run_query(run)
+    assert caught.value.short_msg == "MultiplePaginatedDatabaseQueries"
+
+    async def write_then_run(tx):
+        await tx.insert("messages", {"channel": "a", "body": "x"})
+        await run(tx)
+
+    with pytest.raises(QueryError, match="ran multiple paginated queries"):
+        await db.run_mutation(write_then_run)  # mutations too, as in Convex
+    assert await count_messages(db) == 0
 
 
 async def test_mutating_returned_documents_changes_nothing_stored(db):
@@ -359,3 +371,200 @@ async def test_mutating_an_inserted_value_afterwards_changes_nothing(db):
 
     doc_id = (await db.run_mutation(run)).value
     assert (await db.run_query(lambda tx: tx.get(doc_id))).value["body"] == "x"
+
+
+# -- Convex's limits: counted as the function runs; over one, nothing is committed -----------
+
+
+async def count_messages(db):
+    return len((await db.run_query(lambda tx: tx.query("messages").collect())).value)
+
+
+def lower(monkeypatch, **limits):
+    """Lower Convex's limits (knobs are read when a transaction begins)."""
+    for name, value in limits.items():
+        monkeypatch.setattr(knobs, name, value)
+
+
+async def test_scanning_more_documents_than_the_limit_fails_naming_it(db, monkeypatch):
+    await insert_messages(db, "a", [str(i) for i in range(6)])
+    lower(monkeypatch, MAX_DOCUMENTS_SCANNED=5)
+    assert len((await db.run_query(lambda tx: by_channel(tx, "a").take(5))).value) == 5
+    with pytest.raises(LimitError, match=r"Too many documents read .*\(limit: 5\)\. .*index range"):
+        await db.run_query(lambda tx: by_channel(tx, "a").collect())
+
+
+async def test_documents_a_filter_drops_count_as_scanned(db, monkeypatch):
+    await insert_messages(db, "a", [str(i) for i in range(6)])
+    lower(monkeypatch, MAX_DOCUMENTS_SCANNED=5)
+
+    def nothing(tx):
+        return tx.query("messages").filter(lambda q: q.eq(q.field("body"), "none")).collect()
+
+    with pytest.raises(LimitError) as caught:
+        await db.run_query(nothing)
+    assert caught.value.short_msg == "TooManyDocumentsRead"
+
+
+async def test_reading_more_bytes_than_the_limit_fails_naming_it(db, monkeypatch):
+    await insert_messages(db, "a", ["x" * 400, "y" * 400, "z" * 400])
+    lower(monkeypatch, MAX_BYTES_READ=1000)
+    assert len((await db.run_query(lambda tx: by_channel(tx, "a").take(2))).value) == 2
+    with pytest.raises(LimitError, match=r"Too many bytes read .*\(limit: 1000 bytes\)") as caught:
+        await db.run_query(lambda tx: by_channel(tx, "a").collect())
+    assert caught.value.short_msg == "TooManyBytesRead"
+
+
+async def test_more_index_ranges_than_the_limit_fail_naming_it(db, monkeypatch):
+    ids = await insert_messages(db, "a", ["0", "1"])
+    lower(monkeypatch, MAX_INDEX_RANGES_READ=3)
+
+    async def reads(tx, n):
+        for i in range(n):
+            await tx.get(ids[i % 2]) if i % 2 else await by_channel(tx, "a").first()
+
+    await db.run_query(lambda tx: reads(tx, 3))  # gets and queries both count
+    with pytest.raises(LimitError, match=r"Too many reads .*\(limit: 3 db.get calls and queries\)"):
+        await db.run_query(lambda tx: reads(tx, 4))
+
+
+async def test_writing_more_documents_than_the_limit_fails_at_that_write(db, monkeypatch):
+    await insert_messages(db, "a", ["kept"])
+    lower(monkeypatch, MAX_DOCUMENTS_WRITTEN=3)
+    written = []
+
+    async def run(tx):
+        for i in range(5):
+            await tx.insert("messages", {"channel": "b", "body": str(i)})
+            written.append(i)
+
+    with pytest.raises(LimitError, match=r"Too many documents written .*\(limit: 3\)\. Write in"):
+        await db.run_mutation(run)
+    assert written == [0, 1, 2]  # refused as it ran, at the fourth insert
+    assert await count_messages(db) == 1  # and nothing of it was committed
+
+
+async def test_rewriting_a_document_counts_it_once_and_a_dropped_insert_not_at_all(db, monkeypatch):
+    [doc_id] = await insert_messages(db, "a", ["x"])
+    lower(monkeypatch, MAX_DOCUMENTS_WRITTEN=2)
+
+    async def run(tx):
+        for i in range(10):
+            await tx.patch(doc_id, {"n": float(i)})
+            await tx.delete(await tx.insert("messages", {"channel": "b", "body": "tmp"}))
+        await tx.insert("messages", {"channel": "b", "body": "last"})
+
+    await db.run_mutation(run)
+    assert await count_messages(db) == 2
+
+
+async def test_writing_more_bytes_than_the_limit_fails_and_commits_nothing(db, monkeypatch):
+    [doc_id] = await insert_messages(db, "a", ["x"])
+    lower(monkeypatch, MAX_BYTES_WRITTEN=1000)
+
+    async def rewrite(tx):
+        for _ in range(5):  # the newest version counts, not every version written
+            await tx.patch(doc_id, {"body": "y" * 600})
+
+    await db.run_mutation(rewrite)
+
+    async def grow(tx):
+        await tx.patch(doc_id, {"body": "z"})
+        await tx.insert("messages", {"channel": "b", "body": "w" * 600})
+        await tx.insert("messages", {"channel": "b", "body": "w" * 600})
+
+    message = r"Too many bytes written .*\(limit: 1000 bytes\)"
+    with pytest.raises(LimitError, match=message) as caught:
+        await db.run_mutation(grow)
+    assert caught.value.short_msg == "TooManyBytesWritten"
+    assert await count_messages(db) == 1
+    assert (await db.run_query(lambda tx: tx.get(doc_id))).value["body"] == "y" * 600
+
+
+def test_the_transaction_limits_default_to_convexs():
+    assert TransactionLimits.from_knobs() == TransactionLimits(
+        documents_scanned=32_000,
+        bytes_read=16 << 20,
+        index_ranges_read=4096,
+        documents_written=16_000,
+        bytes_written=16 << 20,
+    )
+
+
+async def test_with_index_eq_undefined_finds_documents_missing_the_field(db):
+    async def run(tx):
+        await tx.insert("messages", {"channel": "a", "body": "no n"})
+        await tx.insert("messages", {"channel": "a", "body": "has n", "n": 1.0})
+        missing = await (
+            tx.query("messages")
+            .with_index("by_channel_n", lambda q: q.eq("channel", "a").eq("n", UNDEFINED))
+            .collect()
+        )
+        return [doc["body"] for doc in missing]
+
+    assert (await db.run_mutation(run)).value == ["no n"]  # its own writes
+    stored = await db.run_query(
+        lambda tx: (
+            tx.query("messages")
+            .with_index("by_channel_n", lambda q: q.eq("channel", "a").eq("n", UNDEFINED))
+            .collect()
+        )
+    )
+    assert [doc["body"] for doc in stored.value] == ["no n"]  # and committed ones
+
+
+# -- maximumRowsRead / maximumBytesRead: a page that read much says to split -----------------
+
+
+async def paged(db, **opts):
+    base = {"numItems": 10.0, "cursor": None}
+    return (await db.run_query(lambda tx: by_channel(tx, "a").paginate({**base, **opts}))).value
+
+
+async def test_a_page_stops_at_maximum_bytes_read_and_says_split_required(db):
+    await insert_messages(db, "a", [str(i) * 300 for i in range(6)])
+    first = await paged(db, maximumBytesRead=1000.0)  # each document is 300-500 bytes
+    assert [d["body"][0] for d in first["page"]] == ["0", "1", "2"]  # the one crossing it too
+    assert first["pageStatus"] == "SplitRequired" and first["isDone"] is False
+    rest = await paged(db, cursor=first["continueCursor"])
+    assert [d["body"][0] for d in rest["page"]] == ["3", "4", "5"] and "pageStatus" not in rest
+    # The split cursor cuts the page in two: (start, split] and (split, continueCursor].
+    head = await paged(db, endCursor=first["splitCursor"])
+    tail = await paged(db, cursor=first["splitCursor"], endCursor=first["continueCursor"])
+    assert [d["body"][0] for d in head["page"]] == ["0", "1"]
+    assert [d["body"][0] for d in tail["page"]] == ["2"]
+
+
+async def test_a_page_stops_at_maximum_rows_read_counting_filtered_rows(db):
+    await insert_messages(db, "a", ["skip", "skip", "keep", "keep"])
+    rows = by_channel(db.begin(read_only=True), "a").filter(lambda q: q.eq(q.field("body"), "keep"))
+    page = await rows.paginate({"numItems": 10.0, "cursor": None, "maximumRowsRead": 2.0})
+    assert page["page"] == [] and page["pageStatus"] == "SplitRequired"
+    assert page["splitCursor"] is None  # two rows: nothing to split
+
+
+async def test_a_page_near_its_budget_says_split_recommended(db):
+    await insert_messages(db, "a", [str(i) for i in range(7)])
+    page = await paged(db, numItems=7.0, maximumRowsRead=8.0)  # 7 rows > 3/4 of 8
+    assert len(page["page"]) == 7 and page["pageStatus"] == "SplitRecommended"
+    assert isinstance(page["splitCursor"], str)
+
+
+async def test_a_rerun_up_to_its_end_cursor_ignores_the_budget(db):
+    await insert_messages(db, "a", [str(i) for i in range(4)])
+
+    def run(budget):
+        opts = {"numItems": 3.0, "cursor": None, **budget}
+        return lambda tx: by_channel(tx, "a").paginate(opts)
+
+    first = await db.run_query(run({}))
+    rerun = await db.run_query(run({"maximumRowsRead": 1.0}), journal=first.journal)
+    assert [d["body"] for d in rerun.value["page"]] == ["0", "1", "2"]  # all up to its end
+    assert "pageStatus" not in rerun.value
+
+
+@pytest.mark.parametrize("opts", [{"maximumBytesRead": 0.0}, {"maximumRowsRead": "9"}])
+async def test_bad_read_budgets_are_refused(db, opts):
+    with pytest.raises(QueryError, match="must be a number of at least 1") as caught:
+        await paged(db, **opts)
+    assert caught.value.short_msg == "InvalidPaginationLimit"

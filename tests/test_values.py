@@ -15,9 +15,11 @@ from reactive.errors import ValidationError
 from reactive.values import (
     INT64_MAX,
     INT64_MIN,
+    MAX_ARRAY_ELEMENTS,
     MAX_DOCUMENT_BYTES,
     MAX_FIELD_NAME_LEN,
     MAX_NESTING,
+    MAX_OBJECT_FIELDS,
     UNDEFINED,
     _Undefined,
     check_document,
@@ -335,6 +337,38 @@ def test_check_value_rejects_bad_values(value: object, message: str) -> None:
 )
 def test_check_value_accepts_values_at_the_limits(value: object) -> None:
     check_value(value)
+
+
+def _fields(n: int) -> dict[str, float]:
+    return {f"f{i}": 1.0 for i in range(n)}
+
+
+def test_convex_value_limits_are_convexs() -> None:
+    assert (MAX_ARRAY_ELEMENTS, MAX_OBJECT_FIELDS, MAX_NESTING) == (8192, 1024, 16)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([1.0] * (MAX_ARRAY_ELEMENTS + 1), r"Array at the top level has 8193 elements; the limit"),
+        ({"a": [[None] * (MAX_ARRAY_ELEMENTS + 1)]}, r"Array at path \.a\[0\] has 8193 elements"),
+        (_fields(MAX_OBJECT_FIELDS + 1), r"Object at the top level has 1025 fields; the limit"),
+        ({"a": [_fields(MAX_OBJECT_FIELDS + 1)]}, r"Object at path \.a\[0\] has 1025 fields"),
+    ],
+)
+def test_arrays_and_objects_over_convexs_limits_are_refused_everywhere(
+    value: object, message: str
+) -> None:
+    for check in (check_value, encode_value, lambda v: decode_value(json.loads(json.dumps(v)))):
+        with pytest.raises(ValidationError, match=message) as caught:
+            check(value)
+        assert "Convex's" in caught.value.msg  # it says whose limit, and what to do instead
+
+
+def test_arrays_and_objects_at_convexs_limits_are_values() -> None:
+    at_limit = {"list": [1.0] * MAX_ARRAY_ELEMENTS, "obj": _fields(MAX_OBJECT_FIELDS)}
+    check_value(at_limit)
+    assert values_equal(decode_value(encode_value(at_limit)), at_limit)
 
 
 def test_check_value_names_the_given_path() -> None:
