@@ -37,9 +37,12 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import asyncpg
 import httpx
 
+from bench.core import POSTGRES_URL
 from bench.harness import (
     PROJECT,
     SEED,
@@ -88,7 +91,7 @@ async def run(env: BenchEnv) -> list[Measurement]:
             for count in NODES:
                 await cluster.grow(count)
                 say(f"    {cluster.label}: {env.sizes.cluster_sockets:,} sockets, inserts, ...")
-                rows += await _measure(env, cluster.label, cluster.nodes, pairs)
+                rows += await _measure(env, cluster, pairs)
     finally:
         if env.cpus:
             env.cpus.pin_this_process()
@@ -128,6 +131,28 @@ class _Cluster:
         assert self.cores
         return self.cores[(k - 1) % len(self.cores)]
 
+    async def lock_holds(self, since: _Cpu) -> dict[str, float]:
+        """How often the commit lock was taken since `since` started, and how many commits
+        each hold wrote: a hold is one transaction, and the `commits` rows a transaction
+        inserts share its xmin (commit ts are wall-clock ns, so the window is by ts)."""
+        schema = self.url.rsplit("schema=", 1)[1]
+        until = time.time_ns()
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            commits, holds = await conn.fetchrow(
+                f'SELECT count(*), count(DISTINCT xmin::text) FROM "{schema}".commits'
+                " WHERE ts >= $1 AND ts <= $2",
+                since.started_ns,
+                until,
+            )
+        finally:
+            await conn.close()
+        seconds = (until - since.started_ns) / 1e9
+        return {
+            "lock holds/s": holds / seconds,
+            "commits per lock hold": commits / holds if holds else float("nan"),
+        }
+
     @property
     def nodes(self) -> list[Server]:
         return [Server(live, self.http) for live in self.lives]
@@ -164,30 +189,34 @@ def ratio_rows(rows: list[Measurement]) -> list[Measurement]:
 
 
 async def _measure(
-    env: BenchEnv, label: str, nodes: list[Server], pairs: list[tuple[int, int]]
+    env: BenchEnv, cluster: _Cluster, pairs: list[tuple[int, int]]
 ) -> list[Measurement]:
+    label, nodes = cluster.label, cluster.nodes
     rows = await _commit_to_seen(env, label, nodes)
     rows.append(await _fan_out(env, label, nodes))
     sockets = await _open_spread(nodes, throughput.CONNECTIONS)
     try:
         cpu = _Cpu(nodes)
         inserts = await throughput.measure_inserts(sockets, env)
-        rows.append(_relabel(inserts, label, cpu.metrics()))
+        rows.append(_relabel(inserts, label, cpu.metrics(), await cluster.lock_holds(cpu)))
         created = await sockets[0].mutation("accounts:create", {"count": throughput.ACCOUNTS})
         await _caught_up(nodes, created.ts)  # every node serves a snapshot with the accounts
         cpu = _Cpu(nodes)
         transfers = await throughput.measure_transfers(
             nodes, sockets, created.value, ALPHA, pairs, env
         )
-        rows.append(_relabel(transfers, label, cpu.metrics()))
+        rows.append(_relabel(transfers, label, cpu.metrics(), await cluster.lock_holds(cpu)))
     finally:
         await asyncio.gather(*(s.close() for s in sockets))
     return rows
 
 
-def _relabel(row: Measurement, label: str, cpu: dict[str, float]) -> Measurement:
+def _relabel(row: Measurement, label: str, *more: dict[str, float]) -> Measurement:
     case = f"{row.case}, {throughput.CONNECTIONS} connections"
-    return Measurement(NAME, row.backend, label, case, {**row.metrics, **cpu})
+    metrics = dict(row.metrics)
+    for extra in more:
+        metrics.update(extra)
+    return Measurement(NAME, row.backend, label, case, metrics)
 
 
 class _Cpu:
@@ -196,7 +225,9 @@ class _Cpu:
     def __init__(self, nodes: list[Server]) -> None:
         self.nodes = nodes
         self.started = time.perf_counter()
+        self.started_ns = time.time_ns()
         self.node_seconds = [node.cpu_seconds() for node in nodes]
+        self.node_waits = [_run_queue_seconds(node.pid) for node in nodes]
         self.own_seconds = time.process_time()
 
     def node_cpu_seconds(self) -> float:
@@ -210,8 +241,19 @@ class _Cpu:
         metrics = {f"node {k} CPU %": float("nan") for k in range(1, max(NODES) + 1)}
         for k, (node, before) in enumerate(zip(self.nodes, self.node_seconds, strict=True), 1):
             metrics[f"node {k} CPU %"] = (node.cpu_seconds() - before) / wall * 100
+        waits = [
+            _run_queue_seconds(node.pid) - before
+            for node, before in zip(self.nodes, self.node_waits, strict=True)
+        ]
+        metrics["nodes waiting for a core %"] = sum(waits) / len(waits) / wall * 100
         metrics["clients CPU %"] = (time.process_time() - self.own_seconds) / wall * 100
         return metrics
+
+
+def _run_queue_seconds(pid: int) -> float:
+    """Time the process's main thread (its event loop) was ready to run but waited for a core
+    (Linux schedstat): other processes on the machine taking the core it needed."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 async def _open_spread(nodes: list[Server], count: int) -> list[RawSocket]:
