@@ -232,7 +232,13 @@ def test_publishing_one_scenario_keeps_the_others_with_the_run_that_measured_the
     assert "Measured day 1 by `python -m bench`." in a_section and "| 1 |" in a_section
     assert "Measured day 2 by `python -m bench --scenario b`." in b_section
     assert "| 2 |" in b_section and "| 1 |" not in b_section
-    assert "- date: day 2" in text and "- date: day 1" not in text
+    # The header describes the tables that stay; the one re-measured says its own run.
+    assert "- date: day 1" in text and "- date: day 2" not in text
+    third = {"date": "day 3", "command": "python -m bench", "cpu model": "X", "cores": "all"}
+    publish(render_report(rows, third, None), results)
+    text = results.read_text()
+    assert "- date: day 3" in text and "- date: day 1" not in text  # all re-measured
+    assert text.count("Measured day 3 by `python -m bench` on X; all.") == 2
 
 
 def test_first_seen_counts_each_query_once_and_ignores_unknown_ids() -> None:

@@ -18,7 +18,11 @@ Per configuration:
   frame for both commits), and pushes per node-CPU-second what the nodes spent on each.
 - uncontended inserts and Zipf alpha 1.5 transfers over 50 connections spread over the nodes
   (throughput's own code; retries from every node's attempt counter).
-- CPU of every node and of the bench process (the clients) over each case.
+- CPU of every node and of the bench process (the clients) over each case, and how long the
+  nodes' event loops were ready to run but waited for a core (/proc/<pid>/schedstat): on a
+  shared machine, the share of the figures that is other people's work.
+- lock holds/s and commits per lock hold for inserts and transfers: each hold of the commit
+  lock is one PostgreSQL transaction, whose `commits` rows share its xmin.
 
 Rows "2 nodes ÷ 1 node" and "3 nodes ÷ 1 node" divide the throughput figures.
 
