@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent
 PUBLISH_BEGIN = "<!-- bench:begin (written by python -m bench --publish) -->"
 PUBLISH_END = "<!-- bench:end -->"
 RowKey = tuple[str, str, str, str]
+NO_PLOTS = "(No plots: matplotlib is not installed; `pip install -e .[bench]`.)"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -103,7 +104,7 @@ def render_report(
         if plots and f"{_slug(scenario)}.png" in plots:
             lines += [f"![{scenario}]({plot_dir}{_slug(scenario)}.png)", ""]
     if plots is not None and not plots:
-        lines += ["(No plots: matplotlib is not installed; `pip install -e .[bench]`.)", ""]
+        lines += [NO_PLOTS, ""]
     return "\n".join(lines)
 
 
@@ -148,9 +149,13 @@ def publish(report: str, results_md: Path) -> None:
 
     Scenario by scenario: a scenario in `report` replaces its earlier table, the others stay
     as they were, so one scenario can be re-measured without re-running them all. Each
-    scenario says which run measured it (its stamp); the header is the newest run's.
+    scenario says which run measured it, and on what machine (its stamp). The header is the
+    newest run's only when that run measured every scenario published so far; otherwise it
+    stays, as it describes the tables that stay.
     """
     text = results_md.read_text() if results_md.exists() else ""
+    # A run without matplotlib leaves the published plots as they were: no note about it.
+    report = report.replace(f"\n{NO_PLOTS}\n", "\n")
     head, blocks = _split_report(report.replace("# reactive", "# Server", 1))
     if PUBLISH_BEGIN in text and PUBLISH_END in text:
         before, rest = text.split(PUBLISH_BEGIN, 1)
@@ -158,6 +163,8 @@ def publish(report: str, results_md: Path) -> None:
         old_head, old_blocks = _split_report(old.strip("\n"))
         stamp = _stamp(_header_facts(old_head))
         merged = {name: _stamped(block, stamp) for name, block in old_blocks.items()}
+        if not set(merged) <= set(blocks):
+            head = old_head.strip("\n")
         blocks = {**merged, **blocks}
     else:
         before, after = text.rstrip("\n") + "\n\n", "\n"
@@ -188,7 +195,9 @@ def _stamp(header: dict[str, str]) -> str:
     """The line under a scenario's heading that says which run measured it."""
     if "date" not in header or "command" not in header:
         return ""
-    return f"Measured {header['date']} by `{header['command']}`."
+    machine = [header[key] for key in ("cpu model", "cores") if key in header]
+    on = f" on {'; '.join(machine)}" if machine else ""
+    return f"Measured {header['date']} by `{header['command']}`{on}."
 
 
 def _stamped(block: str, stamp: str) -> str:

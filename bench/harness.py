@@ -97,10 +97,32 @@ class Sizes:
     #: Steady phase of the table-level baseline in scale (0: same as ours). It saturates the
     #: server, so a shorter phase only shortens its queue (flatters it) and saves most of the run.
     table_level_seconds: float = 0.0
+    #: Sockets of the cluster scenario's fan-out, spread over the nodes, and its spaced writes.
+    cluster_sockets: int = 3000
+    cluster_writes: int = 10
 
 
 SIZES: dict[str, Sizes] = {
-    "tiny": Sizes("tiny", 10, (1, 10), 2, (100,), 20, 5.0, 1.5, 20, 100, 50, 20, 2.5, 3, (100,), 5),
+    "tiny": Sizes(
+        "tiny",
+        10,
+        (1, 10),
+        2,
+        (100,),
+        20,
+        5.0,
+        1.5,
+        20,
+        100,
+        50,
+        20,
+        2.5,
+        3,
+        (100,),
+        5,
+        cluster_sockets=30,
+        cluster_writes=3,
+    ),
     "quick": Sizes(
         "quick",
         100,
@@ -140,6 +162,7 @@ SIZES: dict[str, Sizes] = {
         # 100 commits: enough to show the queue it builds, without a 100k-subscription server
         # draining 500 of them for minutes
         2.0,
+        cluster_writes=30,
     ),
 }
 

@@ -13,14 +13,14 @@ from bench.__main__ import parse_args, publish, render_report
 from bench.baselines import pglite
 from bench.harness import SIZES, Measurement, RawSocket, Update, first_seen_ms, latency_metrics
 from bench.plots import write_plots
-from bench.scenarios import SCENARIOS, fan_out, throughput
+from bench.scenarios import SCENARIOS, cluster, fan_out, throughput
 from tests.node_tools import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _run_bench(out: Path, backend: str) -> str:
-    command = [sys.executable, "-m", "bench", "--quick", "--tiny", "--backend", backend]
+def _run_bench(out: Path, backend: str, *more: str) -> str:
+    command = [sys.executable, "-m", "bench", "--quick", "--tiny", "--backend", backend, *more]
     completed = subprocess.run(
         [*command, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=180
     )
@@ -165,9 +165,40 @@ def test_pglite_baselines_of_fan_out_and_throughput(tiny_report: str) -> None:
 
 @pytest.mark.postgres
 def test_tiny_run_on_postgres(tmp_path: Path) -> None:
-    report = _run_bench(tmp_path, "postgres")
-    for scenario in SCENARIOS:
+    # The cluster scenario has its own test (below).
+    scenarios = [name for name in SCENARIOS if name != cluster.NAME]
+    report = _run_bench(tmp_path, "postgres", *(f"--scenario={name}" for name in scenarios))
+    for scenario in scenarios:
         assert f"## {scenario}\n" in report and "| postgres |" in report
+
+
+@pytest.mark.postgres
+def test_tiny_cluster_of_one_two_and_three_nodes_on_postgres(tmp_path: Path) -> None:
+    rows = _table(_run_bench(tmp_path, "postgres", "--scenario=cluster"), cluster.NAME)
+    for count in cluster.NODES:
+        (system,) = {
+            r["system"]
+            for r in rows
+            if r["system"].startswith(f"{count} node") and "÷" not in r["system"]
+        }
+        for k in range(1, count + 1):
+            row = _find(rows, system, f"commit->seen, writer on node 1, subscriber on node {k}")
+            _finite(row, "commit->seen p50 ms")
+            assert _number(row["missed"]) == 0
+        fan = _find(rows, system, "fan-out")
+        for column in (f"{cluster.FAN_OUT} p50 ms", cluster.PUSHES, "clients CPU %"):
+            _finite(fan, column)
+        for k in range(1, max(cluster.NODES) + 1):  # a CPU column per node, "-" for none
+            assert math.isfinite(_number(fan[f"node {k} CPU %"])) == (k <= count)
+        for case in ("uncontended inserts", "transfers, Zipf alpha 1.5"):
+            row = _find(rows, system, case)
+            _finite(row, "committed/s")
+            assert _number(row["failed"]) == 0
+        if count > 1:
+            ratio = f"{count} nodes ÷ 1 node"
+            _finite(_find(rows, ratio, "fan-out"), cluster.PUSHES)
+            for case in ("uncontended inserts", "transfers, Zipf alpha 1.5"):
+                _finite(_find(rows, ratio, case), "committed/s")
 
 
 def test_report_shows_median_and_range_over_runs() -> None:
@@ -201,7 +232,13 @@ def test_publishing_one_scenario_keeps_the_others_with_the_run_that_measured_the
     assert "Measured day 1 by `python -m bench`." in a_section and "| 1 |" in a_section
     assert "Measured day 2 by `python -m bench --scenario b`." in b_section
     assert "| 2 |" in b_section and "| 1 |" not in b_section
-    assert "- date: day 2" in text and "- date: day 1" not in text
+    # The header describes the tables that stay; the one re-measured says its own run.
+    assert "- date: day 1" in text and "- date: day 2" not in text
+    third = {"date": "day 3", "command": "python -m bench", "cpu model": "X", "cores": "all"}
+    publish(render_report(rows, third, None), results)
+    text = results.read_text()
+    assert "- date: day 3" in text and "- date: day 1" not in text  # all re-measured
+    assert text.count("Measured day 3 by `python -m bench` on X; all.") == 2
 
 
 def test_first_seen_counts_each_query_once_and_ignores_unknown_ids() -> None:

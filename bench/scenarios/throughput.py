@@ -34,7 +34,18 @@ from bench.harness import (
     say,
 )
 
-__all__ = ["ACCOUNTS", "NAME", "draw_pairs", "live_sub_count", "ratio_row", "run"]
+__all__ = [
+    "ACCOUNTS",
+    "CONNECTIONS",
+    "HEADLINE",
+    "NAME",
+    "draw_pairs",
+    "live_sub_count",
+    "measure_inserts",
+    "measure_transfers",
+    "ratio_row",
+    "run",
+]
 
 NAME = "throughput"
 CONNECTIONS = 50
@@ -54,11 +65,13 @@ async def run(env: BenchEnv) -> list[Measurement]:
         sockets = await asyncio.gather(*(RawSocket.open(server.url) for _ in range(CONNECTIONS)))
         try:
             say(f"    {env.sizes.inserts} inserts ...")
-            rows = [await _inserts(sockets, env)]
+            rows = [await measure_inserts(sockets, env)]
             accounts = (await sockets[0].mutation("accounts:create", {"count": ACCOUNTS})).value
             for alpha in ALPHAS:
                 say(f"    {env.sizes.transfers} transfers, Zipf alpha {alpha} ...")
-                rows.append(await _transfers(server, sockets, accounts, alpha, pairs[alpha], env))
+                rows.append(
+                    await measure_transfers([server], sockets, accounts, alpha, pairs[alpha], env)
+                )
             live = {OURS: await _inserts_with_live_subs(server, sockets, env)}
         finally:
             await asyncio.gather(*(s.close() for s in sockets))
@@ -127,7 +140,9 @@ async def _spread(
     return time.perf_counter() - start
 
 
-async def _inserts(sockets: list[RawSocket], env: BenchEnv) -> Measurement:
+async def measure_inserts(sockets: list[RawSocket], env: BenchEnv) -> Measurement:
+    """Uncontended single inserts over `sockets`, one in flight each, after a warm-up."""
+
     async def insert(socket: RawSocket, i: int) -> None:
         await socket.mutation("messages:send", {"channel": f"t{i % 100}", "body": "hello"})
 
@@ -137,14 +152,16 @@ async def _inserts(sockets: list[RawSocket], env: BenchEnv) -> Measurement:
     return Measurement(NAME, env.backend, OURS, "uncontended inserts", metrics)
 
 
-async def _transfers(
-    server: Server,
+async def measure_transfers(
+    servers: list[Server],
     sockets: list[RawSocket],
     accounts: list[str],
     alpha: float,
     pairs: list[tuple[int, int]],
     env: BenchEnv,
 ) -> Measurement:
+    """The pre-drawn transfers over `sockets`; retries are the attempts counted by every server
+    process in `servers` (the sockets may be spread over several) minus the transfers."""
     failed = 0
 
     async def transfer(socket: RawSocket, i: int) -> None:
@@ -156,9 +173,9 @@ async def _transfers(
         except RuntimeError:
             failed += 1
 
-    before = (await server.runs())["accounts:transfer"]
+    before = await _transfer_attempts(servers)
     seconds = await _spread(sockets, len(pairs), transfer)
-    attempts = (await server.runs())["accounts:transfer"] - before
+    attempts = await _transfer_attempts(servers) - before
     committed = len(pairs) - failed
     metrics = {
         HEADLINE: committed / seconds,
@@ -166,6 +183,11 @@ async def _transfers(
         "failed": float(failed),
     }
     return Measurement(NAME, env.backend, OURS, f"transfers, Zipf alpha {alpha:g}", metrics)
+
+
+async def _transfer_attempts(servers: list[Server]) -> int:
+    counts = await asyncio.gather(*(server.runs() for server in servers))
+    return sum(count["accounts:transfer"] for count in counts)
 
 
 # -- inserts with live subscriptions ----------------------------------------------------------
