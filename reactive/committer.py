@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reactive import knobs
 from reactive.catalog import Catalog
@@ -73,6 +74,9 @@ class _Request:
 
 #: The written "index" of a commit that changed tables or indexes (see commit_catalog_change).
 CATALOG_CHANGED = "_catalog.changed"
+#: The written "index" that lists a stored commit's exactly-once mutation keys, so that other
+#: processes learn them with the commit (and need not ask the database when re-validating).
+MUTATIONS = "_mutations.keys"
 
 #: A prepared commit: the request, what it writes, and the keys it wrote.
 _Accepted = tuple[_Request, CommitWrite, WrittenKeys]
@@ -103,6 +107,12 @@ class Committer:
         self._held: HeldCommitLock | None = None
         #: Timestamps of our commits being written: their announcements are not news.
         self._in_flight: set[int] = set()
+        #: Whether a hint without a ts came (then look at the database before reading commits).
+        self._look = False
+        #: Mutation keys in commits learnt from other processes (key -> ts), most recent last.
+        self._learnt_mutations: dict[bytes, int] = {}
+        #: Commits learnt under the commit lock, published once it is released.
+        self._unpublished: list[PublishedCommit] = []
         self._recent_mutations: dict[tuple[str, int], MutationRecord] = {}
         #: Newest durable, published commit: new transactions read at this ts.
         self.committed_ts = last_ts
@@ -175,11 +185,11 @@ class Committer:
         if self._held is None:
             raise RuntimeError("commit_catalog_change needs serially()")
         ts = self._next_ts()
-        written: WrittenKeys = {CATALOG_CHANGED: []}
-        await self._held.write([CommitWrite(ts, [], [], encode_written(written))])
-        self._recent_writes.append(ts, written)
+        marker = encode_written({CATALOG_CHANGED: []})
+        await self._held.write([CommitWrite(ts, [], [], marker)])
+        self._recent_writes.append(ts, {})
         self.committed_ts = ts
-        self._publish(PublishedCommit(ts, written))
+        self._publish(PublishedCommit(ts, {}))
         return ts
 
     async def commit_now(
@@ -210,13 +220,14 @@ class Committer:
         async def revise(newer: list[CommitRecord]) -> list[CommitWrite]:
             # Other processes committed since we prepared: forget our ts and log entries,
             # learn theirs, and validate the batch again (a loser now fails with a conflict).
+            # The commit lock is held: no round trip here unless a duplicate is suspected, and
+            # what was learnt is published once the lock is released.
             nonlocal accepted, followers
             self._recent_writes.truncate_after(self.committed_ts)
             self._assigned_ts = self.committed_ts
-            await self._learn(newer)
-            accepted, followers = await self._prepare_batch(
-                [r for r in batch if not r.future.done()]
-            )
+            await self._learn(newer, publish_later=True)
+            pending = [r for r in batch if not r.future.done()]
+            accepted, followers = await self._prepare_batch(pending, revising=True)
             revised = [commit for _, commit, _ in accepted]
             self._in_flight = {commit.ts for commit in revised}
             return revised
@@ -232,6 +243,7 @@ class Committer:
                 )
         except Exception as exc:
             log.warning("commit of %d transactions failed: %s", len(accepted), exc)
+            self._publish_learnt()
             self._recent_writes.truncate_after(self.committed_ts)
             self._assigned_ts = self.committed_ts
             # `accepted` as revised, if the lock showed other processes' commits first.
@@ -240,6 +252,7 @@ class Committer:
             return
         finally:
             self._in_flight = set()
+        self._publish_learnt()
         self._finish(accepted, followers)
 
     async def _answer_failed_write(
@@ -303,48 +316,85 @@ class Committer:
             async with self._persistence.hold_commit_lock(self.committed_ts) as held:
                 return held.newer
 
-    async def _prepare_batch(self, batch: list[_Request]) -> tuple[list[_Accepted], _Followers]:
+    async def _prepare_batch(
+        self, batch: list[_Request], *, revising: bool = False
+    ) -> tuple[list[_Accepted], _Followers]:
         accepted: list[_Accepted] = []
         followers: _Followers = {}
+        try:
+            duplicates = await self._find_duplicates(batch, revising=revising)
+        except Exception as exc:
+            for request in batch:
+                _fail(request, exc)
+            return accepted, followers
         for request in batch:
             key = _mutation_key(request.mutation)
             if key is not None and key in followers:
                 followers[key].append(request)
                 continue
+            duplicate = None if key is None else duplicates.get(key)
+            if duplicate is not None:
+                request.future.set_result(CommitOutcome(duplicate.ts, duplicate))
+                continue
             try:
-                prepared = await self._prepare(request)
+                accepted.append((request, *self._prepare(request)))
             except Exception as exc:
                 _fail(request, exc)
                 continue
-            if prepared is not None:
-                accepted.append((request, *prepared))
-                if key is not None:
-                    followers[key] = []
+            if key is not None:
+                followers[key] = []
         return accepted, followers
+
+    async def _find_duplicates(
+        self, batch: list[_Request], *, revising: bool
+    ) -> dict[tuple[str, int], MutationRecord]:
+        """The stored records of the batch's mutations that already ran, read all at once.
+        When revising under the commit lock, the database was read before it was taken, so
+        only keys that the commits learnt since then carry can have been stored meanwhile."""
+        keys = {key for r in batch if (key := _mutation_key(r.mutation)) is not None}
+        found = {key: self._recent_mutations[key] for key in keys if key in self._recent_mutations}
+        unread = [
+            key
+            for key in keys - found.keys()
+            if not revising or _key_bytes(key) in self._learnt_mutations
+        ]
+        records = await asyncio.gather(*(self._persistence.get_mutation(*k) for k in unread))
+        found.update({key: rec for key, rec in zip(unread, records, strict=True) if rec})
+        return found
 
     # -- other processes' commits ----------------------------------------------------------
 
     def _hint(self, ts: int | None) -> None:
         """From the watcher: some process may have committed `ts` (None: look and see)."""
-        if ts is None or (ts > self.committed_ts and ts not in self._in_flight):
+        if ts is None:
+            self._look = True
+            self._hinted.set()
+        elif ts > self.committed_ts and ts not in self._in_flight:
             self._hinted.set()
 
     async def _follow(self) -> None:
         while True:
             await self._hinted.wait()
             self._hinted.clear()
+            look, self._look = self._look, False
             try:
-                if await self._persistence.max_commit_ts() > self.committed_ts:
+                # A hint with a ts is news for sure; one without is checked cheaply first.
+                if not look or await self._persistence.max_commit_ts() > self.committed_ts:
                     await self.catch_up()
             except Exception as exc:
                 log.warning("could not read other processes' commits (will retry): %s", exc)
                 await asyncio.sleep(0.1)
-                self._hinted.set()
+                self._hint(None)
 
     async def catch_up(self) -> None:
-        """Publish every commit other processes made that this one has not seen yet."""
-        async with self._exclusive:
-            await self._learn(await self._persistence.commits_after(self.committed_ts))
+        """Publish every commit other processes made that this one has not seen yet.
+
+        Read without holding off our own commits: one of ours that lands meanwhile learnt, under
+        the commit lock, every commit before it, so what is read and now older is skipped."""
+        records = await self._persistence.commits_after(self.committed_ts)
+        if records:
+            async with self._exclusive:
+                await self._learn(records)
 
     async def conflict_of_failure(self, tx: Transaction) -> ConflictError | None:
         """For a mutation that raised: the conflict, if a commit after its snapshot wrote what
@@ -355,25 +405,33 @@ class Committer:
         conflict = self._recent_writes.find_conflict(tx.reads, tx.begin_ts)
         return None if conflict is None else _conflict_error(conflict)
 
-    async def _learn(self, records: list[CommitRecord]) -> None:
-        """Publish other processes' commits, in ts order, exactly as our own are."""
+    async def _learn(self, records: list[CommitRecord], *, publish_later: bool = False) -> None:
+        """Publish other processes' commits, in ts order, exactly as our own are (or, under the
+        commit lock, once it is released: `_publish_learnt`)."""
         for record in records:
             if record.ts <= self.committed_ts:
                 continue
             written = decode_written(record.written)
-            if CATALOG_CHANGED in written or not self._catalog.knows(written):
+            for key in written.pop(MUTATIONS, ()):
+                self._learnt_mutations[key] = record.ts
+            catalog_changed = written.pop(CATALOG_CHANGED, None) is not None
+            if catalog_changed or not self._catalog.knows(written):
                 await self._catalog.load()  # tables or indexes another process changed
             self._recent_writes.append(record.ts, written)
             self.committed_ts = record.ts
             self._assigned_ts = max(self._assigned_ts, record.ts)
-            self._publish(PublishedCommit(record.ts, written))
+            self._unpublished.append(PublishedCommit(record.ts, written))
+        _trim_oldest(self._learnt_mutations)
+        if not publish_later:
+            self._publish_learnt()
 
-    async def _prepare(self, request: _Request) -> tuple[CommitWrite, WrittenKeys] | None:
-        """OCC-check one request and give it a ts; None if it was answered already."""
-        duplicate = await self._find_duplicate(request.mutation)
-        if duplicate is not None:
-            request.future.set_result(CommitOutcome(duplicate.ts, duplicate))
-            return None
+    def _publish_learnt(self) -> None:
+        unpublished, self._unpublished = self._unpublished, []
+        for commit in unpublished:
+            self._publish(commit)
+
+    def _prepare(self, request: _Request) -> tuple[CommitWrite, WrittenKeys]:
+        """OCC-check one request and give it a ts."""
         tx = request.tx
         conflict = self._recent_writes.find_conflict(tx.reads, tx.begin_ts)
         if conflict is not None:
@@ -381,26 +439,19 @@ class Committer:
         writes = tx.build_writes()
         ts = self._next_ts()
         mutation = request.mutation
+        stored = writes.written
         if mutation is not None:
             mutation = MutationRecord(mutation.session_id, mutation.request_id, ts, mutation.result)
+            stored = {**stored, MUTATIONS: [_key_bytes(_mutation_key(mutation))]}  # type: ignore[arg-type]
         self._recent_writes.append(ts, writes.written)
         commit = CommitWrite(
             ts=ts,
             documents=writes.documents,
             indexes=writes.indexes,
-            written=encode_written(writes.written),
+            written=encode_written(stored),
             mutation=mutation,
         )
         return commit, writes.written
-
-    async def _find_duplicate(self, mutation: MutationRecord | None) -> MutationRecord | None:
-        if mutation is None:
-            return None
-        key = (mutation.session_id, mutation.request_id)
-        found = self._recent_mutations.get(key)
-        if found is None:
-            found = await self._persistence.get_mutation(*key)
-        return found
 
     def _next_ts(self) -> int:
         # Never goes back, even if the clock does or the process restarts (last_ts is loaded
@@ -421,10 +472,20 @@ class Committer:
 
     def _remember_mutation(self, record: MutationRecord) -> None:
         self._recent_mutations[(record.session_id, record.request_id)] = record
-        if len(self._recent_mutations) > 100_000:
-            # dicts keep insertion order: drop the oldest half; storage still has them.
-            for key in list(self._recent_mutations)[:50_000]:
-                del self._recent_mutations[key]
+        _trim_oldest(self._recent_mutations)
+
+
+def _trim_oldest(remembered: dict[Any, Any], most: int = 100_000) -> None:
+    """Bound a dict used as a cache: past `most` entries drop the oldest half (dicts keep
+    insertion order); the database still has them."""
+    if len(remembered) > most:
+        for key in list(remembered)[: most // 2]:
+            del remembered[key]
+
+
+def _key_bytes(key: tuple[str, int]) -> bytes:
+    """A mutation key as stored among a commit's written keys."""
+    return f"{key[1]}:{key[0]}".encode()
 
 
 def _mutation_key(mutation: MutationRecord | None) -> tuple[str, int] | None:

@@ -35,6 +35,7 @@ from reactive.persistence.base import (
     IndexWrite,
     MutationRecord,
     Revise,
+    Row,
     StoredDocument,
     TableMeta,
     backfill_rows,
@@ -470,16 +471,19 @@ class _HeldLock:
 
 
 async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) -> None:
-    batches = (
-        (INSERT_DOCUMENT, document_rows(commits)),
-        (INSERT_INDEX_ROW, index_rows(commits)),
-        (INSERT_MUTATION, mutation_rows(commits)),
-    )
-    for sql, rows in batches:
-        if rows:
-            await conn.executemany(sql, rows)
-    if commits:
-        await conn.execute(INSERT_COMMITS, [c.ts for c in commits], [c.written for c in commits])
+    """Every row of a group in ONE statement (a round trip, while the commit lock is held)."""
+    if not commits:
+        return
+    documents = _columns(document_rows(commits), 6)
+    indexes = _columns(index_rows(commits), 5)
+    mutations = _columns(mutation_rows(commits), 4)
+    records = [[c.ts for c in commits], [c.written for c in commits]]
+    await conn.execute(INSERT_GROUP, *documents, *indexes, *mutations, *records)
+
+
+def _columns(rows: list[Row], width: int) -> list[list[Any]]:
+    """Rows turned into one list per column (what `unnest` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def _failure(message: str, exc: BaseException) -> PersistenceError:
@@ -621,18 +625,24 @@ INSERT INTO meta (key, value) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value
 """
 
-INSERT_DOCUMENT = """
-INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts) VALUES ($1, $2, $3, $4, $5, $6)
-"""
 INSERT_INDEX_ROW = """
 INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES ($1, $2, $3, $4, $5)
 """
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
-INSERT_COMMITS = """
-INSERT INTO commits (ts, written) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])
-"""
-INSERT_MUTATION = """
-INSERT INTO mutation_results (session_id, request_id, ts, result) VALUES ($1, $2, $3, $4)
+# A group's documents, index rows, mutation records and commit records, each column an array.
+INSERT_GROUP = """
+WITH new_documents AS (
+    INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts)
+    SELECT * FROM unnest($1::INTEGER[], $2::TEXT[], $3::BIGINT[], $4::BYTEA[], $5::BOOLEAN[],
+                         $6::BIGINT[])
+), new_index_rows AS (
+    INSERT INTO indexes (index_id, key, ts, deleted, document_id)
+    SELECT * FROM unnest($7::BIGINT[], $8::BYTEA[], $9::BIGINT[], $10::BOOLEAN[], $11::TEXT[])
+), new_mutations AS (
+    INSERT INTO mutation_results (session_id, request_id, ts, result)
+    SELECT * FROM unnest($12::TEXT[], $13::BIGINT[], $14::BIGINT[], $15::BYTEA[])
+)
+INSERT INTO commits (ts, written) SELECT * FROM unnest($16::BIGINT[], $17::BYTEA[])
 """
 
 SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
