@@ -93,7 +93,8 @@ schema = define_schema(
             }
         )
         .index("by_userId", ["userId"])
-        .index("by_projectId", ["projectId"]),
+        .index("by_projectId", ["projectId"])
+        .index("by_storageId", ["storageId"]),
         # Stripe webhook events already applied, so a re-delivered event changes nothing.
         "stripeEvents": define_table(
             {"eventId": v.string(), "type": v.string(), "processedAt": v.number()}

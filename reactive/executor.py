@@ -236,7 +236,7 @@ class Executor:
         attempt: list[StorageWriter] = []  # the storage of the attempt that committed
 
         async def body(tx: Transaction) -> Value:
-            storage = StorageWriter(self.storage, tx)
+            storage = StorageWriter(self.storage, tx, token_identifier(identity))
             attempt[:] = [storage]
             ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
             return self._check_result(fn, await fn.handler(ctx, args))
@@ -265,7 +265,8 @@ class Executor:
                 raise AppError(outcome.error.data, outcome.error.message)
             raise NestedCallError(outcome.error.message)
 
-        return ActionCtx(Auth(identity), ActionStorage(self.storage), run)
+        storage = ActionStorage(self.storage, token_identifier(identity))
+        return ActionCtx(Auth(identity), storage, run)
 
     async def run_http_action(
         self, action: HttpActionDef, request: Request, identity: Identity | None
@@ -335,6 +336,13 @@ def _convex_data(data: Any) -> Value:
     except ValidationError:
         return repr(data)
     return data  # type: ignore[no-any-return]
+
+
+def token_identifier(identity: Any) -> str | None:
+    """The token identifier of the identity a function runs for; None without one. Files it
+    uploads are recorded as this identity's."""
+    found = getattr(identity, "token_identifier", None)
+    return found if isinstance(found, str) else None
 
 
 def make_identity_key(identity: Any) -> str:
