@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reactive import knobs
 from reactive.catalog import Catalog
@@ -382,7 +382,7 @@ class Committer:
         ts = self._next_ts()
         mutation = request.mutation
         if mutation is not None:
-            mutation = MutationRecord(mutation.session_id, mutation.request_id, ts, mutation.result)
+            mutation = replace(mutation, ts=ts)  # keeps its identity
         self._recent_writes.append(ts, writes.written)
         commit = CommitWrite(
             ts=ts,

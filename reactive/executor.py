@@ -241,7 +241,12 @@ class Executor:
             ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
             return self._check_result(fn, await fn.handler(ctx, args))
 
-        result = await self.db.run_mutation(body, session_id=session_id, request_id=request_id)
+        result = await self.db.run_mutation(
+            body,
+            session_id=session_id,
+            request_id=request_id,
+            identity=token_identifier(identity) or "",
+        )
         if attempt and not result.duplicate:
             self.storage.delete_blobs_later(attempt[0].deleted_blobs)
         return Outcome(result.value, ts=result.ts, duplicate=result.duplicate)

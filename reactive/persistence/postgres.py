@@ -150,6 +150,7 @@ class PostgresPersistence:
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(CREATE_SCHEMA)
+            await conn.execute(ADD_MUTATION_IDENTITY)
             await conn.execute(CREATE_ANNOUNCE_TRIGGER.format(channel=self.channel))
 
     async def close(self) -> None:
@@ -406,7 +407,8 @@ class PostgresPersistence:
         rows = await self._fetch("get_mutation", SELECT_MUTATION, session_id, request_id)
         if not rows:
             return None
-        return MutationRecord(session_id, request_id, rows[0]["ts"], rows[0]["result"])
+        row = rows[0]
+        return MutationRecord(session_id, request_id, row["ts"], row["result"], row["identity"])
 
     async def commits_after(self, ts: int) -> list[CommitRecord]:
         rows = await self._fetch("commits_after", COMMITS_AFTER, ts)
@@ -564,6 +566,12 @@ END $$;
 
 # Advancing the clock and announcing the commit happen in the server, with the INSERT of the
 # commit records (one statement for a whole group): no round trip of their own.
+#: Databases made before mutation records named their identity get the column; old records
+#: get "" (no identity).
+ADD_MUTATION_IDENTITY = (
+    "ALTER TABLE mutation_results ADD COLUMN IF NOT EXISTS identity TEXT NOT NULL DEFAULT ''"
+)
+
 CREATE_ANNOUNCE_TRIGGER = """
 DO $$ BEGIN
     IF NOT EXISTS (
@@ -619,7 +627,8 @@ INSERT_COMMITS = """
 INSERT INTO commits (ts, written) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])
 """
 INSERT_MUTATION = """
-INSERT INTO mutation_results (session_id, request_id, ts, result) VALUES ($1, $2, $3, $4)
+INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
+VALUES ($1, $2, $3, $4, $5)
 """
 
 SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
@@ -662,7 +671,7 @@ LIMIT $4
 """
 
 SELECT_MUTATION = """
-SELECT ts, result FROM mutation_results WHERE session_id = $1 AND request_id = $2
+SELECT ts, result, identity FROM mutation_results WHERE session_id = $1 AND request_id = $2
 """
 COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > $1 ORDER BY ts"
 
