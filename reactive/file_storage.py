@@ -322,7 +322,7 @@ class StorageWriter(StorageReader):
         row = await _storage_row(self._tx, storage_id)
         if row is None:
             raise ValidationError(f"Storage id {storage_id} not found", short_msg="FileNotFound")
-        await self._tx.delete(storage_id)
+        await self._tx.delete(storage_id, system=True)
         self.deleted_blobs.append(str(row["blobKey"]))
 
 
