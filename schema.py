@@ -1,5 +1,5 @@
 """The seed app's schema: users synced from Clerk, projects, tasks, comments, files, and the
-Stripe webhook events already processed."""
+Clerk and Stripe webhook events already processed."""
 
 from __future__ import annotations
 
@@ -93,7 +93,17 @@ schema = define_schema(
             }
         )
         .index("by_userId", ["userId"])
-        .index("by_projectId", ["projectId"]),
+        .index("by_projectId", ["projectId"])
+        .index("by_storageId", ["storageId"]),
+        # Clerk webhook messages (svix ids) already processed, so a re-delivery changes nothing.
+        "clerkEvents": define_table(
+            {"svixId": v.string(), "type": v.string(), "processedAt": v.number()}
+        ).index("by_svixId", ["svixId"]),
+        # Per Clerk user: the newest event applied (Clerk's ms `timestamp`), so a late one is
+        # ignored, and whether they were deleted (a tombstone: Clerk never reuses user ids).
+        "clerkUserStates": define_table(
+            {"clerkId": v.string(), "lastEventAt": v.number(), "deleted": v.boolean()}
+        ).index("by_clerkId", ["clerkId"]),
         # Stripe webhook events already applied, so a re-delivered event changes nothing.
         "stripeEvents": define_table(
             {"eventId": v.string(), "type": v.string(), "processedAt": v.number()}

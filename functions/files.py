@@ -3,6 +3,9 @@
 The browser POSTs the bytes to `files:generateUploadUrl`'s URL and gets a storageId back, then
 calls `files:save`. A file belongs to its uploader and optionally to one of their projects;
 deleting the row also deletes the stored bytes (after the transaction commits).
+Invariant: a storage id is saved at most once, and only by the user whose upload URL stored it
+(the runtime records the uploader's token identifier in `_storage.reactiveOwner`), so no one
+can claim, or by deleting delete, another user's bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from functions.lib.auth import Document, require_auth, require_project_access
 from functions.lib.errors import forbidden, invalid, not_found
-from reactive import MutationCtx, QueryCtx, mutation, query, v
+from reactive import STORAGE_OWNER_FIELD, MutationCtx, QueryCtx, mutation, query, v
 
 __all__ = ["delete_file", "generateUploadUrl", "getUrl", "list", "listMine", "remove", "save"]
 
@@ -53,15 +56,13 @@ async def generateUploadUrl(ctx: MutationCtx, args: dict[str, Any]) -> str:
 )
 async def save(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Record an uploaded file; size and type come from what was actually stored."""
-    _, user = await require_auth(ctx)
+    identity, user = await require_auth(ctx)
     if args.get("projectId") is not None:
         await require_project_access(ctx, args["projectId"])
     name = args["name"].strip()
     if not 1 <= len(name) <= MAX_NAME:
         raise invalid("INVALID_NAME", f"File names have 1 to {MAX_NAME} characters")
-    stored = await ctx.storage.get_metadata(args["storageId"])
-    if stored is None:
-        raise not_found("File")
+    stored = await _own_unsaved_upload(ctx, args["storageId"], identity["tokenIdentifier"])
     row: Document = {
         "userId": user["_id"],
         "storageId": args["storageId"],
@@ -73,6 +74,30 @@ async def save(ctx: MutationCtx, args: dict[str, Any]) -> str:
     if args.get("projectId") is not None:
         row["projectId"] = args["projectId"]
     return await ctx.db.insert("files", row)
+
+
+async def _own_unsaved_upload(ctx: MutationCtx, storage_id: str, caller: str) -> Document:
+    """The `_storage` row of `storage_id` if `caller` (a token identifier) uploaded it and it
+    is not saved as a file yet; NOT_FOUND, FORBIDDEN or ALREADY_SAVED otherwise."""
+    stored = await ctx.db.system.get(storage_id)
+    if stored is None:
+        raise not_found("File")
+    if stored.get(STORAGE_OWNER_FIELD) != caller:
+        raise forbidden(
+            "This storage id was uploaded by someone else: upload the file yourself "
+            "(files:generateUploadUrl) and save the storage id you get back"
+        )
+    if await _file_of_storage(ctx, storage_id) is not None:
+        raise invalid("ALREADY_SAVED", "This upload is already saved as a file")
+    return stored
+
+
+async def _file_of_storage(ctx: MutationCtx, storage_id: str) -> Document | None:
+    """A files row that points at `storage_id`, if any."""
+    query = ctx.db.query("files").with_index(
+        "by_storageId", lambda q: q.eq("storageId", storage_id)
+    )
+    return await query.first()
 
 
 async def _with_url(ctx: QueryCtx, rows: Sequence[Document]) -> Sequence[Document]:
@@ -128,8 +153,11 @@ async def getUrl(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
 
 
 async def delete_file(ctx: MutationCtx, row: Document) -> None:
-    """Delete a file row and its stored bytes (if they are still there)."""
+    """Delete a file row and its stored bytes (if they are still there and no other row, one
+    saved before storage ids had owners, points at them)."""
     await ctx.db.delete(row["_id"])
+    if await _file_of_storage(ctx, row["storageId"]) is not None:
+        return  # read after the delete above: only another row is found
     if await ctx.storage.get_metadata(row["storageId"]) is not None:
         await ctx.storage.delete(row["storageId"])
 

@@ -1,7 +1,9 @@
 """HTTP actions; `http` is the app's one router.
 POST /webhooks/clerk takes Clerk user events signed in svix's scheme: "v1," + base64(HMAC-SHA256(
-secret, f"{svix-id}.{svix-timestamp}.{body}")). POST /webhooks/stripe takes Stripe events signed
-as Stripe-Signature "t=<unix>,v1=" + hex(HMAC-SHA256(secret, f"{t}.{body}")), each applied once.
+secret, f"{svix-id}.{svix-timestamp}.{body}")), each message (svix-id) applied once and in event
+order (the event's `timestamp`): a replayed or late event is acknowledged and changes nothing.
+POST /webhooks/stripe takes Stripe events signed as Stripe-Signature "t=<unix>,v1=" +
+hex(HMAC-SHA256(secret, f"{t}.{body}")), each applied once.
 Unverified requests get 400 and write nothing.
 """
 
@@ -22,7 +24,7 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from functions.billing import plan_change
 from reactive import ActionCtx, HttpRouter, http_action, internal
 
-__all__ = ["ClerkUser", "clerk_user", "clerk_webhook", "http", "stripe_webhook"]
+__all__ = ["ClerkUser", "clerk_user", "clerk_webhook", "event_time", "http", "stripe_webhook"]
 
 log = logging.getLogger("functions.http")
 
@@ -38,13 +40,14 @@ class ClerkUser:
     name: str | None
     image_url: str | None
 
-    def mutation_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"clerkId": self.clerk_id, "email": self.email}
+    def profile(self) -> dict[str, Any]:
+        """The `profile` argument of users:applyClerkEvent."""
+        profile: dict[str, Any] = {"email": self.email}
         if self.name:
-            args["name"] = self.name
+            profile["name"] = self.name
         if self.image_url:
-            args["imageUrl"] = self.image_url
-        return args
+            profile["imageUrl"] = self.image_url
+        return profile
 
 
 def _text(data: Mapping[str, Any], key: str) -> str | None:
@@ -111,18 +114,43 @@ def _event(body: bytes) -> Mapping[str, Any]:
     return event
 
 
-async def _apply(ctx: ActionCtx, event: Mapping[str, Any]) -> str:
+def event_time(event: Mapping[str, Any]) -> float | None:
+    """When Clerk emitted `event` (ms): its `timestamp`, else its user's `updated_at`."""
+    data = event.get("data")
+    updated_at = data.get("updated_at") if isinstance(data, Mapping) else None
+    for found in (event.get("timestamp"), updated_at):
+        if isinstance(found, int | float) and not isinstance(found, bool) and found >= 0:
+            return float(found)
+    return None
+
+
+#: Response bodies for what users:applyClerkEvent did with an event for `clerk_id`.
+_DONE = {
+    "duplicate": "already processed message {message_id}",
+    "stale": "ignored {kind} for {clerk_id}: a newer event was applied",
+    "deleted_user": "ignored {kind} for {clerk_id}: the user was deleted",
+}
+
+
+async def _apply(ctx: ActionCtx, event: Mapping[str, Any], message_id: str) -> str:
     """Carry out one verified event; returns what was done (for the response body)."""
     kind, data = event.get("type"), event.get("data")
-    if kind in ("user.created", "user.updated"):
-        user = clerk_user(data)
-        await ctx.run_mutation(internal.users.upsertFromClerk, user.mutation_args())
-        return f"upserted {user.clerk_id}"
+    if kind not in ("user.created", "user.updated", "user.deleted"):
+        return f"ignored {kind}"  # acknowledged, so Clerk does not retry an event we do not use
+    args: dict[str, Any] = {"svixId": message_id, "type": kind}
     if kind == "user.deleted":
-        clerk_id = _user_id(data)
-        await ctx.run_mutation(internal.users.deleteFromClerk, {"clerkId": clerk_id})
-        return f"deleted {clerk_id}"
-    return f"ignored {kind}"  # acknowledged, so Clerk does not retry an event we do not use
+        args["clerkId"] = _user_id(data)
+    else:
+        user = clerk_user(data)
+        args |= {"clerkId": user.clerk_id, "profile": user.profile()}
+    at = event_time(event)
+    if at is None and kind != "user.deleted":  # a deletion applies whenever it was made
+        raise ValueError(f"the {kind} event has no timestamp, so it cannot be put in order")
+    args["timestamp"] = at or 0.0
+    outcome = await ctx.run_mutation(internal.users.applyClerkEvent, args)
+    if outcome == "applied":
+        return f"{'deleted' if kind == 'user.deleted' else 'upserted'} {args['clerkId']}"
+    return _DONE[outcome].format(message_id=message_id, kind=kind, clerk_id=args["clerkId"])
 
 
 @http_action
@@ -135,7 +163,8 @@ async def clerk_webhook(ctx: ActionCtx, request: Request) -> Response:
     if not _signed(verifier, body, request.headers):
         return PlainTextResponse("Invalid or missing signature", status_code=400)
     try:
-        done = await _apply(ctx, _event(body))
+        # The svix-id header is signed, and svix keeps it across retries of one message.
+        done = await _apply(ctx, _event(body), request.headers["svix-id"])
     except ValueError as exc:  # signed but unusable: a retry would not help
         return PlainTextResponse(f"Malformed event: {exc}", status_code=400)
     return PlainTextResponse(done, status_code=200)

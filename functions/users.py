@@ -1,6 +1,7 @@
 """Users synced from Clerk (or stored by the client after sign-in) and updated by Stripe billing:
-the caller's own row and the internal functions webhooks and actions call. Invariant: one row per
-Clerk user id; new users start on plan "free" with STARTING_CREDITS credits.
+the caller's own row and the internal functions webhooks and actions call. Invariants: one row per
+Clerk user id; new users start on plan "free" with STARTING_CREDITS credits; each Clerk webhook
+message is applied once and in event order, and a deleted Clerk user is never created again.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from functions.files import delete_file
 from functions.lib.auth import Document, get_auth_user, user_by_clerk_id
-from functions.lib.errors import not_found, unauthorized
+from functions.lib.errors import invalid, not_found, unauthorized
 from functions.projects import delete_project_tree
 from reactive import (
     UNDEFINED,
@@ -26,14 +27,13 @@ from reactive import (
 
 __all__ = [
     "STARTING_CREDITS",
+    "applyClerkEvent",
     "current",
-    "deleteFromClerk",
     "getByClerkId",
     "handleSubscriptionCanceled",
     "handleSubscriptionCreated",
     "store",
     "updateStripeCustomerId",
-    "upsertFromClerk",
 ]
 
 STARTING_CREDITS = 100.0
@@ -113,32 +113,91 @@ async def handleSubscriptionCanceled(ctx: MutationCtx, args: dict[str, Any]) -> 
     return str(user["_id"])
 
 
+clerk_profile = v.object(
+    {"email": v.string(), "name": v.optional(v.string()), "imageUrl": v.optional(v.string())}
+)
+
+#: What applyClerkEvent did: applied it, or acknowledged it and changed nothing because the
+#: message was processed before, a newer event was applied already, or the user was deleted.
+clerk_outcome = v.union(
+    v.literal("applied"), v.literal("duplicate"), v.literal("stale"), v.literal("deleted_user")
+)
+
+
 @internal_mutation(
     args={
+        "svixId": v.string(),
+        "type": v.union(
+            v.literal("user.created"), v.literal("user.updated"), v.literal("user.deleted")
+        ),
         "clerkId": v.string(),
-        "email": v.string(),
-        "name": v.optional(v.string()),
-        "imageUrl": v.optional(v.string()),
+        "timestamp": v.number(),
+        "profile": v.optional(clerk_profile),
     },
-    returns=v.id("users"),
+    returns=clerk_outcome,
 )
-async def upsertFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str:
+async def applyClerkEvent(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Apply one Clerk webhook message (svix id `svixId`, event time `timestamp` in ms), once.
+
+    A message seen before is a duplicate; a created/updated event older than the newest one
+    applied to its user is stale; a deleted user stays deleted (Clerk never reuses ids). All
+    three change nothing and are acknowledged, so Clerk stops retrying. A deletion is applied
+    whatever its time: nothing can follow it.
+    """
+    db = ctx.db
+    seen = db.query("clerkEvents").with_index("by_svixId", lambda q: q.eq("svixId", args["svixId"]))
+    if await seen.first() is not None:
+        return "duplicate"
+    deleting = args["type"] == "user.deleted"
+    if not deleting and "profile" not in args:
+        raise invalid("INVALID_EVENT", f"{args['type']} needs the user's profile")
+    now = time.time() * 1000
+    await db.insert(
+        "clerkEvents", {"svixId": args["svixId"], "type": args["type"], "processedAt": now}
+    )
+    state = await _clerk_state(ctx, args["clerkId"])
+    if state is not None and state["deleted"]:
+        return "deleted_user"
+    if state is not None and not deleting and args["timestamp"] < state["lastEventAt"]:
+        return "stale"
+    newest = args["timestamp"] if state is None else max(args["timestamp"], state["lastEventAt"])
+    fields = {"clerkId": args["clerkId"], "lastEventAt": newest, "deleted": deleting}
+    if state is None:
+        await db.insert("clerkUserStates", fields)
+    else:
+        await db.replace(state["_id"], fields)
+    if deleting:
+        await _delete_clerk_user(ctx, args["clerkId"])
+    else:
+        await _upsert_clerk_user(ctx, args["clerkId"], args["profile"])
+    return "applied"
+
+
+async def _clerk_state(ctx: QueryCtx | MutationCtx, clerk_id: str) -> Document | None:
+    """What the webhook applied last for `clerk_id`: its time, and whether it deleted them."""
+    query = ctx.db.query("clerkUserStates").with_index(
+        "by_clerkId", lambda q: q.eq("clerkId", clerk_id)
+    )
+    return await query.unique()
+
+
+async def _upsert_clerk_user(ctx: MutationCtx, clerk_id: str, fields: dict[str, Any]) -> str:
     """Create or update the row of a Clerk user (webhook user.created / user.updated).
 
     The profile fields mirror Clerk's: a name or image Clerk no longer has is removed.
     """
     now = time.time() * 1000
     profile: dict[str, Any] = {
-        "email": args["email"],
-        "name": args.get("name", UNDEFINED),
-        "imageUrl": args.get("imageUrl", UNDEFINED),
+        "email": fields["email"],
+        "name": fields.get("name", UNDEFINED),
+        "imageUrl": fields.get("imageUrl", UNDEFINED),
         "updatedAt": now,
     }
-    user = await user_by_clerk_id(ctx.db, args["clerkId"])
+    user = await user_by_clerk_id(ctx.db, clerk_id)
     if user is not None:
         await ctx.db.patch(user["_id"], profile)
         return str(user["_id"])
-    new_user = {"clerkId": args["clerkId"], "plan": "free", "credits": STARTING_CREDITS}
+    new_user = {"clerkId": clerk_id, "plan": "free", "credits": STARTING_CREDITS}
     new_user |= {name: value for name, value in profile.items() if value is not UNDEFINED}
     return await ctx.db.insert("users", new_user | {"createdAt": now})
 
@@ -163,18 +222,13 @@ async def _delete_user_data(ctx: MutationCtx, user_id: str) -> None:
         await db.patch(task["_id"], unassigned)
 
 
-@internal_mutation(args={"clerkId": v.string()}, returns=v.union(v.id("users"), v.null()))
-async def deleteFromClerk(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
-    """Delete a Clerk user's row and their data (webhook user.deleted), in one transaction.
-
-    Returns the deleted row's id; null if there was none (a repeated delivery, say).
-    """
-    user = await user_by_clerk_id(ctx.db, args["clerkId"])
+async def _delete_clerk_user(ctx: MutationCtx, clerk_id: str) -> None:
+    """Delete a Clerk user's row and their data (webhook user.deleted), if they have a row."""
+    user = await user_by_clerk_id(ctx.db, clerk_id)
     if user is None:
-        return None
+        return
     await _delete_user_data(ctx, user["_id"])
     await ctx.db.delete(user["_id"])
-    return str(user["_id"])
 
 
 #: Identity attribute -> the users field `store` copies it to.
@@ -193,6 +247,9 @@ async def store(ctx: MutationCtx, args: dict[str, Any]) -> str:
     identity = await ctx.auth.get_user_identity()
     if identity is None or identity.subject is None:
         raise unauthorized()
+    state = await _clerk_state(ctx, identity.subject)
+    if state is not None and state["deleted"]:  # a token issued before the deletion
+        raise unauthorized("This account was deleted; sign up again to get a new one")
     profile = {
         field: identity[attribute]
         for attribute, field in _IDENTITY_PROFILE.items()

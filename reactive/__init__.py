@@ -17,6 +17,7 @@ from reactive.context import (
     QueryCtx,
 )
 from reactive.errors import AppError
+from reactive.file_storage import OWNER_FIELD as STORAGE_OWNER_FIELD
 from reactive.file_storage import ActionStorage, StorageReader, StorageWriter
 from reactive.functions import (
     FunctionDef,
@@ -36,6 +37,7 @@ from reactive.validators import pagination_opts_validator, v
 from reactive.values import UNDEFINED
 
 __all__ = [
+    "STORAGE_OWNER_FIELD",
     "UNDEFINED",
     "ActionCtx",
     "ActionStorage",

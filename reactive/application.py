@@ -378,13 +378,17 @@ class Application:
         session_id: str | None = None,
         request_id: int | None = None,
     ) -> Outcome:
-        return await self.executor.run(
-            FunctionKind.MUTATION,
+        return await self._logged(
+            "mutation",
             path,
-            args,
-            identity,
-            session_id=session_id,
-            request_id=request_id,
+            self.executor.run(
+                FunctionKind.MUTATION,
+                path,
+                args,
+                identity,
+                session_id=session_id,
+                request_id=request_id,
+            ),
         )
 
     async def run_action(

@@ -294,7 +294,7 @@ async def _make_room(tx: Transaction, table: str, replace: bool) -> None:
         )
     if replace:
         async for doc in tx.query(table):
-            await tx.delete(str(doc["_id"]))
+            await tx.delete(str(doc["_id"]), system=table.startswith("_"))
 
 
 async def _write_one(

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reactive import knobs
@@ -441,7 +441,7 @@ class Committer:
         mutation = request.mutation
         stored = writes.written
         if mutation is not None:
-            mutation = MutationRecord(mutation.session_id, mutation.request_id, ts, mutation.result)
+            mutation = replace(mutation, ts=ts)  # keeps its identity
             stored = {**stored, MUTATIONS: [_key_bytes(_mutation_key(mutation))]}  # type: ignore[arg-type]
         self._recent_writes.append(ts, writes.written)
         commit = CommitWrite(

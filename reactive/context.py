@@ -2,7 +2,8 @@
 `ctx.db` / `ctx.auth` / `ctx.storage` objects on it — the author-facing surface of the engine.
 
 Each ctx wraps one engine object (a Transaction, the file storage service, a function runner)
-and exposes only what Convex exposes there: a query cannot write, an action has no `ctx.db`.
+and exposes only what Convex exposes there: a query cannot write, an action has no `ctx.db`,
+system tables (names starting with "_") are read only through `ctx.db.system` and never written.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from reactive.auth import Identity
-from reactive.errors import NotFoundError
+from reactive.errors import InvalidIdError, NotFoundError, ValidationError
 from reactive.file_storage import ActionStorage, StorageReader, StorageWriter
+from reactive.ids import decode_id
 from reactive.query_builder import QueryBuilder
 from reactive.references import FunctionReference, reference_path
 from reactive.transaction import Transaction
@@ -53,9 +55,10 @@ class Auth:
 
 
 class _Reader:
-    """Reads in one transaction, at its snapshot."""
+    """Reads in one transaction, at its snapshot; `_system` says which tables it reads."""
 
     __slots__ = ("_tx",)
+    _system = False
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
@@ -63,9 +66,36 @@ class _Reader:
     async def get(self, table_or_id: str, doc_id: Id | None = None) -> Document | None:
         """`get(id)`, or `get(table, id)` (Convex's newer form), which refuses an id of
         another table instead of reading it."""
+        the_id = table_or_id if doc_id is None else doc_id
+        _check_table_kind(_table_of(self._tx, the_id), system=self._system)
         if doc_id is None:
             return await self._tx.get(table_or_id)
         return await self._tx.get(doc_id, table=table_or_id)
+
+
+def _table_of(tx: Transaction, doc_id: object) -> str | None:
+    """The table an id names, or None (not an id: the transaction reports that)."""
+    if not isinstance(doc_id, str):
+        return None
+    try:
+        number, _ = decode_id(doc_id)
+    except InvalidIdError:
+        return None
+    return tx.catalog.table_name(number)
+
+
+def _check_table_kind(table: str | None, *, system: bool) -> None:
+    """As Convex's system_table_guard: `ctx.db` reads user tables, `ctx.db.system` system ones."""
+    if table is None or table.startswith("_") == system:
+        return
+    if system:
+        message = f"User tables cannot be accessed with db.system: read {table!r} with ctx.db"
+    else:
+        message = (
+            f"System tables can only be accessed with db.system: read {table!r} with "
+            "ctx.db.system.get / ctx.db.system.query"
+        )
+    raise ValidationError(message, short_msg="SystemTableError")
 
 
 class SystemReader(_Reader):
@@ -73,6 +103,7 @@ class SystemReader(_Reader):
     writes."""
 
     __slots__ = ()
+    _system = True
 
     def query(self, table: str) -> QueryBuilder:
         if not table.startswith("_"):
@@ -89,6 +120,8 @@ class DatabaseReader(_Reader):
     __slots__ = ()
 
     def query(self, table: str) -> QueryBuilder:
+        if isinstance(table, str):
+            _check_table_kind(table, system=False)
         return self._tx.query(table)
 
     def normalize_id(self, table: str, text: object) -> Id | None:

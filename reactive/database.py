@@ -172,6 +172,7 @@ class Database:
         *,
         session_id: str | None = None,
         request_id: int | None = None,
+        identity: str = "",
         max_retries: int | None = None,
         serial_fallback: bool | None = None,
     ) -> MutationResult[T]:
@@ -181,47 +182,48 @@ class Database:
         `_attempt_serially`), unless `serial_fallback` is False: then the conflict is raised.
 
         With (session_id, request_id) the mutation runs at most once: a repeat returns the
-        stored result and ts of the first successful run.
+        stored result and ts of the first successful run, to the same `identity` (a token
+        identifier, "" for none) only; another identity gets RequestIdReusedError.
         """
         dedupe = session_id is not None and request_id is not None
         if dedupe:
             stored = await self.persistence.get_mutation(session_id, request_id)  # type: ignore[arg-type]
             if stored is not None:
-                return MutationResult(loads_stored(stored.result), stored.ts, duplicate=True)  # type: ignore[arg-type]
+                return _replayed(stored, stored.ts, identity, attempt=0)
         retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
         if serial_fallback is None:
             serial_fallback = knobs.OCC_SERIAL_FALLBACK
         for attempt in range(retries + 1):
             try:
-                return await self._attempt(fn, session_id, request_id, attempt)
+                return await self._attempt(fn, (session_id, request_id, identity), attempt)
             except ConflictError as conflict:
                 if attempt == retries and not serial_fallback:
                     raise
                 await self._after_conflict(conflict, attempt)
-        return await self._attempt_serially(fn, session_id, request_id, retries + 1)
+        return await self._attempt_serially(fn, (session_id, request_id, identity), retries + 1)
 
     async def _attempt(
         self,
         fn: Callable[[Transaction], Awaitable[T]],
-        session_id: str | None,
-        request_id: int | None,
+        key: _MutationKey,
         attempt: int,
         *,
         serial: bool = False,
     ) -> MutationResult[T]:
+        session_id, request_id, identity = key
         tx = self.begin()
         with self.tracking(tx.begin_ts):
             value = await self._run_or_conflict(fn, tx)
             record = None
             if session_id is not None and request_id is not None:
-                record = MutationRecord(session_id, request_id, 0, dumps(value))  # type: ignore[arg-type]
+                record = MutationRecord(session_id, request_id, 0, dumps(value), identity)  # type: ignore[arg-type]
             elif not tx.has_writes:
                 return MutationResult(value, tx.begin_ts, retries=attempt)
             assert self.committer is not None
             commit = self.committer.commit_now if serial else self.committer.commit
             outcome = await commit(tx, record)
         if outcome.duplicate is not None:
-            return MutationResult(loads_stored(outcome.duplicate.result), outcome.ts, True, attempt)  # type: ignore[arg-type]
+            return _replayed(outcome.duplicate, outcome.ts, identity, attempt)
         return MutationResult(value, outcome.ts, retries=attempt)
 
     async def _run_or_conflict(
@@ -250,8 +252,7 @@ class Database:
     async def _attempt_serially(
         self,
         fn: Callable[[Transaction], Awaitable[T]],
-        session_id: str | None,
-        request_id: int | None,
+        key: _MutationKey,
         attempt: int,
     ) -> MutationResult[T]:
         """Last resort for a mutation that keeps losing: run it while no other commit can
@@ -260,7 +261,7 @@ class Database:
         serialising commits."""
         assert self.committer is not None
         async with self.committer.serially():
-            return await self._attempt(fn, session_id, request_id, attempt, serial=True)
+            return await self._attempt(fn, key, attempt, serial=True)
 
     async def wait_for_ts(self, ts: int) -> None:
         """Return once a commit with ts >= `ts` is durable and published."""
@@ -553,6 +554,23 @@ class Database:
         """The database's newest commit, by any process; `latest_ts` trails it until this
         process has learnt that commit."""
         return await self.persistence.max_commit_ts()
+
+
+#: (session_id, request_id, identity) of a mutation run exactly once.
+_MutationKey = tuple[str | None, int | None, str]
+
+
+def _replayed(stored: MutationRecord, ts: int, identity: str, attempt: int) -> MutationResult[Any]:
+    """The stored outcome of a mutation that already ran, for its own identity only: another
+    identity reusing the (session, request id) must learn nothing of it."""
+    if stored.identity != identity:
+        raise ValidationError(
+            f"Request id {stored.request_id} of this session was already used by another "
+            "identity, so it is refused: a session id belongs to one client. Open a new "
+            "session (a new client) instead of reusing another's session id.",
+            short_msg="RequestIdReused",
+        )
+    return MutationResult(loads_stored(stored.result), ts, True, attempt)
 
 
 def _backoff(attempt: int) -> float:

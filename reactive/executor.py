@@ -243,14 +243,19 @@ class Executor:
         attempt: list[StorageWriter] = []  # the storage of the attempt that committed
 
         async def body(tx: Transaction) -> Value:
-            storage = StorageWriter(self.storage, tx)
+            storage = StorageWriter(self.storage, tx, token_identifier(identity))
             attempt[:] = [storage]
             ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
             # The limit covers the handler only: the commit after it is never cut short.
             result = await _within_time_limit(fn.handler(ctx, args), _TX_TIME, tx)
             return self._check_result(fn, result)
 
-        result = await self.db.run_mutation(body, session_id=session_id, request_id=request_id)
+        result = await self.db.run_mutation(
+            body,
+            session_id=session_id,
+            request_id=request_id,
+            identity=token_identifier(identity) or "",
+        )
         if attempt and not result.duplicate:
             self.storage.delete_blobs_later(attempt[0].deleted_blobs)
         return Outcome(result.value, ts=result.ts, duplicate=result.duplicate)
@@ -275,7 +280,8 @@ class Executor:
                 raise AppError(outcome.error.data, outcome.error.message)
             raise NestedCallError(outcome.error.message)
 
-        return ActionCtx(Auth(identity), ActionStorage(self.storage), run)
+        storage = ActionStorage(self.storage, token_identifier(identity))
+        return ActionCtx(Auth(identity), storage, run)
 
     async def run_http_action(
         self, action: HttpActionDef, request: Request, identity: Identity | None
@@ -420,6 +426,13 @@ def _convex_data(data: Any) -> Value:
     except ValidationError:
         return repr(data)
     return data  # type: ignore[no-any-return]
+
+
+def token_identifier(identity: Any) -> str | None:
+    """The token identifier of the identity a function runs for; None without one. Files it
+    uploads are recorded as this identity's."""
+    found = getattr(identity, "token_identifier", None)
+    return found if isinstance(found, str) else None
 
 
 def make_identity_key(identity: Any) -> str:

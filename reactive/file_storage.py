@@ -5,9 +5,11 @@ database's `blobs` table (PostgreSQL), or an S3-compatible bucket (REACTIVE_STOR
 so that on PostgreSQL every server process sharing the database reads every file.
 
 Uploads go through short-lived signed URLs (`generate_upload_url`); a stored file is served
-at `/api/storage/<id>`. Deleting a file deletes its row in the transaction and its bytes only
-after that transaction committed, so a rolled-back or retried mutation never loses bytes that
-a committed row still points to.
+at `/api/storage/<id>`. A URL made for an identity (a function run for a signed-in user) names
+that identity, and the `_storage` row it creates records it in `reactiveOwner` (our field;
+Convex's rows have none), so that apps can tell who uploaded a file. Deleting a file deletes
+its row in the transaction and its bytes only after that transaction committed, so a
+rolled-back or retried mutation never loses bytes that a committed row still points to.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from reactive.transaction import Transaction
 from reactive.types import Value
 
 __all__ = [
+    "OWNER_FIELD",
     "STORAGE_TABLE",
     "BlobStore",
     "BlobStoreUnavailable",
@@ -54,6 +57,9 @@ __all__ = [
 log = logging.getLogger("reactive.file_storage")
 
 STORAGE_TABLE = "_storage"
+#: The `_storage` field holding the token identifier of the identity a file was uploaded for
+#: (absent for files stored without one). Ours: Convex's `_storage` rows have no such field.
+OWNER_FIELD = "reactiveOwner"
 UPLOAD_URL_TTL_S = 3600.0
 #: An upload URL is spent by recording its nonce as the exactly-once record of the mutation
 #: that stores the file, under this session name; mutation records are unique in the
@@ -356,9 +362,11 @@ class FallbackBlobStore:
 
 @dataclass(frozen=True, slots=True)
 class UploadToken:
-    """A checked upload URL token; `nonce` names it when it is spent."""
+    """A checked upload URL token; `nonce` names it when it is spent, `owner` is the token
+    identifier of the identity it was made for (None: made without one)."""
 
     nonce: str
+    owner: str | None = None
 
 
 def server_url(host: str, port: int, *, secure: bool = False) -> str:
@@ -393,26 +401,32 @@ class FileStorage:
     def url_for(self, storage_id: str) -> str:
         return f"{self.public_url()}/api/storage/{quote(storage_id)}"
 
-    def upload_url(self) -> str:
+    def upload_url(self, owner: str | None = None) -> str:
+        """A single-use upload URL; the file it stores is recorded as `owner`'s (a token
+        identifier), which the URL carries signed, so no one can change it."""
         # A spent URL must stay spent while it is valid: never outlive the spent records.
         expires = int(time.time() + min(UPLOAD_URL_TTL_S, knobs.MUTATION_RECORD_RETENTION_S))
-        nonce = secrets.token_hex(16)
-        token = f"{expires}.{nonce}.{self._sign(f'{expires}.{nonce}')}"
+        signed = f"{expires}.{secrets.token_hex(16)}"
+        if owner is not None:  # base64url has no ".", the token's separator
+            signed += "." + base64.urlsafe_b64encode(owner.encode()).decode()
+        token = f"{signed}.{self._sign(signed)}"
         return f"{self.public_url()}/api/storage/upload?token={token}"
 
     async def check_upload_token(self, token: str | None) -> UploadToken:
         """The token of an upload URL if it is genuine, unexpired and not used yet."""
         parts = (token or "").split(".")
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) not in (3, 4) or not parts[0].isdigit():
             raise ValidationError("Invalid upload URL", short_msg="InvalidUploadUrl")
-        expires, nonce, signature = parts
-        if not hmac.compare_digest(signature, self._sign(f"{expires}.{nonce}")):
+        *signed, signature = parts
+        if not hmac.compare_digest(signature, self._sign(".".join(signed))):
             raise ValidationError("Invalid upload URL", short_msg="InvalidUploadUrl")
-        if int(expires) < time.time():
+        if int(signed[0]) < time.time():
             raise _expired()
+        nonce = signed[1]
         if await self.db.persistence.get_mutation(_UPLOAD_SESSION + nonce, 0) is not None:
             raise _already_used()
-        return UploadToken(nonce)
+        owner = base64.urlsafe_b64decode(signed[2]).decode() if len(signed) == 3 else None
+        return UploadToken(nonce, owner)
 
     def _sign(self, message: str) -> str:
         digest = hmac.new(self.secret, message.encode(), hashlib.sha256).digest()
@@ -421,12 +435,18 @@ class FileStorage:
     # -- storing and reading ---------------------------------------------------------------
 
     async def store(
-        self, data: bytes, content_type: str | None, *, upload: UploadToken | None = None
+        self,
+        data: bytes,
+        content_type: str | None,
+        *,
+        upload: UploadToken | None = None,
+        owner: str | None = None,
     ) -> str:
         """Write the bytes, then commit their `_storage` row; returns the storage id.
 
         With `upload`, the row commits together with the record that spends that upload URL;
-        if the URL was spent meanwhile, nothing is stored and the upload is refused."""
+        if the URL was spent meanwhile, nothing is stored and the upload is refused. The row
+        records as its owner the URL's identity, else `owner` (token identifiers)."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise ValidationError(
                 f"File of {len(data)} bytes exceeds the limit of {MAX_UPLOAD_BYTES} bytes",
@@ -439,6 +459,7 @@ class FileStorage:
             "size": float(len(data)),
             "contentType": content_type,
             "blobKey": key,
+            OWNER_FIELD: upload.owner if upload is not None else owner,
         }
         spent_as = None if upload is None else _UPLOAD_SESSION + upload.nonce
         try:
@@ -565,32 +586,35 @@ class StorageReader:
 
 
 class StorageWriter(StorageReader):
-    """`ctx.storage` in a mutation: also upload URLs and deletion."""
+    """`ctx.storage` in a mutation: also upload URLs and deletion. `owner` is the token
+    identifier of the identity the mutation runs for: its upload URLs store files as theirs."""
 
-    __slots__ = ("deleted_blobs",)
+    __slots__ = ("_owner", "deleted_blobs")
 
-    def __init__(self, service: FileStorage, tx: Transaction) -> None:
+    def __init__(self, service: FileStorage, tx: Transaction, owner: str | None = None) -> None:
         super().__init__(service, tx)
+        self._owner = owner
         self.deleted_blobs: list[str] = []
 
     async def generate_upload_url(self) -> str:
-        return self._service.upload_url()
+        return self._service.upload_url(self._owner)
 
     async def delete(self, storage_id: str) -> None:
         row = await _storage_row(self._tx, storage_id)
         if row is None:
             raise ValidationError(f"Storage id {storage_id} not found", short_msg="FileNotFound")
-        await self._tx.delete(storage_id)
+        await self._tx.delete(storage_id, system=True)
         self.deleted_blobs.append(str(row["blobKey"]))
 
 
 class ActionStorage:
-    """`ctx.storage` in an action: every call is its own transaction."""
+    """`ctx.storage` in an action: every call is its own transaction. Files it stores and
+    upload URLs it makes are `owner`'s (the token identifier the action runs for)."""
 
-    __slots__ = ("_service",)
+    __slots__ = ("_owner", "_service")
 
-    def __init__(self, service: FileStorage) -> None:
-        self._service = service
+    def __init__(self, service: FileStorage, owner: str | None = None) -> None:
+        self._service, self._owner = service, owner
 
     async def _in_query(self, read: Callable[[StorageReader], Awaitable[Any]]) -> Any:
         db = self._service.db
@@ -603,12 +627,12 @@ class ActionStorage:
         return await self._in_query(lambda storage: storage.get_metadata(storage_id))  # type: ignore[no-any-return]
 
     async def generate_upload_url(self) -> str:
-        return self._service.upload_url()
+        return self._service.upload_url(self._owner)
 
     async def store(self, data: bytes, content_type: str | None = None) -> str:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ValidationError(f"storage.store needs bytes, got {type(data).__name__}")
-        return await self._service.store(bytes(data), content_type)
+        return await self._service.store(bytes(data), content_type, owner=self._owner)
 
     async def get(self, storage_id: str) -> bytes | None:
         found = await self._service.read(storage_id)

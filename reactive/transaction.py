@@ -204,6 +204,7 @@ class Transaction:
 
     async def insert(self, table: str, value: Document, *, system: bool = False) -> str:
         self._require_writable("insert")
+        _require_user_table(table, system, "insert into")
         if not isinstance(value, dict):
             raise ValidationError(f"insert into {table!r} needs a document (dict), got {value!r}")
         number = await self.catalog.ensure_table(table, allow_system=system)
@@ -234,11 +235,11 @@ class Transaction:
         self.writes[doc_id] = PendingWrite(table, number, None, None, _copy(doc))
         return doc_id
 
-    async def patch(self, doc_id: str, fields: Document) -> None:
+    async def patch(self, doc_id: str, fields: Document, *, system: bool = False) -> None:
         self._require_writable("patch")
         if not isinstance(fields, dict):
             raise ValidationError(f"patch needs a dict of fields, got {fields!r}")
-        table, number, current = await self._existing(doc_id, "patch")
+        table, number, current = await self._existing(doc_id, "patch", system)
         for name in ("_id", "_creationTime"):
             if name in fields and fields[name] != current[name]:
                 raise ValidationError(f"patch cannot change the system field {name!r}")
@@ -248,11 +249,11 @@ class Transaction:
         size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
         self._stage(doc_id, table, number, doc, size)
 
-    async def replace(self, doc_id: str, value: Document) -> None:
+    async def replace(self, doc_id: str, value: Document, *, system: bool = False) -> None:
         self._require_writable("replace")
         if not isinstance(value, dict):
             raise ValidationError(f"replace needs a document (dict), got {value!r}")
-        table, number, current = await self._existing(doc_id, "replace")
+        table, number, current = await self._existing(doc_id, "replace", system)
         if value.get("_id", doc_id) != doc_id:
             raise ValidationError("replace cannot change a document's _id")
         user_fields = {k: v for k, v in value.items() if k not in ("_id", "_creationTime")}
@@ -260,16 +261,20 @@ class Transaction:
         size = self._validate(table, doc, user_fields=user_fields, system=table.startswith("_"))
         self._stage(doc_id, table, number, doc, size)
 
-    async def delete(self, doc_id: str) -> None:
+    async def delete(self, doc_id: str, *, system: bool = False) -> None:
         self._require_writable("delete")
-        table, number, _ = await self._existing(doc_id, "delete")
+        table, number, _ = await self._existing(doc_id, "delete", system)
         self._stage(doc_id, table, number, None, 0)
 
-    async def _existing(self, doc_id: object, operation: str) -> tuple[str, int, Document]:
+    async def _existing(
+        self, doc_id: object, operation: str, system: bool
+    ) -> tuple[str, int, Document]:
         if not isinstance(doc_id, str):
             raise InvalidIdError(f"{operation} needs a document id string, got {doc_id!r}")
         number, _ = decode_id(doc_id)
         table = self.catalog.table_name(number)
+        if table is not None:
+            _require_user_table(table, system, operation)
         current = None if table is None else await self._load(table, number, doc_id)
         if table is None or current is None:
             raise NotFoundError(
@@ -578,6 +583,17 @@ class Transaction:
     @property
     def has_writes(self) -> bool:
         return bool(self.writes)
+
+
+def _require_user_table(table: object, system: bool, operation: str) -> None:
+    """Only the runtime (`system=True`) writes a table whose name starts with "_", whether it
+    exists yet or not: `_storage` rows are file storage's, `_deployments` deploys'."""
+    if not system and isinstance(table, str) and table.startswith("_"):
+        raise ValidationError(
+            f"Cannot {operation} the system table {table!r}: system tables are written only by "
+            "the runtime (files: ctx.storage) and read with ctx.db.system",
+            short_msg="SystemTableWrite",
+        )
 
 
 def _index_rows(prepared: PreparedWrites, info: IndexInfo, doc_id: str, p: PendingWrite) -> None:

@@ -71,10 +71,14 @@ def clerk_event(
     first_name: str | None = None,
     last_name: str | None = None,
     image_url: str | None = None,
+    timestamp: float | None = None,
 ) -> dict[str, Any]:
-    """A Clerk webhook event as Clerk shapes it (trimmed to the fields the app reads)."""
+    """A Clerk webhook event as Clerk shapes it (trimmed to the fields the app reads), emitted
+    at `timestamp` (ms; default now)."""
+    at = time.time() * 1000 if timestamp is None else timestamp
     if kind == "user.deleted":
-        return {"type": kind, "object": "event", "data": {"id": clerk_id, "deleted": True}}
+        data = {"id": clerk_id, "deleted": True}
+        return {"type": kind, "object": "event", "timestamp": at, "data": data}
     addresses = [] if email is None else [{"id": "idn_primary", "email_address": email}]
     other = {"id": "idn_other", "email_address": f"other-{clerk_id}@example.test"}
     data = {
@@ -87,7 +91,7 @@ def clerk_event(
         "image_url": image_url,
         "username": None,
     }
-    return {"type": kind, "object": "event", "data": data}
+    return {"type": kind, "object": "event", "timestamp": at, "data": data}
 
 
 def _forbidden_read(method: str) -> Callable[..., Any]:

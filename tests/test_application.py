@@ -188,3 +188,10 @@ async def test_the_latest_snapshot_stays_readable_however_long_ago_it_was(app, m
     await app.db.prune()
     outcome = await app.run_query_at("messages:count", {"channel": "r"}, None, app.latest_ts)
     assert outcome.value == 1.0
+
+
+async def test_mutations_reach_the_call_log_like_queries_and_actions(app):
+    await app.run_mutation("messages:send", {"channel": "c", "body": "x"})
+    await app.run_mutation("messages:send", {"channel": "c", "body": " "})  # fails: EMPTY_BODY
+    calls = [(c.kind, c.path, c.ok) for c in app.calls.recent()]
+    assert calls == [("mutation", "messages:send", True), ("mutation", "messages:send", False)]

@@ -199,3 +199,47 @@ async def test_a_local_run_on_a_database_a_server_holds_reaches_its_subscribers(
                 assert await asyncio.wait_for(anext(counts), 10) == 1.0
             assert await client.mutation("messages:send", {"channel": "cli", "body": "x"})
             assert await client.query("messages:count", {"channel": "cli"}) == 2.0
+
+
+SEED = Path(__file__).resolve().parent.parent  # the seed app: it reads the caller's identity
+ALICE_CLAIMS = '{"subject": "user_1", "issuer": "https://clerk.example", "email": "a@b.test"}'
+
+
+def test_run_locally_acts_as_the_identity_given(tmp_path, capsys):
+    project = ["--dir", str(SEED), "--db", f"sqlite:///{tmp_path}/seed.db"]
+    assert main(["run", "users:store", "{}", "--identity", ALICE_CLAIMS, *project]) == 0
+    assert main(["run", "users:current", "{}", "--identity", ALICE_CLAIMS, *project]) == 0
+    assert '"clerkId": "user_1"' in capsys.readouterr().out
+    assert main(["run", "users:store", "{}", *project]) == 1  # signed out without --identity
+    assert "UNAUTHORIZED" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("identity", "message"),
+    [("{nope", "not valid JSON"), ("[1]", "JSON object"), ('{"email": "a@b"}', "issuer")],
+)
+def test_run_refuses_a_bad_identity(tmp_path, capsys, identity, message):
+    project = ["--dir", str(SEED), "--db", f"sqlite:///{tmp_path}/seed.db"]
+    assert main(["run", "users:current", "{}", "--identity", identity, *project]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_identity_is_for_local_runs_and_auth_for_servers(capsys):
+    url = ["--url", "http://127.0.0.1:1"]
+    assert main(["run", "users:current", "{}", "--identity", ALICE_CLAIMS, *url]) == 1
+    assert "--auth" in capsys.readouterr().err
+    assert main(["run", "users:current", "{}", "--auth", "jwt", "--dir", str(SEED)]) == 1
+    assert "--identity" in capsys.readouterr().err
+
+
+def test_run_against_a_server_sends_the_auth_token(tmp_path, capsys):
+    from tests.live_server import LiveServer
+    from tests.oidc_issuer import LocalIssuer
+
+    with LocalIssuer() as issuer:
+        env = {"CLERK_JWT_ISSUER_DOMAIN": issuer.url, "REACTIVE_STORAGE_DIR": str(tmp_path)}
+        with LiveServer(SEED, f"sqlite:///{tmp_path}/live.db", env=env) as server:
+            token = issuer.sign(subject="user_9", email="nine@b.test")
+            assert main(["run", "users:store", "{}", "--url", server.url, "--auth", token]) == 0
+            assert main(["run", "users:current", "{}", "--url", server.url, "--auth", token]) == 0
+    assert '"clerkId": "user_9"' in capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reactive.context import DatabaseReader, DatabaseWriter
-from reactive.errors import InvalidIdError, NotFoundError
+from reactive.errors import InvalidIdError, NotFoundError, ValidationError
 from reactive.file_storage import LocalBlobStore, open_file_storage
 
 
@@ -48,3 +48,57 @@ async def test_get_with_a_table_reads_an_id_of_that_table_and_refuses_another(db
         await reader.get("messages", account)
     with pytest.raises(InvalidIdError, match=r"not of 'nosuchtable'"):
         await reader.get("nosuchtable", message)
+
+
+# -- system tables: read only through ctx.db.system, never written by user code -----------------
+
+
+@pytest.fixture
+async def storage_id(db, tmp_path):
+    storage = await open_file_storage(db, LocalBlobStore(tmp_path / "files"))
+    return await storage.store(b"hello", "text/plain")
+
+
+async def test_ctx_db_refuses_system_tables_as_convex_does(db, storage_id):
+    reader = DatabaseReader(db.begin(read_only=True))
+    with pytest.raises(ValidationError, match=r"only be accessed with db\.system") as refused:
+        await reader.get(storage_id)
+    assert refused.value.short_msg == "SystemTableError"
+    with pytest.raises(ValidationError, match=r"only be accessed with db\.system"):
+        reader.query("_storage")
+
+
+async def test_ctx_db_system_get_refuses_user_documents(db):
+    message = (
+        await db.run_mutation(lambda tx: tx.insert("messages", {"channel": "c", "body": "b"}))
+    ).value
+    reader = DatabaseReader(db.begin(read_only=True))
+    with pytest.raises(ValidationError, match=r"User tables cannot be accessed with db\.system"):
+        await reader.system.get(message)
+    assert (await reader.get(message))["body"] == "b"
+
+
+@pytest.mark.parametrize("table", ["_storage", "_deployments", "_scheduled_functions", "_mine"])
+async def test_user_code_cannot_insert_into_any_system_table(db, storage_id, table):
+    with pytest.raises(ValidationError, match="system table") as refused:
+        await db.run_mutation(lambda tx: DatabaseWriter(tx).insert(table, {"size": 1.0}))
+    assert refused.value.short_msg == "SystemTableWrite"
+    rows = (await db.run_query(lambda tx: tx.query("_storage").collect())).value
+    assert [row["_id"] for row in rows] == [storage_id]
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda ctx_db, doc_id: ctx_db.patch(doc_id, {"size": 0.0}),
+        lambda ctx_db, doc_id: ctx_db.replace(doc_id, {"size": 0.0}),
+        lambda ctx_db, doc_id: ctx_db.delete(doc_id),
+    ],
+    ids=["patch", "replace", "delete"],
+)
+async def test_user_code_cannot_change_a_system_document(db, storage_id, write):
+    with pytest.raises(ValidationError, match="system table") as refused:
+        await db.run_mutation(lambda tx: write(DatabaseWriter(tx), storage_id))
+    assert refused.value.short_msg == "SystemTableWrite"
+    row = (await db.run_query(lambda tx: tx.get(storage_id))).value
+    assert row["size"] == 5.0

@@ -10,7 +10,7 @@ import pytest
 
 from reactive import knobs
 from reactive.database import Database
-from reactive.errors import CommitNotApplied, ConflictError, SchemaError
+from reactive.errors import CommitNotApplied, ConflictError, SchemaError, ValidationError
 from reactive.schema import define_schema, define_table
 from reactive.validators import v
 from tests.schemas import TEST_SCHEMA
@@ -227,6 +227,37 @@ async def test_concurrent_resends_of_one_mutation_commit_once(db):
         *(db.run_mutation(create, session_id="s", request_id=7) for _ in range(5))
     )
     assert len({r.value for r in results}) == 1 and len({r.ts for r in results}) == 1
+    assert await count(db, "messages") == 1
+
+
+async def test_a_mutation_record_is_replayed_only_to_the_identity_that_ran_it(db):
+    async def create(tx):
+        return await tx.insert("messages", {"channel": "c", "body": "alice's"})
+
+    first = await db.run_mutation(create, session_id="s", request_id=0, identity="iss|alice")
+    for other in ("iss|mallory", ""):  # another identity, or none
+        with pytest.raises(ValidationError) as refused:
+            await db.run_mutation(create, session_id="s", request_id=0, identity=other)
+        assert refused.value.short_msg == "RequestIdReused"
+        assert first.value not in str(refused.value)
+    again = await db.run_mutation(create, session_id="s", request_id=0, identity="iss|alice")
+    assert again.duplicate and again.value == first.value
+    assert await count(db, "messages") == 1
+
+
+async def test_racing_identities_on_one_request_id_commit_once_and_learn_nothing(db):
+    async def create(tx):
+        return await tx.insert("messages", {"channel": "c", "body": "race"})
+
+    who = ["iss|alice", "iss|mallory"] * 3
+    results = await asyncio.gather(
+        *(db.run_mutation(create, session_id="s", request_id=1, identity=i) for i in who),
+        return_exceptions=True,
+    )
+    won = {who[n] for n, r in enumerate(results) if not isinstance(r, BaseException)}
+    assert len(won) == 1
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 3 and all(r.short_msg == "RequestIdReused" for r in refused)
     assert await count(db, "messages") == 1
 
 

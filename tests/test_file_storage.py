@@ -9,10 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
-from base64 import b64encode
+from base64 import b64encode, urlsafe_b64encode
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from reactive.archive import export_archive, import_archive
 from reactive.database import Database
 from reactive.errors import ValidationError
 from reactive.file_storage import (
+    OWNER_FIELD,
     ActionStorage,
     BlobStoreUnavailable,
     DatabaseBlobStore,
@@ -407,3 +408,50 @@ def test_a_server_without_a_bucket_never_loads_boto3(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# -- who uploaded a file -------------------------------------------------------------------------
+
+ALICE = "https://issuer.example|user_alice"
+
+
+@pytest.fixture
+async def service(db, tmp_path):
+    return await open_file_storage(db, LocalBlobStore(tmp_path / "owned-blobs"))
+
+
+def token_of(url):
+    return parse_qs(urlparse(url).query)["token"][0]
+
+
+async def storage_row(service, storage_id):
+    return (await service.db.run_query(lambda tx: tx.get(storage_id))).value
+
+
+async def test_an_upload_url_made_for_an_identity_records_it_as_the_owner(service):
+    upload = await service.check_upload_token(token_of(service.upload_url(ALICE)))
+    storage_id = await service.store(b"mine", "text/plain", upload=upload)
+    assert (await storage_row(service, storage_id))[OWNER_FIELD] == ALICE
+
+
+async def test_a_file_stored_without_an_identity_has_no_owner(service):
+    upload = await service.check_upload_token(token_of(service.upload_url()))
+    storage_id = await service.store(b"anyone's", "text/plain", upload=upload)
+    assert OWNER_FIELD not in await storage_row(service, storage_id)
+
+
+async def test_an_upload_url_whose_owner_was_changed_is_refused(service):
+    expires, nonce, _owner, signature = token_of(service.upload_url(ALICE)).split(".")
+    forged_owner = urlsafe_b64encode(b"https://issuer.example|user_mallory").decode()
+    with pytest.raises(ValidationError) as refused:
+        await service.check_upload_token(f"{expires}.{nonce}.{forged_owner}.{signature}")
+    assert refused.value.short_msg == "InvalidUploadUrl"
+    with pytest.raises(ValidationError):  # nor may the owner be dropped from a signed URL
+        await service.check_upload_token(f"{expires}.{nonce}.{signature}")
+
+
+async def test_files_an_action_stores_are_its_identitys(service):
+    storage_id = await ActionStorage(service, ALICE).store(b"from an action", "text/plain")
+    assert (await storage_row(service, storage_id))[OWNER_FIELD] == ALICE
+    url = await ActionStorage(service, ALICE).generate_upload_url()
+    assert (await service.check_upload_token(token_of(url))).owner == ALICE

@@ -418,6 +418,30 @@ async def test_mutation_records_are_stored_with_their_commit(persistence: Persis
     assert await persistence.get_mutation("s2", 1) is None
 
 
+async def test_a_mutation_record_keeps_the_identity_that_ran_it(persistence: Persistence) -> None:
+    record = MutationRecord("s", 0, 10, b"r", identity="https://issuer|user_1")
+    await persistence.write_commits([commit(record.ts, mutation=record)])
+    assert await persistence.get_mutation("s", 0) == record
+
+
+async def test_an_old_sqlite_database_gains_the_identity_column(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # mutation_results as it was before identities
+        conn.execute(
+            "CREATE TABLE mutation_results (session_id TEXT NOT NULL, request_id INTEGER NOT "
+            "NULL, ts INTEGER NOT NULL, result BLOB NOT NULL, PRIMARY KEY (session_id, "
+            "request_id))"
+        )
+        conn.execute("INSERT INTO mutation_results VALUES ('s', 0, 5, x'00')")
+    store = await open_persistence(f"sqlite:///{path}")
+    try:
+        assert await store.get_mutation("s", 0) == MutationRecord("s", 0, 5, b"\x00", "")
+    finally:
+        await store.close()
+    again = await open_persistence(f"sqlite:///{path}")  # a second open adds nothing
+    await again.close()
+
+
 async def test_prune_mutations_removes_only_older_records(persistence: Persistence) -> None:
     records = [MutationRecord("s", n, ts, b"r") for n, ts in enumerate((10, 20, 30))]
     await persistence.write_commits([commit(r.ts, mutation=r) for r in records])

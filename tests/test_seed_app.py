@@ -115,7 +115,7 @@ def test_every_public_function_requires_sign_in_and_changes_nothing(seed):
 def test_internal_functions_are_not_callable_by_clients(seed):
     body = seed.error("query", "users:getByClerkId", {"clerkId": ALICE}, user=ALICE)
     assert "Could not find public function" in body["errorMessage"]
-    body = seed.error("mutation", "users:upsertFromClerk", {"clerkId": "x", "email": ""}, user=None)
+    body = seed.error("mutation", "users:applyClerkEvent", {"clerkId": "x"}, user=None)
     assert "Could not find public function" in body["errorMessage"]
 
 

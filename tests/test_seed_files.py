@@ -85,3 +85,37 @@ def test_remove_deletes_row_and_bytes(seed):
     assert seed.fetch(url).status_code == 404
     data = seed.error_data("query", "files:getUrl", {"fileId": file_id}, user=ALICE)
     assert data == {"code": "NOT_FOUND", "resource": "File"}
+
+
+def test_saving_a_storage_id_someone_else_uploaded_is_forbidden_and_changes_nothing(seed):
+    storage_id = seed.upload(b"alice's secret", "text/plain", user=ALICE)
+    body = seed.error(
+        "mutation", "files:save", {"storageId": storage_id, "name": "mine now"}, user=BOB
+    )
+    assert body["errorData"] == {"code": "FORBIDDEN"}
+    assert "generateUploadUrl" in body["errorMessage"]  # says what to do instead
+    assert seed.query("files:listMine", {}, user=BOB) == []
+    file_id = seed.mutation("files:save", {"storageId": storage_id, "name": "a"}, user=ALICE)
+    [mine] = seed.query("files:listMine", {}, user=ALICE)
+    assert mine["_id"] == file_id and seed.fetch(mine["url"]).content == b"alice's secret"
+
+
+def test_an_upload_is_saved_once(seed):
+    file_id, storage_id = save(seed)
+    data = seed.error_data(
+        "mutation", "files:save", {"storageId": storage_id, "name": "again"}, user=ALICE
+    )
+    assert data["code"] == "ALREADY_SAVED"
+    assert [f["_id"] for f in seed.query("files:listMine", {}, user=ALICE)] == [file_id]
+
+
+def test_deleting_a_row_keeps_bytes_another_row_still_points_at(seed):
+    # Rows saved before storage ids had owners may share a storage id: B's delete must not
+    # take A's bytes.
+    file_id, storage_id = save(seed, b"shared bytes")
+    bob = seed.query("users:current", {}, user=BOB)
+    row = {"userId": bob["_id"], "storageId": storage_id, "name": "stolen", "type": "t"}
+    stolen = seed.insert("files", row | {"size": 12.0, "createdAt": 0.0})
+    assert seed.mutation("files:remove", {"fileId": stolen}, user=BOB) is None
+    url = seed.query("files:getUrl", {"fileId": file_id}, user=ALICE)
+    assert seed.fetch(url).content == b"shared bytes"

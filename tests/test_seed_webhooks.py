@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -211,3 +212,69 @@ def test_missing_or_malformed_secret_is_500_so_clerk_retries(seed, monkeypatch, 
 
 def test_only_post_is_routed(seed):
     assert seed.client.get("/webhooks/clerk").status_code == 405
+
+
+# -- replays and order -------------------------------------------------------------------------
+
+
+def test_a_redelivered_message_is_acknowledged_and_changes_nothing(seed):
+    first = created_event(first_name="Ada")
+    body = orjson.dumps(first)
+    assert seed.post_clerk(first, headers=svix_headers(seed.webhook_secret, body, msg_id="m1"))
+    renamed = clerk_event("user.updated", CLERK_ID, email="ada@example.test", first_name="Augusta")
+    assert seed.post_clerk(renamed).status_code == 200
+    # svix retries a message with its id and a fresh signature
+    again = seed.post_clerk(first, headers=svix_headers(seed.webhook_secret, body, msg_id="m1"))
+    assert again.status_code == 200 and again.text == "already processed message m1"
+    assert current(seed)["name"] == "Augusta"
+
+
+def test_a_late_update_does_not_undo_a_newer_one(seed):
+    now = time.time() * 1000
+    seed.post_clerk(created_event(timestamp=now - 3000))
+    newer = clerk_event("user.updated", CLERK_ID, email="new@example.test", timestamp=now)
+    older = clerk_event("user.updated", CLERK_ID, email="old@example.test", timestamp=now - 1000)
+    assert seed.post_clerk(newer).status_code == 200
+    late = seed.post_clerk(older)
+    assert late.status_code == 200 and "a newer event was applied" in late.text
+    assert current(seed)["email"] == "new@example.test"
+
+
+@pytest.mark.parametrize("kind", ["user.created", "user.updated"])
+def test_a_deleted_user_stays_deleted(seed, kind):
+    now = time.time() * 1000
+    seed.post_clerk(created_event(timestamp=now - 2000))
+    assert seed.post_clerk(clerk_event("user.deleted", CLERK_ID, timestamp=now)).status_code == 200
+    for at in (now - 1000, now + 1000):  # replayed from before, or claiming to be newer
+        event = clerk_event(kind, CLERK_ID, email="back@example.test", timestamp=at)
+        response = seed.post_clerk(event)
+        assert response.status_code == 200 and "the user was deleted" in response.text
+    assert current(seed) is None
+    assert seed.run_internal("users:getByClerkId", {"clerkId": CLERK_ID}).value is None
+
+
+def test_a_deleted_user_cannot_store_themselves_back(seed):
+    seed.post_clerk(created_event())
+    seed.post_clerk(clerk_event("user.deleted", CLERK_ID))
+    data = seed.error_data("mutation", "users:store", {}, user=CLERK_ID)  # a token from before
+    assert data["code"] == "UNAUTHORIZED" and "deleted" in data["message"]
+    assert current(seed) is None
+
+
+def test_an_update_without_a_timestamp_is_400_and_changes_nothing(seed):
+    seed.post_clerk(created_event())
+    event = clerk_event("user.updated", CLERK_ID, email="undated@example.test")
+    del event["timestamp"]
+    response = seed.post_clerk(event)
+    assert response.status_code == 400 and "no timestamp" in response.text
+    assert current(seed)["email"] == "ada@example.test"
+
+
+def test_data_updated_at_orders_events_without_a_timestamp(seed):
+    now = time.time() * 1000
+    seed.post_clerk(created_event(timestamp=now))
+    event = clerk_event("user.updated", CLERK_ID, email="older@example.test")
+    del event["timestamp"]
+    event["data"]["updated_at"] = now - 1000
+    assert "a newer event was applied" in seed.post_clerk(event).text
+    assert current(seed)["email"] == "ada@example.test"

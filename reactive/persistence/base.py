@@ -4,7 +4,7 @@ Storage is a plain MVCC log, identical on every backend:
   documents(table_id, id, ts, value, deleted, prev_ts)   primary key (table_id, id, ts)
   indexes(index_id, key, ts, deleted, document_id)        primary key (index_id, key, ts)
   commits(ts, written)                                    one row per commit
-  mutation_results(session_id, request_id, ts, result)    exactly-once record of mutations
+  mutation_results(session_id, request_id, ts, result, identity)  exactly-once record of mutations
   tables, index_meta, meta                                small metadata
 A read at snapshot `ts` sees, for each document id / index key, its newest row with
 row.ts <= ts, unless that row is a tombstone (deleted). Backends never check conflicts:
@@ -68,12 +68,16 @@ class IndexWrite:
 
 @dataclass(frozen=True, slots=True)
 class MutationRecord:
-    """The stored outcome of a mutation, keyed by the client's (session_id, request_id)."""
+    """The stored outcome of a mutation, keyed by the client's (session_id, request_id).
+
+    `identity` is the token identifier of the identity that ran it ("" for none), so that the
+    outcome is never handed to another identity that reuses the key."""
 
     session_id: str
     request_id: int
     ts: int
     result: bytes
+    identity: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,9 +341,9 @@ def backfill_rows(entries: list[tuple[IndexWrite, int]]) -> list[Row]:
 
 
 def mutation_rows(commits: list[CommitWrite]) -> list[Row]:
-    """(session_id, request_id, ts, result) of the commits that record a mutation."""
+    """(session_id, request_id, ts, result, identity) of the commits that record a mutation."""
     return [
-        (m.session_id, m.request_id, m.ts, m.result)
+        (m.session_id, m.request_id, m.ts, m.result, m.identity)
         for m in (c.mutation for c in commits)
         if m is not None
     ]

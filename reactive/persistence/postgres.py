@@ -151,6 +151,7 @@ class PostgresPersistence:
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(CREATE_SCHEMA)
+            await conn.execute(ADD_MUTATION_IDENTITY)
             await conn.execute(CREATE_ANNOUNCE_TRIGGER.format(channel=self.channel))
 
     async def close(self) -> None:
@@ -407,7 +408,8 @@ class PostgresPersistence:
         rows = await self._fetch("get_mutation", SELECT_MUTATION, session_id, request_id)
         if not rows:
             return None
-        return MutationRecord(session_id, request_id, rows[0]["ts"], rows[0]["result"])
+        row = rows[0]
+        return MutationRecord(session_id, request_id, row["ts"], row["result"], row["identity"])
 
     async def commits_after(self, ts: int) -> list[CommitRecord]:
         rows = await self._fetch("commits_after", COMMITS_AFTER, ts)
@@ -476,7 +478,7 @@ async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) 
         return
     documents = _columns(document_rows(commits), 6)
     indexes = _columns(index_rows(commits), 5)
-    mutations = _columns(mutation_rows(commits), 4)
+    mutations = _columns(mutation_rows(commits), 5)
     records = [[c.ts for c in commits], [c.written for c in commits]]
     await conn.execute(INSERT_GROUP, *documents, *indexes, *mutations, *records)
 
@@ -581,6 +583,12 @@ END $$;
 
 # Advancing the clock and announcing the commit happen in the server, with the INSERT of the
 # commit records (one statement for a whole group): no round trip of their own.
+#: Databases made before mutation records named their identity get the column; old records
+#: get "" (no identity).
+ADD_MUTATION_IDENTITY = (
+    "ALTER TABLE mutation_results ADD COLUMN IF NOT EXISTS identity TEXT NOT NULL DEFAULT ''"
+)
+
 CREATE_ANNOUNCE_TRIGGER = """
 DO $$ BEGIN
     IF NOT EXISTS (
@@ -639,10 +647,10 @@ WITH new_documents AS (
     INSERT INTO indexes (index_id, key, ts, deleted, document_id)
     SELECT * FROM unnest($7::BIGINT[], $8::BYTEA[], $9::BIGINT[], $10::BOOLEAN[], $11::TEXT[])
 ), new_mutations AS (
-    INSERT INTO mutation_results (session_id, request_id, ts, result)
-    SELECT * FROM unnest($12::TEXT[], $13::BIGINT[], $14::BIGINT[], $15::BYTEA[])
+    INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
+    SELECT * FROM unnest($12::TEXT[], $13::BIGINT[], $14::BIGINT[], $15::BYTEA[], $16::TEXT[])
 )
-INSERT INTO commits (ts, written) SELECT * FROM unnest($16::BIGINT[], $17::BYTEA[])
+INSERT INTO commits (ts, written) SELECT * FROM unnest($17::BIGINT[], $18::BYTEA[])
 """
 
 SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
@@ -685,7 +693,7 @@ LIMIT $4
 """
 
 SELECT_MUTATION = """
-SELECT ts, result FROM mutation_results WHERE session_id = $1 AND request_id = $2
+SELECT ts, result, identity FROM mutation_results WHERE session_id = $1 AND request_id = $2
 """
 COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > $1 ORDER BY ts"
 

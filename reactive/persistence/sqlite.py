@@ -128,6 +128,7 @@ class SqlitePersistence:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.executescript(CREATE_SCHEMA)
+        _add_mutation_identity(conn)
         self._writer = conn
 
     def _close_writer(self) -> None:
@@ -428,8 +429,8 @@ class SqlitePersistence:
         rows = self._fetch("get_mutation", SELECT_MUTATION, (session_id, request_id))
         if not rows:
             return None
-        ts, result = rows[0]
-        return MutationRecord(session_id, request_id, ts, result)
+        ts, result, identity = rows[0]
+        return MutationRecord(session_id, request_id, ts, result, identity)
 
     async def commits_after(self, ts: int) -> list[CommitRecord]:
         rows = self._fetch("commits_after", COMMITS_AFTER, (ts,))
@@ -496,6 +497,19 @@ def _insert_commits(conn: sqlite3.Connection, commits: list[CommitWrite]) -> Non
 # -- SQL -----------------------------------------------------------------------------------
 # `indexes` is WITHOUT ROWID: its rows are small, so clustering them on the primary key makes a
 # range scan one b-tree walk. `documents` keeps a rowid because values can be large.
+def _add_mutation_identity(conn: sqlite3.Connection) -> None:
+    """Give a database made before mutation records named their identity that column (old
+    records get "", no identity). Another process may add it between our look and our ALTER."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(mutation_results)")}
+    if "identity" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE mutation_results ADD COLUMN identity TEXT NOT NULL DEFAULT ''")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
 CREATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     table_id INTEGER NOT NULL,
@@ -576,7 +590,8 @@ INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES (?, ?, ?, ?
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
 INSERT_COMMIT = "INSERT INTO commits (ts, written) VALUES (?, ?)"
 INSERT_MUTATION = """
-INSERT INTO mutation_results (session_id, request_id, ts, result) VALUES (?, ?, ?, ?)
+INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
+VALUES (?, ?, ?, ?, ?)
 """
 
 SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
@@ -619,7 +634,7 @@ LIMIT ?4
 """
 
 SELECT_MUTATION = """
-SELECT ts, result FROM mutation_results WHERE session_id = ? AND request_id = ?
+SELECT ts, result, identity FROM mutation_results WHERE session_id = ? AND request_id = ?
 """
 COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > ? ORDER BY ts"
 

@@ -18,8 +18,10 @@ import httpx
 import orjson
 
 from reactive import knobs
+from reactive.auth import Identity
 from reactive.database import Database
 from reactive.deployments import bundle_project
+from reactive.errors import ValidationError
 from reactive.persistence import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
@@ -224,19 +226,56 @@ def parse_args_json(text: str) -> dict[str, Any]:
     return value
 
 
-async def run_function(path: str, args_text: str, *, url: str | None, root: Path, db: str) -> int:
+async def run_function(
+    path: str,
+    args_text: str,
+    *,
+    url: str | None,
+    root: Path,
+    db: str,
+    identity: str | None = None,
+    token: str | None = None,
+) -> int:
+    """Run `path` on the server at `url` (as the user of the JWT `token`), or in this process
+    on the local database (as `identity`, claims JSON)."""
     args = parse_args_json(args_text)
     if url:
-        return _print_result(await _run_remote(url, path, args))
-    return _print_result(await _run_local(root, db, path, args))
+        if identity is not None:
+            raise CliError("--identity is for local runs; with --url pass a JWT with --auth")
+        return _print_result(await _run_remote(url, path, args, token))
+    if token is not None:
+        raise CliError("--auth is for --url runs; locally, act as a user with --identity")
+    acting_as = None if identity is None else parse_identity(identity)
+    return _print_result(await _run_local(root, db, path, args, acting_as))
 
 
-async def _run_remote(url: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
+def parse_identity(text: str) -> Identity:
+    """The identity `--identity` describes: a JSON object of claims under Convex's names."""
+    try:
+        claims = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise CliError(f"--identity is not valid JSON: {exc}", status=2) from None
+    if not isinstance(claims, dict):
+        raise CliError(
+            '--identity must be a JSON object, e.g. \'{"subject": "user_1", "issuer": "..."}\'',
+            status=2,
+        )
+    try:
+        return Identity.from_attributes(claims)
+    except ValidationError as exc:
+        raise CliError(f"--identity: {exc.msg}", status=2) from None
+
+
+async def _run_remote(
+    url: str, path: str, args: dict[str, Any], token: str | None = None
+) -> dict[str, Any]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             response = await client.post(
                 f"{url.rstrip('/')}/api/function",
                 json={"path": path, "args": args, "format": "json"},
+                headers=headers,
             )
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach the server at {url}: {exc}") from None
@@ -252,7 +291,9 @@ async def _run_remote(url: str, path: str, args: dict[str, Any]) -> dict[str, An
     return body
 
 
-async def _run_local(root: Path, db: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
+async def _run_local(
+    root: Path, db: str, path: str, args: dict[str, Any], identity: Identity | None = None
+) -> dict[str, Any]:
     from reactive.application import Application
     from reactive.values import decode_value, to_clean_json
 
@@ -260,7 +301,7 @@ async def _run_local(root: Path, db: str, path: str, args: dict[str, Any]) -> di
     application = await Application.start(root, db, dev=True)
     try:
         outcome = await application.executor.run(
-            None, path, decode_value(args), None, allow_internal=True
+            None, path, decode_value(args), identity, allow_internal=True
         )
     finally:
         await application.close()
@@ -579,6 +620,18 @@ def _add_project_commands(commands: _Commands) -> None:
     run.add_argument("path", help="function path, e.g. messages:list")
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
     run.add_argument("--url", help="run on this server instead of the local database")
+    run.add_argument(
+        "--identity",
+        help="local runs: act as this user, given as identity claims JSON, e.g. "
+        '\'{"subject": "user_1", "issuer": "https://clerk.example", "email": "a@b.c"}\' '
+        "(tokenIdentifier defaults to issuer|subject)",
+    )
+    run.add_argument(
+        "--auth",
+        metavar="TOKEN",
+        help="--url runs: send this JWT as the bearer token, so the server verifies it and "
+        "runs the function as its user",
+    )
     _add_project_options(run)
     codegen = commands.add_parser("codegen", help="write _generated/ (TypeScript and Python)")
     _add_dir_option(codegen)
@@ -638,7 +691,13 @@ def _dispatch(args: argparse.Namespace) -> Any:
         return serve(Path(args.dir).resolve(), db, args.host, args.port, dev=args.command == "dev")
     if args.command == "run":
         return run_function(
-            args.path, args.args, url=args.url, root=Path(args.dir).resolve(), db=db
+            args.path,
+            args.args,
+            url=args.url,
+            root=Path(args.dir).resolve(),
+            db=db,
+            identity=args.identity,
+            token=args.auth,
         )
     if args.command == "codegen":
         return codegen_command(Path(args.dir).resolve(), Path(args.out) if args.out else None)

@@ -1,15 +1,22 @@
-"""What the attacks send: calls to the public API, uploads, and a deployment bundle that
-leaves a marker file behind if any of its code runs."""
+"""What the attacks send: calls to the public API, uploads, signed Clerk webhooks to the seed
+app (`SeedServer`), and a deployment bundle that leaves a marker file behind if any of its code
+runs."""
 
 from __future__ import annotations
 
 import io
 import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+
+from reactive.values import encode_value
+from tests.oidc_issuer import LocalIssuer
+from tests.seed_helpers import clerk_event, svix_headers
 
 EVIL_ORIGIN = "https://evil.example"
 
@@ -44,3 +51,49 @@ def marker_bundle(marker: Path) -> bytes:
 def deploy_events(response: httpx.Response) -> list[str]:
     """The `type` of each event a deploy streamed back."""
     return [json.loads(line)["type"] for line in response.text.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedServer:
+    """The seed app in a server process: calls as a Clerk user, signed Clerk webhooks."""
+
+    url: str
+    issuer: LocalIssuer
+    webhook_secret: str
+
+    def call(self, kind: str, path: str, args: dict[str, Any], *, user: str | None) -> Any:
+        """The JSON body of `POST /api/<kind>` as the Clerk user `user` (None: signed out)."""
+        headers = {} if user is None else {"Authorization": f"Bearer {self.token(user)}"}
+        body = {"path": path, "args": [encode_value(args)], "format": "json"}
+        response = httpx.post(f"{self.url}/api/{kind}", json=body, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def ok(self, kind: str, path: str, args: dict[str, Any], *, user: str | None) -> Any:
+        body = self.call(kind, path, args, user=user)
+        assert body["status"] == "success", body
+        return body["value"]
+
+    def token(self, clerk_id: str) -> str:
+        return self.issuer.sign(subject=clerk_id)
+
+    def upload(self, data: bytes, *, user: str) -> str:
+        """POST `data` to a fresh upload URL made for `user`; returns the storage id."""
+        upload_url = self.ok("mutation", "files:generateUploadUrl", {}, user=user)
+        response = upload(upload_url, data, "text/plain")
+        assert response.status_code == 200, response.text
+        return str(response.json()["storageId"])
+
+    def post_clerk(self, event: Any, **signing: Any) -> httpx.Response:
+        """POST `event` to /webhooks/clerk signed as svix signs (`msg_id`, `sent_at`)."""
+        body = orjson.dumps(event)
+        headers = svix_headers(self.webhook_secret, body, **signing)
+        return httpx.post(f"{self.url}/webhooks/clerk", content=body, headers=headers)
+
+    def sign_up(self, clerk_id: str) -> dict[str, Any]:
+        """Create `clerk_id`'s user with a user.created webhook; returns their row."""
+        event = clerk_event("user.created", clerk_id, email=f"{clerk_id}@example.test")
+        assert self.post_clerk(event).status_code == 200
+        user = self.ok("query", "users:current", {}, user=clerk_id)
+        assert user is not None
+        return user  # type: ignore[no-any-return]

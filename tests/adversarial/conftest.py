@@ -1,5 +1,6 @@
 """Real server processes for the attacks: `reactive dev` (DevServer) and the ASGI app under
-uvicorn (LiveServer), serving a copy of tests/projects/uploads."""
+uvicorn (LiveServer), serving a copy of tests/projects/uploads, or the seed app (`seed_server`:
+Clerk sign-in from a LocalIssuer, signed Clerk webhooks)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.adversarial.attacks import SeedServer
 from tests.browser.dev_server import DevServer
 from tests.live_server import LiveServer
+from tests.oidc_issuer import LocalIssuer
+from tests.seed_helpers import ROOT, new_webhook_secret
 
 UPLOADS = Path(__file__).resolve().parent.parent / "projects" / "uploads"
 
@@ -53,3 +57,19 @@ def storage_server(store_url: str, project: Path, blob_dir: Path) -> Iterator[Li
 
 def storage_env(blob_dir: Path, **extra: str) -> dict[str, str]:
     return {**CLEAN_ENV, "REACTIVE_STORAGE_DIR": str(blob_dir), **extra}
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer() as local:
+        yield local
+
+
+@pytest.fixture
+def seed_server(store_url: str, blob_dir: Path, issuer: LocalIssuer) -> Iterator[SeedServer]:
+    """The seed app (the repository's schema.py and functions/) served in production mode on
+    `store_url`, trusting `issuer` as Clerk and signing webhooks with a fresh secret."""
+    secret = new_webhook_secret()
+    clerk = {"CLERK_JWT_ISSUER_DOMAIN": issuer.url, "CLERK_WEBHOOK_SECRET": secret}
+    with LiveServer(ROOT, store_url, env=storage_env(blob_dir, **clerk), dev=False) as server:
+        yield SeedServer(server.url, issuer, secret)
