@@ -184,8 +184,10 @@ def issuer() -> Iterator[LocalIssuer]:
 
 @pytest.fixture
 def chat_server(tmp_path: Path, issuer: LocalIssuer) -> Iterator[LiveServer]:
-    """The chat project on a fresh SQLite file, trusting JWTs from `issuer`."""
-    server = LiveServer(CHAT, f"sqlite:///{tmp_path}/chat.db", env={"CHAT_ISSUER": issuer.url})
+    """The chat project on a fresh SQLite file, trusting JWTs from `issuer`. Mutations may run
+    5 s (Convex's limit is 1 s): `conformance:send_slowly` holds one open across a restart."""
+    env = {"CHAT_ISSUER": issuer.url, "REACTIVE_QUERY_MUTATION_TIMEOUT_S": "5"}
+    server = LiveServer(CHAT, f"sqlite:///{tmp_path}/chat.db", env=env)
     with server:
         yield server
 
