@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -361,23 +362,44 @@ class SqlitePersistence:
     async def watch_commits(
         self, hint: Callable[[int | None], None], active: Callable[[], bool]
     ) -> None:
+        # A thread of its own polls, on a connection of its own: a poll every few ms costs the
+        # thread microseconds, where a timer on the event loop would cost the server a loop
+        # iteration each time. The loop hears only of a change, with the newest ts.
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=self._poll_commits,
+            args=(lambda ts: loop.call_soon_threadsafe(hint, ts), active, stop),
+            name="reactive-sqlite-commit-watch",
+            daemon=True,
+        )
         hint(None)  # whatever landed between opening and the first look
-        version = self._data_version()
-        while True:
-            idle = not active()
-            await asyncio.sleep(knobs.COMMIT_POLL_IDLE_S if idle else knobs.COMMIT_POLL_S)
-            try:
-                latest = self._data_version()
-            except PersistenceError as exc:
-                log.warning("watching for commits failed, will retry: %s", exc)
-                continue
-            if latest != version:
-                version = latest
-                hint(None)
+        watcher.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stop.set()
 
-    def _data_version(self) -> int:
-        """Changes whenever another connection (another process, or our writer) commits."""
-        return int(self._fetch("watch_commits", "PRAGMA data_version", ())[0][0])
+    def _poll_commits(
+        self, hint: Callable[[int], object], active: Callable[[], bool], stop: threading.Event
+    ) -> None:
+        """In the watcher thread: on every change of `PRAGMA data_version` (any other
+        connection committed: another process, or our own writer), report the newest ts."""
+        conn = self._connect(check_same_thread=True)
+        try:
+            version = None
+            while not stop.wait(knobs.COMMIT_POLL_S if active() else knobs.COMMIT_POLL_IDLE_S):
+                try:
+                    latest = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if latest != version:
+                        version = latest
+                        hint(int(conn.execute(SELECT_MAX_COMMIT_TS).fetchone()[0]))
+                except sqlite3.Error as exc:
+                    log.warning("watching for commits failed, will retry: %s", exc)
+        except RuntimeError:
+            pass  # the event loop closed under us: nothing left to tell
+        finally:
+            conn.close()
 
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         if not entries:
