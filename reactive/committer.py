@@ -358,8 +358,8 @@ class Committer:
             for key in keys - found.keys()
             if not revising or _key_bytes(key) in self._learnt_mutations
         ]
-        records = await asyncio.gather(*(self._persistence.get_mutation(*k) for k in unread))
-        found.update({key: rec for key, rec in zip(unread, records, strict=True) if rec})
+        for record in await self._persistence.get_mutations(unread) if unread else ():
+            found[(record.session_id, record.request_id)] = record
         return found
 
     # -- other processes' commits ----------------------------------------------------------

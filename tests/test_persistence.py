@@ -416,6 +416,9 @@ async def test_mutation_records_are_stored_with_their_commit(persistence: Persis
     assert await persistence.get_mutation("s1", 1) == second
     assert await persistence.get_mutation("s2", 0) == other_session
     assert await persistence.get_mutation("s2", 1) is None
+    found = await persistence.get_mutations([("s1", 1), ("s2", 1), ("s2", 0), ("nope", 0)])
+    assert sorted(found, key=lambda r: r.ts) == [second, other_session]
+    assert await persistence.get_mutations([]) == []
 
 
 async def test_a_mutation_record_keeps_the_identity_that_ran_it(persistence: Persistence) -> None:

@@ -272,6 +272,9 @@ class Persistence(Protocol):
 
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None: ...
 
+    async def get_mutations(self, keys: list[tuple[str, int]]) -> list[MutationRecord]:
+        """The stored records among `keys` ((session_id, request_id) pairs), in one read."""
+
     async def commits_after(self, ts: int) -> list[CommitRecord]:
         """Every commit with ts > `ts`, oldest first."""
 

@@ -411,6 +411,16 @@ class PostgresPersistence:
         row = rows[0]
         return MutationRecord(session_id, request_id, row["ts"], row["result"], row["identity"])
 
+    async def get_mutations(self, keys: list[tuple[str, int]]) -> list[MutationRecord]:
+        if not keys:
+            return []
+        sessions, requests = [k[0] for k in keys], [k[1] for k in keys]
+        rows = await self._fetch("get_mutations", SELECT_MUTATIONS, sessions, requests)
+        return [
+            MutationRecord(r["session_id"], r["request_id"], r["ts"], r["result"], r["identity"])
+            for r in rows
+        ]
+
     async def commits_after(self, ts: int) -> list[CommitRecord]:
         rows = await self._fetch("commits_after", COMMITS_AFTER, ts)
         return [CommitRecord(c_ts, written) for c_ts, written in rows]
@@ -694,6 +704,12 @@ LIMIT $4
 
 SELECT_MUTATION = """
 SELECT ts, result, identity FROM mutation_results WHERE session_id = $1 AND request_id = $2
+"""
+# Several (session_id, request_id) keys in one round trip, each a primary-key probe.
+SELECT_MUTATIONS = """
+SELECT m.session_id, m.request_id, m.ts, m.result, m.identity
+FROM unnest($1::TEXT[], $2::BIGINT[]) AS k(session_id, request_id)
+JOIN mutation_results AS m ON m.session_id = k.session_id AND m.request_id = k.request_id
 """
 COMMITS_AFTER = "SELECT ts, written FROM commits WHERE ts > $1 ORDER BY ts"
 

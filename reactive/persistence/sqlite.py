@@ -454,6 +454,16 @@ class SqlitePersistence:
         ts, result, identity = rows[0]
         return MutationRecord(session_id, request_id, ts, result, identity)
 
+    async def get_mutations(self, keys: list[tuple[str, int]]) -> list[MutationRecord]:
+        # Reads are inline on this backend: one primary-key lookup per key is the cheapest.
+        found = []
+        for session_id, request_id in keys:
+            rows = self._fetch("get_mutations", SELECT_MUTATION, (session_id, request_id))
+            if rows:
+                ts, result, identity = rows[0]
+                found.append(MutationRecord(session_id, request_id, ts, result, identity))
+        return found
+
     async def commits_after(self, ts: int) -> list[CommitRecord]:
         rows = self._fetch("commits_after", COMMITS_AFTER, (ts,))
         return [CommitRecord(c_ts, written) for c_ts, written in rows]
