@@ -256,12 +256,20 @@ class Database:
         attempt: int,
     ) -> MutationResult[T]:
         """Last resort for a mutation that keeps losing: run it while no other commit can
-        happen, in this process or any other sharing the database, so its reads cannot go
-        stale. This makes OCC starvation-free under heavy contention, at the price of briefly
-        serialising commits."""
+        happen, so its reads cannot go stale. This makes OCC starvation-free under heavy
+        contention, at the price of briefly serialising commits.
+
+        First with only this process's commits held off (cheap: no database lock while the
+        mutation runs); if another process's commit still beat it, again holding the
+        database's commit lock, which no process can beat."""
         assert self.committer is not None
+        try:
+            async with self.committer.exclusive():
+                return await self._attempt(fn, key, attempt, serial=True)
+        except ConflictError:
+            pass  # another process committed into what it read meanwhile
         async with self.committer.serially():
-            return await self._attempt(fn, key, attempt, serial=True)
+            return await self._attempt(fn, key, attempt + 1, serial=True)
 
     async def wait_for_ts(self, ts: int) -> None:
         """Return once a commit with ts >= `ts` is durable and published."""
