@@ -107,8 +107,6 @@ class Committer:
         self._held: HeldCommitLock | None = None
         #: Timestamps of our commits being written: their announcements are not news.
         self._in_flight: set[int] = set()
-        #: Whether a hint without a ts came (then look at the database before reading commits).
-        self._look = False
         #: Mutation keys in commits learnt from other processes (key -> ts), most recent last.
         self._learnt_mutations: dict[bytes, int] = {}
         #: Commits learnt under the commit lock, published once it is released.
@@ -366,25 +364,19 @@ class Committer:
 
     def _hint(self, ts: int | None) -> None:
         """From the watcher: some process may have committed `ts` (None: look and see)."""
-        if ts is None:
-            self._look = True
-            self._hinted.set()
-        elif ts > self.committed_ts and ts not in self._in_flight:
+        if ts is None or (ts > self.committed_ts and ts not in self._in_flight):
             self._hinted.set()
 
     async def _follow(self) -> None:
         while True:
             await self._hinted.wait()
             self._hinted.clear()
-            look, self._look = self._look, False
             try:
-                # A hint with a ts is news for sure; one without is checked cheaply first.
-                if not look or await self._persistence.max_commit_ts() > self.committed_ts:
-                    await self.catch_up()
+                await self.catch_up()  # one read; nothing newer costs no more than max(ts)
             except Exception as exc:
                 log.warning("could not read other processes' commits (will retry): %s", exc)
                 await asyncio.sleep(0.1)
-                self._hint(None)
+                self._hinted.set()
 
     async def catch_up(self) -> None:
         """Publish every commit other processes made that this one has not seen yet.
@@ -400,8 +392,7 @@ class Committer:
         """For a mutation that raised: the conflict, if a commit after its snapshot wrote what
         it read. It may have failed only because its snapshot was stale (another process's
         commit not yet learnt here), so it is retried like a conflict rather than reported."""
-        if await self._persistence.max_commit_ts() > self.committed_ts:
-            await self.catch_up()
+        await self.catch_up()
         conflict = self._recent_writes.find_conflict(tx.reads, tx.begin_ts)
         return None if conflict is None else _conflict_error(conflict)
 
