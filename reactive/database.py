@@ -186,21 +186,26 @@ class Database:
         identifier, "" for none) only; another identity gets RequestIdReusedError.
         """
         dedupe = session_id is not None and request_id is not None
+        checked_at = None
         if dedupe:
+            assert self.committer is not None
+            # Read before storage is: a key forgotten after it makes the committer read again.
+            checked_at = self.committer.mutations_forgotten
             stored = await self.persistence.get_mutation(session_id, request_id)  # type: ignore[arg-type]
             if stored is not None:
                 return _replayed(stored, stored.ts, identity, attempt=0)
+        key = (session_id, request_id, identity, checked_at)
         retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
         if serial_fallback is None:
             serial_fallback = knobs.OCC_SERIAL_FALLBACK
         for attempt in range(retries + 1):
             try:
-                return await self._attempt(fn, (session_id, request_id, identity), attempt)
+                return await self._attempt(fn, key, attempt)
             except ConflictError as conflict:
                 if attempt == retries and not serial_fallback:
                     raise
                 await self._after_conflict(conflict, attempt)
-        return await self._attempt_serially(fn, (session_id, request_id, identity), retries + 1)
+        return await self._attempt_serially(fn, key, retries + 1)
 
     async def _attempt(
         self,
@@ -210,7 +215,7 @@ class Database:
         *,
         serial: bool = False,
     ) -> MutationResult[T]:
-        session_id, request_id, identity = key
+        session_id, request_id, identity, checked_at = key
         tx = self.begin()
         with self.tracking(tx.begin_ts):
             value = await self._run_or_conflict(fn, tx)
@@ -221,7 +226,7 @@ class Database:
                 return MutationResult(value, tx.begin_ts, retries=attempt)
             assert self.committer is not None
             commit = self.committer.commit_now if serial else self.committer.commit
-            outcome = await commit(tx, record)
+            outcome = await commit(tx, record, checked_at=checked_at)
         if outcome.duplicate is not None:
             return _replayed(outcome.duplicate, outcome.ts, identity, attempt)
         return MutationResult(value, outcome.ts, retries=attempt)
@@ -564,8 +569,9 @@ class Database:
         return await self.persistence.max_commit_ts()
 
 
-#: (session_id, request_id, identity) of a mutation run exactly once.
-_MutationKey = tuple[str | None, int | None, str]
+#: (session_id, request_id, identity, checked_at) of a mutation run exactly once; checked_at
+#: is `Committer.mutations_forgotten` as of its storage check (see `Database.run_mutation`).
+_MutationKey = tuple[str | None, int | None, str, int | None]
 
 
 def _replayed(stored: MutationRecord, ts: int, identity: str, attempt: int) -> MutationResult[Any]:

@@ -178,6 +178,29 @@ async def test_a_mutation_resent_to_another_process_runs_once(pair) -> None:
     assert bodies == ["x"]
 
 
+async def test_a_mutation_another_process_commits_after_our_storage_check_runs_once(
+    pair,
+) -> None:
+    """Our storage check found nothing; while our run was under way the other process
+    committed the same key. Memory alone would not know (nothing was forgotten), so the
+    commit must learn the other one and answer with its result, writing nothing itself."""
+    first, second = pair
+
+    async def create_elsewhere(tx):  # type: ignore[no-untyped-def]
+        return await tx.insert("messages", {"channel": "raced", "body": "theirs"})
+
+    async def create_here(tx):  # type: ignore[no-untyped-def]
+        theirs = await second.run_mutation(create_elsewhere, session_id="r", request_id=7)
+        await tx.insert("messages", {"channel": "raced", "body": "ours"})
+        return theirs.value
+
+    ours = await first.run_mutation(create_here, session_id="r", request_id=7)
+    theirs = await second.run_mutation(create_elsewhere, session_id="r", request_id=7)
+    assert ours.value == theirs.value and ours.ts == theirs.ts
+    bodies, _, _ = await channel_bodies(first, "raced")
+    assert bodies == ["theirs"]
+
+
 async def test_a_table_another_process_created_is_known_here(store_url: str) -> None:
     first = await Database.open(store_url, prune=False)
     second = await Database.open(store_url, prune=False)
