@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from reactive import knobs
 from reactive.errors import PersistenceError
 from reactive.persistence.base import (
+    CommitNews,
     CommitRecord,
     CommitWrite,
     HeldCommitLock,
@@ -360,7 +361,7 @@ class SqlitePersistence:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     async def watch_commits(
-        self, hint: Callable[[int | None], None], active: Callable[[], bool]
+        self, hint: Callable[[CommitNews | None], None], active: Callable[[], bool]
     ) -> None:
         # A thread of its own polls, on a connection of its own: a poll every few ms costs the
         # thread microseconds, where a timer on the event loop would cost the server a loop
@@ -369,7 +370,7 @@ class SqlitePersistence:
         stop = threading.Event()
         watcher = threading.Thread(
             target=self._poll_commits,
-            args=(lambda ts: loop.call_soon_threadsafe(hint, ts), active, stop),
+            args=(lambda ts: loop.call_soon_threadsafe(hint, CommitNews(ts)), active, stop),
             name="reactive-sqlite-commit-watch",
             daemon=True,
         )
