@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -305,6 +306,29 @@ def test_announcements_are_read_back_exactly() -> None:
     assert news == CommitNews(9, 5, (CommitRecord(7, b"ab"), CommitRecord(9, b"")))
     assert commit_news("5 9") == CommitNews(9)
     assert commit_news("garbage") is None and commit_news("5 x:!!") is None
+
+
+async def test_sqlite_processes_see_each_others_commits_without_polling(
+    tmp_path, monkeypatch
+) -> None:
+    """The commit bell wakes the watcher (inotify): with polls 30 s apart, a commit of one
+    process still reaches the other's subscribers at once."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux's")
+    monkeypatch.setattr(knobs, "COMMIT_POLL_S", 30.0)
+    monkeypatch.setattr(knobs, "COMMIT_POLL_IDLE_S", 30.0)
+    url = f"sqlite:///{tmp_path}/data.db"
+    first = await Database.open(url, schema=TEST_SCHEMA, prune=False)
+    second = await Database.open(url, schema=TEST_SCHEMA, prune=False)
+    try:
+        await asyncio.sleep(0.1)  # the watchers are waiting
+        _, fired = (await channel_bodies(second, "woken"))[1:]
+        _, ts = await insert_message(first, "woken")
+        await asyncio.wait_for(fired.wait(), WAIT_S)
+        assert second.latest_ts >= ts
+    finally:
+        await second.close()
+        await first.close()
 
 
 def schema_with_body_index():  # type: ignore[no-untyped-def]
