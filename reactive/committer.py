@@ -513,15 +513,22 @@ class Committer:
         return self._assigned_ts
 
     def _finish(self, accepted: list[_Accepted], followers: _Followers) -> None:
-        for request, commit, written in accepted:
-            self.committed_ts = commit.ts
+        """Answer the batch's writers, then publish its commits (both before anyone runs).
+
+        In that order because a resolved future queues its waiter on the event loop, and so
+        does every subscriber a commit wakes: answered first, a writer hears of its durable
+        commit before the loop serves the re-runs its commit caused, rather than after all of
+        them. Its socket still sends the Transition with the new results after the response."""
+        for request, commit, _ in accepted:
             if commit.mutation is not None:
                 self._remember_mutation(commit.mutation)
                 for follower in followers.get(_mutation_key(commit.mutation), ()):  # type: ignore[arg-type]
                     follower.future.set_result(CommitOutcome(commit.ts, commit.mutation))
-            self._publish(PublishedCommit(commit.ts, written))
             if not request.future.done():
                 request.future.set_result(CommitOutcome(commit.ts))
+        for _, commit, written in accepted:
+            self.committed_ts = commit.ts
+            self._publish(PublishedCommit(commit.ts, written))
 
     def _remember_mutation(self, record: MutationRecord) -> None:
         self._recent_mutations[(record.session_id, record.request_id)] = record
