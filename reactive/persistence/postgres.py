@@ -124,6 +124,7 @@ class PostgresPersistence:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 server_settings=self._settings(),
+                reset=_reset_released,
             )
         except _DRIVER_ERRORS as exc:
             raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
@@ -324,8 +325,7 @@ class PostgresPersistence:
                 yield held
             finally:
                 if held:
-                    with contextlib.suppress(*_DRIVER_ERRORS):
-                        await conn.fetchval("SELECT pg_advisory_unlock(hashtext($1))", key)
+                    await _unlock_or_drop(conn, key)
 
     async def watch_commits(
         self, hint: Callable[[CommitNews | None], None], active: Callable[[], bool]
@@ -516,6 +516,24 @@ def commit_channel(schema: str | None) -> str:
     if schema is None:
         return "reactive_commits"
     return "reactive_commits_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+async def _reset_released(conn: asyncpg.Connection) -> None:
+    """Ready a connection to go back to the pool. asyncpg's default (UNLISTEN, RESET ALL,
+    CLOSE ALL, unlock every advisory lock) is a round trip on every release, and so on every
+    read; our pool connections keep no session state, bar `exclusive`'s lock, which
+    `_unlock_or_drop` releases. Only a transaction left open (a failure midway) is undone."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+async def _unlock_or_drop(conn: asyncpg.Connection, key: str) -> None:
+    """Release `exclusive`'s session lock; if that fails, end the connection, which releases
+    it in the server, rather than pool a connection that still holds it."""
+    try:
+        await conn.fetchval("SELECT pg_advisory_unlock(hashtext($1))", key)
+    except _DRIVER_ERRORS:
+        conn.terminate()
 
 
 def commit_news(payload: object) -> CommitNews | None:
