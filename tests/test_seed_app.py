@@ -82,6 +82,7 @@ def _calls_for_every_public_function(seed: SeedApp) -> dict[str, tuple[str, dict
         "tasks:updateStatus": ("mutation", {"taskId": task_id, "status": "done"}),
         "tasks:reorder": ("mutation", {"projectId": project_id, "taskIds": [task_id]}),
         "tasks:listByStatus": ("query", {"projectId": project_id, "status": "todo"}),
+        "tasks:search": ("query", {"projectId": project_id, "query": "write"}),
         "comments:add": ("mutation", {"taskId": task_id, "content": "x"}),
         "comments:list": ("query", {"taskId": task_id}),
         "comments:remove": ("mutation", {"commentId": comment_id}),
@@ -275,6 +276,7 @@ def test_other_users_private_project_is_forbidden_and_unchanged(seed):
     calls = [
         ("query", "projects:get", {"projectId": project_id}),
         ("query", "tasks:listByStatus", {"projectId": project_id, "status": "todo"}),
+        ("query", "tasks:search", {"projectId": project_id, "query": "mine"}),
         ("mutation", "projects:update", {"projectId": project_id, "name": "Taken"}),
         ("mutation", "projects:remove", {"projectId": project_id}),
         ("mutation", "tasks:create", {"projectId": project_id, "title": "Intruder"}),
@@ -296,6 +298,8 @@ def test_public_project_is_readable_but_not_writable_by_others(seed):
     assert [t["_id"] for t in board(seed, project_id, user=BOB)["tasks"]] == [task_id]
     column = seed.query("tasks:listByStatus", {"projectId": project_id, "status": "todo"}, user=BOB)
     assert [t["_id"] for t in column] == [task_id]
+    found = seed.query("tasks:search", {"projectId": project_id, "query": "sho"}, user=BOB)
+    assert [t["_id"] for t in found] == [task_id]
     data = seed.error_data(
         "mutation", "projects:update", {"projectId": project_id, "name": "Mine"}, user=BOB
     )
@@ -478,6 +482,29 @@ def test_list_by_status_is_one_board_column_in_order(seed):
     assert column("done") == [ids[3], ids[1]]
     assert column("todo") == [ids[0], ids[2]]
     assert column("in_progress") == []
+
+
+def test_search_finds_the_projects_tasks_by_title_best_first(seed):
+    project_id = new_project(seed)
+    other_project = new_project(seed, "Other")
+    design = new_task(seed, project_id, "Design the landing page")
+    design_review = new_task(seed, project_id, "Design review: design tokens")
+    new_task(seed, project_id, "Write copy")
+    new_task(seed, other_project, "Design elsewhere")
+
+    def found(text: str) -> list[str]:
+        args = {"projectId": project_id, "query": text}
+        return [t["_id"] for t in seed.query("tasks:search", args, user=ALICE)]
+
+    # Two occurrences of "design" outrank one; the other project's task is not found.
+    assert found("design") == [design_review, design]
+    assert found("landing pa") == [design]  # the last word is a prefix
+    assert found("  ?! ") == []
+    assert found("nothing like it") == []
+    data = seed.error_data(
+        "query", "tasks:search", {"projectId": project_id, "query": "x" * 201}, user=ALICE
+    )
+    assert data["code"] == "INVALID_QUERY"
 
 
 # -- comments ----------------------------------------------------------------------------------

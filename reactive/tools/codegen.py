@@ -343,13 +343,18 @@ export type Id<TableName extends TableNames = TableNames> = GenericId<TableName>
 def _ts_table(name: str, table: TableDefinition, renderer: _TsRenderer) -> str:
     document = _with_system_fields(name, table.validator)
     indexes = "".join(f"      {index}\n" for index in _ts_indexes(table))
+    searches = "".join(f"      {index}\n" for index in _ts_search_indexes(table))
     return (
         f"  {_ts_key(name)}: {{\n"
         f"    document: {renderer.type_of(document)};\n"
         f"    fieldPaths: {_ts_field_paths(document)};\n"
         f"    indexes: {{\n{indexes}    }};\n"
-        "    searchIndexes: {};\n"
-        "    vectorIndexes: {};\n"
+        + (
+            f"    searchIndexes: {{\n{searches}    }};\n"
+            if searches
+            else "    searchIndexes: {};\n"
+        )
+        + "    vectorIndexes: {};\n"
         "  };\n"
     )
 
@@ -372,6 +377,18 @@ def _ts_indexes(table: TableDefinition) -> list[str]:
         if "_id" not in fields and "_creationTime" not in fields:
             fields.append("_creationTime")
         rendered.append(f"{_ts_key(spec.name)}: [{', '.join(json.dumps(f) for f in fields)}];")
+    return rendered
+
+
+def _ts_search_indexes(table: TableDefinition) -> list[str]:
+    """`name: { searchField: "f"; filterFields: "a" | "b" }` per search index, as Convex's."""
+    rendered = []
+    for spec in sorted(table.search_indexes, key=lambda spec: spec.name):
+        filters = " | ".join(json.dumps(f) for f in spec.filter_fields) or "never"
+        rendered.append(
+            f"{_ts_key(spec.name)}: {{ searchField: {json.dumps(spec.search_field)}; "
+            f"filterFields: {filters} }};"
+        )
     return rendered
 
 
