@@ -653,6 +653,39 @@ def test_subscribed_board_sees_each_task_change_from_another_client(seed):
         assert [t["status"] for t in tasks] == ["todo", "todo", "done"]
 
 
+def test_a_live_search_reruns_only_when_a_matching_task_changes(seed, monkeypatch):
+    project_id, other_project = new_project(seed), new_project(seed, "Other")
+    runs = []
+    search = Transaction._search
+
+    async def counting_search(self, spec):  # type: ignore[no-untyped-def]
+        runs.append(spec.search.text)
+        return await search(self, spec)
+
+    monkeypatch.setattr(Transaction, "_search", counting_search)
+    with seed.client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.authenticate(seed.token(ALICE))
+        first = updates(
+            peer.subscribe(3, "tasks:search", {"projectId": project_id, "query": "des"})
+        )
+        assert first[3]["value"] == [] and runs == ["des"]
+
+        def create(project: str, title: str) -> dict[str, Any]:
+            response, transition = peer.mutate(
+                "tasks:create", {"projectId": project, "title": title}
+            )
+            assert response["success"], response
+            return updates(transition)
+
+        # Another title in the project, the same title in another project: no re-run.
+        assert 3 not in create(project_id, "Write copy")
+        assert 3 not in create(other_project, "Design elsewhere")
+        assert runs == ["des"]
+        found = create(project_id, "Design the page")[3]["value"]
+        assert [t["title"] for t in found] == ["Design the page"] and runs == ["des", "des"]
+
+
 def test_signed_out_socket_query_fails_until_it_authenticates(seed):
     project_id = new_project(seed)
     with seed.client.websocket_connect("/api/sync") as ws:
