@@ -379,3 +379,26 @@ def test_search_index_declarations_are_checked_at_load() -> None:
     ]
     before = define_schema({"t": table}).fingerprint()
     assert define_schema({"t": declared}).fingerprint() != before
+
+
+async def test_a_commit_in_another_process_reaches_a_search_subscription(
+    db: Database, store_url: str
+) -> None:
+    other = await Database.open(store_url, schema=SCHEMA, prune=False)
+    try:
+        fired = await subscribe(db, "hello", "a")
+
+        async def insert_there(body: str, channel: str) -> int:
+            doc = {"channel": channel, "body": body}
+            ts = (await other.run_mutation(lambda tx: tx.insert("messages", doc))).ts
+            await asyncio.wait_for(db.wait_for_ts(ts), 5)
+            await asyncio.sleep(0)
+            return ts
+
+        await insert_there("hello", "b")
+        assert fired == []
+        ts = await insert_there("hello world", "a")
+        assert fired == [ts]
+        assert await search(db, "hello", "a") == ["hello world"]
+    finally:
+        await other.close()
