@@ -535,14 +535,23 @@ class Transaction:
         plan = plan_search(spec.index_name, search_field, filter_fields, spec.search)
         candidates: dict[str, Document] = {}
         frequency: list[int] = []
-        for interval in plan.intervals:
+        for term, interval in zip(plan.terms, plan.intervals, strict=True):
             found: set[str] = set()
-            if info is not None:
-                async for doc in self._search_scan(spec.table, info, interval):
-                    if passes_filters(doc, plan.filters):
-                        doc_id = str(doc["_id"])
-                        found.add(doc_id)
-                        candidates.setdefault(doc_id, doc)
+            try:
+                if info is not None:
+                    async for doc in self._search_scan(spec.table, info, interval):
+                        if passes_filters(doc, plan.filters):
+                            doc_id = str(doc["_id"])
+                            found.add(doc_id)
+                            candidates.setdefault(doc_id, doc)
+            except LimitError as exc:
+                raise LimitError(
+                    f"Search on {ref!r} read too much at the term {term!r}: a search reads "
+                    "every document that has one of its terms (under its first filter). Search "
+                    "rarer words, or filter with eq() on a filter field of the index. "
+                    f"({exc.msg})",
+                    short_msg=exc.short_msg,
+                ) from exc
             self.reads.record(ref, interval)
             frequency.append(len(found))
         results: list[Document] = []

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from reactive.database import Database
-from reactive.errors import QueryError, SchemaError
+from reactive.errors import LimitError, QueryError, SchemaError
 from reactive.schema import define_schema, define_table
 from reactive.search import MAX_SEARCH_RESULTS, tokenize
 from reactive.validators import v
@@ -402,3 +403,17 @@ async def test_a_commit_in_another_process_reaches_a_search_subscription(
         assert await search(db, "hello", "a") == ["hello world"]
     finally:
         await other.close()
+
+
+async def test_a_term_in_too_many_documents_fails_naming_the_term(db: Database) -> None:
+    async def fill(tx: Any) -> None:
+        for i in range(30):
+            await tx.insert("messages", {"channel": "c", "body": f"common rare{i}"})
+
+    await db.run_mutation(fill)
+    tx = db.begin(read_only=True)
+    tx.limits = replace(tx.limits, documents_scanned=20)
+    assert len(await searcher("rare1")(tx)) == 11  # a prefix: rare1 and rare10..rare19
+    with pytest.raises(LimitError, match="at the term 'common'") as info:
+        await searcher("common")(tx)
+    assert info.value.short_msg == "TooManyDocumentsRead"
