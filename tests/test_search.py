@@ -417,3 +417,38 @@ async def test_a_term_in_too_many_documents_fails_naming_the_term(db: Database) 
     with pytest.raises(LimitError, match="at the term 'common'") as info:
         await searcher("common")(tx)
     assert info.value.short_msg == "TooManyDocumentsRead"
+
+
+async def test_changing_or_removing_a_search_index_rebuilds_or_drops_it(db: Database) -> None:
+    await insert(db, "hello", "a", author="ann")
+    await insert(db, "hello", "b", author="bob")
+    by_author = define_schema(
+        {
+            "messages": define_table(
+                {"channel": v.string(), "body": v.string(), "author": v.optional(v.string())}
+            )
+            .index("by_channel", ["channel"])
+            .search_index("search_body", search_field="body", filter_fields=["author"]),
+        }
+    )
+    changes = await db.apply_schema(by_author)
+    assert "messages.search_body" in changes.added_indexes
+    assert await search(db, "hello", author="bob") == ["hello"]
+    assert "cannot filter on 'channel'" in await failure(
+        db,
+        lambda query: query.with_search_index(
+            "search_body", lambda q: q.search("body", "hello").eq("channel", "a")
+        ),
+    )
+    without = define_schema(
+        {
+            "messages": define_table(
+                {"channel": v.string(), "body": v.string(), "author": v.optional(v.string())}
+            ).index("by_channel", ["channel"])
+        }
+    )
+    await db.apply_schema(without)
+    assert "not found" in await failure(
+        db,
+        lambda query: query.with_search_index("search_body", lambda q: q.search("body", "x")),
+    )
