@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import orjson
@@ -19,6 +19,7 @@ from reactive.search import MAX_FILTER_FIELDS, SEARCH_MARKER
 from reactive.types import JsonValue, Value
 from reactive.validators import (
     AnyValidator,
+    ArrayValidator,
     IdResolver,
     Mismatch,
     ObjectValidator,
@@ -40,6 +41,7 @@ __all__ = [
     "Schema",
     "SearchIndexSpec",
     "TableDefinition",
+    "VectorIndexSpec",
     "define_schema",
     "define_table",
     "get_field",
@@ -109,6 +111,32 @@ class SearchIndexSpec:
         }
 
 
+#: As Convex: a vector has 2 to 4,096 dimensions.
+MIN_VECTOR_DIMENSIONS: Final = 2
+MAX_VECTOR_DIMENSIONS: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class VectorIndexSpec:
+    """A vector index: the array-of-float64 field, its dimensions and the filter fields.
+
+    Declared and validated only: no engine serves it yet (no `ctx.vector_search`), and the
+    catalog does not hold it."""
+
+    name: str
+    vector_field: str
+    dimensions: int
+    filter_fields: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "indexDescriptor": self.name,
+            "vectorField": self.vector_field,
+            "dimensions": self.dimensions,
+            "filterFields": list(self.filter_fields),
+        }
+
+
 _SYSTEM_INDEXES: Final = (
     IndexSpec(BY_ID, ("_id",)),
     IndexSpec(BY_CREATION_TIME, ("_creationTime",)),
@@ -122,41 +150,67 @@ class TableDefinition:
     validator: Validator
     indexes: tuple[IndexSpec, ...] = ()
     search_indexes: tuple[SearchIndexSpec, ...] = ()
+    vector_indexes: tuple[VectorIndexSpec, ...] = ()
 
     def index(self, name: str, fields: Sequence[str]) -> TableDefinition:
         """A new definition with one more index; chain calls as in Convex."""
-        _check_index_name(name, self.indexes, self.search_indexes)
+        _check_index_name(name, self.indexes, self._named_indexes())
         spec = IndexSpec(name, _checked_index_fields(name, fields, self.validator))
-        return TableDefinition(self.validator, (*self.indexes, spec), self.search_indexes)
+        return replace(self, indexes=(*self.indexes, spec))
+
+    def _named_indexes(self) -> tuple[SearchIndexSpec | VectorIndexSpec, ...]:
+        return (*self.search_indexes, *self.vector_indexes)
 
     def search_index(
         self, name: str, *, search_field: str, filter_fields: Sequence[str] = ()
     ) -> TableDefinition:
         """A new definition with one more full-text search index (Convex's searchIndex):
         `search_field` must be a string field; `eq` filters may name `filter_fields`."""
-        _check_index_name(name, self.indexes, self.search_indexes)
+        _check_index_name(name, self.indexes, self._named_indexes())
         _check_index_field(name, search_field, self.validator)
         if not _may_be_string(self.validator, search_field.split(".")):
             raise SchemaError(
                 f'Search index "{name}": search_field "{search_field}" must be a string field '
                 f"(v.string() or v.optional(v.string())) in {_abbreviated(self.validator)}"
             )
-        if isinstance(filter_fields, str) or not isinstance(filter_fields, Sequence):
-            raise SchemaError(f'Search index "{name}": filter_fields must be a list of field paths')
-        if len(filter_fields) > MAX_FILTER_FIELDS:
+        filters = _checked_filter_fields(
+            "Search", name, filter_fields, search_field, self.validator
+        )
+        spec = SearchIndexSpec(name, search_field, filters)
+        return replace(self, search_indexes=(*self.search_indexes, spec))
+
+    def vector_index(
+        self,
+        name: str,
+        *,
+        vector_field: str,
+        dimensions: int,
+        filter_fields: Sequence[str] = (),
+    ) -> TableDefinition:
+        """A new definition with one more vector index (Convex's vectorIndex): `vector_field`
+        must be v.array(v.float64()) (or optional), `dimensions` 2 to 4,096. Declared and
+        validated only: vector search is not built yet."""
+        _check_index_name(name, self.indexes, self._named_indexes())
+        _check_index_field(name, vector_field, self.validator)
+        if not _may_be_vector(self.validator, vector_field.split(".")):
             raise SchemaError(
-                f'Search index "{name}" has {len(filter_fields)} filter fields; the limit is '
-                f"{MAX_FILTER_FIELDS}"
+                f'Vector index "{name}": vector_field "{vector_field}" must be '
+                f"v.array(v.float64()) (or optional) in {_abbreviated(self.validator)}"
             )
-        for position, path in enumerate(filter_fields):
-            _check_index_field(name, path, self.validator)
-            if path in filter_fields[:position] or path == search_field:
-                raise SchemaError(
-                    f'Search index "{name}" lists field "{path}" twice (filter fields must be '
-                    "distinct and differ from the search field)"
-                )
-        spec = SearchIndexSpec(name, search_field, tuple(filter_fields))
-        return TableDefinition(self.validator, self.indexes, (*self.search_indexes, spec))
+        if (
+            isinstance(dimensions, bool)
+            or not isinstance(dimensions, int)
+            or not MIN_VECTOR_DIMENSIONS <= dimensions <= MAX_VECTOR_DIMENSIONS
+        ):
+            raise SchemaError(
+                f'Vector index "{name}": dimensions must be an integer from '
+                f"{MIN_VECTOR_DIMENSIONS} to {MAX_VECTOR_DIMENSIONS}, got {dimensions!r}"
+            )
+        filters = _checked_filter_fields(
+            "Vector", name, filter_fields, vector_field, self.validator
+        )
+        spec = VectorIndexSpec(name, vector_field, dimensions, filters)
+        return replace(self, vector_indexes=(*self.vector_indexes, spec))
 
     def stored_indexes(self) -> dict[str, tuple[str, ...]]:
         """Every index the catalog keeps for this table: name -> stored fields."""
@@ -179,7 +233,7 @@ class TableDefinition:
             "tableName": table_name,
             "indexes": [spec.to_json() for spec in self.indexes],
             "searchIndexes": [spec.to_json() for spec in self.search_indexes],
-            "vectorIndexes": [],
+            "vectorIndexes": [spec.to_json() for spec in self.vector_indexes],
             "documentType": self.validator.to_json(),
         }
 
@@ -229,7 +283,7 @@ def _check_document_validator(validator: Validator) -> None:
 def _check_index_name(
     name: object,
     existing: tuple[IndexSpec, ...],
-    search: tuple[SearchIndexSpec, ...] = (),
+    search: tuple[SearchIndexSpec | VectorIndexSpec, ...] = (),
 ) -> None:
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or len(name) > _MAX_NAME_LEN:
         raise SchemaError(
@@ -303,6 +357,43 @@ def _has_path(validator: Validator, names: list[str]) -> bool:
     if isinstance(validator, ObjectValidator):
         child = validator.fields.get(names[0])
         return child is not None and _has_path(child, names[1:])
+    return False
+
+
+def _checked_filter_fields(
+    kind: str, index: str, filter_fields: Sequence[str], indexed: str, validator: Validator
+) -> tuple[str, ...]:
+    if isinstance(filter_fields, str) or not isinstance(filter_fields, Sequence):
+        raise SchemaError(f'{kind} index "{index}": filter_fields must be a list of field paths')
+    if len(filter_fields) > MAX_FILTER_FIELDS:
+        raise SchemaError(
+            f'{kind} index "{index}" has {len(filter_fields)} filter fields; the limit is '
+            f"{MAX_FILTER_FIELDS}"
+        )
+    for position, path in enumerate(filter_fields):
+        _check_index_field(index, path, validator)
+        if path in filter_fields[:position] or path == indexed:
+            raise SchemaError(
+                f'{kind} index "{index}" lists field "{path}" twice (filter fields must be '
+                "distinct and differ from the indexed field)"
+            )
+    return tuple(filter_fields)
+
+
+def _may_be_vector(validator: Validator, names: list[str]) -> bool:
+    """Whether the value at `names` is declared as an array of float64 (v.any() may be one)."""
+    if isinstance(validator, AnyValidator):
+        return True
+    if isinstance(validator, OptionalValidator):
+        return _may_be_vector(validator.inner, names)
+    if not names:
+        element = validator.element if isinstance(validator, ArrayValidator) else None
+        return isinstance(element, PrimitiveValidator) and element.kind == "float64"
+    if isinstance(validator, UnionValidator):
+        return any(_may_be_vector(member, names) for member in validator.members)
+    if isinstance(validator, ObjectValidator):
+        child = validator.fields.get(names[0])
+        return child is not None and _may_be_vector(child, names[1:])
     return False
 
 
@@ -391,6 +482,16 @@ class Schema:
                         if definition.search_indexes
                         else {}
                     ),
+                    **(
+                        {
+                            "vectorIndexes": [
+                                spec.to_json()
+                                for spec in sorted(definition.vector_indexes, key=_name)
+                            ]
+                        }
+                        if definition.vector_indexes
+                        else {}
+                    ),
                 }
                 for name, definition in self.tables.items()
             },
@@ -409,7 +510,7 @@ class Schema:
         }
 
 
-def _name(spec: SearchIndexSpec) -> str:
+def _name(spec: SearchIndexSpec | VectorIndexSpec) -> str:
     return spec.name
 
 

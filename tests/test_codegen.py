@@ -210,15 +210,26 @@ def test_a_function_and_a_module_with_the_same_api_name_are_refused() -> None:
 # -- dataModel.d.ts ------------------------------------------------------------------------
 
 
-def test_data_model_lists_search_indexes_as_convex_types_them() -> None:
+def test_data_model_lists_search_and_vector_indexes_as_convex_types_them() -> None:
     schema = define_schema(
         {
             "posts": define_table({"body": v.string(), "channel": v.string(), "n": v.float64()})
             .search_index("search_body", search_field="body", filter_fields=["channel", "n"])
             .search_index("plain", search_field="body"),
+            "docs": define_table(
+                {"embedding": v.array(v.float64()), "kind": v.string()}
+            ).vector_index(
+                "by_embedding", vector_field="embedding", dimensions=3, filter_fields=["kind"]
+            ),
         }
     )
     text = render(Registry(), schema)["dataModel.d.ts"]
+    assert (
+        "    vectorIndexes: {\n"
+        '      by_embedding: { vectorField: "embedding"; dimensions: number; '
+        'filterFields: "kind" };\n'
+        "    };\n"
+    ) in text
     assert (
         "    searchIndexes: {\n"
         '      plain: { searchField: "body"; filterFields: never };\n'

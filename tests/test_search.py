@@ -452,3 +452,34 @@ async def test_changing_or_removing_a_search_index_rebuilds_or_drops_it(db: Data
         db,
         lambda query: query.with_search_index("search_body", lambda q: q.search("body", "x")),
     )
+
+
+def test_vector_index_declarations_are_checked_at_load() -> None:
+    table = define_table(
+        {"embedding": v.array(v.float64()), "kind": v.string(), "body": v.string()}
+    )
+    declared = table.vector_index(
+        "by_embedding", vector_field="embedding", dimensions=1536, filter_fields=["kind"]
+    )
+    assert declared.to_json("t")["vectorIndexes"] == [
+        {
+            "indexDescriptor": "by_embedding",
+            "vectorField": "embedding",
+            "dimensions": 1536,
+            "filterFields": ["kind"],
+        }
+    ]
+    assert define_schema({"t": declared}).fingerprint() != define_schema({"t": table}).fingerprint()
+    with pytest.raises(SchemaError, match=r"must be v\.array"):
+        table.vector_index("v", vector_field="body", dimensions=4)
+    with pytest.raises(SchemaError, match='"nope" does not exist'):
+        table.vector_index("v", vector_field="nope", dimensions=4)
+    for bad in (1, 4097, 3.0, True):
+        with pytest.raises(SchemaError, match="from 2 to 4096"):
+            table.vector_index("v", vector_field="embedding", dimensions=bad)  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match='"missing" does not exist'):
+        table.vector_index("v", vector_field="embedding", dimensions=4, filter_fields=["missing"])
+    with pytest.raises(SchemaError, match="defined twice"):
+        declared.search_index("by_embedding", search_field="body")
+    optional = define_table({"e": v.optional(v.array(v.float64()))})
+    optional.vector_index("v", vector_field="e", dimensions=2)

@@ -344,6 +344,7 @@ def _ts_table(name: str, table: TableDefinition, renderer: _TsRenderer) -> str:
     document = _with_system_fields(name, table.validator)
     indexes = "".join(f"      {index}\n" for index in _ts_indexes(table))
     searches = "".join(f"      {index}\n" for index in _ts_search_indexes(table))
+    vectors = "".join(f"      {index}\n" for index in _ts_vector_indexes(table))
     return (
         f"  {_ts_key(name)}: {{\n"
         f"    document: {renderer.type_of(document)};\n"
@@ -354,8 +355,8 @@ def _ts_table(name: str, table: TableDefinition, renderer: _TsRenderer) -> str:
             if searches
             else "    searchIndexes: {};\n"
         )
-        + "    vectorIndexes: {};\n"
-        "  };\n"
+        + (f"    vectorIndexes: {{\n{vectors}    }};\n" if vectors else "    vectorIndexes: {};\n")
+        + "  };\n"
     )
 
 
@@ -388,6 +389,18 @@ def _ts_search_indexes(table: TableDefinition) -> list[str]:
         rendered.append(
             f"{_ts_key(spec.name)}: {{ searchField: {json.dumps(spec.search_field)}; "
             f"filterFields: {filters} }};"
+        )
+    return rendered
+
+
+def _ts_vector_indexes(table: TableDefinition) -> list[str]:
+    """`name: { vectorField: "f"; dimensions: number; filterFields: "a" }`, as Convex's."""
+    rendered = []
+    for spec in sorted(table.vector_indexes, key=lambda spec: spec.name):
+        filters = " | ".join(json.dumps(f) for f in spec.filter_fields) or "never"
+        rendered.append(
+            f"{_ts_key(spec.name)}: {{ vectorField: {json.dumps(spec.vector_field)}; "
+            f"dimensions: number; filterFields: {filters} }};"
         )
     return rendered
 
