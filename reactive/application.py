@@ -48,7 +48,7 @@ from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
 from reactive.subscriptions import Subscription
 from reactive.types import FunctionKind
-from reactive.values import encode_value
+from reactive.values import encode_value, right_sized
 
 __all__ = ["Application", "DeployReport"]
 
@@ -430,9 +430,14 @@ class Application:
         return self.db.latest_ts
 
     def subscribe(
-        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+        self,
+        token: ReadToken,
+        on_invalidate: Callable[[Subscription, int], None],
+        owner: object = None,
     ) -> Subscription:
-        return self.db.subscribe(token, on_invalidate)
+        """Watch what a query read; `on_invalidate(sub, ts)` once a commit changes it
+        (`sub.owner` is `owner`)."""
+        return self.db.subscribe(token, on_invalidate, owner)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.db.unsubscribe(sub)
@@ -504,8 +509,13 @@ def _share_key(
 ) -> tuple[Any, ...] | None:
     """Key of a query run that may be shared; None when args are not plain values."""
     try:
-        args_bytes = orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS)  # type: ignore[arg-type]
-        who = b"" if identity is None else orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS)
+        # Right-sized: the key is kept while the run is cached (see values.right_sized).
+        args_bytes = right_sized(orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS))  # type: ignore[arg-type]
+        who = (
+            b""
+            if identity is None
+            else right_sized(orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS))
+        )
     except Exception:  # invalid args: run unshared, the executor reports it
         return None
     return (str(path), args_bytes, who, ts, journal)

@@ -29,6 +29,7 @@ from reactive.errors import (
     PersistenceError,
 )
 from reactive.persistence.base import (
+    CommitNews,
     CommitRecord,
     CommitWrite,
     HeldCommitLock,
@@ -106,6 +107,10 @@ class Committer:
         self._exclusive = asyncio.Lock()
         #: Set when another process may have committed (see `_hint`).
         self._hinted = asyncio.Event()
+        #: Announcements that carried their commits, not learnt yet, oldest first; and
+        #: whether some news since the last look needs the commit table read.
+        self._notified: list[CommitNews] = []
+        self._must_read = False
         #: The database's commit lock while `serially()` holds it; commits then write through it.
         self._held: HeldCommitLock | None = None
         #: Timestamps of our commits being written: their announcements are not news.
@@ -395,21 +400,43 @@ class Committer:
 
     # -- other processes' commits ----------------------------------------------------------
 
-    def _hint(self, ts: int | None) -> None:
-        """From the watcher: some process may have committed `ts` (None: look and see)."""
-        if ts is None or (ts > self.committed_ts and ts not in self._in_flight):
-            self._hinted.set()
+    def _hint(self, news: CommitNews | None) -> None:
+        """From the watcher: some process may have committed (None: look and see)."""
+        if news is not None and (
+            news.newest <= self.committed_ts or news.newest in self._in_flight
+        ):
+            return  # known already, or our own commit announcing itself
+        if news is None or not news.commits:
+            self._must_read = True
+        else:
+            self._notified.append(news)
+        self._hinted.set()
 
     async def _follow(self) -> None:
         while True:
             await self._hinted.wait()
             self._hinted.clear()
+            notified, self._notified = self._notified, []
+            must_read, self._must_read = self._must_read, False
             try:
-                await self.catch_up()  # one read; nothing newer costs no more than max(ts)
+                if must_read or not await self._learn_notified(notified):
+                    await self.catch_up()  # one read; nothing newer costs no more than max(ts)
             except Exception as exc:
                 log.warning("could not read other processes' commits (will retry): %s", exc)
                 await asyncio.sleep(0.1)
+                self._must_read = True
                 self._hinted.set()
+
+    async def _learn_notified(self, notified: list[CommitNews]) -> bool:
+        """Learn the commits that announcements carried, if they follow on from what this
+        process knows; False at the first gap (an announcement missed, or one too big to carry
+        its commits): then the commit table must be read."""
+        async with self._exclusive:
+            for news in notified:
+                if news.after is None or news.after > self.committed_ts:
+                    return False
+                await self._learn(list(news.commits))
+        return True
 
     async def catch_up(self) -> None:
         """Publish every commit other processes made that this one has not seen yet.
@@ -486,15 +513,22 @@ class Committer:
         return self._assigned_ts
 
     def _finish(self, accepted: list[_Accepted], followers: _Followers) -> None:
-        for request, commit, written in accepted:
-            self.committed_ts = commit.ts
+        """Answer the batch's writers, then publish its commits (both before anyone runs).
+
+        In that order because a resolved future queues its waiter on the event loop, and so
+        does every subscriber a commit wakes: answered first, a writer hears of its durable
+        commit before the loop serves the re-runs its commit caused, rather than after all of
+        them. Its socket still sends the Transition with the new results after the response."""
+        for request, commit, _ in accepted:
             if commit.mutation is not None:
                 self._remember_mutation(commit.mutation)
                 for follower in followers.get(_mutation_key(commit.mutation), ()):  # type: ignore[arg-type]
                     follower.future.set_result(CommitOutcome(commit.ts, commit.mutation))
-            self._publish(PublishedCommit(commit.ts, written))
             if not request.future.done():
                 request.future.set_result(CommitOutcome(commit.ts))
+        for _, commit, written in accepted:
+            self.committed_ts = commit.ts
+            self._publish(PublishedCommit(commit.ts, written))
 
     def _remember_mutation(self, record: MutationRecord) -> None:
         self._recent_mutations[(record.session_id, record.request_id)] = record

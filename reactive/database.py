@@ -31,7 +31,7 @@ from reactive.schema import Schema
 from reactive.search import posting_keys
 from reactive.subscriptions import Subscription, SubscriptionManager
 from reactive.transaction import Transaction, index_key
-from reactive.values import dumps, loads_stored
+from reactive.values import dumps, loads_stored, right_sized
 
 __all__ = ["Database", "MutationResult", "QueryResult", "SchemaChanges"]
 
@@ -222,7 +222,8 @@ class Database:
             value = await self._run_or_conflict(fn, tx)
             record = None
             if session_id is not None and request_id is not None:
-                record = MutationRecord(session_id, request_id, 0, dumps(value), identity)  # type: ignore[arg-type]
+                result = right_sized(dumps(value))  # type: ignore[arg-type]  # kept in memory
+                record = MutationRecord(session_id, request_id, 0, result, identity)
             elif not tx.has_writes:
                 return MutationResult(value, tx.begin_ts, retries=attempt)
             assert self.committer is not None
@@ -305,9 +306,12 @@ class Database:
     # -- reactivity ------------------------------------------------------------------------
 
     def subscribe(
-        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+        self,
+        token: ReadToken,
+        on_invalidate: Callable[[Subscription, int], None],
+        owner: object = None,
     ) -> Subscription:
-        return self.subscriptions.subscribe(token, on_invalidate)
+        return self.subscriptions.subscribe(token, on_invalidate, owner)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.unsubscribe(sub)

@@ -48,7 +48,7 @@ from reactive.reads import ReadToken
 from reactive.transaction import Transaction
 from reactive.types import FunctionKind, Value
 from reactive.validators import validate_args
-from reactive.values import UNDEFINED, check_value, encode_value
+from reactive.values import UNDEFINED, check_value, encode_value, right_sized
 
 __all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome"]
 
@@ -96,7 +96,7 @@ class Outcome:
         """The value as convex encoded JSON bytes, encoded once however many clients share
         this outcome (identical subscriptions re-run once per commit)."""
         if self._wire_value is None:
-            self._wire_value = orjson.dumps(encode_value(self.value))
+            self._wire_value = right_sized(orjson.dumps(encode_value(self.value)))
         return self._wire_value
 
 
@@ -207,7 +207,7 @@ class Executor:
         so one walk over the documents does both."""
         if value is UNDEFINED:
             value = None
-        wire = orjson.dumps(encode_value(value, "return value"))
+        wire = right_sized(orjson.dumps(encode_value(value, "return value")))  # may be cached
         if fn.returns is not None:
             fn.returns.check(value, "", self.db.catalog)
         return value, wire

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -188,10 +189,8 @@ async def test_a_handlers_own_timeout_error_is_its_own():
 
 async def test_a_handler_that_swallows_the_cancellation_still_times_out():
     async def stubborn() -> str:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # carries on as if nothing happened
             await asyncio.sleep(1)
-        except asyncio.CancelledError:
-            pass  # carries on as if nothing happened
         return "finished anyway"
 
     with pytest.MonkeyPatch.context() as patch:
@@ -222,8 +221,8 @@ async def test_nested_limits_each_name_their_own():
         patch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.05)
         patch.setattr(knobs, "ACTION_TIMEOUT_S", 0.3)
         action = executor_module._ACTION_TIME
-        result = await executor_module._within_time_limit(outer_catching_the_inner_failure(), action)
-        assert result == "outer went on"
+        outer = outer_catching_the_inner_failure()
+        assert await executor_module._within_time_limit(outer, action) == "outer went on"
         patch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 5.0)
         with pytest.raises(LimitError, match=r"maximum duration: 0\.3s"):
             await executor_module._within_time_limit(outer_running_past_its_own_limit(), action)
