@@ -28,6 +28,7 @@ from reactive.persistence.base import IndexState, IndexWrite, MutationRecord, Pe
 from reactive.reads import ReadToken
 from reactive.recent_writes import RecentWrites
 from reactive.schema import Schema
+from reactive.search import posting_keys
 from reactive.subscriptions import Subscription, SubscriptionManager
 from reactive.transaction import Transaction, index_key
 from reactive.values import dumps, loads_stored, right_sized
@@ -412,7 +413,7 @@ class Database:
         self.catalog.schema = schema
         for table, definition in schema.tables.items():
             await self.catalog.ensure_table(table)
-            desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+            desired = definition.stored_indexes()
             await self._sync_indexes(table, desired, ts, changes, progress)
             if drop_removed:
                 await self._drop_removed_indexes(table, desired, changes)
@@ -432,7 +433,7 @@ class Database:
 
         async def drop(_ts: int) -> bool:
             for table, definition in schema.tables.items():
-                desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+                desired = definition.stored_indexes()
                 await self._drop_removed_indexes(table, desired, changes)
             return False
 
@@ -506,8 +507,13 @@ class Database:
         written = 0
         batch: list[tuple[IndexWrite, int]] = []
         async for doc in self.iter_documents(info.table_number, ts):
-            key = index_key(info, loads_stored(doc.value))  # type: ignore[arg-type]
-            batch.append((IndexWrite(info.index_id, key, False, doc.id), doc.ts))
+            value = loads_stored(doc.value)
+            assert isinstance(value, dict)
+            if info.is_search:
+                keys = posting_keys(value, info.search_field, info.filter_fields)
+            else:
+                keys = [index_key(info, value)]
+            batch.extend((IndexWrite(info.index_id, key, False, doc.id), doc.ts) for key in keys)
             if len(batch) >= _BACKFILL_PAGE:
                 await self.persistence.write_index_entries(batch)
                 written += len(batch)

@@ -12,6 +12,7 @@ from bench.scenarios import (
     query_latency,
     round_trip,
     scale,
+    search,
     throughput,
 )
 
@@ -21,5 +22,14 @@ Scenario = Callable[[BenchEnv], Awaitable[list[Measurement]]]
 
 SCENARIOS: dict[str, Scenario] = {
     module.NAME: module.run
-    for module in (observe_insert, fan_out, scale, throughput, round_trip, query_latency, cluster)
+    for module in (
+        observe_insert,
+        fan_out,
+        scale,
+        throughput,
+        round_trip,
+        query_latency,
+        cluster,
+        search,
+    )
 }
