@@ -71,6 +71,12 @@ def server(tmp_path):
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
 def test_a_closed_socket_with_100k_queries_gives_its_memory_back(server):
+    """What the session held is freed when the socket closes, and a client that comes back to
+    do it again finds that memory to reuse: repeated attacks do not add up.
+
+    Not all of it leaves the process: a query set is many small objects in the interpreter's
+    own arenas, which go back to the system only when wholly empty; what stays is reused by
+    the next session (its peak is no higher) rather than held for anyone."""
     assert server.process is not None
     pid = server.process.pid
     asyncio.run(subscribe_and_leave(server.url, 2_000))  # warm up every code path once
@@ -80,11 +86,15 @@ def test_a_closed_socket_with_100k_queries_gives_its_memory_back(server):
     growth = peak - baseline
     assert growth > 100 << 20, f"the attack should cost memory: grew {growth >> 20} MiB"
     after = settled_rss(pid, baseline + int(0.3 * growth))
-    print(f"RSS baseline {baseline >> 20} MiB, peak {peak >> 20}, after close {after >> 20}")
-    assert after - baseline <= 0.3 * growth, (
+    second_peak = asyncio.run(subscribe_and_leave(server.url, QUERIES, pid))
+    second_after = settled_rss(pid, after)
+    print(
+        f"RSS baseline {baseline >> 20} MiB; first attack peak {peak >> 20}, after close "
+        f"{after >> 20}; second attack peak {second_peak >> 20}, after close {second_after >> 20}"
+    )
+    assert after - baseline <= 0.6 * growth, (
         f"RSS {after >> 20} MiB after the socket closed: baseline {baseline >> 20} MiB, "
         f"peak {peak >> 20} MiB (the session or its queries outlived the socket)"
     )
-
-    second_peak = asyncio.run(subscribe_and_leave(server.url, QUERIES, pid))
-    assert second_peak - baseline <= 1.3 * growth  # nothing accumulated from the first
+    assert second_peak - peak <= 0.15 * growth, "the second attack did not reuse the first's memory"
+    assert second_after - after <= 0.25 * growth, "memory accumulates from attack to attack"
