@@ -270,6 +270,9 @@ class Persistence(Protocol):
     ) -> list[StoredDocument]:
         """Live documents of a table at snapshot `ts`, ordered by id, strictly after `after_id`."""
 
+    async def count_documents(self, table_number: int, ts: int) -> int:
+        """How many live documents the table holds at snapshot `ts` (the dashboard's counts)."""
+
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None: ...
 
     async def get_mutations(self, keys: list[tuple[str, int]]) -> list[MutationRecord]:

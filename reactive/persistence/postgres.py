@@ -404,6 +404,10 @@ class PostgresPersistence:
         rows = await self._fetch("table_scan", TABLE_SCAN, table_number, after_id or "", ts, limit)
         return [StoredDocument(id, v_ts, value) for id, v_ts, value in rows]
 
+    async def count_documents(self, table_number: int, ts: int) -> int:
+        rows = await self._fetch("count_documents", COUNT_DOCUMENTS, table_number, ts)
+        return int(rows[0][0])
+
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
         rows = await self._fetch("get_mutation", SELECT_MUTATION, session_id, request_id)
         if not rows:
@@ -700,6 +704,15 @@ WHERE d.table_id = $1 AND d.id > $2 AND NOT d.deleted
   )
 ORDER BY d.id
 LIMIT $4
+"""
+
+COUNT_DOCUMENTS = """
+SELECT count(*) FROM documents AS d
+WHERE d.table_id = $1 AND NOT d.deleted AND d.ts <= $2
+  AND d.ts = (
+    SELECT MAX(n.ts) FROM documents AS n
+    WHERE n.table_id = d.table_id AND n.id = d.id AND n.ts <= $2
+  )
 """
 
 SELECT_MUTATION = """

@@ -1,0 +1,355 @@
+"""The dashboard's server side: its routes and sync system functions answer only admins (401
+without the admin key, 403 for pages of other sites and for a production server without one),
+its views are live queries, and its edits are ordinary mutations that clients see live and that
+the schema checks."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from reactive.http import create_app
+from reactive.values import encode_value
+
+CHAT = Path(__file__).parent / "projects" / "chat"
+KEY = "test-admin-key-0123456789"
+SYSTEM = "_system/dashboard"
+
+#: Every dashboard route: (method, path).
+ROUTES = [
+    ("GET", "/_dashboard/"),
+    ("GET", "/_dashboard/app.js"),
+    ("GET", "/_dashboard/style.css"),
+    ("GET", "/_dashboard/vendor/convex.bundle.js"),
+    ("GET", "/_dashboard/api/key"),
+    ("GET", "/_dashboard/api/health"),
+    ("GET", "/_dashboard/api/logs"),
+    ("POST", "/_dashboard/api/run"),
+]
+
+
+def _client(tmp_path: Path, *, dev: bool) -> TestClient:
+    app = create_app(CHAT, database_url=f"sqlite:///{tmp_path}/chat.db", dev=dev)
+    return TestClient(app, base_url="http://127.0.0.1:3210")
+
+
+def _request(client: TestClient, method: str, path: str, **kwargs):
+    if path.endswith("/logs"):
+        # A stream that never ends: only its status is read.
+        with client.stream(method, path, **kwargs) as response:
+            return response
+    if method == "POST":
+        kwargs.setdefault("json", {"path": "messages:list", "args": {"channel": "a"}})
+    return client.request(method, path, **kwargs)
+
+
+class Peer:
+    """One sync socket, keeping versions as the official clients do."""
+
+    def __init__(self, ws) -> None:
+        self.ws, self.query_set, self.identity, self.request_id = ws, 0, 0, 0
+        ws.send_json(
+            {
+                "type": "Connect",
+                "sessionId": str(uuid.uuid4()),
+                "connectionCount": 0,
+                "lastCloseReason": "InitialConnect",
+                "clientTs": 0,
+            }
+        )
+
+    def receive_until(self, kind: str) -> dict:
+        while True:
+            message = self.ws.receive_json()
+            if message["type"] == kind:
+                return message
+
+    def authenticate_admin(self, key: str, acting_as: dict | None = None) -> dict:
+        message = {"type": "Authenticate", "baseVersion": self.identity, "tokenType": "Admin"}
+        message["value"] = key
+        if acting_as is not None:
+            message["impersonating"] = acting_as
+        self.ws.send_json(message)
+        self.identity += 1
+        return self.ws.receive_json()
+
+    def add(self, query_id: int, path: str, args: dict) -> dict:
+        modification = {
+            "type": "Add",
+            "queryId": query_id,
+            "udfPath": path,
+            "args": [encode_value(args)],
+        }
+        self.ws.send_json(
+            {
+                "type": "ModifyQuerySet",
+                "baseVersion": self.query_set,
+                "newVersion": self.query_set + 1,
+                "modifications": [modification],
+            }
+        )
+        self.query_set += 1
+        return self.receive_until("Transition")
+
+    def mutation(self, path: str, args: dict) -> dict:
+        self.request_id += 1
+        self.ws.send_json(
+            {
+                "type": "Mutation",
+                "requestId": self.request_id,
+                "udfPath": path,
+                "args": [encode_value(args)],
+            }
+        )
+        response = self.receive_until("MutationResponse")
+        self.after_mutation = self.receive_until("Transition")  # always follows it
+        return response
+
+
+def _value(transition: dict, query_id: int):
+    for modification in transition["modifications"]:
+        if modification["queryId"] == query_id:
+            return modification
+    raise AssertionError(f"query {query_id} not in {transition}")
+
+
+# -- the admin gate ------------------------------------------------------------------------------
+
+
+def test_production_routes_answer_401_without_the_admin_key_and_403_to_other_sites(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    with _client(tmp_path, dev=False) as client:
+        for method, path in ROUTES:
+            assert _request(client, method, path).status_code == 401, path
+            wrong = {"Authorization": "Convex not-the-key"}
+            assert _request(client, method, path, headers=wrong).status_code == 401, path
+            foreign = {"Authorization": f"Convex {KEY}", "Origin": "https://evil.example"}
+            assert _request(client, method, path, headers=foreign).status_code == 403, path
+            right = {"Authorization": f"Convex {KEY}"}
+            assert _request(client, method, path, headers=right).status_code == 200, path
+        # The page without the key is the form that asks for it, and nothing else.
+        page = client.get("/_dashboard/")
+        assert page.status_code == 401 and 'name="key"' not in page.text
+        assert "name=key" in page.text and "app.js" not in page.text
+        assert client.get("/_dashboard/api/key").json()["code"] == "Unauthenticated"
+
+
+def test_the_sign_in_form_sets_a_cookie_that_opens_the_dashboard(tmp_path, monkeypatch):
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    with _client(tmp_path, dev=False) as client:
+        refused = client.post("/_dashboard/sign-in", data={"key": "guess"}, follow_redirects=False)
+        assert refused.status_code == 401 and "not the admin key" in refused.text
+        assert "reactive_dashboard" not in client.cookies
+        client.cookies.set("reactive_dashboard", "forged", path="/_dashboard")
+        assert client.get("/_dashboard/api/key").status_code == 401
+        client.cookies.clear()
+        signed_in = client.post("/_dashboard/sign-in", data={"key": KEY}, follow_redirects=False)
+        assert signed_in.status_code == 303
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/_dashboard" in cookie
+        assert KEY not in cookie
+        page = client.get("/_dashboard/")
+        assert page.status_code == 200 and "app.js" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert client.get("/_dashboard/api/key").json() == {"key": KEY}
+        # Another site's page gets nothing, cookie or not.
+        foreign = client.get("/_dashboard/api/key", headers={"Sec-Fetch-Site": "cross-site"})
+        assert foreign.status_code == 403
+        assert "access-control-allow-origin" not in foreign.headers
+
+
+def test_a_production_server_without_an_admin_key_has_no_dashboard(tmp_path, monkeypatch):
+    monkeypatch.delenv("REACTIVE_ADMIN_KEY", raising=False)
+    with _client(tmp_path, dev=False) as client:
+        for method, path in ROUTES:
+            assert _request(client, method, path).status_code == 403, path
+        with client.websocket_connect("/api/sync") as ws:
+            peer = Peer(ws)
+            assert peer.authenticate_admin("anything")["type"] == "AuthError"
+            with pytest.raises(WebSocketDisconnect):
+                ws.receive_json()
+
+
+def test_sync_admin_auth_needs_the_key_and_system_functions_need_admin_auth(tmp_path, monkeypatch):
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    with _client(tmp_path, dev=False) as client:
+        with client.websocket_connect("/api/sync") as ws:
+            peer = Peer(ws)
+            reply = peer.authenticate_admin("not-the-key")
+            assert reply["type"] == "AuthError" and "admin key" in reply["error"]
+            with pytest.raises(WebSocketDisconnect):
+                ws.receive_json()
+        with client.websocket_connect("/api/sync") as ws:
+            peer = Peer(ws)
+            failed = _value(peer.add(1, f"{SYSTEM}:tables", {}), 1)
+            assert failed["type"] == "QueryFailed"
+            assert "Could not find public function" in failed["errorMessage"]
+            refused = peer.mutation(f"{SYSTEM}:insert", {"table": "messages", "value": {}})
+            assert refused["success"] is False
+        with client.websocket_connect("/api/sync") as ws:
+            peer = Peer(ws)
+            assert peer.authenticate_admin(KEY)["type"] == "Transition"
+            tables = _value(peer.add(1, f"{SYSTEM}:tables", {}), 1)
+            assert tables["type"] == "QueryUpdated"
+            names = [table["name"] for table in tables["value"]]
+            assert {"messages", "counters"} <= set(names)
+
+
+def test_dev_hands_its_own_admin_key_to_this_machine_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("REACTIVE_ADMIN_KEY", raising=False)
+    with _client(tmp_path, dev=True) as client:
+        key = client.get("/_dashboard/api/key").json()["key"]
+        assert len(key) >= 32
+        rebinding = client.get("/_dashboard/api/key", headers={"Host": "evil.example"})
+        assert rebinding.status_code == 403
+        foreign = client.get("/_dashboard/api/key", headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        with client.websocket_connect("/api/sync") as ws:
+            assert Peer(ws).authenticate_admin(key)["type"] == "Transition"
+
+
+# -- live views and edits --------------------------------------------------------------------------
+
+
+def _admin(ws) -> Peer:
+    peer = Peer(ws)
+    assert peer.authenticate_admin(KEY)["type"] == "Transition"
+    return peer
+
+
+def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    with (
+        _client(tmp_path, dev=False) as client,
+        client.websocket_connect("/api/sync") as admin_ws,
+    ):
+        admin = _admin(admin_ws)
+        with client.websocket_connect("/api/sync") as user_ws:
+            user = Peer(user_ws)
+            for body in ("one", "two", "three"):
+                assert user.mutation("messages:send", {"channel": "c", "body": body})["success"]
+            counts = _value(admin.add(1, f"{SYSTEM}:tables", {}), 1)["value"]
+            assert next(t for t in counts if t["name"] == "messages")["count"] == 3.0
+            page_args = {
+                "table": "messages",
+                "index": "by_channel",
+                "order": "asc",
+                "range": [["eq", "channel", "c"]],
+                "filter": [["neq", "body", "two"]],
+                "paginationOpts": {"numItems": 10, "cursor": None},
+            }
+            page = _value(admin.add(2, f"{SYSTEM}:page", page_args), 2)["value"]
+            assert [doc["body"] for doc in page["page"]] == ["one", "three"]
+            user_list = _value(user.add(1, "messages:list", {"channel": "c"}), 1)["value"]
+            first = next(doc for doc in user_list if doc["body"] == "one")
+
+            # An edit from the dashboard is a mutation: the user's subscription moves with it.
+            edit = {"id": first["_id"], "value": {"channel": "c", "body": "ONE"}}
+            assert admin.mutation(f"{SYSTEM}:replace", edit)["success"]
+            seen = _value(user.receive_until("Transition"), 1)["value"]
+            assert "ONE" in [doc["body"] for doc in seen]
+
+            # A client's insert moves the dashboard's page and count.
+            assert user.mutation("messages:send", {"channel": "c", "body": "four"})["success"]
+            updates: dict[int, object] = {}
+            while not {1, 2} <= updates.keys():
+                transition = admin.receive_until("Transition")
+                for modification in transition["modifications"]:
+                    updates[modification["queryId"]] = modification["value"]
+            assert [doc["body"] for doc in updates[2]["page"]] == ["ONE", "three", "four"]
+            assert next(t for t in updates[1] if t["name"] == "messages")["count"] == 4.0
+
+
+def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    with (
+        _client(tmp_path, dev=False) as client,
+        client.websocket_connect("/api/sync") as admin_ws,
+    ):
+        admin = _admin(admin_ws)
+        inserted = admin.mutation(
+            f"{SYSTEM}:insert", {"table": "messages", "value": {"channel": "c", "body": "b"}}
+        )
+        assert inserted["success"]
+        doc_id = inserted["result"]
+        bad = admin.mutation(f"{SYSTEM}:replace", {"id": doc_id, "value": {"channel": 5.0}})
+        assert bad["success"] is False
+        assert "channel" in bad["result"] and "messages" in bad["result"]
+        doc = _value(admin.add(1, f"{SYSTEM}:get", {"id": doc_id}), 1)["value"]
+        assert (doc["channel"], doc["body"]) == ("c", "b")
+        system = admin.mutation(f"{SYSTEM}:insert", {"table": "_storage", "value": {}})
+        assert system["success"] is False and "system table" in system["result"]
+        deleted = admin.mutation(f"{SYSTEM}:delete", {"ids": [doc_id]})
+        assert deleted["success"]
+        assert _value(admin.after_mutation, 1)["value"] is None
+
+
+def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, monkeypatch):
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    headers = {"Authorization": f"Convex {KEY}"}
+    with (
+        _client(tmp_path, dev=False) as client,
+        client.websocket_connect("/api/sync") as admin_ws,
+    ):
+        admin = _admin(admin_ws)
+        listed = _value(admin.add(1, f"{SYSTEM}:functions", {}), 1)["value"]
+        by_path = {fn["path"]: fn for fn in listed}
+        assert by_path["messages:send"]["kind"] == "mutation"
+        assert by_path["messages:send"]["args"]["value"]["body"]["fieldType"] == {"type": "string"}
+        assert by_path["messages:send"]["returns"] == {"type": "id", "tableName": "messages"}
+        assert not any(path.startswith("_system/") for path in by_path)
+        internal = [fn for fn in listed if fn["internal"]]
+        assert internal, "internal functions are listed too"
+
+        claims = {"subject": "user_7", "issuer": "https://issuer.example"}
+        body = {"path": "messages:send", "args": {"channel": "c", "body": "hi"}, "identity": claims}
+        sent = client.post("/_dashboard/api/run", json=body, headers=headers).json()
+        assert sent["status"] == "success" and sent["kind"] == "mutation"
+        assert sent["durationMs"] >= 0
+        whoami = {"path": "messages:whoami", "args": {}, "identity": claims}
+        assert client.post("/_dashboard/api/run", json=whoami, headers=headers).json()["value"] == (
+            "user_7"
+        )
+        nobody = client.post(
+            "/_dashboard/api/run", json=whoami | {"identity": None}, headers=headers
+        ).json()
+        assert nobody["value"] is None
+        listing = client.post(
+            "/_dashboard/api/run",
+            json={"path": "messages:list", "args": {"channel": "c"}},
+            headers=headers,
+        ).json()
+        assert listing["logLines"] and "listing c" in listing["logLines"][0]
+        assert listing["value"][0]["author"] == "user_7"
+        # Acting as a user over sync: the admin's live queries run as that user.
+        with client.websocket_connect("/api/sync") as ws:
+            peer = Peer(ws)
+            assert peer.authenticate_admin(KEY, acting_as=claims)["type"] == "Transition"
+            assert _value(peer.add(1, "messages:whoami", {}), 1)["value"] == "user_7"
+        recent = [(r.kind, r.path) for r in client.app.state.reactive.calls.recent()]
+        assert ("mutation", "messages:send") in recent and ("query", "messages:whoami") in recent
+        assert not any(path.startswith("_system/") for _, path in recent)
+
+
+# -- counts on both storage backends ---------------------------------------------------------------
+
+
+async def test_count_documents_counts_live_documents_at_a_snapshot(db):
+    ids = []
+    for n in range(5):
+        result = await db.run_mutation(lambda tx, n=n: tx.insert("things", {"n": float(n)}))
+        ids.append(result.value)
+    after_inserts = db.latest_ts
+    await db.run_mutation(lambda tx: tx.delete(ids[0]))
+    await db.run_mutation(lambda tx: tx.patch(ids[1], {"n": 10.0}))
+    number = db.catalog.table_number("things")
+    assert number is not None
+    assert await db.persistence.count_documents(number, db.latest_ts) == 4
+    assert await db.persistence.count_documents(number, after_inserts) == 5
+    assert await db.persistence.count_documents(number, 0) == 0
