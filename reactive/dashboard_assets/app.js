@@ -30,15 +30,22 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+let statusTimer = null;
+
 function showStatus(text, isError = false) {
   $("#status").textContent = text;
   $("#status").classList.toggle("error", isError);
+  clearTimeout(statusTimer);
+  if (!isError) statusTimer = setTimeout(() => ($("#status").textContent = ""), 4000);
 }
 
+/** What a failed call says to a person, without the client's "[CONVEX M(path)]" framing. */
 function describe(error) {
+  const message = String(error?.message ?? error)
+    .replace(/^\[CONVEX [^\]]*\] (Uncaught )?/, "")
+    .replace(/\s*Called by client$/, "");
   const data = error?.data;
-  if (data !== undefined && data !== null) return `${error.message ?? ""} ${JSON.stringify(data)}`;
-  return error?.message ?? String(error);
+  return data !== undefined && data !== null ? `${message} ${JSON.stringify(data)}` : message;
 }
 
 /** Subscribe to a system or project query; returns the unsubscribe function. */
@@ -246,9 +253,10 @@ function subscribePage(cursor) {
 function renderPage(result) {
   pageResult = result;
   const docs = result.page;
-  const columns = ["_id"];
-  for (const doc of docs) for (const name of Object.keys(doc)) if (!columns.includes(name) && name !== "_creationTime") columns.push(name);
-  columns.push("_creationTime");
+  // Sorted, so that a column keeps its place however the documents' fields were written.
+  const names = new Set();
+  for (const doc of docs) for (const name of Object.keys(doc)) if (!name.startsWith("_")) names.add(name);
+  const columns = ["_id", ...[...names].sort(), "_creationTime"];
   $("#rows thead").replaceChildren(el("tr", {}, ...columns.map((name) => el("th", {}, name))));
   $("#rows tbody").replaceChildren(
     ...docs.map((doc) =>
@@ -284,8 +292,20 @@ function openDocument(id) {
       return;
     }
     const table = tables.find((t) => t.name === current.table) ? current.table : null;
-    $("#document-view").replaceChildren(renderValue(doc, { table }));
+    $("#document-view").replaceChildren(renderValue(doc, { table }), ...storedFile(doc));
   });
+}
+
+const PREVIEWED = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/** For a `_storage` row: its download link, and a preview of an image. */
+function storedFile(doc) {
+  if (current.table !== "_storage" || typeof doc.sha256 !== "string") return [];
+  const href = `${location.origin}/api/storage/${encodeURIComponent(doc._id)}`;
+  const type = typeof doc.contentType === "string" ? doc.contentType : "application/octet-stream";
+  const parts = [el("p", {}, `${type}, ${doc.size} bytes · `, el("a", { href, target: "_blank", rel: "noopener", className: "download" }, "open / download"))];
+  if (PREVIEWED.includes(type)) parts.push(el("img", { src: href, alt: "preview", className: "preview" }));
+  return parts;
 }
 
 function closeDocument() {
