@@ -265,8 +265,10 @@ async def _tables(tx: Transaction, dashboard: Dashboard) -> list[dict[str, Any]]
     shown = sorted(n for n in names if not n.startswith("_") or n in SHOWN_SYSTEM_TABLES)
     found = []
     for name in shown:
-        number = tx.catalog.table_number(name)
-        count = 0 if number is None else await tx.persistence.count_documents(number, tx.begin_ts)
+        by_id = tx.catalog.index(name, "by_id")
+        count = (
+            0 if by_id is None else await tx.persistence.count_index(by_id.index_id, tx.begin_ts)
+        )
         # Any write to the table changes its by_id index: the count re-runs.
         tx.reads.record(index_ref(name, "by_id"), Interval.all())
         indexes = [

@@ -447,8 +447,8 @@ class SqlitePersistence:
         rows = self._fetch("table_scan", TABLE_SCAN, params)
         return [StoredDocument(id, v_ts, value) for id, v_ts, value in rows]
 
-    async def count_documents(self, table_number: int, ts: int) -> int:
-        rows = self._fetch("count_documents", COUNT_DOCUMENTS, (table_number, ts))
+    async def count_index(self, index_id: int, ts: int) -> int:
+        rows = self._fetch("count_index", COUNT_INDEX, (index_id, ts))
         return int(rows[0][0])
 
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
@@ -669,13 +669,10 @@ ORDER BY d.id
 LIMIT ?4
 """
 
-COUNT_DOCUMENTS = """
-SELECT count(*) FROM documents AS d
-WHERE d.table_id = ?1 AND d.deleted = 0 AND d.ts <= ?2
-  AND d.ts = (
-    SELECT MAX(n.ts) FROM documents AS n
-    WHERE n.table_id = d.table_id AND n.id = d.id AND n.ts <= ?2
-  )
+COUNT_INDEX = """
+SELECT count(*) FROM (
+  SELECT deleted, max(ts) FROM indexes WHERE index_id = ?1 AND ts <= ?2 GROUP BY key
+) WHERE deleted = 0
 """
 
 SELECT_MUTATION = """
