@@ -14,6 +14,7 @@ import hmac
 import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
@@ -42,6 +43,9 @@ SHOWN_SYSTEM_TABLES = (STORAGE_TABLE, "_scheduled_functions", "_cron_jobs")
 _RANGE_OPS = frozenset({"eq", "gt", "gte", "lt", "lte"})
 _FILTER_OPS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
 _SYSTEM_FIELDS = ("_id", "_creationTime")
+#: The commit rate is over this window, from at most this many commit times.
+_RATE_WINDOW_S = 10.0
+_COMMITS_KEPT = 100_000
 
 
 class Dashboard:
@@ -55,6 +59,9 @@ class Dashboard:
         self.dev_key = secrets.token_urlsafe(32) if app.dev else None
         self._executor = self._build()
         app.on_reload(self._rebuild)
+        #: When this node learnt its recent commits (monotonic seconds), for the commit rate.
+        self._commit_times: deque[float] = deque(maxlen=_COMMITS_KEPT)
+        app.on_commit(lambda _commit: self._commit_times.append(time.monotonic()))
 
     # -- who is an admin -------------------------------------------------------------------
 
@@ -161,6 +168,16 @@ class Dashboard:
             }
             for path, fn in self.app.project.registry
         ]
+
+    def node_stats(self) -> dict[str, Any]:
+        """This node's commit rate (commits it learnt, any node's, over the last 10 s) and
+        live subscriptions."""
+        since = time.monotonic() - _RATE_WINDOW_S
+        recent = sum(1 for at in reversed(self._commit_times) if at >= since)
+        return {
+            "commitsPerSecond": round(recent / _RATE_WINDOW_S, 2),
+            "subscriptions": len(self.app.db.subscriptions),
+        }
 
     def deployment(self) -> dict[str, Any]:
         deployment = self.app.deployment

@@ -85,6 +85,14 @@ def _app(request: Request | WebSocket) -> Application:
 
 async def sync_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
+    websocket.app.state.sockets = getattr(websocket.app.state, "sockets", 0) + 1
+    try:
+        await _sync(websocket)
+    finally:
+        websocket.app.state.sockets -= 1
+
+
+async def _sync(websocket: WebSocket) -> None:
     session = SyncSession(
         _app(websocket),
         _sender(websocket),
@@ -638,9 +646,11 @@ async def dashboard_health(request: Request) -> Response:
     if refusal is not None:
         return refusal
     try:
-        return JSONResponse(await _app(request).health())
+        health = await _app(request).health()
     except DatabaseUnavailableError as exc:
         return error_response(exc)
+    sockets = getattr(request.app.state, "sockets", 0)
+    return JSONResponse(health | _dashboard(request).node_stats() | {"sockets": sockets})
 
 
 def _dashboard_routes() -> list[BaseRoute]:

@@ -338,6 +338,9 @@ def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, 
             peer = Peer(ws)
             assert peer.authenticate_admin(KEY, acting_as=claims)["type"] == "Transition"
             assert _value(peer.add(1, "messages:whoami", {}), 1)["value"] == "user_7"
+        health = client.get("/_dashboard/api/health", headers=headers).json()
+        assert health["status"] == "ok" and health["sockets"] == 1  # the admin's socket
+        assert health["subscriptions"] >= 1 and health["commitsPerSecond"] > 0
         recent = [(r.kind, r.path) for r in client.app.state.reactive.calls.recent()]
         assert ("mutation", "messages:send") in recent and ("query", "messages:whoami") in recent
         assert not any(path.startswith("_system/") for _, path in recent)
