@@ -143,11 +143,11 @@ class Dashboard:
         return kind, outcome, (time.perf_counter() - started) * 1000
 
     async def _logged(self, kind: str, path: object, call: Awaitable[Outcome]) -> Outcome:
-        """The outcome; a call of the project's functions goes to the call log (the system
-        functions re-run on every commit and would drown it)."""
+        """The outcome, recorded in the call log; the system queries are not (they re-run on
+        every commit and would drown it), the dashboard's edits are."""
         started = time.perf_counter()
         outcome = await call
-        if not _is_system_path(path):
+        if kind != "query" or not _is_system_path(path):
             error = None if outcome.error is None else outcome.error.message
             self.app.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
         return outcome

@@ -294,6 +294,9 @@ def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(tmp_p
         deleted = admin.mutation(f"{SYSTEM}:delete", {"ids": [doc_id]})
         assert deleted["success"]
         assert _value(admin.after_mutation, 1)["value"] is None
+        logged = [(r.path, r.ok) for r in client.app.state.reactive.calls.recent()]
+        assert (f"{SYSTEM}:replace", False) in logged and (f"{SYSTEM}:delete", True) in logged
+        assert not any(path == f"{SYSTEM}:get" for path, _ in logged)
 
 
 def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, monkeypatch):

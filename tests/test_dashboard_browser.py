@@ -33,6 +33,8 @@ SCRIPT_TIMEOUT_S = 180.0
 STEP_TIMEOUT_MS = 20_000
 SEEDED = 1_000
 SUBJECT = "user_dashboard"
+#: A value that runs script if the page ever renders data as HTML.
+XSS_PROBE = '<img src=x onerror="document.body.dataset.pwned = 1">'
 
 
 async def _seed_users(database_url: str, count: int) -> None:
@@ -47,7 +49,7 @@ async def _seed_users(database_url: str, count: int) -> None:
                 user = {
                     "clerkId": f"seed_{n:04d}",
                     "email": f"seed{n}@example.test",
-                    "name": f"Seeded user {n:04d}",
+                    "name": XSS_PROBE if n == 0 else f"Seeded user {n:04d}",
                     "plan": "free",
                     "credits": 10.0,
                     "createdAt": now,
@@ -67,6 +69,7 @@ def _run_dashboard_script(node: str, server: DevServer) -> dict[str, Any]:
         "timeoutMs": STEP_TIMEOUT_MS,
         "seeded": SEEDED,
         "subject": SUBJECT,
+        "xssProbe": XSS_PROBE,
     }
     command = [node, str(BROWSER_TESTS / "dashboard.mjs"), server.url, json.dumps(params)]
     try:
@@ -101,6 +104,7 @@ def test_the_dashboard_pages_edits_runs_and_logs_live(node, tmp_path):
     # 50 a page; a full last page is not known to be the last until the next one is read.
     assert result["pagedRows"] == SEEDED and result["pages"] in (SEEDED // 50, SEEDED // 50 + 1)
     assert result["backOnePage"] == result["pages"] - 1
+    assert result["xssProbeShownAsText"] is True and result["pwned"] is None
     assert result["nameInB"] == "Edited in the dashboard"
     assert "credits" in result["invalidEditError"]
     assert result["nameAfterInvalidInB"] == "Edited in the dashboard"

@@ -71,7 +71,7 @@ function cell(page, id, field) {
 }
 
 async function run(a, b) {
-  const result = { screenshots: [], timings: {} };
+  const result = { screenshots: [], timings: {}, xssProbeShownAsText: false };
   await openTable(a.page, "users");
   result.tables = await a.page.$$eval("#tables button", (buttons) =>
     buttons.map((button) => [button.dataset.table, Number(button.dataset.count)]),
@@ -84,10 +84,16 @@ async function run(a, b) {
   for (;;) {
     pages += 1;
     for (const id of await gridIds(a.page)) seen.add(id);
+    // The oldest user's name is markup: shown as text, never run.
+    result.xssProbeShownAsText ||= await a.page.evaluate(
+      (probe) => [...document.querySelectorAll('#rows td[data-field="name"]')].some((cell) => cell.textContent === probe),
+      params.xssProbe,
+    );
     if (await a.page.isDisabled("#next-page")) break;
     await a.page.click("#next-page");
     await a.page.waitForSelector(`body[data-page-loaded="true"][data-page-number="${pages + 1}"]`);
   }
+  result.pwned = await a.page.evaluate(() => document.body.dataset.pwned ?? null);
   result.pagedRows = seen.size;
   result.pages = pages;
   await a.page.click("#prev-page");
