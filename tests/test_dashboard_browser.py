@@ -24,6 +24,7 @@ import pytest
 from reactive.database import Database
 from reactive.http import DASHBOARD_ASSETS
 from tests.browser.dev_server import DevServer
+from tests.live_server import LiveServer
 from tests.node_tools import require_file
 from tests.seed_helpers import ROOT
 from tests.test_taskboard_browser import BROWSER_TESTS, CHROMIUM, SCREENSHOTS
@@ -62,7 +63,9 @@ async def _seed_users(database_url: str, count: int) -> None:
         await db.close()
 
 
-def _run_dashboard_script(node: str, server: DevServer) -> dict[str, Any]:
+def _run_dashboard_script(
+    node: str, server: LiveServer, script: str = "dashboard.mjs", **extra: Any
+) -> dict[str, Any]:
     params = {
         "executablePath": str(CHROMIUM),
         "screenshotDir": str(SCREENSHOTS),
@@ -70,17 +73,18 @@ def _run_dashboard_script(node: str, server: DevServer) -> dict[str, Any]:
         "seeded": SEEDED,
         "subject": SUBJECT,
         "xssProbe": XSS_PROBE,
+        **extra,
     }
-    command = [node, str(BROWSER_TESTS / "dashboard.mjs"), server.url, json.dumps(params)]
+    command = [node, str(BROWSER_TESTS / script), server.url, json.dumps(params)]
     try:
         done = subprocess.run(
             command, cwd=BROWSER_TESTS, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"dashboard.mjs timed out\n{exc.stderr!r}\n{server.log()[-4000:]}")
+        pytest.fail(f"{script} timed out\n{exc.stderr!r}\n{server.log()[-4000:]}")
     if done.returncode != 0:
         pytest.fail(
-            f"dashboard.mjs exited {done.returncode}\n--- stderr ---\n{done.stderr[-8000:]}"
+            f"{script} exited {done.returncode}\n--- stderr ---\n{done.stderr[-8000:]}"
             f"\n--- server log (tail) ---\n{server.log()[-4000:]}"
         )
     return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
@@ -119,3 +123,21 @@ def test_the_dashboard_pages_edits_runs_and_logs_live(node, tmp_path):
     for path in map(Path, result["screenshots"]):
         assert path.parent == SCREENSHOTS
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_production_dashboard_asks_for_the_admin_key_once(node, tmp_path):
+    require_file(
+        DASHBOARD_ASSETS / "vendor" / "convex.bundle.js", "./scripts/setup", "the dashboard test"
+    )
+    key = "browser-test-admin-key-42"
+    database_url = f"sqlite:///{tmp_path}/serve.db"
+    with LiveServer(ROOT, database_url, env={"REACTIVE_ADMIN_KEY": key}, dev=False) as server:
+        result = _run_dashboard_script(node, server, "dashboard_sign_in.mjs", adminKey=key)
+
+    for path in result["screenshots"]:
+        print(f"dashboard screenshot: {path}")
+    assert result["firstStatus"] == 401
+    assert result["formFields"] == ["key"]
+    assert "not the admin key" in result["wrongKeyMessage"]
+    assert {"users", "projects", "tasks"} <= set(result["tablesAfterSignIn"])
+    assert result["readyAfterReload"] is True
