@@ -117,6 +117,7 @@ def test_the_dashboard_pages_edits_runs_and_logs_live(node, tmp_path):
     assert "mutation" in result["run:projects:create"]["meta"]
     assert result["projectNamesInB"] == ["Made in the dashboard"]
     assert "projects:create" in result["loggedCreate"]
+    assert result["liveRunMeta"].startswith("live")
     # The official client reports the refused edit on the console; nothing else may appear.
     expected = 'Uncaught ValidationError: Document in table "users" does not match the schema'
     assert [problem for problem in result["problems"] if expected not in problem] == []

@@ -406,9 +406,9 @@ function selectFunction(path) {
   $("#function-name").textContent = `${path} (${selectedFunction.kind}${selectedFunction.internal ? ", internal" : ""})`;
   $("#function-validators").replaceChildren(
     el("h3", {}, "Arguments"),
-    el("pre", {}, JSON.stringify(selectedFunction.args, null, 2) ?? "any"),
+    el("pre", {}, selectedFunction.args ? JSON.stringify(selectedFunction.args, null, 2) : "any (no validator)"),
     el("h3", {}, "Returns"),
-    el("pre", {}, JSON.stringify(selectedFunction.returns, null, 2) ?? "any"),
+    el("pre", {}, selectedFunction.returns ? JSON.stringify(selectedFunction.returns, null, 2) : "any (no validator)"),
   );
   $("#run-form").hidden = false;
   for (const button of document.querySelectorAll("#functions button")) {
@@ -455,8 +455,10 @@ async function runFunction(event) {
     const own = new globalThis.convex.ConvexClient(location.origin);
     own.setAdminAuth(adminKey, identity ?? undefined);
     const started = performance.now();
+    let firstMs = null;
     own.onUpdate(path, args, (value) => {
-      showRun({ value, meta: `live · updated ${new Date().toLocaleTimeString()} · first result in ${(performance.now() - started).toFixed(1)} ms` });
+      firstMs ??= performance.now() - started;
+      showRun({ value, meta: `live · updated ${new Date().toLocaleTimeString()} · first result in ${firstMs.toFixed(1)} ms` });
     }, (error) => showRun({ error: describe(error), meta: "live" }));
     liveRun = own;
     return;

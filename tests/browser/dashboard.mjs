@@ -168,6 +168,28 @@ async function run(a, b) {
   result.projectNamesInB = await b.page.$$eval('#rows tbody td[data-field="name"]', (cells) => cells.map((c) => c.textContent));
   result.screenshots.push(await screenshot(b, "project-created"));
 
+  // A query run as that user, kept live: an edit of the user's row shows up in its result.
+  await a.page.click('#functions button[data-path="users:current"]');
+  await a.page.fill("#run-form [name=args]", "{}");
+  await a.page.check('#run-form [name=as][value="claims"]');
+  await a.page.fill("#run-form [name=claims]", claims);
+  await a.page.check("#run-form [name=live]");
+  await a.page.click("#run-form button[type=submit]");
+  await a.page.waitForSelector('#run-value >> text=Dash Board');
+  await a.page.click('nav button[data-view="data"]');
+  await a.page.waitForSelector(`#rows tbody td[data-field="clerkId"] >> text=${params.subject}`);
+  await a.page.click(`#rows tbody tr:has(td[data-field="clerkId"]:text-is("${params.subject}"))`);
+  await a.page.waitForSelector('#document-view >> text=Dash Board');
+  await a.page.click("#edit-document");
+  const user = JSON.parse(await a.page.inputValue("#document-editor"));
+  user.name = "Renamed while live";
+  await a.page.fill("#document-editor", JSON.stringify(user, null, 2));
+  await a.page.click("#save-document");
+  await a.page.click('nav button[data-view="functions"]');
+  await a.page.waitForSelector('#run-value >> text=Renamed while live');
+  result.liveRunMeta = await a.page.textContent("#run-meta");
+  result.screenshots.push(await screenshot(a, "live-run"));
+
   // Logs: the call is there.
   await a.page.click('nav button[data-view="logs"]');
   await a.page.waitForSelector('#logs tbody tr[data-path="projects:create"]');
