@@ -38,8 +38,9 @@ ROUTES = [
 ]
 
 
-def _client(tmp_path: Path, *, dev: bool) -> TestClient:
-    app = create_app(CHAT, database_url=f"sqlite:///{tmp_path}/chat.db", dev=dev)
+def _client(tmp_path: Path, *, dev: bool, database_url: str | None = None) -> TestClient:
+    database_url = database_url or f"sqlite:///{tmp_path}/chat.db"
+    app = create_app(CHAT, database_url=database_url, dev=dev)
     return TestClient(app, base_url="http://127.0.0.1:3210")
 
 
@@ -229,10 +230,13 @@ def _admin(ws) -> Peer:
     return peer
 
 
-def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(tmp_path, monkeypatch):
+def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(
+    tmp_path, monkeypatch, store_url
+):
+    """On SQLite and on PostgreSQL."""
     monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
     with (
-        _client(tmp_path, dev=False) as client,
+        _client(tmp_path, dev=False, database_url=store_url) as client,
         client.websocket_connect("/api/sync") as admin_ws,
     ):
         admin = _admin(admin_ws)
@@ -272,10 +276,13 @@ def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(tmp_path,
             assert next(t for t in updates[1] if t["name"] == "messages")["count"] == 4.0
 
 
-def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(tmp_path, monkeypatch):
+def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(
+    tmp_path, monkeypatch, store_url
+):
+    """On SQLite and on PostgreSQL."""
     monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
     with (
-        _client(tmp_path, dev=False) as client,
+        _client(tmp_path, dev=False, database_url=store_url) as client,
         client.websocket_connect("/api/sync") as admin_ws,
     ):
         admin = _admin(admin_ws)
