@@ -152,6 +152,9 @@ function showView(name) {
 // -- data ----------------------------------------------------------------------------------------
 
 let tables = [];
+/** Document counts by table, each a live query of its own. */
+const counts = new Map();
+const countSubscriptions = new Map();
 let current = { table: null, index: "by_creation_time", order: "desc", range: [], filter: [] };
 /** Cursors of the pages before the one shown (null: the first page). */
 let cursors = [];
@@ -161,15 +164,27 @@ let pageSubscription = null;
 
 function renderTables(list) {
   tables = list;
+  for (const table of list) {
+    if (countSubscriptions.has(table.name)) continue;
+    countSubscriptions.set(table.name, live(`${SYSTEM}:count`, { table: table.name }, (count) => {
+      counts.set(table.name, count);
+      const button = document.querySelector(`#tables button[data-table="${CSS.escape(table.name)}"]`);
+      if (button) {
+        button.dataset.count = String(count);
+        button.querySelector(".count").textContent = String(count);
+      }
+      renderSchemaTables();
+    }));
+  }
   const ul = $("#tables");
   ul.replaceChildren(
     ...list.map((table) =>
       el("li", {}, el("button", {
         type: "button",
         className: table.name === current.table ? "selected" : "",
-        dataset: { table: table.name, count: String(table.count) },
+        dataset: { table: table.name, count: String(counts.get(table.name) ?? "") },
         onclick: () => selectTable(table.name),
-      }, table.name, " ", el("span", { className: "count" }, String(table.count)), table.system ? el("span", { className: "badge" }, "read-only") : null)),
+      }, table.name, " ", el("span", { className: "count" }, String(counts.get(table.name) ?? "…")), table.system ? el("span", { className: "badge" }, "read-only") : null)),
     ),
   );
   document.body.dataset.tablesLoaded = "true";
@@ -573,7 +588,7 @@ function renderSchemaTables() {
   for (const table of tables) {
     const indexes = table.indexes.length ? table.indexes : [{ name: "", fields: [], state: "" }];
     for (const index of indexes) {
-      rows.push(el("tr", {}, el("td", {}, table.name), el("td", {}, String(table.count)), el("td", {}, index.name),
+      rows.push(el("tr", {}, el("td", {}, table.name), el("td", {}, String(counts.get(table.name) ?? "…")), el("td", {}, index.name),
         el("td", {}, index.fields.join(", ")), el("td", { className: `state-${index.state}` }, index.state)));
     }
   }

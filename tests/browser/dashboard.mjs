@@ -73,6 +73,8 @@ function cell(page, id, field) {
 async function run(a, b) {
   const result = { screenshots: [], timings: {}, xssProbeShownAsText: false };
   await openTable(a.page, "users");
+  await a.page.waitForSelector(`#tables button[data-table="users"][data-count="${params.seeded}"]`);
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#tables button")].every((b) => b.dataset.count !== ""));
   result.tables = await a.page.$$eval("#tables button", (buttons) =>
     buttons.map((button) => [button.dataset.table, Number(button.dataset.count)]),
   );
