@@ -59,6 +59,14 @@ async def _seed_users(database_url: str, count: int) -> None:
                 await tx.insert("users", user)
 
         await db.run_mutation(insert)
+
+        async def probe(tx: Any) -> None:
+            # Values JSON cannot tell apart, in a table the schema leaves unchecked.
+            first_user = (await tx.query("users").take(1))[0]["_id"]
+            value = {"big": 2**40 + 1, "raw": b"\x00\xffa", "nested": {"deep": [1.5, None]}}
+            await tx.insert("valueProbes", value | {"owner": first_user})
+
+        await db.run_mutation(probe)
     finally:
         await db.close()
 
@@ -118,6 +126,10 @@ def test_the_dashboard_pages_edits_runs_and_logs_live(node, tmp_path):
     assert result["projectNamesInB"] == ["Made in the dashboard"]
     assert "projects:create" in result["loggedCreate"]
     assert result["liveRunMeta"].startswith("live")
+    probe = result["probe"]
+    assert f"{2**40 + 1}n" in probe["text"] and "bytes(3) AP9h" in probe["text"]
+    assert probe["int64Title"] == "int64" and probe["linkedTo"] == probe["ownerId"]
+    assert probe["openedLinkClerkId"] == "seed_0000"
     # The official client reports the refused edit on the console; nothing else may appear.
     expected = 'Uncaught ValidationError: Document in table "users" does not match the schema'
     assert [problem for problem in result["problems"] if expected not in problem] == []

@@ -90,15 +90,38 @@ function fromEditable(value) {
   return value;
 }
 
-/** Id-typed fields per table, from the schema: {table: {field: targetTable}}. */
-let idFields = {};
+const ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-function looksLikeId(value) {
-  return typeof value === "string" && /^[0-9a-z]{31,37}$/.test(value);
+/** Whether `text` is a document id (the format of reactive/ids.py: base32 of varint(table
+ * number), 16 random bytes and a Fletcher-16 checksum), so that any id links to its document. */
+function isId(text) {
+  if (typeof text !== "string" || ![31, 32, 34, 36, 37].includes(text.length)) return false;
+  const nBytes = Math.floor((text.length * 5) / 8);
+  let number = 0n;
+  for (const char of text) {
+    const value = ID_ALPHABET.indexOf(char);
+    if (value < 0) return false;
+    number = (number << 5n) | BigInt(value);
+  }
+  const spare = BigInt(text.length * 5 - nBytes * 8);
+  if (number & ((1n << spare) - 1n)) return false;
+  number >>= spare;
+  const bytes = [];
+  for (let i = 0; i < nBytes; i++) bytes.unshift(Number(number & 0xffn)), (number >>= 8n);
+  const body = bytes.slice(0, -2);
+  let sum1 = 0, sum2 = 0;
+  for (const byte of body) {
+    sum1 = (sum1 + byte) % 255;
+    sum2 = (sum2 + sum1) % 255;
+  }
+  if (bytes.at(-2) !== sum2 || bytes.at(-1) !== sum1) return false;
+  let used = 0;
+  while (used < 5 && body[used] & 0x80) used++;
+  return used < 5 && body.length - (used + 1) === 16;
 }
 
-/** A DOM rendering of a Convex value; ids become links that open their document. */
-function renderValue(value, { field = null, table = null, depth = 0 } = {}) {
+/** A DOM rendering of a Convex value; ids (of any table) become links to their document. */
+function renderValue(value) {
   if (value === null) return el("span", { className: "v-null" }, "null");
   if (typeof value === "bigint") return el("span", { className: "v-int64", title: "int64" }, `${value}n`);
   if (typeof value === "number") return el("span", { className: "v-number", title: "float64" }, String(value));
@@ -107,8 +130,7 @@ function renderValue(value, { field = null, table = null, depth = 0 } = {}) {
     return el("span", { className: "v-bytes", title: "bytes" }, `bytes(${value.byteLength}) ${toBase64(value).slice(0, 40)}`);
   }
   if (typeof value === "string") {
-    const isId = field === "_id" || (table && idFields[table]?.[field]) || (field && looksLikeId(value) && field.endsWith("Id"));
-    if (isId) {
+    if (isId(value)) {
       return el("a", { href: "#", className: "v-id", dataset: { id: value }, onclick: (event) => {
         event.preventDefault();
         openDocument(value);
@@ -118,12 +140,12 @@ function renderValue(value, { field = null, table = null, depth = 0 } = {}) {
   }
   if (Array.isArray(value)) {
     const list = el("ol", { className: "v-array" });
-    value.forEach((item) => list.append(el("li", {}, renderValue(item, { depth: depth + 1 }))));
+    value.forEach((item) => list.append(el("li", {}, renderValue(item))));
     return el("span", {}, "[", list, "]");
   }
   const fields = el("dl", { className: "v-object" });
   for (const [name, item] of Object.entries(value)) {
-    fields.append(el("dt", {}, name), el("dd", {}, renderValue(item, { field: name, table, depth: depth + 1 })));
+    fields.append(el("dt", {}, name), el("dd", {}, renderValue(item)));
   }
   return el("span", {}, "{", fields, "}");
 }
@@ -306,8 +328,7 @@ function openDocument(id) {
       $("#document-view").replaceChildren(el("span", { className: "v-null" }, `No document ${id} (deleted?)`));
       return;
     }
-    const table = tables.find((t) => t.name === current.table) ? current.table : null;
-    $("#document-view").replaceChildren(renderValue(doc, { table }), ...storedFile(doc));
+    $("#document-view").replaceChildren(renderValue(doc), ...storedFile(doc));
   });
 }
 
@@ -315,7 +336,7 @@ const PREVIEWED = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
 /** For a `_storage` row: its download link, and a preview of an image. */
 function storedFile(doc) {
-  if (current.table !== "_storage" || typeof doc.sha256 !== "string") return [];
+  if (typeof doc.sha256 !== "string" || typeof doc.size !== "number" || !doc._id) return [];
   const href = `${location.origin}/api/storage/${encodeURIComponent(doc._id)}`;
   const type = typeof doc.contentType === "string" ? doc.contentType : "application/octet-stream";
   const parts = [el("p", {}, `${type}, ${doc.size} bytes · `, el("a", { href, target: "_blank", rel: "noopener", className: "download" }, "open / download"))];
@@ -601,15 +622,6 @@ function renderDefinitionList(target, entries) {
 
 function renderSchema(result) {
   const deployment = result.deployment;
-  idFields = {};
-  for (const table of result.schema?.tables ?? []) {
-    const fields = {};
-    for (const [name, field] of Object.entries(table.documentType?.value ?? {})) {
-      const type = field.fieldType ?? field;
-      if (type.type === "id") fields[name] = type.tableName;
-    }
-    idFields[table.tableName] = fields;
-  }
   renderDefinitionList($("#deployment"), [
     ["mode", deployment.dev ? "reactive dev" : "reactive serve"],
     ["version", deployment.version ?? "(code on disk, not deployed)"],

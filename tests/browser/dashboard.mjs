@@ -192,6 +192,26 @@ async function run(a, b) {
   result.liveRunMeta = await a.page.textContent("#run-meta");
   result.screenshots.push(await screenshot(a, "live-run"));
 
+  // The document viewer shows int64, bytes and nested values as they are; ids link to their
+  // document.
+  await a.page.click('nav button[data-view="data"]');
+  await a.page.click('#tables button[data-table="valueProbes"]');
+  await a.page.waitForSelector('#rows tbody tr');
+  await a.page.click("#rows tbody tr");
+  await a.page.waitForSelector("#document-view .v-int64");
+  const probe = {
+    text: await a.page.textContent("#document-view"),
+    int64Title: await a.page.getAttribute("#document-view .v-int64", "title"),
+    ownerId: await a.page.textContent('#rows tbody td[data-field="owner"]'),
+  };
+  probe.linkedTo = await a.page.evaluate(() =>
+    [...document.querySelectorAll("#document-view a.v-id")].map((link) => link.dataset.id).find((id) => id !== document.querySelector("#document").dataset.id));
+  result.screenshots.push(await screenshot(a, "values"));
+  await a.page.click(`#document-view a.v-id[data-id="${probe.linkedTo}"]`);
+  await a.page.waitForSelector('#document-view >> text=seed_0000');
+  probe.openedLinkClerkId = "seed_0000";
+  result.probe = probe;
+
   // Logs: the call is there.
   await a.page.click('nav button[data-view="logs"]');
   await a.page.waitForSelector('#logs tbody tr[data-path="projects:create"]');
