@@ -168,6 +168,9 @@ def test_the_sign_in_form_sets_a_cookie_that_opens_the_dashboard(tmp_path, monke
         assert page.status_code == 200 and "app.js" in page.text
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert client.get("/_dashboard/api/key").json() == {"key": KEY}
+        for escape in ("..%2F..%2Fschema.py", "vendor/..%2F..%2Fdashboard.py", "%2Fetc%2Fpasswd"):
+            escaped = client.get(f"/_dashboard/{escape}")
+            assert escaped.status_code == 404 and "No dashboard file" in escaped.text, escape
         # Another site's page gets nothing, cookie or not.
         foreign = client.get("/_dashboard/api/key", headers={"Sec-Fetch-Site": "cross-site"})
         assert foreign.status_code == 403
