@@ -584,6 +584,15 @@ async function startLogs() {
 }
 
 function renderLogs() {
+  // Kinds the page does not list yet (scheduled runs, crons, ...) become filter options.
+  const select = $("#log-kind");
+  const known = new Set([...select.options].map((option) => option.value));
+  for (const record of logs) {
+    if (!known.has(record.kind)) {
+      known.add(record.kind);
+      select.append(el("option", { value: record.kind }, record.kind));
+    }
+  }
   const fn = $("#log-function").value.trim();
   const kind = $("#log-kind").value;
   const status = $("#log-status").value;
