@@ -222,7 +222,10 @@ function renderIndexes() {
   const info = tableInfo(current.table);
   if (!info) return;
   const select = $("#index");
-  const names = info.indexes.filter((index) => index.state === "ready").map((index) => index.name);
+  // Database indexes only: a search index (fields "$search", ...) does not order documents.
+  const names = info.indexes
+    .filter((index) => index.state === "ready" && !String(index.fields[0] ?? "").startsWith("$"))
+    .map((index) => index.name);
   if (!names.includes("by_creation_time")) names.unshift("by_creation_time");
   const chosen = select.value || current.index;
   select.replaceChildren(...names.map((name) => el("option", { value: name }, name)));
