@@ -62,6 +62,8 @@ class Dashboard:
         #: When this node learnt its recent commits (monotonic seconds), for the commit rate.
         self._commit_times: deque[float] = deque(maxlen=_COMMITS_KEPT)
         app.on_commit(lambda _commit: self._commit_times.append(time.monotonic()))
+        #: Rows indexed so far by the backfills of deploys to this node, by "table.index".
+        self.backfills: dict[str, int] = {}
 
     # -- who is an admin -------------------------------------------------------------------
 
@@ -169,23 +171,30 @@ class Dashboard:
             for path, fn in self.app.project.registry
         ]
 
+    def backfill_progress(self, label: str, done: int, total: int) -> None:
+        """A deploy's progress callback (`Database.apply_schema`): "backfill <table.index>"."""
+        if label.startswith("backfill "):
+            self.backfills[label.removeprefix("backfill ")] = done
+
     def node_stats(self) -> dict[str, Any]:
-        """This node's commit rate (commits it learnt, any node's, over the last 10 s) and
-        live subscriptions."""
+        """This node's commit rate (commits it learnt, any node's, over the last 10 s), live
+        subscriptions and the rows its deploys' backfills indexed."""
         since = time.monotonic() - _RATE_WINDOW_S
         recent = sum(1 for at in reversed(self._commit_times) if at >= since)
         return {
             "commitsPerSecond": round(recent / _RATE_WINDOW_S, 2),
             "subscriptions": len(self.app.db.subscriptions),
+            "backfilledRows": dict(self.backfills),
         }
 
     def deployment(self) -> dict[str, Any]:
         deployment = self.app.deployment
         return {
             "dev": self.app.dev,
-            "version": None if deployment is None else deployment.version,
-            "deployedAtMs": None if deployment is None else deployment.deployed_at_ms,
-            "functions": len(self.app.project.registry.functions),
+            # Numbers as JavaScript has them (float64), not int64.
+            "version": None if deployment is None else float(deployment.version),
+            "deployedAtMs": None if deployment is None else float(deployment.deployed_at_ms),
+            "functions": float(len(self.app.project.registry.functions)),
         }
 
 

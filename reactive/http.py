@@ -463,8 +463,11 @@ async def deploy_endpoint(request: Request) -> Response:
     dry_run = request.query_params.get("dry_run") in ("1", "true")
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
+    dashboard = _dashboard(request)
+
     def progress(label: str, done: int, total: int) -> None:
         events.put_nowait({"type": "progress", "label": label, "done": done, "total": total})
+        dashboard.backfill_progress(label, done, total)
 
     async def run() -> None:
         try:

@@ -481,3 +481,42 @@ async def test_a_count_re_runs_only_for_writes_to_its_own_table(tmp_path):
         assert again.value == 1.0
     finally:
         await app.close()
+
+
+def test_health_shows_the_rows_a_deploy_backfilled_and_the_new_version(tmp_path, monkeypatch):
+    import shutil
+
+    from reactive.deployments import bundle_project
+
+    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
+    monkeypatch.setenv("REACTIVE_DEPLOY_DIR", str(tmp_path / "deploys"))
+    headers = {"Authorization": f"Convex {KEY}"}
+    new = tmp_path / "new"
+    shutil.copytree(CHAT, new, ignore=shutil.ignore_patterns("__pycache__"))
+    schema = new / "schema.py"
+    schema.write_text(
+        schema.read_text().replace(
+            '.index("by_channel", ["channel"])',
+            '.index("by_channel", ["channel"]).index("by_body", ["body"])',
+        )
+    )
+    with (
+        _client(tmp_path, dev=False) as client,
+        client.websocket_connect("/api/sync") as admin_ws,
+    ):
+        admin = _admin(admin_ws)
+        for n in range(7):
+            message = {"table": "messages", "value": {"channel": "c", "body": f"b{n}"}}
+            assert admin.mutation(f"{SYSTEM}:insert", message)["success"]
+        before = _value(admin.add(1, f"{SYSTEM}:schema", {}), 1)["value"]["deployment"]
+        assert before["version"] is None
+        deployed = client.post("/api/deploy", content=bundle_project(new), headers=headers)
+        assert '"type":"done"' in deployed.text
+        health = client.get("/_dashboard/api/health", headers=headers).json()
+        assert health["backfilledRows"] == {"messages.by_body": 7}
+        # The code switch re-runs the admin's queries: the new version and index show up.
+        after = _value(admin.receive_until("Transition"), 1)["value"]["deployment"]
+        assert after["version"] == 1 and after["deployedAtMs"] > 0
+        tables = _value(admin.add(2, f"{SYSTEM}:tables", {}), 2)["value"]
+        messages = next(table for table in tables if table["name"] == "messages")
+        assert {"name": "by_body", "fields": ["body"], "state": "ready"} in messages["indexes"]

@@ -629,7 +629,8 @@ function renderSchemaTables() {
 }
 
 function renderDefinitionList(target, entries) {
-  target.replaceChildren(...entries.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, String(value))]));
+  const text = (value) => (value !== null && typeof value === "object" ? JSON.stringify(value) : String(value));
+  target.replaceChildren(...entries.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, text(value))]));
 }
 
 function renderSchema(result) {
