@@ -1,6 +1,6 @@
 """The dashboard's server side: who is an admin (the admin key), and the admin-only system
-functions its page subscribes to over the sync protocol (tables with counts, a page of any
-table by any index, one document, edits, the functions and the schema).
+functions its page subscribes to over the sync protocol (tables, a live count per table, a page
+of any table by any index, one document, edits, the functions and the schema).
 
 Invariant: system functions live only in the Dashboard's own registry, never in the project's,
 so a client reaches them only through a Dashboard: a sync session authenticated with the admin
@@ -154,9 +154,6 @@ class Dashboard:
             self.app.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
         return outcome
 
-    def failure(self, exc: BaseException, path: object) -> Outcome:
-        return Outcome(error=self._executor.failure(exc, path))
-
     # -- what the system functions read beside the database ----------------------------------
 
     def functions(self) -> list[dict[str, Any]]:
@@ -179,8 +176,11 @@ class Dashboard:
     def node_stats(self) -> dict[str, Any]:
         """This node's commit rate (commits it learnt, any node's, over the last 10 s), live
         subscriptions and the rows its deploys' backfills indexed."""
-        since = time.monotonic() - _RATE_WINDOW_S
-        recent = sum(1 for at in reversed(self._commit_times) if at >= since)
+        since, recent = time.monotonic() - _RATE_WINDOW_S, 0
+        for at in reversed(self._commit_times):  # newest first: stop at the first too old
+            if at < since:
+                break
+            recent += 1
         return {
             "commitsPerSecond": round(recent / _RATE_WINDOW_S, 2),
             "subscriptions": len(self.app.db.subscriptions),
