@@ -337,7 +337,9 @@ class Application:
         journal: str | None,
     ) -> Outcome:
         shared: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._shared[key] = shared
+        # Kept while the run is cached: right-sized (see values.right_sized); a lookup with
+        # the caller's key finds it all the same.
+        self._shared[tuple(right_sized(k) if type(k) is bytes else k for k in key)] = shared
         while len(self._shared) > _SHARED_RESULTS:
             self._shared.popitem(last=False)
         try:
@@ -509,13 +511,8 @@ def _share_key(
 ) -> tuple[Any, ...] | None:
     """Key of a query run that may be shared; None when args are not plain values."""
     try:
-        # Right-sized: the key is kept while the run is cached (see values.right_sized).
-        args_bytes = right_sized(orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS))  # type: ignore[arg-type]
-        who = (
-            b""
-            if identity is None
-            else right_sized(orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS))
-        )
+        args_bytes = orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS)  # type: ignore[arg-type]
+        who = b"" if identity is None else orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS)
     except Exception:  # invalid args: run unshared, the executor reports it
         return None
     return (str(path), args_bytes, who, ts, journal)

@@ -8,6 +8,7 @@ production for unexpected exceptions) and the ConvexError data of an AppError.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -87,6 +88,7 @@ class Outcome:
     journal: str | None = None
     duplicate: bool = False
     _wire_value: bytes | None = field(default=None, repr=False, compare=False)
+    _digest: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +100,13 @@ class Outcome:
         if self._wire_value is None:
             self._wire_value = right_sized(orjson.dumps(encode_value(self.value)))
         return self._wire_value
+
+    def digest(self) -> bytes:
+        """16 bytes that differ when the value does (blake2b of `wire_value`): what a socket
+        keeps of a result it sent, computed once however many sockets share the outcome."""
+        if self._digest is None:
+            self._digest = hashlib.blake2b(self.wire_value(), digest_size=16).digest()
+        return self._digest
 
 
 class NestedCallError(Exception):

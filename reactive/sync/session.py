@@ -45,10 +45,10 @@ class AuthRejected(Exception):
 class QueryState:
     """One subscribed query of this client.
 
-    `sent` is a digest of the result last sent (None = never sent), enough to tell whether a
-    re-run changed it without keeping the result; `subscription` watches the read set of the
-    last run and is replaced on every run. Whether it must re-run is kept by
-    the session (`SyncSession._dirty`), so a refresh never scans every query of the socket.
+    `sent` stands for the result last sent (None = never sent): enough to tell whether a
+    re-run changed it without keeping the result (see `_sent_form`); `subscription` watches
+    the read set of the last run and is replaced on every run. Whether it must re-run is kept
+    by the session (`SyncSession._dirty`), so a refresh never scans every query of the socket.
     """
 
     query_id: int
@@ -57,7 +57,7 @@ class QueryState:
     journal: str | None
     #: What holding the query costs: its path, encoded args and journal (characters).
     size: int = 0
-    sent: bytes | None = None  # 16 bytes, see `_digest`
+    sent: object = None
     subscription: Subscription | None = None
 
 
@@ -417,10 +417,10 @@ class SyncSession:
         if outcome.journal is not None:
             query.journal = outcome.journal
         modification = _query_modification(query, outcome)
-        digest = _digest(orjson.dumps(modification))
-        if digest == query.sent:
+        sent = _sent_form(modification, outcome)
+        if sent == query.sent:
             return None  # unchanged: the client's value is already right at ts
-        query.sent = digest
+        query.sent = sent
         return modification
 
     def _code_changed(self) -> None:
@@ -466,11 +466,15 @@ class SyncSession:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _digest(encoded: bytes) -> bytes:
-    """What a socket keeps of a result it sent: 16 bytes (blake2b) instead of the encoding,
-    whose orjson buffer alone is 4 KiB; equal results give equal digests, and a collision
-    that would hide a change is as likely as guessing a 128-bit key."""
-    return hashlib.blake2b(encoded, digest_size=16).digest()
+def _sent_form(modification: protocol.StateModification, outcome: Outcome) -> object:
+    """What a socket keeps of a modification it sent, to tell whether the next one differs:
+    a 16-byte digest (blake2b) rather than the encoding, whose orjson buffer alone is 4 KiB.
+    A value's digest is the outcome's, computed once for every socket sharing that run; a
+    collision that would hide a change is as likely as guessing a 128-bit key."""
+    if modification["type"] == "QueryUpdated":
+        journal = modification.get("journal")
+        return (outcome.digest(), tuple(modification["logLines"]), journal)
+    return hashlib.blake2b(orjson.dumps(modification), digest_size=16).digest()
 
 
 def _nothing() -> None:
