@@ -10,21 +10,29 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import hashlib
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -32,6 +40,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
+from reactive.call_log import CallRecord
+from reactive.dashboard import Dashboard, identity_from_claims
 from reactive.deployments import BadDeployment
 from reactive.dev_auth import DevIdentityProvider, dev_only_routes, is_loopback_host
 from reactive.errors import (
@@ -75,8 +85,19 @@ def _app(request: Request | WebSocket) -> Application:
 
 async def sync_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
+    websocket.app.state.sockets = getattr(websocket.app.state, "sockets", 0) + 1
+    try:
+        await _sync(websocket)
+    finally:
+        websocket.app.state.sockets -= 1
+
+
+async def _sync(websocket: WebSocket) -> None:
     session = SyncSession(
-        _app(websocket), _sender(websocket), client=websocket.headers.get("convex-client", "")
+        _app(websocket),
+        _sender(websocket),
+        client=websocket.headers.get("convex-client", ""),
+        dashboard=getattr(websocket.app.state, "dashboard", None),
     )
     # The reader feeds the session's inbox; the session's worker runs in this task, so a
     # server shutdown cancels exactly one task and nothing outlives the socket.
@@ -442,8 +463,11 @@ async def deploy_endpoint(request: Request) -> Response:
     dry_run = request.query_params.get("dry_run") in ("1", "true")
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
+    dashboard = _dashboard(request)
+
     def progress(label: str, done: int, total: int) -> None:
         events.put_nowait({"type": "progress", "label": label, "done": done, "total": total})
+        dashboard.backfill_progress(label, done, total)
 
     async def run() -> None:
         try:
@@ -463,6 +487,186 @@ async def deploy_endpoint(request: Request) -> Response:
         await task
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+# -- the dashboard ----------------------------------------------------------------------------
+
+DASHBOARD_PATH = "/_dashboard"
+#: The page's files (shipped in the package); `vendor/` is filled by ./scripts/setup.
+DASHBOARD_ASSETS = Path(__file__).resolve().parent / "dashboard_assets"
+_DASHBOARD_COOKIE = "reactive_dashboard"
+_DASHBOARD_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+#: No script, style or connection of another origin; no framing (the page edits data).
+_DASHBOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _dashboard(request: Request) -> Dashboard:
+    return request.app.state.dashboard  # type: ignore[no-any-return]
+
+
+def _session_cookie(admin_key: str) -> str:
+    """What the dashboard's cookie holds once the admin key was entered: derived from the
+    key, so changing the key signs every page out."""
+    return hmac.new(admin_key.encode(), b"reactive dashboard session", hashlib.sha256).hexdigest()
+
+
+def _dashboard_refusal(request: Request) -> Response | None:
+    """Why a dashboard request is refused, or None. As every admin route (`_admin_refusal`),
+    plus the cookie the sign-in form sets in place of the `Authorization` header."""
+    admin_key = os.environ.get("REACTIVE_ADMIN_KEY")
+    cookie = request.cookies.get(_DASHBOARD_COOKIE, "")
+    if admin_key and hmac.compare_digest(cookie.encode(), _session_cookie(admin_key).encode()):
+        foreign = _foreign_page(request)
+        if foreign is not None:
+            return _forbidden(f"Refused a page of another site ({foreign})")
+        return None
+    return _admin_refusal(request, "open the dashboard of")
+
+
+def _with_headers(response: Response) -> Response:
+    response.headers.update(_DASHBOARD_HEADERS)
+    return response
+
+
+async def dashboard_page(request: Request) -> Response:
+    """`/_dashboard/<file>`: the page and its files; without the admin key (production) a 401
+    whose body is the form that asks for it."""
+    refusal = _dashboard_refusal(request)
+    if refusal is not None:
+        if refusal.status_code == 401 and request.method == "GET":
+            return _with_headers(_sign_in_page(""))
+        return refusal
+    name = request.path_params.get("name") or "index.html"
+    path = (DASHBOARD_ASSETS / name).resolve()
+    if path.parent not in (DASHBOARD_ASSETS, DASHBOARD_ASSETS / "vendor") or not path.is_file():
+        hint = " (the convex browser bundle: run ./scripts/setup)" if "vendor" in name else ""
+        return text_response(ErrorCode.NOT_FOUND, f"No dashboard file {name!r}{hint}")
+    media_type = _DASHBOARD_TYPES.get(path.suffix, "application/octet-stream")
+    return _with_headers(FileResponse(path, media_type=media_type))
+
+
+def _sign_in_page(problem: str) -> Response:
+    message = f"<p role=alert>{problem}</p>" if problem else ""
+    body = (
+        "<!doctype html><meta charset=utf-8><title>Dashboard · reactive</title>"
+        "<h1>reactive dashboard</h1><p>Enter this deployment's admin key "
+        "(REACTIVE_ADMIN_KEY).</p>" + message + f'<form method=post action="{DASHBOARD_PATH}/'
+        'sign-in"><input type=password name=key autocomplete=off required autofocus> '
+        "<button type=submit>Open</button></form>"
+    )
+    return HTMLResponse(body, status_code=401)
+
+
+async def dashboard_sign_in(request: Request) -> Response:
+    """The sign-in form: the right admin key sets the dashboard's cookie (HttpOnly,
+    SameSite=Strict, only for the dashboard's paths)."""
+    foreign = _foreign_page(request)
+    if foreign is not None:
+        return _forbidden(f"Refused a page of another site ({foreign})")
+    admin_key = os.environ.get("REACTIVE_ADMIN_KEY")
+    if not admin_key:
+        return _admin_refusal(request, "open the dashboard of") or RedirectResponse(
+            f"{DASHBOARD_PATH}/", status_code=303
+        )
+    try:
+        raw = await read_body(request, 4096, "the sign-in form")
+    except HttpError as exc:
+        return error_response(exc)
+    offered = parse_qs(raw.decode("utf-8", "replace")).get("key", [""])[0]
+    if not hmac.compare_digest(offered.encode(), admin_key.encode()):
+        return _with_headers(_sign_in_page("That is not the admin key."))
+    response = RedirectResponse(f"{DASHBOARD_PATH}/", status_code=303)
+    response.set_cookie(
+        _DASHBOARD_COOKIE,
+        _session_cookie(admin_key),
+        httponly=True,
+        samesite="strict",
+        path=DASHBOARD_PATH,
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def dashboard_key(request: Request) -> Response:
+    """The admin key for the page's sync connection (`ConvexClient.setAdminAuth`): this
+    deployment's REACTIVE_ADMIN_KEY to a signed-in page, or `reactive dev`'s own key to a
+    page of this machine."""
+    refusal = _dashboard_refusal(request)
+    if refusal is not None:
+        return refusal
+    return _with_headers(JSONResponse({"key": _dashboard(request).admin_key}))
+
+
+async def dashboard_run(request: Request) -> Response:
+    """Run any function (internal ones too) with `args` as `identity` (claims, or null):
+    its kind, result, log lines and duration."""
+    refusal = _dashboard_refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        body = await _body(request)
+        args = _args(body.get("args"))
+        identity = identity_from_claims(body.get("identity"))
+    except (HttpError, ValidationError) as exc:
+        return error_response(exc)
+    kind, outcome, duration_ms = await _dashboard(request).run_any(body.get("path"), args, identity)
+    answer = orjson.loads(_result(outcome, "encoded").body)
+    return JSONResponse(answer | {"kind": kind, "durationMs": round(duration_ms, 3)})
+
+
+async def dashboard_logs(request: Request) -> Response:
+    """The calls this node remembers, then every call as it finishes (newline-delimited JSON)."""
+    refusal = _dashboard_refusal(request)
+    if refusal is not None:
+        return refusal
+    calls = _app(request).calls
+
+    async def lines() -> AsyncIterator[bytes]:
+        following = cast(AsyncGenerator[CallRecord, None], calls.follow())
+        first = asyncio.ensure_future(anext(following))  # registered before the recent ones
+        for record in calls.recent():
+            yield orjson.dumps(asdict(record)) + b"\n"
+        yield orjson.dumps({"type": "connected"}) + b"\n"
+        try:
+            yield orjson.dumps(asdict(await first)) + b"\n"
+            async for record in following:
+                yield orjson.dumps(asdict(record)) + b"\n"
+        finally:
+            first.cancel()
+            await following.aclose()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def dashboard_health(request: Request) -> Response:
+    refusal = _dashboard_refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        health = await _app(request).health()
+    except DatabaseUnavailableError as exc:
+        return error_response(exc)
+    sockets = getattr(request.app.state, "sockets", 0)
+    return JSONResponse(health | _dashboard(request).node_stats() | {"sockets": sockets})
+
+
+def _dashboard_routes() -> list[BaseRoute]:
+    return [
+        Route(DASHBOARD_PATH, lambda _: RedirectResponse(f"{DASHBOARD_PATH}/"), methods=["GET"]),
+        Route(f"{DASHBOARD_PATH}/", dashboard_page, methods=["GET"]),
+        Route(f"{DASHBOARD_PATH}/sign-in", dashboard_sign_in, methods=["POST"]),
+        Route(f"{DASHBOARD_PATH}/api/key", dashboard_key, methods=["GET"]),
+        Route(f"{DASHBOARD_PATH}/api/run", dashboard_run, methods=["POST"]),
+        Route(f"{DASHBOARD_PATH}/api/logs", dashboard_logs, methods=["GET"]),
+        Route(f"{DASHBOARD_PATH}/api/health", dashboard_health, methods=["GET"]),
+        Route(DASHBOARD_PATH + "/{name:path}", dashboard_page, methods=["GET"]),
+    ]
 
 
 # -- file storage -----------------------------------------------------------------------------
@@ -723,6 +927,7 @@ def create_app(
             root, database_url, dev=dev, extra_auth_providers=extra
         )
         app.state.reactive = reactive
+        app.state.dashboard = Dashboard(reactive)
         if public_url:
             reactive.storage.base_url = public_url.rstrip("/")
         app.state.memory = _MemoryReleaser() if own_process else None
@@ -757,6 +962,7 @@ def _routes(dev_auth: DevIdentityProvider | None) -> list[BaseRoute]:
         Route(LOGS_PATH, logs_endpoint, methods=["GET"]),
         Route(DEPLOY_PATH, deploy_endpoint, methods=["POST"]),
         Route("/health", health_endpoint, methods=["GET"]),
+        *_dashboard_routes(),
         *(dev_only_routes(dev_auth) if dev_auth is not None else []),
         Route("/{rest:path}", http_action_endpoint, methods=_HTTP_ACTION_METHODS),
     ]
@@ -783,7 +989,8 @@ class _PublicCors:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in ADMIN_PATHS:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path in ADMIN_PATHS or path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/"):
             await self.app(scope, receive, send)
         else:
             await self.cors(scope, receive, send)

@@ -285,6 +285,10 @@ class Persistence(Protocol):
     ) -> list[StoredDocument]:
         """Live documents of a table at snapshot `ts`, ordered by id, strictly after `after_id`."""
 
+    async def count_index(self, index_id: int, ts: int) -> int:
+        """How many live entries the index holds at snapshot `ts`: for a table's `by_id`
+        index, its documents (the dashboard's counts; one pass over the index, no values)."""
+
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None: ...
 
     async def get_mutations(self, keys: list[tuple[str, int]]) -> list[MutationRecord]:

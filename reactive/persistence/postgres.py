@@ -408,6 +408,10 @@ class PostgresPersistence:
         rows = await self._fetch("table_scan", TABLE_SCAN, table_number, after_id or "", ts, limit)
         return [StoredDocument(id, v_ts, value) for id, v_ts, value in rows]
 
+    async def count_index(self, index_id: int, ts: int) -> int:
+        rows = await self._fetch("count_index", COUNT_INDEX, index_id, ts)
+        return int(rows[0][0])
+
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
         rows = await self._fetch("get_mutation", SELECT_MUTATION, session_id, request_id)
         if not rows:
@@ -747,6 +751,13 @@ WHERE d.table_id = $1 AND d.id > $2 AND NOT d.deleted
   )
 ORDER BY d.id
 LIMIT $4
+"""
+
+COUNT_INDEX = """
+SELECT count(*) FROM (
+  SELECT DISTINCT ON (key) deleted FROM indexes
+  WHERE index_id = $1 AND ts <= $2 ORDER BY key, ts DESC
+) AS newest WHERE NOT newest.deleted
 """
 
 SELECT_MUTATION = """

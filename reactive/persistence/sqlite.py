@@ -484,6 +484,10 @@ class SqlitePersistence:
         rows = self._fetch("table_scan", TABLE_SCAN, params)
         return [StoredDocument(id, v_ts, value) for id, v_ts, value in rows]
 
+    async def count_index(self, index_id: int, ts: int) -> int:
+        rows = self._fetch("count_index", COUNT_INDEX, (index_id, ts))
+        return int(rows[0][0])
+
     async def get_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
         rows = self._fetch("get_mutation", SELECT_MUTATION, (session_id, request_id))
         if not rows:
@@ -700,6 +704,12 @@ WHERE d.table_id = ?1 AND d.id > ?2 AND d.deleted = 0
   )
 ORDER BY d.id
 LIMIT ?4
+"""
+
+COUNT_INDEX = """
+SELECT count(*) FROM (
+  SELECT deleted, max(ts) FROM indexes WHERE index_id = ?1 AND ts <= ?2 GROUP BY key
+) WHERE deleted = 0
 """
 
 SELECT_MUTATION = """

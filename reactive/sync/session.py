@@ -22,6 +22,7 @@ import orjson
 from reactive import knobs, protocol
 from reactive.application import Application
 from reactive.auth import AuthError, Identity
+from reactive.dashboard import Dashboard, identity_from_claims
 from reactive.errors import ReactiveError, ValidationError
 from reactive.executor import Outcome
 from reactive.protocol import ProtocolError
@@ -87,8 +88,13 @@ class _ActionDone:
 
 
 class SyncSession:
-    def __init__(self, app: Application, send: Send, *, client: str = "") -> None:
+    def __init__(
+        self, app: Application, send: Send, *, client: str = "", dashboard: Dashboard | None = None
+    ) -> None:
         self.app = app
+        #: Admin sessions (Authenticate with the admin key) run their calls here instead.
+        self.dashboard = dashboard
+        self.admin = False
         self._send_raw = send
         self.client = client
         self.session_id: str | None = None
@@ -281,7 +287,7 @@ class SyncSession:
         if isinstance(args, ReactiveError):
             outcome = Outcome(error=self.app.executor.failure(args, path))
         else:
-            outcome = await self.app.run_mutation(
+            outcome = await self._runner.run_mutation(
                 path, args, self.identity, session_id=self.session_id, request_id=request_id
             )
         await self._send(_mutation_response(request_id, outcome))
@@ -304,7 +310,7 @@ class SyncSession:
         if isinstance(args, ReactiveError):
             outcome = Outcome(error=self.app.executor.failure(args, path))
         else:
-            outcome = await self.app.run_action(path, args, self.identity)
+            outcome = await self._runner.run_action(path, args, self.identity)
         self._inbox.put_nowait(_ActionDone(request_id, outcome))
 
     async def _on_authenticate(self, message: protocol.Authenticate) -> None:
@@ -315,10 +321,20 @@ class SyncSession:
                 f"server at {self.id_recv}"
             )
         token_type = message["tokenType"]
+        self.admin = False
         if token_type == "Admin":
-            await self._reject_auth("Admin keys are not supported by this server", attempted=True)
-            raise AuthRejected("admin key")
-        if token_type == "None":
+            # The dashboard's sessions: the admin key, acting as `impersonating` (or no one).
+            if self.dashboard is None or not self.dashboard.admits(message.get("value")):
+                await self._reject_auth("Invalid admin key", attempted=True)
+                raise AuthRejected("admin key")
+            try:
+                acting_as = identity_from_claims(message.get("impersonating"))
+            except ValidationError as exc:
+                await self._reject_auth(f"Invalid identity to act as: {exc}", attempted=True)
+                raise AuthRejected("admin identity") from None
+            self.admin = True
+            self._set_identity(acting_as)
+        elif token_type == "None":
             self._set_identity(None)
         else:
             # A User token: parse_client_message checked that its value is a string.
@@ -329,6 +345,11 @@ class SyncSession:
                 raise AuthRejected(str(exc)) from None
             self._set_identity(identity)
         await self._transition()
+
+    @property
+    def _runner(self) -> Application | Dashboard:
+        """Who runs this session's calls: the dashboard for an admin, else the application."""
+        return self.dashboard if self.admin and self.dashboard is not None else self.app
 
     def _set_identity(self, identity: Identity | None) -> None:
         self.identity = identity
@@ -386,7 +407,7 @@ class SyncSession:
         if isinstance(args, ReactiveError):
             outcome = Outcome(error=self.app.executor.failure(args, query.path))
         else:
-            outcome = await self.app.run_query(
+            outcome = await self._runner.run_query(
                 query.path, args, self.identity, ts=ts, journal=query.journal
             )
         if self.queries.get(query.query_id) is not query:

@@ -155,6 +155,8 @@ def _announce(root: Path, db: str, host: str, port: int, *, dev: bool, dev_auth:
         port,
         db.split("?")[0],
     )
+    if dev or os.environ.get("REACTIVE_ADMIN_KEY"):
+        log.warning("dashboard: http://%s:%d/_dashboard/", host, port)
 
 
 async def _shut_down(application: Application, watcher: asyncio.Task[None] | None) -> None:

@@ -1,0 +1,357 @@
+"""The dashboard's server side: who is an admin (the admin key), and the admin-only system
+functions its page subscribes to over the sync protocol (tables, a live count per table, a page
+of any table by any index, one document, edits, the functions and the schema).
+
+Invariant: system functions live only in the Dashboard's own registry, never in the project's,
+so a client reaches them only through a Dashboard: a sync session authenticated with the admin
+key (`Authenticate` tokenType "Admin", as Convex's dashboard does), or an admin HTTP route.
+Every edit is an ordinary mutation through the commit path, so open clients see it live.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any
+
+from reactive.application import Application
+from reactive.auth import Identity
+from reactive.context import DatabaseReader, MutationCtx, QueryCtx
+from reactive.errors import ValidationError
+from reactive.executor import Executor, Outcome
+from reactive.file_storage import STORAGE_TABLE
+from reactive.functions import AnyFunction, FunctionDef, Registry, normalize_path
+from reactive.index_keys import Interval
+from reactive.query_builder import Expr, FilterBuilder, IndexRangeBuilder, QueryBuilder
+from reactive.reads import index_ref
+from reactive.transaction import Transaction
+from reactive.types import FunctionKind, Value
+from reactive.validators import v
+
+__all__ = ["SYSTEM_MODULE", "Dashboard", "identity_from_claims"]
+
+#: The module of the dashboard's system functions: `_system/dashboard:tables`, ...
+SYSTEM_MODULE = "_system/dashboard"
+
+#: System tables the data view shows (read-only); others (deployments, catalog) stay hidden.
+SHOWN_SYSTEM_TABLES = (STORAGE_TABLE, "_scheduled_functions", "_cron_jobs")
+
+_RANGE_OPS = frozenset({"eq", "gt", "gte", "lt", "lte"})
+_FILTER_OPS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
+_SYSTEM_FIELDS = ("_id", "_creationTime")
+#: The commit rate is over this window, from at most this many commit times.
+_RATE_WINDOW_S = 10.0
+_COMMITS_KEPT = 100_000
+
+
+class Dashboard:
+    """The admin side of one Application: checks the admin key and runs functions for admins,
+    the project's (internal ones included, as any identity) and the system functions."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        #: Without REACTIVE_ADMIN_KEY, `reactive dev` admits admins with a key of its own,
+        #: handed only to this machine's pages (http: `/_dashboard/api/key`).
+        self.dev_key = secrets.token_urlsafe(32) if app.dev else None
+        self._executor = self._build()
+        app.on_reload(self._rebuild)
+        #: When this node learnt its recent commits (monotonic seconds), for the commit rate.
+        self._commit_times: deque[float] = deque(maxlen=_COMMITS_KEPT)
+        app.on_commit(lambda _commit: self._commit_times.append(time.monotonic()))
+        #: Rows indexed so far by the backfills of deploys to this node, by "table.index".
+        self.backfills: dict[str, int] = {}
+
+    # -- who is an admin -------------------------------------------------------------------
+
+    @property
+    def admin_key(self) -> str | None:
+        """The key admins present: REACTIVE_ADMIN_KEY, else (dev only) the dev key."""
+        return os.environ.get("REACTIVE_ADMIN_KEY") or self.dev_key
+
+    def admits(self, offered: object) -> bool:
+        key = self.admin_key
+        if key is None or not isinstance(offered, str):
+            return False
+        return hmac.compare_digest(offered.encode(), key.encode())
+
+    # -- running functions for an admin ----------------------------------------------------
+
+    def _build(self) -> Executor:
+        functions = dict(self.app.project.registry.functions)
+        functions.update(_system_functions(self))
+        app = self.app
+        return Executor(app.db, Registry(functions), dev=app.dev, storage=app.storage)
+
+    def _rebuild(self) -> None:
+        self._executor = self._build()
+
+    async def run_query(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> Outcome:
+        call = self._executor.run(
+            FunctionKind.QUERY, path, args, identity, allow_internal=True, ts=ts, journal=journal
+        )
+        return await self._logged("query", path, call)
+
+    async def run_mutation(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> Outcome:
+        call = self._executor.run(
+            FunctionKind.MUTATION,
+            path,
+            args,
+            identity,
+            allow_internal=True,
+            session_id=session_id,
+            request_id=request_id,
+        )
+        return await self._logged("mutation", path, call)
+
+    async def run_action(
+        self, path: object, args: object, identity: Identity | None = None
+    ) -> Outcome:
+        call = self._executor.run(FunctionKind.ACTION, path, args, identity, allow_internal=True)
+        return await self._logged("action", path, call)
+
+    async def run_any(
+        self, path: object, args: object, identity: Identity | None = None
+    ) -> tuple[str, Outcome, float]:
+        """Run any function of the project (internal ones too) for the dashboard's Run
+        button: its kind, outcome and duration in milliseconds."""
+        try:
+            _, fn = self._executor.registry.lookup(path, allow_internal=True)
+            kind = fn.kind.value
+        except Exception:
+            kind = "function"
+        started = time.perf_counter()
+        call = self._executor.run(None, path, args, identity, allow_internal=True)
+        outcome = await self._logged(kind, path, call)
+        return kind, outcome, (time.perf_counter() - started) * 1000
+
+    async def _logged(self, kind: str, path: object, call: Awaitable[Outcome]) -> Outcome:
+        """The outcome, recorded in the call log; the system queries are not (they re-run on
+        every commit and would drown it), the dashboard's edits are."""
+        started = time.perf_counter()
+        outcome = await call
+        if kind != "query" or not _is_system_path(path):
+            error = None if outcome.error is None else outcome.error.message
+            self.app.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
+        return outcome
+
+    # -- what the system functions read beside the database ----------------------------------
+
+    def functions(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "path": path,
+                "kind": fn.kind.value,
+                "internal": fn.internal,
+                "args": None if fn.args is None else fn.args.to_json(),
+                "returns": None if fn.returns is None else fn.returns.to_json(),
+            }
+            for path, fn in self.app.project.registry
+        ]
+
+    def backfill_progress(self, label: str, done: int, total: int) -> None:
+        """A deploy's progress callback (`Database.apply_schema`): "backfill <table.index>"."""
+        if label.startswith("backfill "):
+            self.backfills[label.removeprefix("backfill ")] = done
+
+    def node_stats(self) -> dict[str, Any]:
+        """This node's commit rate (commits it learnt, any node's, over the last 10 s), live
+        subscriptions and the rows its deploys' backfills indexed."""
+        since, recent = time.monotonic() - _RATE_WINDOW_S, 0
+        for at in reversed(self._commit_times):  # newest first: stop at the first too old
+            if at < since:
+                break
+            recent += 1
+        return {
+            "commitsPerSecond": round(recent / _RATE_WINDOW_S, 2),
+            "subscriptions": len(self.app.db.subscriptions),
+            "backfilledRows": dict(self.backfills),
+        }
+
+    def deployment(self) -> dict[str, Any]:
+        deployment = self.app.deployment
+        return {
+            "dev": self.app.dev,
+            # Numbers as JavaScript has them (float64), not int64.
+            "version": None if deployment is None else float(deployment.version),
+            "deployedAtMs": None if deployment is None else float(deployment.deployed_at_ms),
+            "functions": float(len(self.app.project.registry.functions)),
+        }
+
+
+def identity_from_claims(claims: object) -> Identity | None:
+    """The identity an admin acts as: None for no claims, else Convex attribute JSON (a
+    `subject` and `issuer`, or a `tokenIdentifier`)."""
+    if claims is None:
+        return None
+    if not isinstance(claims, dict):
+        raise ValidationError("identity must be an object of claims, or null")
+    return Identity.from_attributes(claims)
+
+
+def _is_system_path(path: object) -> bool:
+    try:
+        return normalize_path(path).startswith(SYSTEM_MODULE + ":")
+    except Exception:
+        return False
+
+
+# -- the system functions ----------------------------------------------------------------------
+
+
+def _tx(ctx: QueryCtx | MutationCtx) -> Transaction:
+    db = ctx.db
+    assert isinstance(db, DatabaseReader)
+    return db._tx  # the engine's own functions read below the author API
+
+
+def _system_functions(dashboard: Dashboard) -> dict[str, AnyFunction]:
+    def query(handler: Any, args: dict[str, Any] | None = None) -> AnyFunction:
+        validator = None if args is None else v.object(args)
+        return FunctionDef(FunctionKind.QUERY, handler, True, validator)
+
+    def mutation(handler: Any, args: dict[str, Any]) -> AnyFunction:
+        return FunctionDef(FunctionKind.MUTATION, handler, True, v.object(args))
+
+    async def tables(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return _tables(_tx(ctx), dashboard)
+
+    async def count(ctx: QueryCtx, args: dict[str, Any]) -> float:
+        return await _count(_tx(ctx), args["table"])
+
+    async def page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+        return await _page(_tx(ctx), args)
+
+    async def get(ctx: QueryCtx, args: dict[str, Any]) -> Value:
+        doc_id = args["id"]
+        return await _tx(ctx).get(doc_id) if isinstance(doc_id, str) else None
+
+    async def insert(ctx: MutationCtx, args: dict[str, Any]) -> str:
+        return await _tx(ctx).insert(args["table"], _user_fields(args["value"]))
+
+    async def replace(ctx: MutationCtx, args: dict[str, Any]) -> None:
+        await _tx(ctx).replace(args["id"], _user_fields(args["value"]))
+
+    async def delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
+        for doc_id in args["ids"]:
+            await _tx(ctx).delete(doc_id)
+
+    async def functions(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return dashboard.functions()
+
+    async def schema(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+        schema = dashboard.app.project.schema
+        return {
+            "schema": None if schema is None else schema.to_json(),
+            "deployment": dashboard.deployment(),
+        }
+
+    page_args = {
+        "table": v.string(),
+        "index": v.optional(v.string()),
+        "order": v.optional(v.union(v.literal("asc"), v.literal("desc"))),
+        "range": v.optional(v.array(v.array(v.any()))),
+        "filter": v.optional(v.array(v.array(v.any()))),
+        "paginationOpts": v.any(),
+    }
+    found = {
+        "tables": query(tables, {}),
+        "count": query(count, {"table": v.string()}),
+        "page": query(page, page_args),
+        "get": query(get, {"id": v.string()}),
+        "functions": query(functions, {}),
+        "schema": query(schema, {}),
+        "insert": mutation(insert, {"table": v.string(), "value": v.any()}),
+        "replace": mutation(replace, {"id": v.string(), "value": v.any()}),
+        "delete": mutation(delete, {"ids": v.array(v.string())}),
+    }
+    return {f"{SYSTEM_MODULE}:{name}": fn for name, fn in found.items()}
+
+
+def _tables(tx: Transaction, dashboard: Dashboard) -> list[dict[str, Any]]:
+    """Every user table (the schema's, and any that holds documents) and the shown system
+    tables, with their indexes. Their counts are `count`'s: one live query per table, so a
+    write re-counts only its own table."""
+    schema = dashboard.app.project.schema
+    names = set(tx.catalog.tables()) | set(schema.tables if schema is not None else ())
+    shown = sorted(n for n in names if not n.startswith("_") or n in SHOWN_SYSTEM_TABLES)
+    found = []
+    for name in shown:
+        indexes = [
+            {"name": info.name, "fields": list(info.fields), "state": info.state.value}
+            for info in tx.catalog.indexes(name)
+        ]
+        found.append({"name": name, "system": name.startswith("_"), "indexes": indexes})
+    return found
+
+
+async def _count(tx: Transaction, table: str) -> float:
+    """The documents of `table`: one pass over its by_id index (no values read). Live: it
+    records a read of the whole index, which every write to the table changes."""
+    by_id = tx.catalog.index(table, "by_id")
+    count = 0 if by_id is None else await tx.persistence.count_index(by_id.index_id, tx.begin_ts)
+    tx.reads.record(index_ref(table, "by_id"), Interval.all())
+    return float(count)
+
+
+async def _page(tx: Transaction, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of `table` by `index` (default by_creation_time) in `order`, within `range`
+    (index range steps [op, field, value]) and passing every `filter` [op, field, value]."""
+    builder: QueryBuilder = tx.query(args["table"])
+    steps = args.get("range") or []
+    for step in steps:
+        _check_step(step, _RANGE_OPS, "range")
+
+    def index_range(q: IndexRangeBuilder) -> IndexRangeBuilder:
+        for op, field, value in steps:
+            q = getattr(q, op)(field, value)
+        return q
+
+    builder = builder.with_index(args.get("index") or "by_creation_time", index_range)
+    builder = builder.order(args.get("order") or "desc")
+    conditions = args.get("filter") or []
+    for condition in conditions:
+        _check_step(condition, _FILTER_OPS, "filter")
+    if conditions:
+
+        def predicate(q: FilterBuilder) -> Expr:
+            exprs = [getattr(q, op)(q.field(field), value) for op, field, value in conditions]
+            return exprs[0] if len(exprs) == 1 else q.and_(*exprs)
+
+        builder = builder.filter(predicate)
+    return await builder.paginate(args["paginationOpts"])
+
+
+def _check_step(step: object, ops: frozenset[str], what: str) -> None:
+    if not (isinstance(step, list) and len(step) == 3 and step[0] in ops):
+        raise ValidationError(
+            f"each {what} step is [op, field, value] with op one of {sorted(ops)}, got {step!r}"
+        )
+    if not isinstance(step[1], str):
+        raise ValidationError(f"the field of a {what} step must be a string, got {step[1]!r}")
+
+
+def _user_fields(value: object) -> dict[str, Any]:
+    """A document's fields as the editor sent them, without the system fields."""
+    if not isinstance(value, dict):
+        raise ValidationError("a document must be an object")
+    return {k: x for k, x in value.items() if k not in _SYSTEM_FIELDS}
