@@ -99,11 +99,11 @@ async def write_system_table(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 
 @query(args={"name": v.string()})
-async def effects(ctx: QueryCtx, args: dict[str, Any]) -> int:
+async def effects(ctx: QueryCtx, args: dict[str, Any]) -> float:
     rows = await (
         ctx.db.query("effects").with_index("by_name", lambda q: q.eq("name", args["name"]))
     ).collect()
-    return len(rows)
+    return float(len(rows))
 
 
 @query(args={})
