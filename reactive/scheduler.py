@@ -416,9 +416,19 @@ class JobRunner:
             except Exception:
                 log.exception("scheduler: reading due jobs failed; retrying in a second")
                 wake_at = _now_ms() + 1000
-            timeout = None if wake_at is None else max(0.0, (wake_at - _now_ms()) / 1000)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._sleep_until(wake_at)
+
+    async def _sleep_until(self, wake_at: float | None) -> None:
+        """Until `wake_at` (unix ms; None: no end), or until something wakes the loop."""
+        timer = None
+        if wake_at is not None:
+            delay = max(0.0, (wake_at - _now_ms()) / 1000)
+            timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _pass(self) -> float | None:
         """Start the due jobs and fire the due crons; when the next is due (unix ms)."""
