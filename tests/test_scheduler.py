@@ -368,3 +368,48 @@ async def test_an_action_killed_mid_run_ends_failed_and_is_not_run_again(store_u
         assert _call(server, "query", "jobs:effects", {"name": "m:done"}) == 0
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+async def test_two_server_processes_on_one_postgresql_run_each_of_1000_jobs_once(
+    postgres_store_url, tmp_path
+):
+    env = {"REACTIVE_DEPLOY_DIR": str(tmp_path), "REACTIVE_SCHEDULER_NODES_CHECK_S": "0.2"}
+    servers = [LiveServer(PROJECT, postgres_store_url, env=env) for _ in range(2)]
+    for server in servers:
+        server.start()
+    try:
+        time.sleep(0.5)  # each node has seen the other
+        args = {"count": 1000.0, "name": "p", "delay": 500.0}
+        assert len(_call(servers[0], "mutation", "jobs:schedule_many", args)) == 1000
+
+        def all_done() -> bool:
+            rows = _call(servers[1], "query", "jobs:jobs", {})
+            return all(row["state"]["kind"] == "success" for row in rows)
+
+        assert _wait_for(all_done, timeout=120)
+        names = Counter(_call(servers[1], "query", "jobs:all_effects", {}))
+        assert len(names) == 1000 and set(names.values()) == {1}
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_the_export_snapshot_keeps_pending_jobs_and_they_run_after_import(tmp_path):
+    from reactive.archive import export_archive, import_archive
+
+    source = await Application.start(PROJECT, f"sqlite:///{tmp_path}/a/db.sqlite")
+    try:
+        job_id = await ok(schedule(source, 1500, "jobs:record", {"name": "moved"}))
+        await export_archive(source.db, source.storage.blobs, tmp_path / "s.zip")
+        await ok(source.run_mutation("jobs:cancel", {"id": job_id}))  # not run here
+    finally:
+        await source.close()
+    target = await Application.start(PROJECT, f"sqlite:///{tmp_path}/b/db.sqlite")
+    try:
+        await import_archive(target.db, target.storage.blobs, tmp_path / "s.zip")
+        assert (await job(target, job_id))["state"] == {"kind": "pending"}
+        await eventually(lambda: effects(target, "moved"))
+        assert await state_of(target, job_id) == "success"
+    finally:
+        await target.close()

@@ -298,7 +298,8 @@ async def _run_local(
     from reactive.values import decode_value, to_clean_json
 
     load_env(root)
-    application = await Application.start(root, db, dev=True)
+    # A one-off process runs no scheduled jobs: the servers do (one it scheduled included).
+    application = await Application.start(root, db, dev=True, run_jobs=False)
     try:
         outcome = await application.executor.run(
             None, path, decode_value(args), identity, allow_internal=True
@@ -421,11 +422,18 @@ async def _admin_stream(
         raise CliError(f"cannot reach the server at {url}: {exc}") from None
 
 
+#: Letters of `reactive logs` lines: S a scheduled function's run, C a cron's.
+_LOG_LETTERS = {"query": "Q", "mutation": "M", "action": "A", "scheduled": "S", "cron": "C"}
+
+
 def _log_line(record: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(record.get("at", 0)))
-    letter = {"query": "Q", "mutation": "M", "action": "A"}.get(record.get("kind", ""), "F")
+    letter = _LOG_LETTERS.get(record.get("kind", ""), "F")
     status = "ok" if record.get("ok") else f"error: {(record.get('error') or '').splitlines()[0]}"
-    head = f"{stamp} {letter} {record.get('path')} {record.get('duration_ms', 0):.1f} ms {status}"
+    lateness = record.get("lateness_ms")
+    late = "" if lateness is None else f" (late {lateness:.1f} ms)"
+    duration = f"{record.get('duration_ms', 0):.1f} ms{late}"
+    head = f"{stamp} {letter} {record.get('path')} {duration} {status}"
     return head + "".join(f"\n    {line}" for line in record.get("log_lines", []))
 
 
@@ -498,7 +506,7 @@ async def export_command(root: Path, db: str, path: Path) -> int:
     from reactive.application import Application
     from reactive.archive import export_archive
 
-    application = await Application.start(root, db)
+    application = await Application.start(root, db, run_jobs=False)
     try:
         storage = application.storage
         counts = await export_archive(
@@ -519,7 +527,7 @@ async def import_command(
 
     if not path.is_file():
         raise CliError(f"{path}: no such file", status=2)
-    application = await Application.start(root, db)
+    application = await Application.start(root, db, run_jobs=False)
     try:
         if table is None:
             storage = application.storage
