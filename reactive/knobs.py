@@ -51,7 +51,9 @@ __all__ = [
     "SCAN_PAGE_SIZE",
     "SCHEDULER_BATCH",
     "SCHEDULER_CONCURRENCY",
+    "SCHEDULER_LOOKAHEAD_S",
     "SCHEDULER_MAX_NODES",
+    "SCHEDULER_MIN_PASS_INTERVAL_S",
     "SCHEDULER_NODES_CHECK_S",
     "SCHEDULER_PEER_GRACE_S",
     "SYNC_INBOX_MAX_BYTES",
@@ -258,6 +260,12 @@ MAX_SCHEDULED_ARGS_BYTES = _int("MAX_SCHEDULED_ARGS_BYTES", 8 << 20)
 #: behind the database's commit lock).
 SCHEDULER_BATCH = _int("SCHEDULER_BATCH", 256)
 SCHEDULER_CONCURRENCY = _int("SCHEDULER_CONCURRENCY", 32)
+
+#: Jobs due within this window are read ahead and started by a timer at their due time (no
+#: read of the table on the way), and wake-ups closer together than the interval share one
+#: read: a burst of finished jobs costs one pass, not one each.
+SCHEDULER_LOOKAHEAD_S = _float("SCHEDULER_LOOKAHEAD_S", 0.25)
+SCHEDULER_MIN_PASS_INTERVAL_S = _float("SCHEDULER_MIN_PASS_INTERVAL_S", 0.005)
 
 #: With several nodes, each runs the due jobs its share of the ids names; a job of another
 #: node's share is run here too once it is this late (that node may be gone): the database

@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reactive import knobs
 from reactive.call_log import CallLog
@@ -298,6 +298,9 @@ class JobRunner:
         self._watches: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
+        #: Jobs due within the look-ahead window, each started by a timer at its due time.
+        self._timed: dict[str, asyncio.TimerHandle] = {}
+        self._slots = asyncio.Semaphore(knobs.SCHEDULER_CONCURRENCY)
         #: Jobs this node finished: id -> ts of the commit that finished it (until a read sees
         #: it, the job still looks pending).
         self._finished: dict[str, int] = {}
@@ -317,6 +320,8 @@ class JobRunner:
         """Stop running jobs. A mutation job cut short commits nothing (it stays pending for
         the next node); an action cut short ends `failed` once another node, or this one's next
         start, sees this node gone."""
+        for timer in self._timed.values():
+            timer.cancel()
         for task in (self._loop_task, self._nodes_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -411,12 +416,17 @@ class JobRunner:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
+            began = time.monotonic()
             try:
                 wake_at = await self._pass()
             except Exception:
                 log.exception("scheduler: reading due jobs failed; retrying in a second")
                 wake_at = _now_ms() + 1000
             await self._sleep_until(wake_at)
+            # Wake-ups in a burst (every finished job is one) share the next pass.
+            rest = knobs.SCHEDULER_MIN_PASS_INTERVAL_S - (time.monotonic() - began)
+            if rest > 0:
+                await asyncio.sleep(rest)
 
     async def _sleep_until(self, wake_at: float | None) -> None:
         """Until `wake_at` (unix ms; None: no end), or until something wakes the loop."""
@@ -431,21 +441,25 @@ class JobRunner:
                 timer.cancel()
 
     async def _pass(self) -> float | None:
-        """Start the due jobs and fire the due crons; when the next is due (unix ms)."""
-        jobs, crons, ts = await self._read_due()
+        """Start the due jobs, set timers for those due within the look-ahead window, fire the
+        due crons; returns when to look again (unix ms; None: when something changes)."""
         now = _now_ms()
+        horizon = now + knobs.SCHEDULER_LOOKAHEAD_S * 1000
+        jobs, crons, ts = await self._read_due(horizon)
         self._finished = {k: v for k, v in self._finished.items() if v > ts}
         wake_at: list[float] = []
         for row in jobs:
             job_id = str(row["_id"])
-            if job_id in self._running or job_id in self._finished:
+            if job_id in self._running or job_id in self._finished or job_id in self._timed:
                 continue
             grace = 0.0 if self._mine(job_id) else knobs.SCHEDULER_PEER_GRACE_S * 1000
             due = max(float(row["scheduledTime"]) + grace, self._not_before.get(job_id, 0.0))
-            if due > now:
-                wake_at.append(due)
-            elif len(self._running) < knobs.SCHEDULER_CONCURRENCY:
+            if due <= now:
                 self._start(row)
+            elif due <= horizon:
+                self._start_at(row, due)
+            else:
+                wake_at.append(due - knobs.SCHEDULER_LOOKAHEAD_S * 1000)
         for cron in crons:
             due = float(cron["nextRun"])
             if due <= now:
@@ -454,16 +468,27 @@ class JobRunner:
                 wake_at.append(due)
         return min(wake_at, default=None)
 
-    async def _read_due(self) -> tuple[list[Document], list[Document], int]:
-        """The first pending jobs by due time and every cron, watched: a change wakes us."""
+    async def _read_due(self, horizon: float) -> tuple[list[Document], list[Document], int]:
+        """The pending jobs due by `horizon` (a batch of them), the next one due after it, and
+        every cron, watched: a change to any of them wakes the loop. Only what is (nearly) due
+        is read, so a pass costs what it runs, not what is scheduled."""
+
+        def pending(q: Any) -> Any:
+            return q.eq("state.kind", "pending")
 
         async def read(tx: Transaction) -> tuple[list[Document], list[Document]]:
-            jobs = tx.query(SCHEDULED_TABLE).with_index(
-                BY_STATE, lambda q: q.eq("state.kind", "pending")
+            due = await (
+                tx.query(SCHEDULED_TABLE)
+                .with_index(BY_STATE, lambda q: pending(q).lte("scheduledTime", horizon))
+                .take(knobs.SCHEDULER_BATCH)
             )
-            return await jobs.take(knobs.SCHEDULER_BATCH), await tx.query(CRON_TABLE).take(
-                knobs.SCHEDULER_BATCH
+            upcoming = await (
+                tx.query(SCHEDULED_TABLE)
+                .with_index(BY_STATE, lambda q: pending(q).gt("scheduledTime", horizon))
+                .first()
             )
+            crons = await tx.query(CRON_TABLE).take(knobs.SCHEDULER_BATCH)
+            return due + ([] if upcoming is None else [upcoming]), crons
 
         result = await self.db.run_query(read)
         for sub in self._watches:
@@ -472,6 +497,17 @@ class JobRunner:
         jobs, crons = result.value
         random.shuffle(jobs)  # nodes sharing a job spread their runs of it apart
         return jobs, crons, result.ts
+
+    def _start_at(self, row: Document, due: float) -> None:
+        """Start `row`'s job at `due` (unix ms) by a timer: no pass of the loop in between."""
+        job_id = str(row["_id"])
+
+        def start() -> None:
+            if self._timed.pop(job_id, None) is not None and job_id not in self._running:
+                self._start(row)
+
+        delay = max(0.0, (due - _now_ms()) / 1000)
+        self._timed[job_id] = asyncio.get_running_loop().call_later(delay, start)
 
     def _start(self, row: Document) -> None:
         job_id = str(row["_id"])
@@ -483,7 +519,8 @@ class JobRunner:
     async def _run_job(self, row: Document) -> None:
         job_id = str(row["_id"])
         try:
-            done_ts = await self._run(row)
+            async with self._slots:
+                done_ts = await self._run(row)
             if done_ts is not None:
                 self._finished[job_id] = done_ts
             self._not_before.pop(job_id, None)

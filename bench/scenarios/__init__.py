@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bench.harness import BenchEnv, Measurement
-from bench.scenarios import cluster, fan_out, observe_insert, query_latency, scale, throughput
+from bench.scenarios import (
+    cluster,
+    fan_out,
+    observe_insert,
+    query_latency,
+    scale,
+    scheduler,
+    throughput,
+)
 
 __all__ = ["SCENARIOS", "Scenario"]
 
@@ -13,5 +21,5 @@ Scenario = Callable[[BenchEnv], Awaitable[list[Measurement]]]
 
 SCENARIOS: dict[str, Scenario] = {
     module.NAME: module.run
-    for module in (observe_insert, fan_out, scale, throughput, query_latency, cluster)
+    for module in (observe_insert, fan_out, scale, throughput, query_latency, scheduler, cluster)
 }
