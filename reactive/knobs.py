@@ -49,6 +49,7 @@ __all__ = [
     "RELEASE_MEMORY_AFTER_QUERIES",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
+    "SCHEDULED_RETENTION_S",
     "SCHEDULER_BATCH",
     "SCHEDULER_CONCURRENCY",
     "SCHEDULER_LOOKAHEAD_S",
@@ -276,3 +277,7 @@ SCHEDULER_PEER_GRACE_S = _float("SCHEDULER_PEER_GRACE_S", 0.5)
 #: actions in progress then end `failed`), and how many node slots it looks at.
 SCHEDULER_NODES_CHECK_S = _float("SCHEDULER_NODES_CHECK_S", 2.0)
 SCHEDULER_MAX_NODES = _int("SCHEDULER_MAX_NODES", 64)
+
+#: How long a finished job (success, failed, canceled) stays in `_scheduled_functions` after
+#: its due time; Convex keeps them 7 days.
+SCHEDULED_RETENTION_S = _float("SCHEDULED_RETENTION_S", 7 * 24 * 3600.0)

@@ -68,6 +68,7 @@ _BY_STATE_FIELDS = ("state.kind", "scheduledTime")
 NODE_FIELD = "reactiveNode"
 CRON_FIELD = "reactiveCron"
 
+_FINISHED = ("success", "failed", "canceled")
 _TRANSIENT = (
     "Transient error while executing action: the server running it stopped before it "
     "finished. Actions run at most once, so it was not re-run"
@@ -374,6 +375,23 @@ class JobRunner:
         for row in in_progress:
             if self._orphaned(row, alive):
                 await self._end_orphan(str(row["_id"]), str(row.get(NODE_FIELD)))
+        await self.delete_finished()
+
+    async def delete_finished(self, now_ms: float | None = None) -> int:
+        """Delete jobs that finished and were due more than knobs.SCHEDULED_RETENTION_S ago
+        (Convex keeps them 7 days), a batch at a time; how many were deleted."""
+        cutoff = (_now_ms() if now_ms is None else now_ms) - knobs.SCHEDULED_RETENTION_S * 1000
+
+        async def delete(tx: Transaction) -> int:
+            deleted = 0
+            for kind in _FINISHED:
+                old = await _finished_before(tx, kind, cutoff)
+                for row in old:
+                    await tx.delete(str(row["_id"]), system=True)
+                deleted += len(old)
+            return deleted
+
+        return (await self.db.run_mutation(delete)).value
 
     async def _slot_taken(self, slot: int) -> bool:
         async with self.db.persistence.exclusive(_slot_lock(slot), wait=False) as held:
@@ -685,6 +703,14 @@ class _Job:
             started=time.perf_counter(),
             lateness_ms=max(0.0, _now_ms() - float(row["scheduledTime"])),
         )
+
+
+async def _finished_before(tx: Transaction, kind: str, cutoff: float) -> list[Document]:
+    """A batch of the jobs in state `kind` that were due before `cutoff`."""
+    query = tx.query(SCHEDULED_TABLE).with_index(
+        BY_STATE, lambda q: q.eq("state.kind", kind).lt("scheduledTime", cutoff)
+    )
+    return await query.take(knobs.SCHEDULER_BATCH)
 
 
 def _slot_of(row: Document) -> int | None:

@@ -413,3 +413,14 @@ async def test_the_export_snapshot_keeps_pending_jobs_and_they_run_after_import(
         assert await state_of(target, job_id) == "success"
     finally:
         await target.close()
+
+
+async def test_finished_jobs_are_deleted_after_the_retention_and_pending_ones_never(app):
+    done = await ok(schedule(app, 0, "jobs:record", {"name": "old"}))
+    await eventually(lambda: state_of_is(app, done, "success"))
+    waiting = await ok(schedule(app, 60_000, "jobs:record", {"name": "later"}))
+    assert app.jobs is not None
+    assert await app.jobs.delete_finished() == 0  # finished just now: kept
+    week_later = time.time() * 1000 + knobs.SCHEDULED_RETENTION_S * 1000 + 120_000
+    assert await app.jobs.delete_finished(now_ms=week_later) == 1
+    assert [row["_id"] for row in await ok(app.run_query("jobs:jobs", {}))] == [waiting]
