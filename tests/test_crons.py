@@ -229,3 +229,24 @@ async def test_the_crons_are_reconciled_on_reload_and_a_bad_set_keeps_the_last_g
         assert await _rows(app, CRON_TABLE) == []  # removed
     finally:
         await app.close()
+
+
+async def test_two_nodes_fire_each_slot_of_a_cron_once(store_url, tmp_path):
+    root = _project(tmp_path, TICK)
+    first = await Application.start(root, store_url)
+    second = await Application.start(root, store_url)
+    try:
+        await asyncio.sleep(3.5)
+    finally:
+        await second.close()
+        await first.close()
+    reader = await Application.start(root, store_url, run_jobs=False)
+    try:
+        runs = await _runs(reader, "tick")
+        slots = [run["scheduledTime"] for run in runs]
+        assert len(slots) >= 3 and len(set(slots)) == len(slots), slots
+        assert all(b - a == 1000.0 for a, b in itertools.pairwise(slots))
+        succeeded = [run for run in runs if run["state"]["kind"] == "success"]
+        assert await _effects(reader, "tick") == len(succeeded) >= 3  # each run once
+    finally:
+        await reader.close()
