@@ -250,3 +250,21 @@ async def test_two_nodes_fire_each_slot_of_a_cron_once(store_url, tmp_path):
         assert await _effects(reader, "tick") == len(succeeded) >= 3  # each run once
     finally:
         await reader.close()
+
+
+async def test_a_deploy_with_a_cron_naming_an_unknown_function_is_refused_before_it_lands(
+    store_url, tmp_path
+):
+    app = await Application.start(_project(tmp_path, TICK), store_url)
+    try:
+        bad = _project(tmp_path / "bad", TICK.replace("internal.jobs.record", "'jobs:gone'"))
+        with pytest.raises(ValidationError, match="cron 'tick'"):
+            await app.deploy(bad)
+        assert app.deployment is None  # nothing recorded: no node switches to it
+        good = _project(tmp_path / "good", TICK.replace('"seconds": 1', '"hours": 2'))
+        report = await app.deploy(good)
+        assert report.version == 1
+        [tick] = await _rows(app, CRON_TABLE)
+        assert tick["schedule"] == {"kind": "interval", "ms": 7_200_000.0}
+    finally:
+        await app.close()
