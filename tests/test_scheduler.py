@@ -424,3 +424,34 @@ async def test_finished_jobs_are_deleted_after_the_retention_and_pending_ones_ne
     week_later = time.time() * 1000 + knobs.SCHEDULED_RETENTION_S * 1000 + 120_000
     assert await app.jobs.delete_finished(now_ms=week_later) == 1
     assert [row["_id"] for row in await ok(app.run_query("jobs:jobs", {}))] == [waiting]
+
+
+@pytest.mark.postgres
+async def test_a_node_killed_mid_burst_leaves_every_job_run_exactly_once(
+    postgres_store_url, tmp_path
+):
+    env = {"REACTIVE_DEPLOY_DIR": str(tmp_path), "REACTIVE_SCHEDULER_NODES_CHECK_S": "0.2"}
+    servers = [LiveServer(PROJECT, postgres_store_url, env=env) for _ in range(2)]
+    for server in servers:
+        server.start()
+    try:
+        time.sleep(0.5)
+        args = {"count": 1000.0, "name": "k", "delay": 300.0}
+        assert len(_call(servers[1], "mutation", "jobs:schedule_many", args)) == 1000
+
+        def ran() -> float:
+            return float(len(_call(servers[1], "query", "jobs:all_effects", {})))
+
+        assert _wait_for(lambda: ran() >= 100)  # the burst is under way on both nodes
+        _kill(servers[0])
+
+        def all_done() -> bool:
+            rows = _call(servers[1], "query", "jobs:jobs", {})
+            return all(row["state"]["kind"] == "success" for row in rows)
+
+        assert _wait_for(all_done, timeout=120)
+        names = Counter(_call(servers[1], "query", "jobs:all_effects", {}))
+        assert len(names) == 1000 and set(names.values()) == {1}
+    finally:
+        for server in servers:
+            server.stop()
