@@ -69,7 +69,8 @@ schema = define_schema(
         .index("by_projectId", ["projectId"])
         .index("by_projectId_status", ["projectId", "status"])
         .index("by_assigneeId", ["assigneeId"])
-        .index("by_dueDate", ["dueDate"]),
+        .index("by_dueDate", ["dueDate"])
+        .search_index("search_title", search_field="title", filter_fields=["projectId"]),
         "comments": define_table(
             {
                 "taskId": v.id("tasks"),

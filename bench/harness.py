@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -585,7 +585,16 @@ def _document_ids(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def first_seen_ms(sockets: Iterable[RawSocket], commit_ts_by_id: dict[str, int]) -> list[float]:
+class ReceivesUpdates(Protocol):
+    """A socket that lists the QueryUpdated it received (RawSocket, bench.watchers)."""
+
+    @property
+    def updates(self) -> list[Update]: ...
+
+
+def first_seen_ms(
+    sockets: Iterable[ReceivesUpdates], commit_ts_by_id: dict[str, int]
+) -> list[float]:
     """commit->seen samples: for each (socket, query) and each committed id, the first update
     listing it, minus the commit ts. Ids present before (initial results) are not in the map."""
     samples: list[float] = []

@@ -1,10 +1,12 @@
-"""Tasks of a project: create, change status, reorder, and the board's read by status.
+"""Tasks of a project: create, change status, reorder, the board's read by status, and search
+by title.
 Invariant: `order` places a task on the board (ties by creation time), `completedAt` is set
 exactly while a task is done, and only the project's owner changes its tasks.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -19,10 +21,15 @@ __all__ = [
     "listByStatus",
     "project_tasks",
     "reorder",
+    "search",
     "updateStatus",
 ]
 
 MAX_TITLE_LENGTH = 200
+#: What one search returns at most (the best matches), and the longest search text accepted.
+MAX_SEARCH_RESULTS = 50
+MAX_SEARCH_LENGTH = 200
+_WORD = re.compile(r"[^\W_]")
 
 
 def board_order(task: Document) -> tuple[Any, Any]:
@@ -142,3 +149,22 @@ async def listByStatus(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
         "by_projectId_status", lambda q: q.eq("projectId", project_id).eq("status", args["status"])
     )
     return sorted(await query.collect(), key=board_order)
+
+
+@query(args={"projectId": v.id("projects"), "query": v.string()})
+async def search(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+    """The project's tasks whose titles match `query`, best match first (the last word may be
+    the start of a word: "des" finds "Design"); none for a query without words."""
+    project_id = args["projectId"]
+    await require_project_access(ctx, project_id, allow_public=True)
+    text = args["query"]
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise invalid(
+            "INVALID_QUERY", f"Search text must be at most {MAX_SEARCH_LENGTH} characters"
+        )
+    if not _WORD.search(text):
+        return []
+    query = ctx.db.query("tasks").with_search_index(
+        "search_title", lambda q: q.search("title", text).eq("projectId", project_id)
+    )
+    return await query.take(MAX_SEARCH_RESULTS)

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,7 +49,7 @@ from reactive.reads import ReadToken
 from reactive.scheduler import JobRunner, check_crons, reconcile_crons
 from reactive.subscriptions import Subscription
 from reactive.types import FunctionKind
-from reactive.values import encode_value
+from reactive.values import encode_value, right_sized
 
 __all__ = ["Application", "DeployReport"]
 
@@ -366,7 +366,9 @@ class Application:
         journal: str | None,
     ) -> Outcome:
         shared: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._shared[key] = shared
+        # Kept while the run is cached: right-sized (see values.right_sized); a lookup with
+        # the caller's key finds it all the same.
+        self._shared[tuple(right_sized(k) if type(k) is bytes else k for k in key)] = shared
         while len(self._shared) > _SHARED_RESULTS:
             self._shared.popitem(last=False)
         try:
@@ -384,16 +386,16 @@ class Application:
     async def _query(
         self, path: object, args: object, identity: Any, ts: int, journal: str | None
     ) -> Outcome:
-        return await self._logged(
-            "query",
-            path,
-            self.executor.run(FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal),
-        )
-
-    async def _logged(self, kind: str, path: object, call: Awaitable[_Logged]) -> _Logged:
-        """`call`'s outcome, recorded in the call log with its duration."""
         started = time.perf_counter()
-        outcome = await call
+        outcome = await self.executor.run(
+            FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal
+        )
+        return self._logged("query", path, started, outcome)
+
+    def _logged(self, kind: str, path: object, started: float, outcome: _Logged) -> _Logged:
+        """`outcome` recorded in the call log, with the time since `started` (perf_counter).
+
+        A plain function, not a coroutine wrapping the call: one frame less per call."""
         error = None if outcome.error is None else outcome.error.message
         self.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
         return outcome
@@ -407,41 +409,39 @@ class Application:
         session_id: str | None = None,
         request_id: int | None = None,
     ) -> Outcome:
-        return await self._logged(
-            "mutation",
+        started = time.perf_counter()
+        outcome = await self.executor.run(
+            FunctionKind.MUTATION,
             path,
-            self.executor.run(
-                FunctionKind.MUTATION,
-                path,
-                args,
-                identity,
-                session_id=session_id,
-                request_id=request_id,
-            ),
+            args,
+            identity,
+            session_id=session_id,
+            request_id=request_id,
         )
+        return self._logged("mutation", path, started, outcome)
 
     async def run_action(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
-        return await self._logged(
-            "action", path, self.executor.run(FunctionKind.ACTION, path, args, identity)
-        )
+        started = time.perf_counter()
+        outcome = await self.executor.run(FunctionKind.ACTION, path, args, identity)
+        return self._logged("action", path, started, outcome)
 
     async def run_any(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
         """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
-        return await self._logged("function", path, self.executor.run(None, path, args, identity))
+        started = time.perf_counter()
+        outcome = await self.executor.run(None, path, args, identity)
+        return self._logged("function", path, started, outcome)
 
     async def run_http_action(
         self, route: HttpRoute, request: Request, identity: Identity | None
     ) -> HttpOutcome:
         """Run the HTTP action that `route` (looked up in `http_router`) names."""
-        return await self._logged(
-            "http",
-            f"{request.method} {request.url.path}",
-            self.executor.run_http_action(route.action, request, identity),
-        )
+        started = time.perf_counter()
+        outcome = await self.executor.run_http_action(route.action, request, identity)
+        return self._logged("http", f"{request.method} {request.url.path}", started, outcome)
 
     @property
     def http_router(self) -> HttpRouter | None:
@@ -461,9 +461,14 @@ class Application:
         return self.db.latest_ts
 
     def subscribe(
-        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+        self,
+        token: ReadToken,
+        on_invalidate: Callable[[Subscription, int], None],
+        owner: object = None,
     ) -> Subscription:
-        return self.db.subscribe(token, on_invalidate)
+        """Watch what a query read; `on_invalidate(sub, ts)` once a commit changes it
+        (`sub.owner` is `owner`)."""
+        return self.db.subscribe(token, on_invalidate, owner)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.db.unsubscribe(sub)

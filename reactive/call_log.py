@@ -35,7 +35,9 @@ MAX_ERROR_CHARS = 16_384
 _RECORD_OVERHEAD = 200
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, and one
+# record is made per call. Nothing changes a record once made.
+@dataclass(slots=True)
 class CallRecord:
     at: float  # unix seconds when the call finished
     kind: str
@@ -49,7 +51,7 @@ class CallRecord:
 
     def size(self) -> int:
         """Roughly the bytes this record holds (characters of its strings plus overhead)."""
-        lines = sum(len(line) for line in self.log_lines)
+        lines = sum(map(len, self.log_lines))
         return _RECORD_OVERHEAD + len(self.path) + len(self.error or "") + lines
 
     def line(self) -> str:
@@ -63,7 +65,8 @@ class CallLog:
     def __init__(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
         self.max_entries = knobs.CALL_LOG_MAX_ENTRIES if max_entries is None else max_entries
         self.max_bytes = knobs.CALL_LOG_MAX_BYTES if max_bytes is None else max_bytes
-        self._recent: deque[CallRecord] = deque()
+        #: Each record with the size it was counted at (CallRecord.size), so dropping it is free.
+        self._recent: deque[tuple[CallRecord, int]] = deque()
         self._recent_bytes = 0
         self._followers: set[_Follower] = set()
 
@@ -85,25 +88,25 @@ class CallLog:
             (time.perf_counter() - started) * 1000,
             ok,
             None if error is None else _cut(error, MAX_ERROR_CHARS),
-            list(log_lines),  # bounded where they are captured (reactive.log_capture)
+            list(log_lines) if log_lines else [],  # bounded where captured (log_capture)
             lateness_ms,
         )
         self._remember(entry)
-        log.info("%s", entry.line(), extra={"call": entry})
+        if log.isEnabledFor(logging.INFO):  # the line is formatted only for a reader
+            log.info("%s", entry.line(), extra={"call": entry})
         for follower in self._followers:
             follower.offer(entry, self.max_entries, self.max_bytes)
         return entry
 
     def _remember(self, entry: CallRecord) -> None:
-        self._recent.append(entry)
-        self._recent_bytes += entry.size()
-        while self._recent and (
-            len(self._recent) > self.max_entries or self._recent_bytes > self.max_bytes
-        ):
-            self._recent_bytes -= self._recent.popleft().size()
+        size = entry.size()
+        self._recent.append((entry, size))
+        self._recent_bytes += size
+        while len(self._recent) > self.max_entries or self._recent_bytes > self.max_bytes:
+            self._recent_bytes -= self._recent.popleft()[1]
 
     def recent(self) -> list[CallRecord]:
-        return list(self._recent)
+        return [entry for entry, _ in self._recent]
 
     def recent_bytes(self) -> int:
         """What the kept records hold, as CallRecord.size counts it."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from reactive.errors import PersistenceError, QueryError, SchemaError, ValidationError
 from reactive.persistence.base import IndexMeta, IndexState, Persistence, TableMeta
 from reactive.schema import Schema
+from reactive.search import SEARCH_MARKER
 
 __all__ = ["SYSTEM_INDEXES", "Catalog", "IndexInfo", "check_table_name"]
 
@@ -55,11 +56,32 @@ class IndexInfo:
     def ref(self) -> str:
         return f"{self.table}.{self.name}"
 
+    @property
+    def is_search(self) -> bool:
+        """A full-text search index (its postings are not `key_fields` keys: see search.py)."""
+        return self.fields[:1] == (SEARCH_MARKER,)
+
+    @property
+    def search_field(self) -> str:
+        return self.fields[1]
+
+    @property
+    def filter_fields(self) -> tuple[str, ...]:
+        return self.fields[2:]
+
 
 def key_fields_of(name: str, fields: tuple[str, ...]) -> tuple[str, ...]:
     if name in SYSTEM_INDEXES:
         return SYSTEM_INDEXES[name]
     return (*fields, "_creationTime", "_id")
+
+
+def _search_index_in_with_index(table: str, name: str) -> QueryError:
+    return QueryError(
+        f"Index {table}.{name} is a search index: query it with "
+        f"with_search_index({name!r}, lambda q: q.search(field, text)), not with_index",
+        short_msg="SearchIndexInWithIndex",
+    )
 
 
 class Catalog:
@@ -168,12 +190,39 @@ class Catalog:
             return
         declared = self.schema.table(table) if self.schema is not None else None
         if declared is None or all(spec.name != name for spec in declared.all_indexes()):
+            if declared is not None and declared.get_search_index(name) is not None:
+                raise _search_index_in_with_index(table, name)
             raise QueryError(f"Index {table}.{name} not found.", short_msg="IndexNotFound")
+
+    def search_index(self, table: str, name: str) -> tuple[IndexInfo | None, str, tuple[str, ...]]:
+        """The search index a search reads: (info or None when the table does not exist yet,
+        search field, filter fields). QueryError if it is unknown, not ready or not a search
+        index."""
+        info = self.index(table, name)
+        if info is None and table not in self._numbers:
+            declared = self.schema.table(table) if self.schema is not None else None
+            spec = declared.get_search_index(name) if declared is not None else None
+            if spec is not None:
+                return None, spec.search_field, spec.filter_fields
+            if declared is None or declared.get_index(name) is None:
+                raise QueryError(
+                    f"Search index {table}.{name} not found.", short_msg="IndexNotFound"
+                )
+        info = self.query_index(table, name)
+        if info is None or not info.is_search:
+            raise QueryError(
+                f"Index {table}.{name} is not a search index: with_search_index needs an index "
+                "declared with .search_index(...); read database indexes with with_index",
+                short_msg="NotASearchIndex",
+            )
+        return info, info.search_field, info.filter_fields
 
     def index_fields_for_query(self, table: str, name: str) -> tuple[str, ...]:
         """Key fields of an index, also for a table that does not exist yet."""
         info = self.index(table, name)
         if info is not None:
+            if info.is_search:
+                raise _search_index_in_with_index(table, name)
             return info.key_fields
         if name in SYSTEM_INDEXES:
             return SYSTEM_INDEXES[name]

@@ -28,9 +28,10 @@ from reactive.persistence.base import IndexState, IndexWrite, MutationRecord, Pe
 from reactive.reads import ReadToken
 from reactive.recent_writes import RecentWrites
 from reactive.schema import Schema
+from reactive.search import posting_keys
 from reactive.subscriptions import Subscription, SubscriptionManager
 from reactive.transaction import Transaction, index_key
-from reactive.values import dumps, loads_stored
+from reactive.values import dumps, loads_stored, right_sized
 
 __all__ = ["Database", "MutationResult", "QueryResult", "SchemaChanges"]
 
@@ -186,21 +187,26 @@ class Database:
         identifier, "" for none) only; another identity gets RequestIdReusedError.
         """
         dedupe = session_id is not None and request_id is not None
+        checked_at = None
         if dedupe:
+            assert self.committer is not None
+            # Read before storage is: a key forgotten after it makes the committer read again.
+            checked_at = self.committer.mutations_forgotten
             stored = await self.persistence.get_mutation(session_id, request_id)  # type: ignore[arg-type]
             if stored is not None:
                 return _replayed(stored, stored.ts, identity, attempt=0)
+        key = (session_id, request_id, identity, checked_at)
         retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
         if serial_fallback is None:
             serial_fallback = knobs.OCC_SERIAL_FALLBACK
         for attempt in range(retries + 1):
             try:
-                return await self._attempt(fn, (session_id, request_id, identity), attempt)
+                return await self._attempt(fn, key, attempt)
             except ConflictError as conflict:
                 if attempt == retries and not serial_fallback:
                     raise
                 await self._after_conflict(conflict, attempt)
-        return await self._attempt_serially(fn, (session_id, request_id, identity), retries + 1)
+        return await self._attempt_serially(fn, key, retries + 1)
 
     async def _attempt(
         self,
@@ -210,18 +216,19 @@ class Database:
         *,
         serial: bool = False,
     ) -> MutationResult[T]:
-        session_id, request_id, identity = key
+        session_id, request_id, identity, checked_at = key
         tx = self.begin()
         with self.tracking(tx.begin_ts):
             value = await self._run_or_conflict(fn, tx)
             record = None
             if session_id is not None and request_id is not None:
-                record = MutationRecord(session_id, request_id, 0, dumps(value), identity)  # type: ignore[arg-type]
+                result = right_sized(dumps(value))  # type: ignore[arg-type]  # kept in memory
+                record = MutationRecord(session_id, request_id, 0, result, identity)
             elif not tx.has_writes:
                 return MutationResult(value, tx.begin_ts, retries=attempt)
             assert self.committer is not None
             commit = self.committer.commit_now if serial else self.committer.commit
-            outcome = await commit(tx, record)
+            outcome = await commit(tx, record, checked_at=checked_at)
         if outcome.duplicate is not None:
             return _replayed(outcome.duplicate, outcome.ts, identity, attempt)
         return MutationResult(value, outcome.ts, retries=attempt)
@@ -299,9 +306,12 @@ class Database:
     # -- reactivity ------------------------------------------------------------------------
 
     def subscribe(
-        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+        self,
+        token: ReadToken,
+        on_invalidate: Callable[[Subscription, int], None],
+        owner: object = None,
     ) -> Subscription:
-        return self.subscriptions.subscribe(token, on_invalidate)
+        return self.subscriptions.subscribe(token, on_invalidate, owner)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.unsubscribe(sub)
@@ -403,7 +413,7 @@ class Database:
         self.catalog.schema = schema
         for table, definition in schema.tables.items():
             await self.catalog.ensure_table(table)
-            desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+            desired = definition.stored_indexes()
             await self._sync_indexes(table, desired, ts, changes, progress)
             if drop_removed:
                 await self._drop_removed_indexes(table, desired, changes)
@@ -423,7 +433,7 @@ class Database:
 
         async def drop(_ts: int) -> bool:
             for table, definition in schema.tables.items():
-                desired = {s.name: tuple(s.fields) for s in definition.all_indexes()}
+                desired = definition.stored_indexes()
                 await self._drop_removed_indexes(table, desired, changes)
             return False
 
@@ -519,8 +529,13 @@ class Database:
         written = 0
         batch: list[tuple[IndexWrite, int]] = []
         async for doc in self.iter_documents(info.table_number, ts):
-            key = index_key(info, loads_stored(doc.value))  # type: ignore[arg-type]
-            batch.append((IndexWrite(info.index_id, key, False, doc.id), doc.ts))
+            value = loads_stored(doc.value)
+            assert isinstance(value, dict)
+            if info.is_search:
+                keys = posting_keys(value, info.search_field, info.filter_fields)
+            else:
+                keys = [index_key(info, value)]
+            batch.extend((IndexWrite(info.index_id, key, False, doc.id), doc.ts) for key in keys)
             if len(batch) >= _BACKFILL_PAGE:
                 await self.persistence.write_index_entries(batch)
                 written += len(batch)
@@ -586,8 +601,9 @@ class Database:
         return await self.persistence.max_commit_ts()
 
 
-#: (session_id, request_id, identity) of a mutation run exactly once.
-_MutationKey = tuple[str | None, int | None, str]
+#: (session_id, request_id, identity, checked_at) of a mutation run exactly once; checked_at
+#: is `Committer.mutations_forgotten` as of its storage check (see `Database.run_mutation`).
+_MutationKey = tuple[str | None, int | None, str, int | None]
 
 
 def _replayed(stored: MutationRecord, ts: int, identity: str, attempt: int) -> MutationResult[Any]:

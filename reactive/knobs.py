@@ -115,7 +115,8 @@ COMMIT_OUTCOME_TIMEOUT_S = _float("COMMIT_OUTCOME_TIMEOUT_S", 30.0)
 POSTGRES_IDLE_TX_TIMEOUT_S = _float("POSTGRES_IDLE_TX_TIMEOUT_S", 20.0)
 
 #: SQLite: how often a process looks whether another process committed (`PRAGMA data_version`,
-#: a few microseconds) while it has subscribers or waiters; and how often when it has none.
+#: a few microseconds) while it has subscribers or waiters, where the commit bell cannot wake
+#: it (no inotify); and how often regardless (a writer that does not ring the bell).
 COMMIT_POLL_S = _float("COMMIT_POLL_S", 0.002)
 COMMIT_POLL_IDLE_S = _float("COMMIT_POLL_IDLE_S", 0.1)
 

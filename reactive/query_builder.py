@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from reactive.errors import QueryError
 from reactive.index_keys import MAX_KEY, MIN_KEY, Interval, encode_key, prefix_successor
+from reactive.search import SearchFilterBuilder, SearchSpec
 from reactive.types import Document, Order, Value
 from reactive.values import UNDEFINED, Undefined, check_value, compare_values
 
@@ -320,6 +321,8 @@ class QuerySpec:
     order: Order = Order.ASC
     filters: tuple[Expr, ...] = ()
     explicit_scan: bool = False
+    #: A full-text search (`with_search_index`): `index` names the search index.
+    search: SearchSpec | None = None
 
     @property
     def index_name(self) -> str:
@@ -364,11 +367,33 @@ class QueryBuilder:
             bounds = result.bounds
         return replace(self, spec=replace(self.spec, index=index_name, bounds=bounds), _stage=1)
 
+    def with_search_index(
+        self, index_name: str, search_fn: Callable[[SearchFilterBuilder], SearchFilterBuilder]
+    ) -> QueryBuilder:
+        """A full-text search: documents in relevance order (see search.py)."""
+        self._require_stage(0, "with_search_index")
+        if not isinstance(index_name, str):
+            raise QueryError(f"with_search_index needs an index name, got {index_name!r}")
+        result = search_fn(SearchFilterBuilder()) if callable(search_fn) else None
+        if not isinstance(result, SearchFilterBuilder) or result.spec is None:
+            raise QueryError(
+                f"with_search_index({index_name!r}, ...): the function must return "
+                "q.search(field, text), optionally followed by .eq(field, value) filters, "
+                f"got {result!r}"
+            )
+        spec = replace(self.spec, index=index_name, search=result.spec)
+        return replace(self, spec=spec, _stage=2)
+
     def full_table_scan(self) -> QueryBuilder:
         self._require_stage(0, "full_table_scan")
         return replace(self, spec=replace(self.spec, explicit_scan=True), _stage=1)
 
     def order(self, order: str | Order) -> QueryBuilder:
+        if self.spec.search is not None:
+            raise QueryError(
+                ".order() cannot follow with_search_index: search results come in relevance order",
+                short_msg="OrderOnSearch",
+            )
         self._require_stage(1, "order")
         try:
             parsed = Order(order)

@@ -9,19 +9,22 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import orjson
 
 from reactive.errors import SchemaError, ValidationError
+from reactive.search import MAX_FILTER_FIELDS, SEARCH_MARKER
 from reactive.types import JsonValue, Value
 from reactive.validators import (
     AnyValidator,
+    ArrayValidator,
     IdResolver,
     Mismatch,
     ObjectValidator,
     OptionalValidator,
+    PrimitiveValidator,
     UnionValidator,
     Validator,
     describe_value,
@@ -36,7 +39,9 @@ __all__ = [
     "MAX_INDEX_FIELDS",
     "IndexSpec",
     "Schema",
+    "SearchIndexSpec",
     "TableDefinition",
+    "VectorIndexSpec",
     "define_schema",
     "define_table",
     "get_field",
@@ -83,6 +88,55 @@ class IndexSpec:
         return {"indexDescriptor": self.name, "fields": list(self.fields)}
 
 
+@dataclass(frozen=True, slots=True)
+class SearchIndexSpec:
+    """A full-text search index: the string field searched and the fields `eq` may filter on.
+
+    Stored in the catalog as an index whose fields are `stored_fields` (a leading "$search",
+    which no field name can be, marks it)."""
+
+    name: str
+    search_field: str
+    filter_fields: tuple[str, ...] = ()
+
+    @property
+    def stored_fields(self) -> tuple[str, ...]:
+        return (SEARCH_MARKER, self.search_field, *self.filter_fields)
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "indexDescriptor": self.name,
+            "searchField": self.search_field,
+            "filterFields": list(self.filter_fields),
+        }
+
+
+#: As Convex: a vector has 2 to 4,096 dimensions.
+MIN_VECTOR_DIMENSIONS: Final = 2
+MAX_VECTOR_DIMENSIONS: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class VectorIndexSpec:
+    """A vector index: the array-of-float64 field, its dimensions and the filter fields.
+
+    Declared and validated only: no engine serves it yet (no `ctx.vector_search`), and the
+    catalog does not hold it."""
+
+    name: str
+    vector_field: str
+    dimensions: int
+    filter_fields: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "indexDescriptor": self.name,
+            "vectorField": self.vector_field,
+            "dimensions": self.dimensions,
+            "filterFields": list(self.filter_fields),
+        }
+
+
 _SYSTEM_INDEXES: Final = (
     IndexSpec(BY_ID, ("_id",)),
     IndexSpec(BY_CREATION_TIME, ("_creationTime",)),
@@ -95,12 +149,77 @@ class TableDefinition:
 
     validator: Validator
     indexes: tuple[IndexSpec, ...] = ()
+    search_indexes: tuple[SearchIndexSpec, ...] = ()
+    vector_indexes: tuple[VectorIndexSpec, ...] = ()
 
     def index(self, name: str, fields: Sequence[str]) -> TableDefinition:
         """A new definition with one more index; chain calls as in Convex."""
-        _check_index_name(name, self.indexes)
+        _check_index_name(name, self.indexes, self._named_indexes())
         spec = IndexSpec(name, _checked_index_fields(name, fields, self.validator))
-        return TableDefinition(self.validator, (*self.indexes, spec))
+        return replace(self, indexes=(*self.indexes, spec))
+
+    def _named_indexes(self) -> tuple[SearchIndexSpec | VectorIndexSpec, ...]:
+        return (*self.search_indexes, *self.vector_indexes)
+
+    def search_index(
+        self, name: str, *, search_field: str, filter_fields: Sequence[str] = ()
+    ) -> TableDefinition:
+        """A new definition with one more full-text search index (Convex's searchIndex):
+        `search_field` must be a string field; `eq` filters may name `filter_fields`."""
+        _check_index_name(name, self.indexes, self._named_indexes())
+        _check_index_field(name, search_field, self.validator)
+        if not _may_be_string(self.validator, search_field.split(".")):
+            raise SchemaError(
+                f'Search index "{name}": search_field "{search_field}" must be a string field '
+                f"(v.string() or v.optional(v.string())) in {_abbreviated(self.validator)}"
+            )
+        filters = _checked_filter_fields(
+            "Search", name, filter_fields, search_field, self.validator
+        )
+        spec = SearchIndexSpec(name, search_field, filters)
+        return replace(self, search_indexes=(*self.search_indexes, spec))
+
+    def vector_index(
+        self,
+        name: str,
+        *,
+        vector_field: str,
+        dimensions: int,
+        filter_fields: Sequence[str] = (),
+    ) -> TableDefinition:
+        """A new definition with one more vector index (Convex's vectorIndex): `vector_field`
+        must be v.array(v.float64()) (or optional), `dimensions` 2 to 4,096. Declared and
+        validated only: vector search is not built yet."""
+        _check_index_name(name, self.indexes, self._named_indexes())
+        _check_index_field(name, vector_field, self.validator)
+        if not _may_be_vector(self.validator, vector_field.split(".")):
+            raise SchemaError(
+                f'Vector index "{name}": vector_field "{vector_field}" must be '
+                f"v.array(v.float64()) (or optional) in {_abbreviated(self.validator)}"
+            )
+        if (
+            isinstance(dimensions, bool)
+            or not isinstance(dimensions, int)
+            or not MIN_VECTOR_DIMENSIONS <= dimensions <= MAX_VECTOR_DIMENSIONS
+        ):
+            raise SchemaError(
+                f'Vector index "{name}": dimensions must be an integer from '
+                f"{MIN_VECTOR_DIMENSIONS} to {MAX_VECTOR_DIMENSIONS}, got {dimensions!r}"
+            )
+        filters = _checked_filter_fields(
+            "Vector", name, filter_fields, vector_field, self.validator
+        )
+        spec = VectorIndexSpec(name, vector_field, dimensions, filters)
+        return replace(self, vector_indexes=(*self.vector_indexes, spec))
+
+    def stored_indexes(self) -> dict[str, tuple[str, ...]]:
+        """Every index the catalog keeps for this table: name -> stored fields."""
+        stored = {spec.name: tuple(spec.fields) for spec in self.all_indexes()}
+        stored.update((spec.name, spec.stored_fields) for spec in self.search_indexes)
+        return stored
+
+    def get_search_index(self, name: str) -> SearchIndexSpec | None:
+        return next((spec for spec in self.search_indexes if spec.name == name), None)
 
     def all_indexes(self) -> list[IndexSpec]:
         """by_id, by_creation_time, then the user indexes in definition order."""
@@ -113,8 +232,8 @@ class TableDefinition:
         return {
             "tableName": table_name,
             "indexes": [spec.to_json() for spec in self.indexes],
-            "searchIndexes": [],
-            "vectorIndexes": [],
+            "searchIndexes": [spec.to_json() for spec in self.search_indexes],
+            "vectorIndexes": [spec.to_json() for spec in self.vector_indexes],
             "documentType": self.validator.to_json(),
         }
 
@@ -161,7 +280,11 @@ def _check_document_validator(validator: Validator) -> None:
 # --- index checks --------------------------------------------------------------------------
 
 
-def _check_index_name(name: object, existing: tuple[IndexSpec, ...]) -> None:
+def _check_index_name(
+    name: object,
+    existing: tuple[IndexSpec, ...],
+    search: tuple[SearchIndexSpec | VectorIndexSpec, ...] = (),
+) -> None:
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or len(name) > _MAX_NAME_LEN:
         raise SchemaError(
             f"Invalid index name {name!r}: index names start with a letter and contain only "
@@ -169,9 +292,9 @@ def _check_index_name(name: object, existing: tuple[IndexSpec, ...]) -> None:
         )
     if name in (BY_ID, BY_CREATION_TIME):
         raise SchemaError(f'Index name "{name}" is reserved: every table already has it')
-    if any(spec.name == name for spec in existing):
+    if name in {spec.name for spec in existing} | {spec.name for spec in search}:
         raise SchemaError(f'Index "{name}" is defined twice on the same table')
-    if len(existing) >= MAX_INDEXES_PER_TABLE:
+    if len(existing) + len(search) >= MAX_INDEXES_PER_TABLE:
         raise SchemaError(
             f'Index "{name}": a table can have at most {MAX_INDEXES_PER_TABLE} indexes'
         )
@@ -237,6 +360,59 @@ def _has_path(validator: Validator, names: list[str]) -> bool:
     return False
 
 
+def _checked_filter_fields(
+    kind: str, index: str, filter_fields: Sequence[str], indexed: str, validator: Validator
+) -> tuple[str, ...]:
+    if isinstance(filter_fields, str) or not isinstance(filter_fields, Sequence):
+        raise SchemaError(f'{kind} index "{index}": filter_fields must be a list of field paths')
+    if len(filter_fields) > MAX_FILTER_FIELDS:
+        raise SchemaError(
+            f'{kind} index "{index}" has {len(filter_fields)} filter fields; the limit is '
+            f"{MAX_FILTER_FIELDS}"
+        )
+    for position, path in enumerate(filter_fields):
+        _check_index_field(index, path, validator)
+        if path in filter_fields[:position] or path == indexed:
+            raise SchemaError(
+                f'{kind} index "{index}" lists field "{path}" twice (filter fields must be '
+                "distinct and differ from the indexed field)"
+            )
+    return tuple(filter_fields)
+
+
+def _may_be_vector(validator: Validator, names: list[str]) -> bool:
+    """Whether the value at `names` is declared as an array of float64 (v.any() may be one)."""
+    if isinstance(validator, AnyValidator):
+        return True
+    if isinstance(validator, OptionalValidator):
+        return _may_be_vector(validator.inner, names)
+    if not names:
+        element = validator.element if isinstance(validator, ArrayValidator) else None
+        return isinstance(element, PrimitiveValidator) and element.kind == "float64"
+    if isinstance(validator, UnionValidator):
+        return any(_may_be_vector(member, names) for member in validator.members)
+    if isinstance(validator, ObjectValidator):
+        child = validator.fields.get(names[0])
+        return child is not None and _may_be_vector(child, names[1:])
+    return False
+
+
+def _may_be_string(validator: Validator, names: list[str]) -> bool:
+    """Whether the value at `names` can be a string (v.any() may hold one)."""
+    if isinstance(validator, AnyValidator):
+        return True
+    if isinstance(validator, OptionalValidator):
+        return _may_be_string(validator.inner, names)
+    if isinstance(validator, UnionValidator):
+        return any(_may_be_string(member, names) for member in validator.members)
+    if not names:
+        return isinstance(validator, PrimitiveValidator) and validator.kind == "string"
+    if isinstance(validator, ObjectValidator):
+        child = validator.fields.get(names[0])
+        return child is not None and _may_be_string(child, names[1:])
+    return False
+
+
 def get_field(doc: Mapping[str, Value], path: str) -> Value | object:
     """The value at dotted field path `path` ("settings.theme"), or UNDEFINED when any step
     is missing or is not an object."""
@@ -296,6 +472,26 @@ class Schema:
                 name: {
                     "documentType": definition.validator.to_json(),
                     "indexes": [spec.to_json() for spec in _by_name(definition.indexes)],
+                    **(
+                        {
+                            "searchIndexes": [
+                                spec.to_json()
+                                for spec in sorted(definition.search_indexes, key=_name)
+                            ]
+                        }
+                        if definition.search_indexes
+                        else {}
+                    ),
+                    **(
+                        {
+                            "vectorIndexes": [
+                                spec.to_json()
+                                for spec in sorted(definition.vector_indexes, key=_name)
+                            ]
+                        }
+                        if definition.vector_indexes
+                        else {}
+                    ),
                 }
                 for name, definition in self.tables.items()
             },
@@ -312,6 +508,10 @@ class Schema:
             "schemaValidation": self.schema_validation,
             "strictTableNameTypes": self.strict_table_name_types,
         }
+
+
+def _name(spec: SearchIndexSpec | VectorIndexSpec) -> str:
+    return spec.name
 
 
 def _by_name(indexes: tuple[IndexSpec, ...]) -> list[IndexSpec]:

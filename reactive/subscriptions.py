@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reactive.reads import ReadSet, ReadToken
 from reactive.recent_writes import RecentWrites, WrittenKeys
@@ -123,8 +123,11 @@ class Subscription:
     id: int
     token: ReadToken
     on_invalidate: Callable[[Subscription, int], None]
+    #: Whatever the subscriber wants back with the callback (a socket's query state): one
+    #: callback for many subscriptions, where a closure each would cost ~300 bytes.
+    owner: object = None
     invalidated_at: int | None = None
-    _entries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    _entries: tuple[tuple[str, bytes, bytes], ...] = ()
 
     @property
     def active(self) -> bool:
@@ -150,11 +153,14 @@ class SubscriptionManager:
         self._published_ts = 0
 
     def subscribe(
-        self, token: ReadToken, on_invalidate: Callable[[Subscription, int], None]
+        self,
+        token: ReadToken,
+        on_invalidate: Callable[[Subscription, int], None],
+        owner: object = None,
     ) -> Subscription:
         """Watch `token`. If a published commit after token.ts already hit it, it fires right
         away (a commit not yet published would only make the caller re-run at the same ts)."""
-        sub = Subscription(next(self._ids), token, on_invalidate)
+        sub = Subscription(next(self._ids), token, on_invalidate, owner)
         published = max(self._published_ts, self._recent_writes.floor_ts)
         conflict = self._recent_writes.find_conflict(token.read_set, token.ts, published)
         if conflict is not None:
@@ -168,8 +174,9 @@ class SubscriptionManager:
     def unsubscribe(self, sub: Subscription) -> None:
         if self._live.pop(sub.id, None) is None:
             return
-        for index, _, _ in sub._entries:
-            self._by_table.get(index.partition(".")[0], set()).discard(sub)
+        if self.table_level:
+            for index, _, _ in sub._entries:
+                self._by_table.get(index.partition(".")[0], set()).discard(sub)
         for entry in sub._entries:
             holders = self._holders.get(entry)
             if holders is None:
@@ -178,7 +185,7 @@ class SubscriptionManager:
             if not holders:
                 del self._holders[entry]
                 self._trees[entry[0]].remove(entry[1], entry[2])
-        sub._entries.clear()
+        sub._entries = ()
 
     def advance(self, ts: int, written: WrittenKeys) -> list[Subscription]:
         """Invalidate (and drop) every subscription whose read set holds a written key."""
@@ -210,8 +217,10 @@ class SubscriptionManager:
         return list(found.values())
 
     def _index(self, sub: Subscription, read_set: ReadSet) -> None:
+        entries = []
         for index, intervals in read_set.items():
-            self._by_table.setdefault(index.partition(".")[0], set()).add(sub)
+            if self.table_level:
+                self._by_table.setdefault(index.partition(".")[0], set()).add(sub)
             tree = self._trees.get(index)
             if tree is None:
                 tree = self._trees[index] = IntervalTree()
@@ -222,7 +231,8 @@ class SubscriptionManager:
                     holders = self._holders[entry] = set()
                     tree.add(interval.start, interval.end)
                 holders.add(sub)
-                sub._entries.append(entry)
+                entries.append(entry)
+        sub._entries = tuple(entries)  # a tuple: no spare capacity, kept as long as sub lives
 
     def __len__(self) -> int:
         return len(self._live)

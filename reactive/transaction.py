@@ -27,6 +27,7 @@ from reactive.query_builder import QueryBuilder, QuerySpec, resolve_range
 from reactive.reads import ReadSet, ReadToken, index_ref
 from reactive.recent_writes import WrittenKeys
 from reactive.schema import get_field
+from reactive.search import MAX_SEARCH_RESULTS, passes_filters, plan_search, posting_keys, rank
 from reactive.types import Order, Value
 from reactive.values import UNDEFINED, check_document, check_value, dumps, loads_stored
 
@@ -404,6 +405,10 @@ class Transaction:
         return index_ref(spec.table, spec.index_name), info, interval
 
     async def iterate(self, spec: QuerySpec) -> AsyncIterator[Document]:
+        if spec.search is not None:
+            for doc in await self._search(spec):
+                yield doc
+            return
         ref, info, interval = self._resolve(spec)
         async for key, doc in self._scan(spec, info, interval, page_size=knobs.SCAN_PAGE_SIZE):
             if _passes(spec, doc):
@@ -413,6 +418,8 @@ class Transaction:
         self.reads.record(ref, interval)
 
     async def take(self, spec: QuerySpec, n: int) -> list[Document]:
+        if spec.search is not None:
+            return (await self._search(spec))[:n]
         ref, info, interval = self._resolve(spec)
         found: list[Document] = []
         if n == 0:
@@ -439,6 +446,8 @@ class Transaction:
         self._paginated = True
         if end_text is None:
             end_text = self.journal_in
+        if spec.search is not None:
+            return await self._search_page(spec, num_items, cursor_text, end_text)
         ref, info, interval = self._resolve(spec)
         order = spec.order.value
         start = None if cursor_text is None else self.cursors.decode(cursor_text, ref, order)
@@ -513,6 +522,83 @@ class Transaction:
         cursor = self.cursors.encode(position, ref, order)
         self.journal_out = cursor
         return {"page": page, "isDone": done, "continueCursor": cursor}
+
+    # -- full-text search (search.py): posting ranges scanned at the snapshot ------------------
+
+    async def _search(self, spec: QuerySpec) -> list[Document]:
+        """The documents a search finds, best first (at most MAX_SEARCH_RESULTS), after the
+        query's `.filter`s; each term's posting range scanned is recorded in the read set."""
+        assert spec.search is not None
+        self._count_range()
+        info, search_field, filter_fields = self.catalog.search_index(spec.table, spec.index_name)
+        ref = index_ref(spec.table, spec.index_name)
+        plan = plan_search(spec.index_name, search_field, filter_fields, spec.search)
+        candidates: dict[str, Document] = {}
+        frequency: list[int] = []
+        for term, interval in zip(plan.terms, plan.intervals, strict=True):
+            found: set[str] = set()
+            try:
+                if info is not None:
+                    async for doc in self._search_scan(spec.table, info, interval):
+                        if passes_filters(doc, plan.filters):
+                            doc_id = str(doc["_id"])
+                            found.add(doc_id)
+                            candidates.setdefault(doc_id, doc)
+            except LimitError as exc:
+                raise LimitError(
+                    f"Search on {ref!r} read too much at the term {term!r}: a search reads "
+                    "every document that has one of its terms (under its first filter). Search "
+                    "rarer words, or filter with eq() on a filter field of the index. "
+                    f"({exc.msg})",
+                    short_msg=exc.short_msg,
+                ) from exc
+            self.reads.record(ref, interval)
+            frequency.append(len(found))
+        results: list[Document] = []
+        for _score, doc_id in rank(candidates, search_field, plan.terms, frequency):
+            doc = candidates[doc_id]
+            if _passes(spec, doc):
+                results.append(doc)
+                if len(results) == MAX_SEARCH_RESULTS:
+                    break
+        return results
+
+    async def _search_scan(
+        self, table: str, info: IndexInfo, interval: Interval
+    ) -> AsyncIterator[Document]:
+        pending: list[_Entry] = []
+        for write in self.writes.values():
+            if write.table == table and write.new is not None:
+                keys = posting_keys(write.new, info.search_field, info.filter_fields)
+                pending.extend((key, _copy(write.new), 0) for key in keys if interval.contains(key))
+        pending.sort(key=lambda entry: entry[0])
+        stored = self._stored_entries(info, interval, Order.ASC, knobs.SCAN_PAGE_SIZE)
+        async for _key, doc, size in _merge(stored, pending, Order.ASC):
+            self._count_scanned(size)
+            yield doc
+
+    async def _search_page(
+        self, spec: QuerySpec, num_items: int, cursor_text: str | None, end_text: str | None
+    ) -> dict[str, Any]:
+        """A page of a search's results; cursors are positions in its relevance order."""
+        ref, order = index_ref(spec.table, spec.index_name), "search"
+        start = None if cursor_text is None else self.cursors.decode(cursor_text, ref, order)
+        end = None if end_text is None else self.cursors.decode(end_text, ref, order)
+        if start is not None and start.is_end:
+            return self._page([], done=True, position=start, ref=ref, order=order)
+        results = await self._search(spec)
+        first = 0 if start is None or start.key is None else int.from_bytes(start.key, "big")
+        if end is not None and end.key is not None:
+            stop = int.from_bytes(end.key, "big")
+        elif end is not None:
+            stop = len(results)
+        else:
+            stop = first + num_items
+        page = results[first:stop]
+        if stop >= len(results) and (end is None or end.is_end):
+            return self._page(page, done=True, position=Cursor(None), ref=ref, order=order)
+        position = Cursor(stop.to_bytes(4, "big"))
+        return self._page(page, done=False, position=position, ref=ref, order=order)
 
     # -- the merged scan: storage at begin_ts overlaid with this transaction's writes ----------
 
@@ -597,6 +683,9 @@ def _require_user_table(table: object, system: bool, operation: str) -> None:
 
 
 def _index_rows(prepared: PreparedWrites, info: IndexInfo, doc_id: str, p: PendingWrite) -> None:
+    if info.is_search:
+        _posting_rows(prepared, info, doc_id, p)
+        return
     old_key = None if p.original is None else index_key(info, p.original)
     new_key = None if p.new is None else index_key(info, p.new)
     written = prepared.written.setdefault(info.ref, [])
@@ -606,6 +695,22 @@ def _index_rows(prepared: PreparedWrites, info: IndexInfo, doc_id: str, p: Pendi
     if new_key is not None:
         prepared.indexes.append(IndexWrite(info.index_id, new_key, False, doc_id))
         written.append(new_key)
+
+
+def _posting_rows(prepared: PreparedWrites, info: IndexInfo, doc_id: str, p: PendingWrite) -> None:
+    """A search index's rows for one written document: postings it no longer has are
+    deleted, and every posting of its new version is written again (an index row points at
+    the document version written at its own ts)."""
+    fields = (info.search_field, info.filter_fields)
+    old_keys = set() if p.original is None else set(posting_keys(p.original, *fields))
+    new_keys = [] if p.new is None else posting_keys(p.new, *fields)
+    written = prepared.written.setdefault(info.ref, [])
+    for key in sorted(old_keys.difference(new_keys)):
+        prepared.indexes.append(IndexWrite(info.index_id, key, True, doc_id))
+        written.append(key)
+    for key in new_keys:
+        prepared.indexes.append(IndexWrite(info.index_id, key, False, doc_id))
+        written.append(key)
 
 
 def _passes(spec: QuerySpec, doc: Document) -> bool:

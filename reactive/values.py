@@ -61,6 +61,7 @@ __all__ = [
     "float_order_bits",
     "loads",
     "loads_stored",
+    "right_sized",
     "to_clean_json",
     "type_name",
     "value_size",
@@ -548,6 +549,13 @@ def _decode_special(obj: dict[str, Any], path: str) -> Value:
             "only NaN, Infinity, -Infinity and -0 use $float"
         )
     return number
+
+
+def right_sized(data: bytes) -> bytes:
+    """`data` in an allocation of its own size, for bytes that are kept: orjson builds its
+    output in a buffer of at least 4 KiB and hands that buffer back, so a 100-byte result
+    kept per subscription or per remembered mutation would hold 4 KiB."""
+    return bytes(memoryview(data))
 
 
 def dumps(value: Value) -> bytes:

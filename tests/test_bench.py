@@ -13,7 +13,7 @@ from bench.__main__ import parse_args, publish, render_report
 from bench.baselines import pglite
 from bench.harness import SIZES, Measurement, RawSocket, Update, first_seen_ms, latency_metrics
 from bench.plots import write_plots
-from bench.scenarios import SCENARIOS, cluster, fan_out, throughput
+from bench.scenarios import SCENARIOS, cluster, fan_out, round_trip, throughput
 from tests.node_tools import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +115,13 @@ def test_throughput_has_inserts_with_live_subscriptions_on_both_servers(
     for system in ("ours", "table-level", "table-level ÷ ours"):
         _finite(_find(rows, system, live), "committed/s")
         _finite(_find(rows, system, live), "re-runs per commit")
+
+
+def test_round_trip_sets_our_mutation_beside_the_bare_insert(tiny_report: str) -> None:
+    rows = [r for r in _table(tiny_report, round_trip.NAME) if r["backend"] == "sqlite"]
+    for system in (round_trip.OURS, round_trip.BARE, f"{round_trip.OURS} ÷ {round_trip.BARE}"):
+        _finite(_find(rows, system, round_trip.IDLE), "round trip p50 ms")
+    assert _finite(_find(rows, round_trip.OURS, round_trip.LOADED), round_trip.RATE) > 0
 
 
 def test_every_baseline_has_its_ratio_row_in_observe_scale_and_query_latency(

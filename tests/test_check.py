@@ -491,3 +491,19 @@ def test_action_handing_ctx_away_has_no_index_to_lose(tmp_path: Path) -> None:
     action_row, query_row = row(report, "m:f"), row(report, "m:g")
     assert (action_row.index, action_row.auth) == (Verdict.NA, Verdict.UNKNOWN)
     assert (query_row.index, query_row.auth) == (Verdict.YES, Verdict.YES)  # get as a callback
+
+
+def test_a_search_index_is_an_index(tmp_path: Path) -> None:
+    check = check_source(
+        tmp_path,
+        """
+        @query(args={"text": v.string()})
+        async def f(ctx, args):
+            await ctx.auth.get_user_identity()
+            found = ctx.db.query("t").with_search_index(
+                "search_body", lambda q: q.search("body", args["text"])
+            )
+            return await found.filter(lambda q: q.eq(q.field("x"), 1)).take(10)
+        """,
+    )
+    assert check.index is Verdict.YES and check.indexed_reads == 1

@@ -210,6 +210,34 @@ def test_a_function_and_a_module_with_the_same_api_name_are_refused() -> None:
 # -- dataModel.d.ts ------------------------------------------------------------------------
 
 
+def test_data_model_lists_search_and_vector_indexes_as_convex_types_them() -> None:
+    schema = define_schema(
+        {
+            "posts": define_table({"body": v.string(), "channel": v.string(), "n": v.float64()})
+            .search_index("search_body", search_field="body", filter_fields=["channel", "n"])
+            .search_index("plain", search_field="body"),
+            "docs": define_table(
+                {"embedding": v.array(v.float64()), "kind": v.string()}
+            ).vector_index(
+                "by_embedding", vector_field="embedding", dimensions=3, filter_fields=["kind"]
+            ),
+        }
+    )
+    text = render(Registry(), schema)["dataModel.d.ts"]
+    assert (
+        "    vectorIndexes: {\n"
+        '      by_embedding: { vectorField: "embedding"; dimensions: number; '
+        'filterFields: "kind" };\n'
+        "    };\n"
+    ) in text
+    assert (
+        "    searchIndexes: {\n"
+        '      plain: { searchField: "body"; filterFields: never };\n'
+        '      search_body: { searchField: "body"; filterFields: "channel" | "n" };\n'
+        "    };\n"
+    ) in text
+
+
 def test_data_model_documents_field_paths_and_indexes() -> None:
     schema = define_schema(
         {
@@ -240,6 +268,7 @@ def test_data_model_documents_field_paths_and_indexes() -> None:
         "  };\n"
     ) in text
     assert text.index("  notes: {") < text.index("  users: {")
+    assert "  users: {\n" in text and "    searchIndexes: {};\n" in text.split("  users: {")[1]
     assert (
         "export type Doc<TableName extends TableNames> = DocumentByName<DataModel, TableName>;"
     ) in text

@@ -7,7 +7,9 @@ node or the CLI would; `tests/test_cli.py` repeats the essentials with real OS p
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
+import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -16,7 +18,8 @@ import pytest
 from reactive import knobs
 from reactive.database import Database
 from reactive.errors import ConflictError
-from reactive.persistence.postgres import LISTENER_APPLICATION_NAME
+from reactive.persistence.base import CommitNews, CommitRecord
+from reactive.persistence.postgres import LISTENER_APPLICATION_NAME, commit_news
 from reactive.subscriptions import Subscription
 from tests.conftest import POSTGRES_URL
 from tests.schemas import TEST_SCHEMA
@@ -178,6 +181,29 @@ async def test_a_mutation_resent_to_another_process_runs_once(pair) -> None:
     assert bodies == ["x"]
 
 
+async def test_a_mutation_another_process_commits_after_our_storage_check_runs_once(
+    pair,
+) -> None:
+    """Our storage check found nothing; while our run was under way the other process
+    committed the same key. Memory alone would not know (nothing was forgotten), so the
+    commit must learn the other one and answer with its result, writing nothing itself."""
+    first, second = pair
+
+    async def create_elsewhere(tx):  # type: ignore[no-untyped-def]
+        return await tx.insert("messages", {"channel": "raced", "body": "theirs"})
+
+    async def create_here(tx):  # type: ignore[no-untyped-def]
+        theirs = await second.run_mutation(create_elsewhere, session_id="r", request_id=7)
+        await tx.insert("messages", {"channel": "raced", "body": "ours"})
+        return theirs.value
+
+    ours = await first.run_mutation(create_here, session_id="r", request_id=7)
+    theirs = await second.run_mutation(create_elsewhere, session_id="r", request_id=7)
+    assert ours.value == theirs.value and ours.ts == theirs.ts
+    bodies, _, _ = await channel_bodies(first, "raced")
+    assert bodies == ["theirs"]
+
+
 async def test_a_table_another_process_created_is_known_here(store_url: str) -> None:
     first = await Database.open(store_url, prune=False)
     second = await Database.open(store_url, prune=False)
@@ -230,6 +256,74 @@ async def test_a_lost_listener_connection_loses_no_commit(
             await admin.close()
         assert killed >= 1
         _, ts = await insert_message(first, "c")  # announced while nobody listens
+        await asyncio.wait_for(fired.wait(), WAIT_S)
+        assert second.latest_ts >= ts
+    finally:
+        await second.close()
+        await first.close()
+
+
+@pytest.mark.postgres
+async def test_an_announced_commit_is_learnt_without_reading_the_commit_table(
+    postgres_store_url: str, monkeypatch
+) -> None:
+    """The notification carries the commit: a process that was up to date learns it, and its
+    subscriptions fire, with no read of `commits`; one too big to carry is read instead."""
+    monkeypatch.setattr(knobs, "COMMIT_WATCH_SAFETY_S", 60.0)  # no periodic look meanwhile
+    first = await Database.open(postgres_store_url, schema=TEST_SCHEMA, prune=False)
+    second = await Database.open(postgres_store_url, schema=TEST_SCHEMA, prune=False)
+    try:
+        await second.wait_for_ts(await second.database_ts())
+        reads = 0
+        read_commits = second.persistence.commits_after
+
+        async def counted(ts: int):  # type: ignore[no-untyped-def]
+            nonlocal reads
+            reads += 1
+            return await read_commits(ts)
+
+        monkeypatch.setattr(second.persistence, "commits_after", counted)
+        _, fired = (await channel_bodies(second, "carried"))[1:]
+        _, ts = await insert_message(first, "carried")
+        await asyncio.wait_for(fired.wait(), WAIT_S)
+        assert second.latest_ts >= ts and reads == 0
+
+        _, fired = (await channel_bodies(second, "big"))[1:]
+        many = [{"channel": "big", "body": str(i)} for i in range(400)]  # written keys > 8 kB
+        big = await first.run_mutation(
+            lambda tx: asyncio.gather(*(tx.insert("messages", doc) for doc in many))
+        )
+        await asyncio.wait_for(fired.wait(), WAIT_S)
+        await second.wait_for_ts(big.ts)
+        assert reads >= 1
+    finally:
+        await second.close()
+        await first.close()
+
+
+def test_announcements_are_read_back_exactly() -> None:
+    news = commit_news("5 7:" + base64.b64encode(b"ab").decode() + " 9:")
+    assert news == CommitNews(9, 5, (CommitRecord(7, b"ab"), CommitRecord(9, b"")))
+    assert commit_news("5 9") == CommitNews(9)
+    assert commit_news("garbage") is None and commit_news("5 x:!!") is None
+
+
+async def test_sqlite_processes_see_each_others_commits_without_polling(
+    tmp_path, monkeypatch
+) -> None:
+    """The commit bell wakes the watcher (inotify): with polls 30 s apart, a commit of one
+    process still reaches the other's subscribers at once."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux's")
+    monkeypatch.setattr(knobs, "COMMIT_POLL_S", 30.0)
+    monkeypatch.setattr(knobs, "COMMIT_POLL_IDLE_S", 30.0)
+    url = f"sqlite:///{tmp_path}/data.db"
+    first = await Database.open(url, schema=TEST_SCHEMA, prune=False)
+    second = await Database.open(url, schema=TEST_SCHEMA, prune=False)
+    try:
+        await asyncio.sleep(0.1)  # the watchers are waiting
+        _, fired = (await channel_bodies(second, "woken"))[1:]
+        _, ts = await insert_message(first, "woken")
         await asyncio.wait_for(fired.wait(), WAIT_S)
         assert second.latest_ts >= ts
     finally:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,44 @@ async def test_a_handlers_own_timeout_error_is_its_own():
 
     with pytest.raises(TimeoutError):
         await executor_module._within_time_limit(handler(), executor_module._TX_TIME)
+
+
+async def test_a_handler_that_swallows_the_cancellation_still_times_out():
+    async def stubborn() -> str:
+        with contextlib.suppress(asyncio.CancelledError):  # carries on as if nothing happened
+            await asyncio.sleep(1)
+        return "finished anyway"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.05)
+        with pytest.raises(LimitError, match=r"maximum duration: 0\.05s"):
+            await executor_module._within_time_limit(stubborn(), executor_module._TX_TIME)
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # nothing left to hit a later await
+    await asyncio.sleep(0)
+
+
+async def test_nested_limits_each_name_their_own():
+    """An action (long limit) calling a mutation (short limit) in the same task: the inner
+    limit fails the inner call only; the outer one, when it expires, fails the outer."""
+
+    async def inner_over_its_limit() -> None:
+        await executor_module._within_time_limit(asyncio.sleep(1), executor_module._TX_TIME)
+
+    async def outer_catching_the_inner_failure() -> str:
+        with pytest.raises(LimitError, match=r"maximum duration: 0\.05s"):
+            await inner_over_its_limit()
+        return "outer went on"
+
+    async def outer_running_past_its_own_limit() -> None:
+        await executor_module._within_time_limit(asyncio.sleep(1), executor_module._TX_TIME)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 0.05)
+        patch.setattr(knobs, "ACTION_TIMEOUT_S", 0.3)
+        action = executor_module._ACTION_TIME
+        outer = outer_catching_the_inner_failure()
+        assert await executor_module._within_time_limit(outer, action) == "outer went on"
+        patch.setattr(knobs, "QUERY_MUTATION_TIMEOUT_S", 5.0)
+        with pytest.raises(LimitError, match=r"maximum duration: 0\.3s"):
+            await executor_module._within_time_limit(outer_running_past_its_own_limit(), action)

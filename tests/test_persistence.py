@@ -745,3 +745,30 @@ async def test_unreachable_postgres_raises_storage_error() -> None:
     with pytest.raises(PersistenceError, match=r"PostgreSQL at 127\.0\.0\.1:1/db") as raised:
         await open_persistence("postgresql://u:secret@127.0.0.1:1/db")
     assert "secret" not in str(raised.value)
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_keeps_no_transaction_and_no_lock_when_released(
+    postgres_store_url: str,
+) -> None:
+    """Released connections skip asyncpg's reset round trip: what it would have cleaned up
+    must not be left behind by us (an open transaction, exclusive()'s session lock)."""
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    other = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    await other.open()
+    try:
+        async with store._connection("test") as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("SELECT 1")  # then given back with the transaction open
+        async with store._connection("test") as conn:  # the pool's one connection again
+            assert not conn.is_in_transaction()
+        async with store.exclusive("chores", wait=True) as held:
+            assert held
+        async with other.exclusive("chores", wait=False) as held_elsewhere:
+            assert held_elsewhere  # the first store's pooled connection let it go
+    finally:
+        await other.close()
+        await store.close()

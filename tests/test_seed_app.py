@@ -82,6 +82,7 @@ def _calls_for_every_public_function(seed: SeedApp) -> dict[str, tuple[str, dict
         "tasks:updateStatus": ("mutation", {"taskId": task_id, "status": "done"}),
         "tasks:reorder": ("mutation", {"projectId": project_id, "taskIds": [task_id]}),
         "tasks:listByStatus": ("query", {"projectId": project_id, "status": "todo"}),
+        "tasks:search": ("query", {"projectId": project_id, "query": "write"}),
         "comments:add": ("mutation", {"taskId": task_id, "content": "x"}),
         "comments:list": ("query", {"taskId": task_id}),
         "comments:remove": ("mutation", {"commentId": comment_id}),
@@ -275,6 +276,7 @@ def test_other_users_private_project_is_forbidden_and_unchanged(seed):
     calls = [
         ("query", "projects:get", {"projectId": project_id}),
         ("query", "tasks:listByStatus", {"projectId": project_id, "status": "todo"}),
+        ("query", "tasks:search", {"projectId": project_id, "query": "mine"}),
         ("mutation", "projects:update", {"projectId": project_id, "name": "Taken"}),
         ("mutation", "projects:remove", {"projectId": project_id}),
         ("mutation", "tasks:create", {"projectId": project_id, "title": "Intruder"}),
@@ -296,6 +298,8 @@ def test_public_project_is_readable_but_not_writable_by_others(seed):
     assert [t["_id"] for t in board(seed, project_id, user=BOB)["tasks"]] == [task_id]
     column = seed.query("tasks:listByStatus", {"projectId": project_id, "status": "todo"}, user=BOB)
     assert [t["_id"] for t in column] == [task_id]
+    found = seed.query("tasks:search", {"projectId": project_id, "query": "sho"}, user=BOB)
+    assert [t["_id"] for t in found] == [task_id]
     data = seed.error_data(
         "mutation", "projects:update", {"projectId": project_id, "name": "Mine"}, user=BOB
     )
@@ -480,6 +484,29 @@ def test_list_by_status_is_one_board_column_in_order(seed):
     assert column("in_progress") == []
 
 
+def test_search_finds_the_projects_tasks_by_title_best_first(seed):
+    project_id = new_project(seed)
+    other_project = new_project(seed, "Other")
+    design = new_task(seed, project_id, "Design the landing page")
+    design_review = new_task(seed, project_id, "Design review: design tokens")
+    new_task(seed, project_id, "Write copy")
+    new_task(seed, other_project, "Design elsewhere")
+
+    def found(text: str) -> list[str]:
+        args = {"projectId": project_id, "query": text}
+        return [t["_id"] for t in seed.query("tasks:search", args, user=ALICE)]
+
+    # Two occurrences of "design" outrank one; the other project's task is not found.
+    assert found("design") == [design_review, design]
+    assert found("landing pa") == [design]  # the last word is a prefix
+    assert found("  ?! ") == []
+    assert found("nothing like it") == []
+    data = seed.error_data(
+        "query", "tasks:search", {"projectId": project_id, "query": "x" * 201}, user=ALICE
+    )
+    assert data["code"] == "INVALID_QUERY"
+
+
 # -- comments ----------------------------------------------------------------------------------
 
 
@@ -624,6 +651,39 @@ def test_subscribed_board_sees_each_task_change_from_another_client(seed):
         transition = watcher.receive_until("Transition")
         tasks = updates(transition)[7]["value"]["tasks"]
         assert [t["status"] for t in tasks] == ["todo", "todo", "done"]
+
+
+def test_a_live_search_reruns_only_when_a_matching_task_changes(seed, monkeypatch):
+    project_id, other_project = new_project(seed), new_project(seed, "Other")
+    runs = []
+    search = Transaction._search
+
+    async def counting_search(self, spec):  # type: ignore[no-untyped-def]
+        runs.append(spec.search.text)
+        return await search(self, spec)
+
+    monkeypatch.setattr(Transaction, "_search", counting_search)
+    with seed.client.websocket_connect("/api/sync") as ws:
+        peer = Peer(ws)
+        peer.authenticate(seed.token(ALICE))
+        first = updates(
+            peer.subscribe(3, "tasks:search", {"projectId": project_id, "query": "des"})
+        )
+        assert first[3]["value"] == [] and runs == ["des"]
+
+        def create(project: str, title: str) -> dict[str, Any]:
+            response, transition = peer.mutate(
+                "tasks:create", {"projectId": project, "title": title}
+            )
+            assert response["success"], response
+            return updates(transition)
+
+        # Another title in the project, the same title in another project: no re-run.
+        assert 3 not in create(project_id, "Write copy")
+        assert 3 not in create(other_project, "Design elsewhere")
+        assert runs == ["des"]
+        found = create(project_id, "Design the page")[3]["value"]
+        assert [t["title"] for t in found] == ["Design the page"] and runs == ["des", "des"]
 
 
 def test_signed_out_socket_query_fails_until_it_authenticates(seed):

@@ -67,6 +67,27 @@ def test_subscriptions_fire_once_and_shared_intervals_are_kept_for_others():
     assert fired == ["b"] and not b.active and manager.interval_count() == 0
 
 
+def test_one_callback_serves_many_subscriptions_through_their_owner():
+    manager = SubscriptionManager(RecentWrites())
+    fired: list[object] = []
+
+    def on_invalidate(sub, ts):  # type: ignore[no-untyped-def]
+        fired.append((sub.owner, ts))
+
+    for owner in ("first query", "second query"):
+        manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), on_invalidate, owner)
+    manager.advance(2, {"t.i": [b"\x11"]})
+    assert sorted(fired) == [("first query", 2), ("second query", 2)]
+
+
+def test_the_table_level_map_is_kept_only_for_the_baseline():
+    manager = SubscriptionManager(RecentWrites())
+    sub = manager.subscribe(token(1, ("t.i", b"\x10", b"\x20")), lambda s, ts: None)
+    assert manager._by_table == {}
+    manager.unsubscribe(sub)
+    assert len(manager) == 0 and manager.interval_count() == 0
+
+
 def test_subscribing_a_stale_token_fires_at_once():
     log = RecentWrites()
     manager = SubscriptionManager(log)

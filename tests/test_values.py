@@ -530,3 +530,25 @@ def test_compare_values_is_antisymmetric_and_matches_values_equal(a: object, b: 
 def test_values_equal_is_reflexive(value: object) -> None:
     assert values_equal(value, copy.deepcopy(value))
     assert compare_values(value, copy.deepcopy(value)) == 0
+
+
+def test_a_kept_encoding_costs_its_size_not_orjsons_buffer():
+    import tracemalloc
+
+    import orjson
+
+    from reactive.values import right_sized
+
+    value = [{"_id": "k" * 24, "body": "hello"}]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        raw = [orjson.dumps(value) for _ in range(200)]
+        after_raw = tracemalloc.get_traced_memory()[0]
+        kept = [right_sized(r) for r in raw]
+        after_kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == raw[0]
+    per_raw, per_kept = (after_raw - before) / 200, (after_kept - after_raw) / 200
+    assert per_kept < 200 < len(raw[0]) * 10 < per_raw  # ~100 bytes against ~4 KiB

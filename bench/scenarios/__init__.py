@@ -10,8 +10,10 @@ from bench.scenarios import (
     fan_out,
     observe_insert,
     query_latency,
+    round_trip,
     scale,
     scheduler,
+    search,
     throughput,
 )
 
@@ -21,5 +23,15 @@ Scenario = Callable[[BenchEnv], Awaitable[list[Measurement]]]
 
 SCENARIOS: dict[str, Scenario] = {
     module.NAME: module.run
-    for module in (observe_insert, fan_out, scale, throughput, query_latency, scheduler, cluster)
+    for module in (
+        observe_insert,
+        fan_out,
+        scale,
+        throughput,
+        round_trip,
+        query_latency,
+        scheduler,
+        cluster,
+        search,
+    )
 }

@@ -39,9 +39,10 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -63,7 +64,10 @@ from bench.harness import (
     write_steadily,
 )
 from bench.scenarios import throughput
+from bench.watchers import WatchSocket
 from tests.live_server import LiveServer
+
+_Socket = TypeVar("_Socket")
 
 __all__ = ["FAN_OUT", "NAME", "NODES", "PUSHES", "ratio_rows", "run"]
 
@@ -198,7 +202,7 @@ async def _measure(
     label, nodes = cluster.label, cluster.nodes
     rows = await _commit_to_seen(env, label, nodes)
     rows.append(await _fan_out(env, label, nodes))
-    sockets = await _open_spread(nodes, throughput.CONNECTIONS)
+    sockets = await _open_spread(nodes, throughput.CONNECTIONS, RawSocket.open)
     try:
         cpu = _Cpu(nodes)
         inserts = await throughput.measure_inserts(sockets, env)
@@ -260,13 +264,20 @@ def _run_queue_seconds(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
-async def _open_spread(nodes: list[Server], count: int) -> list[RawSocket]:
-    """`count` sockets, socket i on node (i mod N) + 1."""
-    sockets: list[RawSocket] = []
+async def _open_spread(
+    nodes: list[Server], count: int, open_one: Callable[[str], Awaitable[_Socket]]
+) -> list[_Socket]:
+    """`count` sockets opened by `open_one(url)`, socket i on node (i mod N) + 1."""
+    sockets: list[_Socket] = []
     for first in range(0, count, OPEN_BATCH):
         batch = range(first, min(count, first + OPEN_BATCH))
-        sockets += await asyncio.gather(*(RawSocket.open(nodes[i % len(nodes)].url) for i in batch))
+        sockets += await asyncio.gather(*(open_one(nodes[i % len(nodes)].url) for i in batch))
     return sockets
+
+
+async def _subscribe_watchers(sockets: list[WatchSocket], channel: str) -> None:
+    ids = [s.subscribe("messages:list", [{"channel": channel}]) for s in sockets]
+    await asyncio.gather(*(s.wait_answered(q) for s, q in zip(sockets, ids, strict=True)))
 
 
 async def _subscribe(sockets: list[RawSocket], channel: str) -> None:
@@ -323,10 +334,10 @@ async def _commit_to_seen(env: BenchEnv, label: str, nodes: list[Server]) -> lis
 async def _fan_out(env: BenchEnv, label: str, nodes: list[Server]) -> Measurement:
     count = env.sizes.cluster_sockets
     writer = await RawSocket.open(nodes[0].url)
-    sockets = await _open_spread(nodes, count)
+    sockets = await _open_spread(nodes, count, WatchSocket.open)
     try:
         channel = f"fan{len(nodes)}"
-        await _subscribe(sockets, channel)
+        await _subscribe_watchers(sockets, channel)
         last_seen = await _spaced_writes(writer, sockets, channel, env.sizes.cluster_writes)
         metrics = {
             f"{FAN_OUT} p50 ms": percentile(last_seen, 50),
@@ -338,14 +349,14 @@ async def _fan_out(env: BenchEnv, label: str, nodes: list[Server]) -> Measuremen
     return Measurement(NAME, env.backend, label, f"fan-out, {count:,} sockets", metrics)
 
 
-def _all_saw(sockets: list[RawSocket], doc_id: str) -> bool:
-    """Every socket's latest update lists `doc_id` (the newest message: listed until a newer
+def _all_saw(sockets: list[WatchSocket], doc_id: str) -> bool:
+    """Every socket's latest frame lists `doc_id` (the newest message: listed until a newer
     one comes). Cheap enough to poll with thousands of sockets, unlike first_seen_ms."""
-    return all(s.updates and doc_id in s.updates[-1].ids for s in sockets)
+    return all(s.last_lists(doc_id) for s in sockets)
 
 
 async def _spaced_writes(
-    writer: RawSocket, sockets: list[RawSocket], channel: str, writes: int
+    writer: RawSocket, sockets: list[WatchSocket], channel: str, writes: int
 ) -> list[float]:
     """One write at a time (after one unmeasured), each left to reach every socket; the time
     from its commit until the last socket saw it, per write (NaN if some never did)."""
@@ -362,13 +373,13 @@ async def _spaced_writes(
 
 async def _back_to_back(
     writer: RawSocket,
-    sockets: list[RawSocket],
+    sockets: list[WatchSocket],
     channel: str,
     nodes: list[Server],
     seconds: float,
 ) -> dict[str, float]:
     """Writes one after another for `seconds`; pushes/s until every socket saw the last."""
-    before = sum(len(s.updates) for s in sockets)
+    before = sum(len(s.updates) for s in sockets)  # decoded now: not while timing
     cpu = _Cpu(nodes)
     started_ns = time.time_ns()
     deadline = time.perf_counter() + seconds
@@ -381,12 +392,12 @@ async def _back_to_back(
     writing = (time.time_ns() - started_ns) / 1e9
     if not await wait_until(lambda: _all_saw(sockets, result.value), 60.0):
         raise RuntimeError("fan-out: some sockets never saw the last write")
+    node_seconds, client_metrics = cpu.node_cpu_seconds(), cpu.metrics()
     finished_ns = max(s.updates[-1].received_ns for s in sockets)
     pushes = sum(len(s.updates) for s in sockets) - before
-    node_seconds = cpu.node_cpu_seconds()
     return {
         PUSHES: pushes / ((finished_ns - started_ns) / 1e9),
         "pushes per node CPU s": pushes / node_seconds if node_seconds else float("nan"),
         "writes/s": writes / writing,
-        **cpu.metrics(),
+        **client_metrics,
     }

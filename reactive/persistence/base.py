@@ -30,6 +30,7 @@ from reactive.errors import PersistenceError
 from reactive.types import IndexKey, Order
 
 __all__ = [
+    "CommitNews",
     "CommitRecord",
     "CommitWrite",
     "DocumentWrite",
@@ -101,6 +102,20 @@ class CommitRecord:
 
     ts: int
     written: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitNews:
+    """What `watch_commits` heard: some process committed up to `newest`.
+
+    When the announcement carried the commits themselves (PostgreSQL, when they fit in a
+    notification), `commits` are they, oldest first, and `after` is the ts of the commit just
+    before them: a process that has learnt every commit up to at least `after` can learn these
+    without reading the commit table. Otherwise `commits` is empty."""
+
+    newest: int
+    after: int | None = None
+    commits: tuple[CommitRecord, ...] = ()
 
 
 #: Called by `write_commits`, with the commit lock held, when other commits landed after the
@@ -227,9 +242,9 @@ class Persistence(Protocol):
         For work that must happen once, not once per node (schema changes, pruning)."""
 
     async def watch_commits(
-        self, hint: Callable[[int | None], None], active: Callable[[], bool]
+        self, hint: Callable[[CommitNews | None], None], active: Callable[[], bool]
     ) -> None:
-        """Run until cancelled, calling `hint(ts)` when some process may have committed `ts`
+        """Run until cancelled, calling `hint(news)` when some process may have committed
         (`None`: look at the commit table). A hint may be lost or repeated; the caller
         catches up from `commits_after`. `active()` says whether anyone is waiting for news
         (a backend that polls may then poll more often)."""

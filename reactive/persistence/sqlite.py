@@ -6,7 +6,9 @@ Bytes (value, key, written, result, meta value) are stored unchanged as BLOBs; `
 
 Other processes may write the same file: BEGIN IMMEDIATE is the commit lock, and the reader's
 `PRAGMA data_version` changes whenever any other connection commits, which is how a process
-notices their commits without reading the commit table.
+notices their commits without reading the commit table. It looks when the commit bell rings
+(`<db>.commit-bell`, written after every commit; inotify wakes the watcher) and, as a safety
+net, every COMMIT_POLL_IDLE_S.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -25,6 +28,7 @@ from typing import Any, TypeVar
 from reactive import knobs
 from reactive.errors import PersistenceError
 from reactive.persistence.base import (
+    CommitNews,
     CommitRecord,
     CommitWrite,
     HeldCommitLock,
@@ -46,6 +50,7 @@ from reactive.persistence.base import (
     index_rows,
     mutation_rows,
 )
+from reactive.persistence.file_watch import FileWatch, Woken
 from reactive.types import IndexKey, Order
 
 __all__ = ["SYNCHRONOUS_MODES", "SqlitePersistence", "sqlite_path"]
@@ -91,6 +96,10 @@ class SqlitePersistence:
         self._write_lock = asyncio.Lock()
         #: The task inside `hold_commit_lock`: its own writes join the held transaction.
         self._holder: asyncio.Task[Any] | None = None
+        #: The commit bell (see `_ring`): written by the writer thread, watched by every
+        #: process's commit watcher.
+        self._bell_path = f"{self.path}.commit-bell"
+        self._bell: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -131,11 +140,15 @@ class SqlitePersistence:
         conn.executescript(CREATE_SCHEMA)
         _add_mutation_identity(conn)
         self._writer = conn
+        self._bell = os.open(self._bell_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._bell is not None:
+            os.close(self._bell)
+            self._bell = None
 
     # -- plumbing --------------------------------------------------------------------------
     async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
@@ -177,6 +190,7 @@ class SqlitePersistence:
             conn.execute("BEGIN IMMEDIATE")
             result = work(conn)
             conn.execute("COMMIT")
+        self._ring()
         return result
 
     @contextlib.contextmanager
@@ -314,6 +328,7 @@ class SqlitePersistence:
                 check_after(commits, last)
             _insert_commits(conn, commits)
             conn.execute("COMMIT")
+        self._ring()
         return None
 
     def _write_held(self, commits: list[CommitWrite]) -> None:
@@ -321,6 +336,7 @@ class SqlitePersistence:
             check_after(commits, conn.execute(SELECT_MAX_COMMIT_TS).fetchone()[0])
             _insert_commits(conn, commits)
             conn.execute("COMMIT")
+        self._ring()
 
     def _roll_back(self) -> None:
         with self._writing("write_commits") as conn:
@@ -360,16 +376,16 @@ class SqlitePersistence:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     async def watch_commits(
-        self, hint: Callable[[int | None], None], active: Callable[[], bool]
+        self, hint: Callable[[CommitNews | None], None], active: Callable[[], bool]
     ) -> None:
         # A thread of its own polls, on a connection of its own: a poll every few ms costs the
         # thread microseconds, where a timer on the event loop would cost the server a loop
         # iteration each time. The loop hears only of a change, with the newest ts.
         loop = asyncio.get_running_loop()
-        stop = threading.Event()
+        watch = FileWatch(self._bell_path)
         watcher = threading.Thread(
             target=self._poll_commits,
-            args=(lambda ts: loop.call_soon_threadsafe(hint, ts), active, stop),
+            args=(lambda ts: loop.call_soon_threadsafe(hint, CommitNews(ts)), active, watch),
             name="reactive-sqlite-commit-watch",
             daemon=True,
         )
@@ -378,17 +394,21 @@ class SqlitePersistence:
         try:
             await asyncio.Event().wait()
         finally:
-            stop.set()
+            watch.close()
 
     def _poll_commits(
-        self, hint: Callable[[int], object], active: Callable[[], bool], stop: threading.Event
+        self, hint: Callable[[int], object], active: Callable[[], bool], watch: FileWatch
     ) -> None:
         """In the watcher thread: on every change of `PRAGMA data_version` (any other
-        connection committed: another process, or our own writer), report the newest ts."""
+        connection committed: another process, or our own writer), report the newest ts.
+
+        Looks whenever a process rings the commit bell, and every COMMIT_POLL_IDLE_S
+        regardless (a writer that does not ring: the sqlite3 shell, say); where the bell
+        cannot wake it, every COMMIT_POLL_S while someone waits for news."""
         conn = self._connect(check_same_thread=True)
         try:
             version = None
-            while not stop.wait(knobs.COMMIT_POLL_S if active() else knobs.COMMIT_POLL_IDLE_S):
+            while watch.wait(self._next_look(watch, active)) is not Woken.CLOSED:
                 try:
                     latest = conn.execute("PRAGMA data_version").fetchone()[0]
                     if latest != version:
@@ -400,6 +420,23 @@ class SqlitePersistence:
             pass  # the event loop closed under us: nothing left to tell
         finally:
             conn.close()
+            watch.release()
+
+    @staticmethod
+    def _next_look(watch: FileWatch, active: Callable[[], bool]) -> float:
+        """Seconds until the commit watcher looks again, unless the bell wakes it first."""
+        if active() and not watch.event_driven:
+            return knobs.COMMIT_POLL_S
+        return knobs.COMMIT_POLL_IDLE_S
+
+    def _ring(self) -> None:
+        """In the writer thread, after a COMMIT: write the commit bell, which wakes every
+        process's commit watcher (inotify). Rung after the commit is visible, never before:
+        a write to the WAL itself comes before its commit can be read (that waits for the
+        fsync and the memory-mapped WAL index, whose writes wake no one)."""
+        if self._bell is not None:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._bell, b"\x01", 0)
 
     async def write_index_entries(self, entries: list[tuple[IndexWrite, int]]) -> None:
         if not entries:

@@ -10,6 +10,7 @@ startVersion equals the previous endVersion sent on this socket.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,9 +44,10 @@ class AuthRejected(Exception):
 class QueryState:
     """One subscribed query of this client.
 
-    `sent` is the encoded result last sent (None = never sent); `subscription` watches the
-    read set of the last run and is replaced on every run. Whether it must re-run is kept by
-    the session (`SyncSession._dirty`), so a refresh never scans every query of the socket.
+    `sent` stands for the result last sent (None = never sent): enough to tell whether a
+    re-run changed it without keeping the result (see `_sent_form`); `subscription` watches
+    the read set of the last run and is replaced on every run. Whether it must re-run is kept
+    by the session (`SyncSession._dirty`), so a refresh never scans every query of the socket.
     """
 
     query_id: int
@@ -54,7 +56,7 @@ class QueryState:
     journal: str | None
     #: What holding the query costs: its path, encoded args and journal (characters).
     size: int = 0
-    sent: bytes | None = None
+    sent: object = None
     subscription: Subscription | None = None
 
 
@@ -390,14 +392,14 @@ class SyncSession:
         if self.queries.get(query.query_id) is not query:
             return None  # removed while it ran
         if outcome.token is not None:
-            query.subscription = self.app.subscribe(outcome.token, self._invalidated(query))
+            query.subscription = self.app.subscribe(outcome.token, self._invalidated, query)
         if outcome.journal is not None:
             query.journal = outcome.journal
         modification = _query_modification(query, outcome)
-        encoded = orjson.dumps(modification)
-        if encoded == query.sent:
+        sent = _sent_form(modification, outcome)
+        if sent == query.sent:
             return None  # unchanged: the client's value is already right at ts
-        query.sent = encoded
+        query.sent = sent
         return modification
 
     def _code_changed(self) -> None:
@@ -410,14 +412,14 @@ class SyncSession:
             self._wake_pending = True
             self._inbox.put_nowait(WAKE)
 
-    def _invalidated(self, query: QueryState) -> Callable[[Subscription, int], None]:
-        def mark(sub: Subscription, ts: int) -> None:
-            current = query.subscription is sub or query.subscription is None
-            if current and self.queries.get(query.query_id) is query:
-                self._dirty[query.query_id] = query
-                self._wake()
-
-        return mark
+    def _invalidated(self, sub: Subscription, ts: int) -> None:
+        """A commit changed what `sub.owner` (a QueryState) read: re-run it."""
+        query = sub.owner
+        assert isinstance(query, QueryState)
+        current = query.subscription is sub or query.subscription is None
+        if current and self.queries.get(query.query_id) is query:
+            self._dirty[query.query_id] = query
+            self._wake()
 
     def _drop_subscription(self, query: QueryState) -> None:
         if query.subscription is not None:
@@ -441,6 +443,17 @@ class SyncSession:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _sent_form(modification: protocol.StateModification, outcome: Outcome) -> object:
+    """What a socket keeps of a modification it sent, to tell whether the next one differs:
+    a 16-byte digest (blake2b) rather than the encoding, whose orjson buffer alone is 4 KiB.
+    A value's digest is the outcome's, computed once for every socket sharing that run; a
+    collision that would hide a change is as likely as guessing a 128-bit key."""
+    if modification["type"] == "QueryUpdated":
+        journal = modification.get("journal")
+        return (outcome.digest(), tuple(modification["logLines"]), journal)
+    return hashlib.blake2b(orjson.dumps(modification), digest_size=16).digest()
 
 
 def _nothing() -> None:

@@ -343,14 +343,20 @@ export type Id<TableName extends TableNames = TableNames> = GenericId<TableName>
 def _ts_table(name: str, table: TableDefinition, renderer: _TsRenderer) -> str:
     document = _with_system_fields(name, table.validator)
     indexes = "".join(f"      {index}\n" for index in _ts_indexes(table))
+    searches = "".join(f"      {index}\n" for index in _ts_search_indexes(table))
+    vectors = "".join(f"      {index}\n" for index in _ts_vector_indexes(table))
     return (
         f"  {_ts_key(name)}: {{\n"
         f"    document: {renderer.type_of(document)};\n"
         f"    fieldPaths: {_ts_field_paths(document)};\n"
         f"    indexes: {{\n{indexes}    }};\n"
-        "    searchIndexes: {};\n"
-        "    vectorIndexes: {};\n"
-        "  };\n"
+        + (
+            f"    searchIndexes: {{\n{searches}    }};\n"
+            if searches
+            else "    searchIndexes: {};\n"
+        )
+        + (f"    vectorIndexes: {{\n{vectors}    }};\n" if vectors else "    vectorIndexes: {};\n")
+        + "  };\n"
     )
 
 
@@ -372,6 +378,30 @@ def _ts_indexes(table: TableDefinition) -> list[str]:
         if "_id" not in fields and "_creationTime" not in fields:
             fields.append("_creationTime")
         rendered.append(f"{_ts_key(spec.name)}: [{', '.join(json.dumps(f) for f in fields)}];")
+    return rendered
+
+
+def _ts_search_indexes(table: TableDefinition) -> list[str]:
+    """`name: { searchField: "f"; filterFields: "a" | "b" }` per search index, as Convex's."""
+    rendered = []
+    for spec in sorted(table.search_indexes, key=lambda spec: spec.name):
+        filters = " | ".join(json.dumps(f) for f in spec.filter_fields) or "never"
+        rendered.append(
+            f"{_ts_key(spec.name)}: {{ searchField: {json.dumps(spec.search_field)}; "
+            f"filterFields: {filters} }};"
+        )
+    return rendered
+
+
+def _ts_vector_indexes(table: TableDefinition) -> list[str]:
+    """`name: { vectorField: "f"; dimensions: number; filterFields: "a" }`, as Convex's."""
+    rendered = []
+    for spec in sorted(table.vector_indexes, key=lambda spec: spec.name):
+        filters = " | ".join(json.dumps(f) for f in spec.filter_fields) or "never"
+        rendered.append(
+            f"{_ts_key(spec.name)}: {{ vectorField: {json.dumps(spec.vector_field)}; "
+            f"dimensions: number; filterFields: {filters} }};"
+        )
     return rendered
 
 

@@ -14,6 +14,18 @@ async def latest(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
     )
 
 
+@query(args={"channel": v.string(), "text": v.string()})
+async def search(ctx: QueryCtx, args: dict[str, Any]) -> list[Document]:
+    return (
+        await ctx.db.query("messages")
+        .with_search_index(
+            "search_body", lambda q: q.search("body", args["text"]).eq("channel", args["channel"])
+        )
+        .filter(lambda q: q.neq(q.field("author"), "bot"))
+        .take(10)
+    )
+
+
 @mutation(args={"body": v.string()})
 async def send(ctx: MutationCtx, args: dict[str, Any]) -> Id:
     identity = await ctx.auth.get_user_identity()

@@ -603,7 +603,7 @@ class _Interpreter:
         return NOTHING
 
     def query_step(self, query: _Query, name: str, node: ast.Call) -> _Values:
-        if name == "with_index":
+        if name in ("with_index", "with_search_index"):  # a search index is an index
             return frozenset({replace(query, scan=_Scan.INDEXED)})
         if name == "full_table_scan":
             return frozenset({replace(query, scan=_Scan.FULL)})

@@ -1,0 +1,121 @@
+"""search: full-text search through the engine in this process (no network), per corpus size:
+indexing throughput (short documents inserted in batches of 1,000 per mutation, postings
+included), then query latency of `with_search_index(...).take(10)` for two-word queries whose
+last word is a 4-letter prefix, with and without a filter field.
+
+The corpus is random: words of 4 to 9 letters from a vocabulary of 50,000, 6 to 12 words a
+document, spread over 100 channels; queries pick vocabulary words, so every query matches
+something. Vector search is not built yet, so this scenario has no vector rows.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import time
+from typing import Any
+
+from bench.harness import SEED, BenchEnv, Measurement, database_url, latency_metrics, say
+from reactive.database import Database
+from reactive.schema import define_schema, define_table
+from reactive.validators import v
+
+__all__ = ["NAME", "run"]
+
+NAME = "search"
+#: Corpus sizes per run size (the issue's targets are stated at 100k and 1M).
+CORPUS: dict[str, tuple[int, ...]] = {
+    "tiny": (2_000,),
+    "quick": (20_000,),
+    "full": (100_000, 1_000_000),
+}
+QUERIES: dict[str, int] = {"tiny": 50, "quick": 200, "full": 1000}
+VOCABULARY = 50_000
+CHANNELS = 100
+BATCH = 1000
+
+SCHEMA = define_schema(
+    {
+        "docs": define_table({"body": v.string(), "channel": v.string()}).search_index(
+            "search_body", search_field="body", filter_fields=["channel"]
+        )
+    }
+)
+
+
+async def run(env: BenchEnv) -> list[Measurement]:
+    rows = []
+    for size in CORPUS[env.sizes.name]:
+        rows += await _one_size(env, size)
+    return rows
+
+
+async def _one_size(env: BenchEnv, size: int) -> list[Measurement]:
+    rng = random.Random(SEED)
+    words = _vocabulary(rng)
+    async with database_url(env.backend) as url:
+        db = await Database.open(url, schema=SCHEMA, prune=False)
+        try:
+            say(f"    indexing {size:,} documents ...")
+            started = time.perf_counter()
+            for first in range(0, size, BATCH):
+                docs = [_document(rng, words) for _ in range(min(BATCH, size - first))]
+                await db.run_mutation(lambda tx, docs=docs: _insert_all(tx, docs))
+            indexing_s = time.perf_counter() - started
+            say(f"    {size / indexing_s:,.0f} documents/s; querying ...")
+            plain = await _latencies(db, rng, words, QUERIES[env.sizes.name], filtered=False)
+            filtered = await _latencies(db, rng, words, QUERIES[env.sizes.name], filtered=True)
+        finally:
+            await db.close()
+    case = f"{size:,} documents"
+    return [
+        Measurement(
+            NAME,
+            env.backend,
+            "ours (in process)",
+            case,
+            {
+                "indexed docs/s": size / indexing_s,
+                **latency_metrics("text top-10", plain),
+                **latency_metrics("text top-10 + filter", filtered),
+            },
+        )
+    ]
+
+
+def _vocabulary(rng: random.Random) -> list[str]:
+    words: set[str] = set()
+    while len(words) < VOCABULARY:
+        words.add("".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9))))
+    return sorted(words)
+
+
+def _document(rng: random.Random, words: list[str]) -> dict[str, Any]:
+    body = " ".join(rng.choices(words, k=rng.randint(6, 12)))
+    return {"body": body, "channel": f"c{rng.randrange(CHANNELS)}"}
+
+
+async def _insert_all(tx: Any, docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        await tx.insert("docs", doc)
+
+
+async def _latencies(
+    db: Database, rng: random.Random, words: list[str], count: int, *, filtered: bool
+) -> list[float]:
+    samples = []
+    for _ in range(count):
+        text = f"{rng.choice(words)} {rng.choice(words)[:4]}"
+        channel = f"c{rng.randrange(CHANNELS)}"
+
+        def search(q: Any, text: str = text, channel: str = channel) -> Any:
+            q = q.search("body", text)
+            return q.eq("channel", channel) if filtered else q
+
+        async def query(tx: Any, search: Any = search) -> Any:
+            return await tx.query("docs").with_search_index("search_body", search).take(10)
+
+        started = time.perf_counter()
+        await db.run_query(query)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
