@@ -2,7 +2,9 @@
 
 The browser POSTs the bytes to `files:generateUploadUrl`'s URL and gets a storageId back, then
 calls `files:save`. A file belongs to its uploader and optionally to one of their projects;
-deleting the row also deletes the stored bytes (after the transaction commits).
+deleting the row also deletes the stored bytes (after the transaction commits). Uploads never
+saved (the browser went away between upload and save) are deleted by a daily cron
+(`functions/crons.py` -> `deleteUnsavedUploads`) once they are a day old.
 Invariant: a storage id is saved at most once, and only by the user whose upload URL stored it
 (the runtime records the uploader's token identifier in `_storage.reactiveOwner`), so no one
 can claim, or by deleting delete, another user's bytes.
@@ -16,9 +18,26 @@ from typing import Any
 
 from functions.lib.auth import Document, require_auth, require_project_access
 from functions.lib.errors import forbidden, invalid, not_found
-from reactive import STORAGE_OWNER_FIELD, MutationCtx, QueryCtx, mutation, query, v
+from reactive import (
+    STORAGE_OWNER_FIELD,
+    MutationCtx,
+    QueryCtx,
+    internal_mutation,
+    mutation,
+    query,
+    v,
+)
 
-__all__ = ["delete_file", "generateUploadUrl", "getUrl", "list", "listMine", "remove", "save"]
+__all__ = [
+    "deleteUnsavedUploads",
+    "delete_file",
+    "generateUploadUrl",
+    "getUrl",
+    "list",
+    "listMine",
+    "remove",
+    "save",
+]
 
 MAX_NAME = 255
 
@@ -167,3 +186,33 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Delete a file: its uploader or the owner of its project may."""
     row = await _accessible_file(ctx, args["fileId"], write=True)
     await delete_file(ctx, row)
+
+
+#: An upload is "unsaved" once it is this old with no files row (an upload URL is valid for
+#: an hour, and save follows the upload at once).
+UNSAVED_AFTER_MS = 24 * 3600 * 1000.0
+#: How far back the daily cleanup looks: a week (an upload older than that, missed by every
+#: run, stays), and how many uploads one run checks at most (a mutation's read limits).
+_CLEANUP_WINDOW_MS = 7 * 24 * 3600 * 1000.0
+_CLEANUP_BATCH = 1000
+
+
+@internal_mutation(args={"olderThanMs": v.optional(v.number())}, returns=v.number())
+async def deleteUnsavedUploads(ctx: MutationCtx, args: dict[str, Any]) -> float:
+    """Delete stored files that no files row points at and that are older than `olderThanMs`
+    (default a day); returns how many. Run daily by the cron in functions/crons.py."""
+    newest = time.time() * 1000 - args.get("olderThanMs", UNSAVED_AFTER_MS)
+    oldest = newest - _CLEANUP_WINDOW_MS
+    uploads = await (
+        ctx.db.system.query("_storage")
+        .with_index(
+            "by_creation_time", lambda q: q.gte("_creationTime", oldest).lt("_creationTime", newest)
+        )
+        .take(_CLEANUP_BATCH)
+    )
+    deleted = 0
+    for upload in uploads:
+        if await _file_of_storage(ctx, upload["_id"]) is None:
+            await ctx.storage.delete(upload["_id"])
+            deleted += 1
+    return float(deleted)

@@ -18,6 +18,7 @@ from reactive import (
     DatabaseReader,
     MutationCtx,
     QueryCtx,
+    internal,
     internal_mutation,
     internal_query,
     mutation,
@@ -30,6 +31,7 @@ __all__ = [
     "applyClerkEvent",
     "current",
     "getByClerkId",
+    "getById",
     "handleSubscriptionCanceled",
     "handleSubscriptionCreated",
     "store",
@@ -43,6 +45,11 @@ STARTING_CREDITS = 100.0
 async def current(ctx: QueryCtx, args: dict[str, Any]) -> Document | None:
     """The signed-in user's row, or null (signed out, or not synced from Clerk yet)."""
     return await get_auth_user(ctx)
+
+
+@internal_query(args={"userId": v.id("users")})
+async def getById(ctx: QueryCtx, args: dict[str, Any]) -> Document | None:
+    return await ctx.db.get(args["userId"])
 
 
 @internal_query(args={"clerkId": v.string()})
@@ -199,7 +206,15 @@ async def _upsert_clerk_user(ctx: MutationCtx, clerk_id: str, fields: dict[str, 
         return str(user["_id"])
     new_user = {"clerkId": clerk_id, "plan": "free", "credits": STARTING_CREDITS}
     new_user |= {name: value for name, value in profile.items() if value is not UNDEFINED}
-    return await ctx.db.insert("users", new_user | {"createdAt": now})
+    return await _create_user(ctx, new_user | {"createdAt": now})
+
+
+async def _create_user(ctx: MutationCtx, row: Document) -> str:
+    """Insert a new user, and schedule the creation of their Stripe customer: it happens after
+    this mutation commits (and only if it does), in an action, not in anyone's request."""
+    user_id = await ctx.db.insert("users", row)
+    await ctx.scheduler.run_after(0, internal.actions.stripe.createCustomer, {"userId": user_id})
+    return user_id
 
 
 async def _delete_user_data(ctx: MutationCtx, user_id: str) -> None:
@@ -260,7 +275,7 @@ async def store(ctx: MutationCtx, args: dict[str, Any]) -> str:
     if user is None:
         new_user: Document = {"clerkId": identity.subject, "email": "", "plan": "free"}
         new_user |= profile | {"credits": STARTING_CREDITS, "createdAt": now, "updatedAt": now}
-        return await ctx.db.insert("users", new_user)
+        return await _create_user(ctx, new_user)
     changed = {field: value for field, value in profile.items() if user.get(field) != value}
     if changed:
         await ctx.db.patch(user["_id"], changed | {"updatedAt": now})

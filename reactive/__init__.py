@@ -15,7 +15,9 @@ from reactive.context import (
     Id,
     MutationCtx,
     QueryCtx,
+    Scheduler,
 )
+from reactive.crons import CronJobs
 from reactive.errors import AppError
 from reactive.file_storage import OWNER_FIELD as STORAGE_OWNER_FIELD
 from reactive.file_storage import ActionStorage, StorageReader, StorageWriter
@@ -43,6 +45,7 @@ __all__ = [
     "ActionStorage",
     "AppError",
     "Auth",
+    "CronJobs",
     "DatabaseReader",
     "DatabaseWriter",
     "Document",
@@ -54,6 +57,7 @@ __all__ = [
     "MutationCtx",
     "QueryBuilder",
     "QueryCtx",
+    "Scheduler",
     "StorageReader",
     "StorageWriter",
     "action",

@@ -46,6 +46,7 @@ from reactive.functions import (
 )
 from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
+from reactive.scheduler import JobRunner, check_crons, reconcile_crons
 from reactive.subscriptions import Subscription
 from reactive.types import FunctionKind
 from reactive.values import encode_value, right_sized
@@ -105,6 +106,8 @@ class Application:
         self._deploying = asyncio.Lock()
         self._deployments_watch: Subscription | None = None
         self._deployments_task: asyncio.Task[None] | None = None
+        #: Runs scheduled functions and crons on this node (None: this process runs none).
+        self.jobs: JobRunner | None = None
 
     @classmethod
     async def start(
@@ -114,12 +117,16 @@ class Application:
         *,
         dev: bool = False,
         extra_auth_providers: Sequence[AuthProvider] = (),
+        run_jobs: bool = True,
     ) -> Application:
         """Load the project at `root`, open its database and apply its schema.
 
         In production, a database that already has a deployment (`reactive deploy` to any
         node) is served with that deployment's code, so that every node serves the same; in
-        dev the code on disk wins. Either way the node then follows later deployments."""
+        dev the code on disk wins. Either way the node then follows later deployments.
+
+        With `run_jobs` (servers; not one-off CLI commands) this process also runs scheduled
+        functions and crons, sharing them with every other such process on the database."""
         source = load_project(root)
         db = await Database.open(database_url)
         try:
@@ -137,9 +144,29 @@ class Application:
         app.source_root = source.root
         app.deployment = deployment
         await app.follow_deployments()
+        if run_jobs:
+            await app.run_jobs()
         return app
 
+    async def run_jobs(self) -> None:
+        """Start running scheduled functions and crons here; reconcile the project's crons."""
+        try:
+            runner = JobRunner(self.db, lambda: self.executor, self.calls)
+            await runner.start()
+            self.jobs = runner
+            await self._reconcile_crons(self.project)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _reconcile_crons(self, project: Project) -> None:
+        if self.jobs is not None:
+            await reconcile_crons(self.db, project.crons, project.registry)
+
     async def close(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.stop()
+            self.jobs = None
         if self._deployments_task is not None:
             self._deployments_task.cancel()
         if self._deployments_watch is not None:
@@ -196,6 +223,7 @@ class Application:
                 report.added_indexes = changes.added_indexes
                 report.backfilled_rows = changes.backfilled_rows
                 report.validated_documents = changes.validated_documents
+            check_crons(self.db, project.crons, project.registry)
             # The other nodes switch when they see this row: the schema is in force by now.
             deployment = await record_deployment(
                 self.db, bundle_project(root), len(project.registry.functions)
@@ -249,6 +277,7 @@ class Application:
 
     async def _switch(self, project: Project) -> None:
         """Serve `project` from now on; subscribed clients re-run their queries on it."""
+        await self._reconcile_crons(project)  # refuses crons naming unknown functions
         authenticator = self._authenticator_for(project)
         old_authenticator = self.authenticator
         self.project, self.authenticator = project, authenticator

@@ -21,7 +21,14 @@ __all__ = ["CallLog", "CallRecord"]
 
 log = logging.getLogger("reactive.calls")
 
-_KIND_LETTER = {"query": "Q", "mutation": "M", "action": "A", "http": "H"}
+_KIND_LETTER = {
+    "query": "Q",
+    "mutation": "M",
+    "action": "A",
+    "http": "H",
+    "scheduled": "S",
+    "cron": "C",
+}
 #: Longest error message a record keeps (a traceback in dev mode fits).
 MAX_ERROR_CHARS = 16_384
 #: What a record costs beyond its strings (the object, its fields, the ring's slot).
@@ -39,6 +46,8 @@ class CallRecord:
     ok: bool
     error: str | None = None
     log_lines: list[str] = field(default_factory=list)
+    #: Scheduled and cron runs: how long after their due time they started.
+    lateness_ms: float | None = None
 
     def size(self) -> int:
         """Roughly the bytes this record holds (characters of its strings plus overhead)."""
@@ -48,7 +57,8 @@ class CallRecord:
     def line(self) -> str:
         status = "ok" if self.ok else f"error: {(self.error or '').splitlines()[0][:200]}"
         letter = _KIND_LETTER.get(self.kind, "?")
-        return f"{letter} {self.path} {self.duration_ms:.1f} ms {status}"
+        late = "" if self.lateness_ms is None else f" (late {self.lateness_ms:.1f} ms)"
+        return f"{letter} {self.path} {self.duration_ms:.1f} ms{late} {status}"
 
 
 class CallLog:
@@ -68,6 +78,8 @@ class CallLog:
         ok: bool,
         error: str | None,
         log_lines: list[str],
+        *,
+        lateness_ms: float | None = None,
     ) -> CallRecord:
         entry = CallRecord(
             time.time(),
@@ -77,6 +89,7 @@ class CallLog:
             ok,
             None if error is None else _cut(error, MAX_ERROR_CHARS),
             list(log_lines) if log_lines else [],  # bounded where captured (log_capture)
+            lateness_ms,
         )
         self._remember(entry)
         if log.isEnabledFor(logging.INFO):  # the line is formatted only for a reader

@@ -25,7 +25,7 @@ SYSTEM_INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_SYSTEM_TABLES = frozenset({"_storage", "_scheduled_functions", "_deployments"})
+_SYSTEM_TABLES = frozenset({"_storage", "_scheduled_functions", "_cron_jobs", "_deployments"})
 
 
 def check_table_name(name: object, *, allow_system: bool = False) -> str:

@@ -1,5 +1,6 @@
 """What a function's code is handed: `ctx` for queries, mutations and actions, and the
-`ctx.db` / `ctx.auth` / `ctx.storage` objects on it — the author-facing surface of the engine.
+`ctx.db` / `ctx.auth` / `ctx.storage` / `ctx.scheduler` objects on it — the author-facing
+surface of the engine.
 
 Each ctx wraps one engine object (a Transaction, the file storage service, a function runner)
 and exposes only what Convex exposes there: a query cannot write, an action has no `ctx.db`,
@@ -8,6 +9,8 @@ system tables (names starting with "_") are read only through `ctx.db.system` an
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -30,6 +33,8 @@ __all__ = [
     "MutationCtx",
     "NestedRunner",
     "QueryCtx",
+    "ScheduleFn",
+    "Scheduler",
     "SystemReader",
 ]
 
@@ -39,6 +44,12 @@ Id: TypeAlias = str
 #: How an action calls another function: (kind, path, args) -> its value; raises AppError
 #: (with the callee's data) or an error whose message is already client-ready.
 NestedRunner: TypeAlias = Callable[[FunctionKind, str, dict[str, Value]], Awaitable[Any]]
+
+
+#: How `ctx.scheduler` records a job: (path, when in unix ms, args) -> the job's id in
+#: `_scheduled_functions`, and how it cancels one (id -> None); given by the executor.
+ScheduleFn: TypeAlias = Callable[[str, float, dict[str, Value]], Awaitable[str]]
+CancelFn: TypeAlias = Callable[[str], Awaitable[None]]
 
 
 class Auth:
@@ -151,6 +162,53 @@ class DatabaseWriter(DatabaseReader):
         await self._tx.delete(doc_id)
 
 
+Ref: TypeAlias = "str | FunctionReference"
+
+
+class Scheduler:
+    """`ctx.scheduler`: run a mutation or action later. In a mutation the job is part of its
+    transaction (it exists only if the mutation commits); in an action it is recorded at once.
+    Jobs are rows of the system table `_scheduled_functions`."""
+
+    __slots__ = ("_cancel", "_schedule")
+
+    def __init__(self, schedule: ScheduleFn, cancel: CancelFn) -> None:
+        self._schedule, self._cancel = schedule, cancel
+
+    async def run_after(
+        self, delay_ms: float, ref: Ref, args: dict[str, Value] | None = None
+    ) -> Id:
+        """Run `ref` with `args` once `delay_ms` milliseconds have passed; returns the job id."""
+        delay = _milliseconds(delay_ms, "delay_ms")
+        if delay < 0:
+            raise ValidationError(
+                f"run_after: delay_ms must not be negative, got {delay_ms!r}",
+                short_msg="InvalidScheduledTime",
+            )
+        return await self._schedule(reference_path(ref), time.time() * 1000 + delay, args or {})
+
+    async def run_at(
+        self, timestamp_ms: float, ref: Ref, args: dict[str, Value] | None = None
+    ) -> Id:
+        """Run `ref` with `args` at `timestamp_ms` (unix ms; a past time means now)."""
+        when = max(_milliseconds(timestamp_ms, "timestamp_ms"), time.time() * 1000)
+        return await self._schedule(reference_path(ref), when, args or {})
+
+    async def cancel(self, scheduled_id: Id) -> None:
+        """Cancel a job that has not run yet; a job that already ran (or was canceled, or is
+        unknown) is left as it is, as in Convex."""
+        await self._cancel(scheduled_id)
+
+
+def _milliseconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(
+            f"{name} must be a finite number of milliseconds, got {value!r}",
+            short_msg="InvalidScheduledTime",
+        )
+    return float(value)
+
+
 class QueryCtx:
     """The ctx of a query: read-only database, caller, file URLs and metadata."""
 
@@ -161,25 +219,27 @@ class QueryCtx:
 
 
 class MutationCtx:
-    """The ctx of a mutation: one transaction's reads and writes, caller, file storage."""
+    """The ctx of a mutation: one transaction's reads and writes, caller, file storage, and
+    jobs scheduled with the transaction."""
 
-    __slots__ = ("auth", "db", "storage")
+    __slots__ = ("auth", "db", "scheduler", "storage")
 
-    def __init__(self, db: DatabaseWriter, auth: Auth, storage: StorageWriter) -> None:
-        self.db, self.auth, self.storage = db, auth, storage
-
-
-Ref: TypeAlias = "str | FunctionReference"
+    def __init__(
+        self, db: DatabaseWriter, auth: Auth, storage: StorageWriter, scheduler: Scheduler
+    ) -> None:
+        self.db, self.auth, self.storage, self.scheduler = db, auth, storage, scheduler
 
 
 class ActionCtx:
     """The ctx of an action: no `ctx.db`; each `run_query` / `run_mutation` is its own
     transaction."""
 
-    __slots__ = ("_run", "auth", "storage")
+    __slots__ = ("_run", "auth", "scheduler", "storage")
 
-    def __init__(self, auth: Auth, storage: ActionStorage, run: NestedRunner) -> None:
-        self.auth, self.storage, self._run = auth, storage, run
+    def __init__(
+        self, auth: Auth, storage: ActionStorage, run: NestedRunner, scheduler: Scheduler
+    ) -> None:
+        self.auth, self.storage, self._run, self.scheduler = auth, storage, run, scheduler
 
     async def run_query(self, ref: Ref, args: dict[str, Value] | None = None) -> Any:
         return await self._run(FunctionKind.QUERY, reference_path(ref), args or {})

@@ -440,6 +440,28 @@ class Database:
         await self._change_schema(drop)
         return changes.dropped_indexes
 
+    async def ensure_system_index(self, table: str, name: str, fields: tuple[str, ...]) -> None:
+        """Create the system table `table` and its index `name` on `fields` (backfilled) if
+        they are missing: indexes the runtime itself reads (the scheduler's due jobs). Schemas
+        never name system tables, so `apply_schema` leaves these alone."""
+        info = self.catalog.index(table, name)
+        if info is not None and info.fields == fields and info.state is IndexState.READY:
+            return
+
+        async def change(ts: int) -> bool:
+            await self.catalog.ensure_table(table, allow_system=True)
+            found = self.catalog.index(table, name)
+            if found is not None and found.fields == fields and found.state is IndexState.READY:
+                return False  # another process made it meanwhile
+            if found is not None:
+                await self.catalog.drop_index(found)
+            added = await self.catalog.add_index(table, name, fields, IndexState.BACKFILLING)
+            await self._backfill(added, ts)
+            await self.catalog.set_index_state(added, IndexState.READY)
+            return False
+
+        await self._change_schema(change)
+
     async def check_schema(self, schema: Schema) -> int:
         """Validate every existing document against `schema` without applying it (a deploy's
         dry run); raises SchemaError with a report. Returns how many documents were checked."""

@@ -46,16 +46,21 @@ from reactive.file_storage import ActionStorage, FileStorage, StorageReader, Sto
 from reactive.functions import AnyFunction, HttpActionDef, Registry
 from reactive.log_capture import capture_logs
 from reactive.reads import ReadToken
+from reactive.scheduler import action_scheduler, transaction_scheduler
 from reactive.transaction import Transaction
 from reactive.types import FunctionKind, Value
 from reactive.validators import validate_args
 from reactive.values import UNDEFINED, check_value, encode_value, right_sized
 
-__all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome"]
+__all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome", "TxHook"]
 
 log = logging.getLogger("reactive.executor")
 
 T = TypeVar("T")
+
+#: Runs a mutation's handler (the callable) inside its transaction, with work of its own
+#: around it in the same transaction (a scheduled job reads and marks its row).
+TxHook = Callable[[Transaction, Callable[[], Awaitable[Value]]], Awaitable[Value]]
 
 
 # -- outcomes ---------------------------------------------------------------------------------
@@ -155,12 +160,22 @@ class Executor:
         journal: str | None = None,
         session_id: str | None = None,
         request_id: int | None = None,
+        around: TxHook | None = None,
     ) -> Outcome:
         """Run the function at `path`, which must be of `kind` (None: any kind); never raises
-        for errors of the function or its caller."""
+        for errors of the function or its caller. `around` wraps a mutation's handler."""
         with capture_logs() as logs:
             outcome = await self._run_captured(
-                kind, path, args, identity, allow_internal, ts, journal, session_id, request_id
+                kind,
+                path,
+                args,
+                identity,
+                allow_internal,
+                ts,
+                journal,
+                session_id,
+                request_id,
+                around,
             )
         outcome.log_lines = logs.finish() + outcome.log_lines
         return outcome
@@ -176,6 +191,7 @@ class Executor:
         journal: str | None,
         session_id: str | None,
         request_id: int | None,
+        around: TxHook | None = None,
     ) -> Outcome:
         try:
             name, fn = self.registry.lookup(path, allow_internal=allow_internal)
@@ -189,7 +205,7 @@ class Executor:
             if kind is FunctionKind.QUERY:
                 return await self._query(fn, checked, identity, ts, journal)
             if kind is FunctionKind.MUTATION:
-                return await self._mutation(fn, checked, identity, session_id, request_id)
+                return await self._mutation(fn, checked, identity, session_id, request_id, around)
             return await self._action(fn, checked, identity)
         except Exception as exc:  # every failure becomes data for the client
             return Outcome(error=self.failure(exc, path))
@@ -249,16 +265,22 @@ class Executor:
         identity: Any,
         session_id: str | None,
         request_id: int | None,
+        around: TxHook | None = None,
     ) -> Outcome:
         attempt: list[StorageWriter] = []  # the storage of the attempt that committed
 
         async def body(tx: Transaction) -> Value:
             storage = StorageWriter(self.storage, tx, token_identifier(identity))
             attempt[:] = [storage]
-            ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage)
-            # The limit covers the handler only: the commit after it is never cut short.
-            result = await _within_time_limit(fn.handler(ctx, args), _TX_TIME, tx)
-            return self._check_result(fn, result)
+            scheduler = transaction_scheduler(tx, self.registry, self.db)
+            ctx = MutationCtx(DatabaseWriter(tx), Auth(identity), storage, scheduler)
+
+            async def handler() -> Value:
+                # The limit covers the handler only: the commit after it is never cut short.
+                result = await _within_time_limit(fn.handler(ctx, args), _TX_TIME, tx)
+                return self._check_result(fn, result)
+
+            return await (handler() if around is None else around(tx, handler))
 
         result = await self.db.run_mutation(
             body,
@@ -291,7 +313,8 @@ class Executor:
             raise NestedCallError(outcome.error.message)
 
         storage = ActionStorage(self.storage, token_identifier(identity))
-        return ActionCtx(Auth(identity), storage, run)
+        scheduler = action_scheduler(self.registry, self.db)
+        return ActionCtx(Auth(identity), storage, run, scheduler)
 
     async def run_http_action(
         self, action: HttpActionDef, request: Request, identity: Identity | None

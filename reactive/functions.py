@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, overl
 
 from reactive import knobs
 from reactive.context import ActionCtx, MutationCtx, QueryCtx
+from reactive.crons import CronJobs
 from reactive.errors import NotFoundError, ValidationError, excerpt
 from reactive.schema import Schema
 from reactive.types import FunctionKind
@@ -277,6 +278,8 @@ class Project:
     registry: Registry
     http: HttpRouter | None
     auth_providers: list[dict[str, Any]]
+    #: The crons of `functions/crons.py` (None: it declares none).
+    crons: CronJobs | None = None
 
 
 _SPECIAL_MODULES = {"http", "auth_config"}
@@ -300,6 +303,7 @@ def load_project(root: str | Path, *, package: str = "functions") -> Project:
     registry = Registry()
     http: HttpRouter | None = None
     providers: list[dict[str, Any]] = []
+    crons: CronJobs | None = None
     functions_dir = root / package
     if functions_dir.is_dir():
         for module_path, module in _import_tree(functions_dir, package):
@@ -307,10 +311,12 @@ def load_project(root: str | Path, *, package: str = "functions") -> Project:
                 http = _find_router(module)
             elif module_path == "auth_config":
                 providers = list(getattr(module, "providers", []))
+            elif module_path == "crons":
+                crons = _find_crons(module)
             for name, value in vars(module).items():
                 if isinstance(value, FunctionDef) and module_path not in _SPECIAL_MODULES:
                     registry.add(f"{module_path}:{name}", value)
-    return Project(root, schema, registry, http, providers)
+    return Project(root, schema, registry, http, providers, crons)
 
 
 #: The decorators that register a function, as a project's source spells them.
@@ -388,6 +394,14 @@ def _find_router(module: Any) -> HttpRouter | None:
     for name in ("http", "default", "router"):
         value = getattr(module, name, None)
         if isinstance(value, HttpRouter):
+            return value
+    return None
+
+
+def _find_crons(module: Any) -> CronJobs | None:
+    for name in ("crons", "default"):
+        value = getattr(module, name, None)
+        if isinstance(value, CronJobs):
             return value
     return None
 

@@ -35,6 +35,8 @@ __all__ = [
     "MAX_PAGE_ITEMS",
     "MAX_QUERIES_PER_SOCKET",
     "MAX_QUERY_SET_BYTES",
+    "MAX_SCHEDULED_ARGS_BYTES",
+    "MAX_SCHEDULED_PER_FUNCTION",
     "MUTATION_RECORD_RETENTION_S",
     "OCC_BACKOFF_INITIAL_S",
     "OCC_BACKOFF_MAX_S",
@@ -47,6 +49,14 @@ __all__ = [
     "RELEASE_MEMORY_AFTER_QUERIES",
     "RETENTION_S",
     "SCAN_PAGE_SIZE",
+    "SCHEDULED_RETENTION_S",
+    "SCHEDULER_BATCH",
+    "SCHEDULER_CONCURRENCY",
+    "SCHEDULER_LOOKAHEAD_S",
+    "SCHEDULER_MAX_NODES",
+    "SCHEDULER_MIN_PASS_INTERVAL_S",
+    "SCHEDULER_NODES_CHECK_S",
+    "SCHEDULER_PEER_GRACE_S",
     "SYNC_INBOX_MAX_BYTES",
     "SYNC_INBOX_MAX_MESSAGES",
     "TABLE_LEVEL_INVALIDATION",
@@ -241,3 +251,34 @@ CALL_LOG_MAX_BYTES = _int("CALL_LOG_MAX_BYTES", 16 << 20)
 #: A server process hands freed memory back to the OS (glibc `malloc_trim`) after a socket
 #: that held at least this many queries closes; smaller sockets leave it for reuse.
 RELEASE_MEMORY_AFTER_QUERIES = _int("RELEASE_MEMORY_AFTER_QUERIES", 1000)
+
+#: What one function (a mutation or an action) may schedule through `ctx.scheduler`, as
+#: Convex: at most this many jobs, and this many bytes of their arguments in total.
+MAX_SCHEDULED_PER_FUNCTION = _int("MAX_SCHEDULED_PER_FUNCTION", 1000)
+MAX_SCHEDULED_ARGS_BYTES = _int("MAX_SCHEDULED_ARGS_BYTES", 8 << 20)
+
+#: The scheduler of each server node reads this many due jobs at a time, and runs at most
+#: this many at once (each job is a transaction or an action; more at once only queues them
+#: behind the database's commit lock).
+SCHEDULER_BATCH = _int("SCHEDULER_BATCH", 256)
+SCHEDULER_CONCURRENCY = _int("SCHEDULER_CONCURRENCY", 32)
+
+#: Jobs due within this window are read ahead and started by a timer at their due time (no
+#: read of the table on the way), and wake-ups closer together than the interval share one
+#: read: a burst of finished jobs costs one pass, not one each.
+SCHEDULER_LOOKAHEAD_S = _float("SCHEDULER_LOOKAHEAD_S", 0.25)
+SCHEDULER_MIN_PASS_INTERVAL_S = _float("SCHEDULER_MIN_PASS_INTERVAL_S", 0.005)
+
+#: With several nodes, each runs the due jobs its share of the ids names; a job of another
+#: node's share is run here too once it is this late (that node may be gone): the database
+#: still lets only one run commit.
+SCHEDULER_PEER_GRACE_S = _float("SCHEDULER_PEER_GRACE_S", 0.5)
+
+#: How often a node looks for the other nodes (to share jobs) and for dead ones (whose
+#: actions in progress then end `failed`), and how many node slots it looks at.
+SCHEDULER_NODES_CHECK_S = _float("SCHEDULER_NODES_CHECK_S", 2.0)
+SCHEDULER_MAX_NODES = _int("SCHEDULER_MAX_NODES", 64)
+
+#: How long a finished job (success, failed, canceled) stays in `_scheduled_functions` after
+#: its due time; Convex keeps them 7 days.
+SCHEDULED_RETENTION_S = _float("SCHEDULED_RETENTION_S", 7 * 24 * 3600.0)

@@ -192,6 +192,26 @@ class SeedApp:
         assert self.client.portal is not None
         return self.client.portal.call(run)
 
+    def wait_for_jobs(self, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Wait until no scheduled function is pending or running; returns every job."""
+        db = self.client.app.state.reactive.db  # type: ignore[attr-defined]
+
+        async def jobs() -> list[dict[str, Any]]:
+            async def read(tx: Any) -> list[dict[str, Any]]:
+                rows = tx.query("_scheduled_functions").with_index("by_creation_time")
+                return await rows.collect()  # type: ignore[no-any-return]
+
+            return (await db.run_query(read)).value  # type: ignore[no-any-return]
+
+        assert self.client.portal is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.client.portal.call(jobs)
+            if all(row["state"]["kind"] not in ("pending", "inProgress") for row in rows):
+                return rows
+            assert time.monotonic() < deadline, f"jobs still running: {rows}"
+            time.sleep(0.02)
+
     def insert(self, table: str, doc: dict[str, Any], *, system: bool = False) -> str:
         """Insert a row directly (for tables the app has no functions for yet, e.g. files)."""
         db = self.client.app.state.reactive.db  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,35 @@ def test_run_against_a_server_sends_the_auth_token(tmp_path, capsys):
             assert main(["run", "users:store", "{}", "--url", server.url, "--auth", token]) == 0
             assert main(["run", "users:current", "{}", "--url", server.url, "--auth", token]) == 0
     assert '"clerkId": "user_9"' in capsys.readouterr().out
+
+
+SCHEDULER = Path(__file__).parent / "projects" / "scheduler"
+
+
+async def test_run_after_schedules_a_job_that_a_server_on_the_database_runs(tmp_path, capsys):
+    from reactive.application import Application
+
+    db = f"sqlite:///{tmp_path}/run.db"
+    args = ["--dir", str(SCHEDULER), "--db", db]
+    assert (
+        await asyncio.to_thread(
+            main, ["run", "jobs:record", '{"name": "cli"}', "--after", "100", *args]
+        )
+        == 0
+    )
+    job_id = capsys.readouterr().out.split()[-1].strip('"')
+    bad = ["run", "jobs:record", '{"name": 1}', "--after", "0", *args]
+    assert await asyncio.to_thread(main, bad) == 1
+    assert "ArgumentValidationError" in capsys.readouterr().err
+    app = await Application.start(SCHEDULER, db)  # a server: it runs the job
+    try:
+        for _ in range(200):
+            job = await app.run_query("jobs:job", {"id": job_id})
+            if job.value["state"]["kind"] == "success":
+                break
+            await asyncio.sleep(0.05)
+        assert job.value["state"] == {"kind": "success"}
+        assert (await app.run_query("jobs:effects", {"name": "cli"})).value == 1.0
+        assert len((await app.run_query("jobs:jobs", {})).value) == 1  # the bad one: none
+    finally:
+        await app.close()

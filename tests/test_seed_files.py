@@ -119,3 +119,24 @@ def test_deleting_a_row_keeps_bytes_another_row_still_points_at(seed):
     assert seed.mutation("files:remove", {"fileId": stolen}, user=BOB) is None
     url = seed.query("files:getUrl", {"fileId": file_id}, user=ALICE)
     assert seed.fetch(url).content == b"shared bytes"
+
+
+def test_the_daily_cron_deletes_uploads_never_saved_and_keeps_saved_ones(seed):
+    _, kept = save(seed)
+    unsaved = seed.upload(b"abandoned", "text/plain", user=ALICE)
+    young = seed.run_internal("files:deleteUnsavedUploads", {})
+    assert young.error is None and young.value == 0.0  # not a day old yet: left alone
+    outcome = seed.run_internal("files:deleteUnsavedUploads", {"olderThanMs": -1000.0})
+    assert outcome.error is None and outcome.value == 1.0
+    reactive = seed.client.app.state.reactive
+
+    async def stored() -> set[str]:
+        async def read(tx):
+            return {row["_id"] for row in await tx.query("_storage").collect()}
+
+        return (await reactive.db.run_query(read)).value
+
+    assert seed.client.portal.call(stored) == {kept}
+    assert unsaved != kept
+    crons = reactive.project.crons.jobs
+    assert crons["delete unsaved uploads"].path == "files:deleteUnsavedUploads"

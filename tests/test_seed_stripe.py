@@ -1,9 +1,11 @@
 """Stripe billing in the seed app (functions/actions/stripe.py, functions/billing.py and the
 /webhooks/stripe route): sessions made through the SDK against a local Stripe stand-in, one
-customer per user however checkouts race, and signed webhook events applied once."""
+customer per user (made by an action scheduled at sign-up, or by the first checkout) however
+checkouts race, and signed webhook events applied once."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +54,19 @@ class Billing:
     stub: StripeStub
     webhook_secret: str
 
+    def sign_up(self, clerk_id: str = CLERK_ID, *, customer: bool = False) -> dict[str, Any]:
+        """Sign `clerk_id` up and wait for the jobs it scheduled. Without `customer` billing is
+        off meanwhile, so no Stripe customer is made at sign-up (as for a user who signed up
+        before billing was configured): the checkout makes it."""
+        key = os.environ.pop("STRIPE_SECRET_KEY") if not customer else None
+        try:
+            user = self.seed.sign_up(clerk_id)
+            self.seed.wait_for_jobs()
+        finally:
+            if key is not None:
+                os.environ["STRIPE_SECRET_KEY"] = key
+        return user
+
     def user(self, clerk_id: str = CLERK_ID) -> dict[str, Any]:
         user: dict[str, Any] = self.seed.query("users:current", {}, user=clerk_id)
         return user
@@ -63,7 +78,7 @@ class Billing:
 
     def subscriber(self, customer_id: str = "cus_hooked") -> dict[str, Any]:
         """A signed-up user whose Stripe customer is `customer_id` (no API call)."""
-        user = self.seed.sign_up(CLERK_ID)
+        user = self.sign_up(CLERK_ID)
         args = {"userId": user["_id"], "stripeCustomerId": customer_id}
         assert self.seed.run_internal("billing:claimStripeCustomer", args).value == customer_id
         return self.user()
@@ -121,7 +136,7 @@ def parallel(*calls: Any) -> list[Any]:
 
 
 def test_checkout_creates_the_customer_and_returns_the_session_url(billing):
-    user = billing.seed.sign_up(CLERK_ID)
+    user = billing.sign_up(CLERK_ID)
     url = billing.checkout()
 
     (create,) = billing.stub.calls("POST", "/v1/customers")
@@ -148,8 +163,24 @@ def test_checkout_creates_the_customer_and_returns_the_session_url(billing):
     }
 
 
+def test_sign_up_creates_the_customer_in_a_scheduled_action_and_checkout_uses_it(billing):
+    user = billing.sign_up(CLERK_ID, customer=True)
+    (create,) = billing.stub.calls("POST", "/v1/customers")  # before any request of the user
+    customer_id = billing.user()["stripeCustomerId"]
+    assert customer_id in billing.stub.customers
+    assert create.idempotency_key == f"reactive-customer-{user['_id']}"
+    (job,) = [
+        j for j in billing.seed.wait_for_jobs() if j["name"] == "actions/stripe:createCustomer"
+    ]
+    assert job["state"] == {"kind": "success"} and job["args"] == [{"userId": user["_id"]}]
+    billing.checkout()
+    assert len(billing.stub.calls("POST", "/v1/customers")) == 1
+    (session,) = billing.stub.calls("POST", "/v1/checkout/sessions")
+    assert session.params["customer"] == customer_id
+
+
 def test_later_checkouts_reuse_the_stored_customer(billing):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     first, second = billing.checkout(), billing.checkout(priceId="price_pro_yearly")
     assert first != second
     assert len(billing.stub.calls("POST", "/v1/customers")) == 1
@@ -160,7 +191,7 @@ def test_later_checkouts_reuse_the_stored_customer(billing):
 
 
 def test_racing_checkouts_create_one_customer(billing):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     # Both actions reach Stripe before either stores a customer; the first keeps its key busy.
     billing.stub.gate_customer_creations(2)
     billing.stub.processing_delay_s = 0.2
@@ -178,7 +209,7 @@ def test_racing_checkouts_create_one_customer(billing):
 
 
 def test_racing_checkouts_keep_one_customer_when_stripe_forgot_the_key(billing):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     billing.stub.honour_idempotency = False  # e.g. a key older than Stripe's 24 hours
     billing.stub.gate_customer_creations(2)
     parallel(billing.checkout, billing.checkout)
@@ -194,7 +225,7 @@ def test_racing_checkouts_keep_one_customer_when_stripe_forgot_the_key(billing):
 
 
 def test_portal_session_for_the_stored_customer(billing):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     billing.checkout()
     value = billing.seed.ok("action", PORTAL, PORTAL_ARGS, user=CLERK_ID)
 
@@ -205,7 +236,7 @@ def test_portal_session_for_the_stored_customer(billing):
 
 
 def test_portal_without_billing_account_is_refused_before_stripe(billing):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     data = billing.seed.error_data("action", PORTAL, PORTAL_ARGS, user=CLERK_ID)
     assert data["code"] == "NO_BILLING_ACCOUNT" and "billing account" in data["message"]
     assert billing.stub.requests == []
@@ -215,7 +246,7 @@ def test_portal_without_billing_account_is_refused_before_stripe(billing):
 @pytest.mark.parametrize("signed_up", [False, True])
 def test_callers_without_a_user_are_unauthorized(billing, path, args, signed_up):
     if signed_up:
-        billing.seed.sign_up("user_someone_else")
+        billing.sign_up("user_someone_else")
     as_user = CLERK_ID if signed_up else None  # signed in with Clerk, but never synced
     data = billing.seed.error_data("action", path, args, user=as_user)
     assert data["code"] == "UNAUTHORIZED"
@@ -223,14 +254,14 @@ def test_callers_without_a_user_are_unauthorized(billing, path, args, signed_up)
 
 
 def test_an_unknown_price_is_a_stripe_invalid_request(billing):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     args = CHECKOUT_ARGS | {"priceId": "gold"}
     data = billing.seed.error_data("action", CHECKOUT, args, user=CLERK_ID)
     assert data == {"code": "STRIPE_INVALID_REQUEST", "message": "No such price: 'gold'"}
 
 
 def test_without_a_secret_key_nothing_reaches_stripe(billing, monkeypatch):
-    billing.seed.sign_up(CLERK_ID)
+    billing.sign_up(CLERK_ID)
     monkeypatch.delenv("STRIPE_SECRET_KEY")
     body = billing.seed.error("action", CHECKOUT, CHECKOUT_ARGS, user=CLERK_ID)
     assert "STRIPE_SECRET_KEY is not set" in body["errorMessage"]

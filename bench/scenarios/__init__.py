@@ -12,6 +12,7 @@ from bench.scenarios import (
     query_latency,
     round_trip,
     scale,
+    scheduler,
     search,
     throughput,
 )
@@ -29,6 +30,7 @@ SCENARIOS: dict[str, Scenario] = {
         throughput,
         round_trip,
         query_latency,
+        scheduler,
         cluster,
         search,
     )

@@ -1,6 +1,8 @@
 """Stripe Checkout and Billing Portal sessions for the signed-in user, through Stripe's official
-SDK (async, over httpx). Invariant: a user has one Stripe customer, created at their first
-checkout and stored once (billing:claimStripeCustomer) however many checkouts race.
+SDK (async, over httpx). Invariant: a user has one Stripe customer, created once and stored once
+(billing:claimStripeCustomer) by whichever comes first: the action users:store and the Clerk
+webhook schedule when they create the user (`createCustomer`), or the user's first checkout
+(users from before billing was configured), however many race.
 Env: STRIPE_SECRET_KEY (required); STRIPE_API_BASE (optional: another API address, e.g. a
 local stand-in in tests).
 """
@@ -19,11 +21,12 @@ from stripe.params import CustomerCreateParams
 
 from functions.lib.auth import Document
 from functions.lib.errors import invalid, unauthorized
-from reactive import ActionCtx, action, internal, v
+from reactive import ActionCtx, action, internal, internal_action, v
 
 __all__ = [
     "createBillingPortalSession",
     "createCheckoutSession",
+    "createCustomer",
     "customer_idempotency_key",
     "stripe_client",
 ]
@@ -108,6 +111,19 @@ async def _delete_orphan(client: stripe.StripeClient, customer_id: str) -> None:
         await client.v1.customers.delete_async(customer_id)
     except stripe.StripeError as exc:  # the checkout can go on; the customer is unused
         log.warning("could not delete unused Stripe customer %s: %s", customer_id, exc)
+
+
+@internal_action(args={"userId": v.id("users")}, returns=v.union(v.string(), v.null()))
+async def createCustomer(ctx: ActionCtx, args: dict[str, Any]) -> str | None:
+    """Create a new user's Stripe customer (scheduled by the mutation that created the user);
+    the customer id, or null when billing is not configured or the user is gone."""
+    if not os.environ.get("STRIPE_SECRET_KEY"):
+        return None  # billing is off here: a checkout would refuse anyway
+    user: Document | None = await ctx.run_query(internal.users.getById, {"userId": args["userId"]})
+    if user is None:
+        return None
+    async with stripe_client() as client:
+        return await _customer_id(ctx, client, user)
 
 
 @action(

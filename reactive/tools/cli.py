@@ -21,7 +21,7 @@ from reactive import knobs
 from reactive.auth import Identity
 from reactive.database import Database
 from reactive.deployments import bundle_project
-from reactive.errors import ValidationError
+from reactive.errors import ReactiveError, ValidationError
 from reactive.persistence import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
@@ -237,10 +237,16 @@ async def run_function(
     db: str,
     identity: str | None = None,
     token: str | None = None,
+    after_ms: float | None = None,
 ) -> int:
     """Run `path` on the server at `url` (as the user of the JWT `token`), or in this process
-    on the local database (as `identity`, claims JSON)."""
+    on the local database (as `identity`, claims JSON). With `after_ms`, schedule it instead:
+    a job in the local database, which the servers sharing it run after that delay."""
     args = parse_args_json(args_text)
+    if after_ms is not None:
+        if url or identity is not None or token is not None:
+            raise CliError("--after schedules on the local database: no --url, --identity, --auth")
+        return _print_result(await _schedule_local(root, db, path, args, after_ms))
     if url:
         if identity is not None:
             raise CliError("--identity is for local runs; with --url pass a JWT with --auth")
@@ -293,6 +299,28 @@ async def _run_remote(
     return body
 
 
+async def _schedule_local(
+    root: Path, db: str, path: str, args: dict[str, Any], after_ms: float
+) -> dict[str, Any]:
+    """Schedule `path` (a mutation or action, internal ones too) as ctx.scheduler does."""
+    from reactive.application import Application
+    from reactive.scheduler import action_scheduler
+    from reactive.values import decode_value
+
+    load_env(root)
+    application = await Application.start(root, db, dev=True, run_jobs=False)
+    try:
+        scheduler = action_scheduler(application.project.registry, application.db)
+        arguments = decode_value(args)
+        assert isinstance(arguments, dict)
+        job_id = await scheduler.run_after(after_ms, path, arguments)
+    except ReactiveError as exc:
+        return {"status": "error", "errorMessage": f"{exc.short_msg}: {exc.msg}", "logLines": []}
+    finally:
+        await application.close()
+    return {"status": "success", "value": job_id, "logLines": []}
+
+
 async def _run_local(
     root: Path, db: str, path: str, args: dict[str, Any], identity: Identity | None = None
 ) -> dict[str, Any]:
@@ -300,7 +328,8 @@ async def _run_local(
     from reactive.values import decode_value, to_clean_json
 
     load_env(root)
-    application = await Application.start(root, db, dev=True)
+    # A one-off process runs no scheduled jobs: the servers do (one it scheduled included).
+    application = await Application.start(root, db, dev=True, run_jobs=False)
     try:
         outcome = await application.executor.run(
             None, path, decode_value(args), identity, allow_internal=True
@@ -423,11 +452,18 @@ async def _admin_stream(
         raise CliError(f"cannot reach the server at {url}: {exc}") from None
 
 
+#: Letters of `reactive logs` lines: S a scheduled function's run, C a cron's.
+_LOG_LETTERS = {"query": "Q", "mutation": "M", "action": "A", "scheduled": "S", "cron": "C"}
+
+
 def _log_line(record: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(record.get("at", 0)))
-    letter = {"query": "Q", "mutation": "M", "action": "A"}.get(record.get("kind", ""), "F")
+    letter = _LOG_LETTERS.get(record.get("kind", ""), "F")
     status = "ok" if record.get("ok") else f"error: {(record.get('error') or '').splitlines()[0]}"
-    head = f"{stamp} {letter} {record.get('path')} {record.get('duration_ms', 0):.1f} ms {status}"
+    lateness = record.get("lateness_ms")
+    late = "" if lateness is None else f" (late {lateness:.1f} ms)"
+    duration = f"{record.get('duration_ms', 0):.1f} ms{late}"
+    head = f"{stamp} {letter} {record.get('path')} {duration} {status}"
     return head + "".join(f"\n    {line}" for line in record.get("log_lines", []))
 
 
@@ -500,7 +536,7 @@ async def export_command(root: Path, db: str, path: Path) -> int:
     from reactive.application import Application
     from reactive.archive import export_archive
 
-    application = await Application.start(root, db)
+    application = await Application.start(root, db, run_jobs=False)
     try:
         storage = application.storage
         counts = await export_archive(
@@ -521,7 +557,7 @@ async def import_command(
 
     if not path.is_file():
         raise CliError(f"{path}: no such file", status=2)
-    application = await Application.start(root, db)
+    application = await Application.start(root, db, run_jobs=False)
     try:
         if table is None:
             storage = application.storage
@@ -634,6 +670,13 @@ def _add_project_commands(commands: _Commands) -> None:
         help="--url runs: send this JWT as the bearer token, so the server verifies it and "
         "runs the function as its user",
     )
+    run.add_argument(
+        "--after",
+        metavar="MS",
+        type=float,
+        help="schedule the mutation or action to run after MS milliseconds (a job in the local "
+        "database, run by the servers sharing it) instead of running it now",
+    )
     _add_project_options(run)
     codegen = commands.add_parser("codegen", help="write _generated/ (TypeScript and Python)")
     _add_dir_option(codegen)
@@ -700,6 +743,7 @@ def _dispatch(args: argparse.Namespace) -> Any:
             db=db,
             identity=args.identity,
             token=args.auth,
+            after_ms=args.after,
         )
     if args.command == "codegen":
         return codegen_command(Path(args.dir).resolve(), Path(args.out) if args.out else None)

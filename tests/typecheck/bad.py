@@ -32,3 +32,12 @@ async def caller(ctx: QueryCtx) -> int:
 async def identity_is_optional(ctx: MutationCtx) -> str:
     identity = await ctx.auth.get_user_identity()
     return identity.token_identifier  # E: Item "None" of "Identity | None" has no attribute
+
+
+@query(args={})
+async def schedules_in_a_query(ctx: QueryCtx, args: dict[str, Any]) -> None:
+    await ctx.scheduler.run_after(0, "jobs:run", {})  # E: "QueryCtx" has no attribute "scheduler"
+
+
+async def delay_is_a_number(ctx: MutationCtx) -> None:
+    await ctx.scheduler.run_after("soon", "jobs:run", {})  # E: Argument 1 to "run_after"

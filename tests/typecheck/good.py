@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from reactive import Document, Id, MutationCtx, QueryCtx, mutation, query, v
+from reactive import CronJobs, Document, Id, MutationCtx, QueryCtx, api, mutation, query, v
 
 
 @query(args={"channel": v.string()})
@@ -37,3 +37,15 @@ async def send(ctx: MutationCtx, args: dict[str, Any]) -> Id:
 async def helper(ctx: QueryCtx) -> int:
     found: list[Document] = await latest(ctx, {"channel": "general"})
     return len(found)
+
+
+@mutation(args={"body": v.string()})
+async def send_later(ctx: MutationCtx, args: dict[str, Any]) -> Id:
+    job: Id = await ctx.scheduler.run_after(1000, api.messages.send, {"body": args["body"]})
+    await ctx.scheduler.run_at(1.7e12, "messages:send", {"body": "at"})
+    await ctx.scheduler.cancel(job)
+    return job
+
+
+crons = CronJobs()
+crons.daily("digest", {"hourUTC": 8, "minuteUTC": 0}, api.messages.send, {"body": "digest"})
