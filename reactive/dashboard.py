@@ -28,6 +28,7 @@ from reactive.functions import AnyFunction, FunctionDef, Registry, normalize_pat
 from reactive.index_keys import Interval
 from reactive.query_builder import Expr, FilterBuilder, IndexRangeBuilder, QueryBuilder
 from reactive.reads import index_ref
+from reactive.scheduler import transaction_scheduler
 from reactive.transaction import Transaction
 from reactive.types import FunctionKind, Value
 from reactive.validators import v
@@ -255,6 +256,12 @@ def _system_functions(dashboard: Dashboard) -> dict[str, AnyFunction]:
         for doc_id in args["ids"]:
             await _tx(ctx).delete(doc_id)
 
+    async def cancel(ctx: MutationCtx, args: dict[str, Any]) -> None:
+        """Cancel a scheduled function (or a cron's run) that has not finished, as
+        `ctx.scheduler.cancel` does: a finished one is left as it is."""
+        app = dashboard.app
+        await transaction_scheduler(_tx(ctx), app.project.registry, app.db).cancel(args["id"])
+
     async def functions(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
         return dashboard.functions()
 
@@ -283,6 +290,7 @@ def _system_functions(dashboard: Dashboard) -> dict[str, AnyFunction]:
         "insert": mutation(insert, {"table": v.string(), "value": v.any()}),
         "replace": mutation(replace, {"id": v.string(), "value": v.any()}),
         "delete": mutation(delete, {"ids": v.array(v.string())}),
+        "cancel": mutation(cancel, {"id": v.string()}),
     }
     return {f"{SYSTEM_MODULE}:{name}": fn for name, fn in found.items()}
 

@@ -25,6 +25,7 @@ from reactive.values import encode_value
 from tests.live_server import LiveServer
 
 CHAT = Path(__file__).parent / "projects" / "chat"
+SCHEDULER = Path(__file__).parent / "projects" / "scheduler"
 KEY = "test-admin-key-0123456789"
 SYSTEM = "_system/dashboard"
 
@@ -479,6 +480,31 @@ async def test_a_count_re_runs_only_for_writes_to_its_own_table(tmp_path):
         assert len(fired) == 1
         again = await dashboard.run_query(f"{SYSTEM}:count", {"table": "messages"})
         assert again.value == 1.0
+    finally:
+        await app.close()
+
+
+async def test_an_admin_cancels_a_pending_job_and_a_finished_one_stays(tmp_path):
+    app = await Application.start(SCHEDULER, f"sqlite:///{tmp_path}/jobs.db", dev=True)
+    try:
+        dashboard = Dashboard(app)
+        later = {"delay": 60_000.0, "ref": "jobs:record", "args": {"name": "later"}}
+        pending_id = (await app.run_mutation("jobs:schedule", later)).value
+        now = {"delay": 0.0, "ref": "jobs:record", "args": {"name": "now"}}
+        done_id = (await app.run_mutation("jobs:schedule", now)).value
+
+        async def state(job_id: str) -> str:
+            row = (await dashboard.run_query(f"{SYSTEM}:get", {"id": job_id})).value
+            return str(row["state"]["kind"])
+
+        async with asyncio.timeout(10):
+            while await state(done_id) != "success":
+                await asyncio.sleep(0.02)
+        for job_id in (pending_id, done_id):
+            assert (await dashboard.run_mutation(f"{SYSTEM}:cancel", {"id": job_id})).ok
+        assert (await state(pending_id), await state(done_id)) == ("canceled", "success")
+        not_a_job = await dashboard.run_mutation(f"{SYSTEM}:cancel", {"id": "nonsense"})
+        assert not_a_job.error is not None and "_scheduled_functions" in not_a_job.error.message
     finally:
         await app.close()
 

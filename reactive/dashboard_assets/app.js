@@ -332,7 +332,29 @@ function openDocument(id) {
       return;
     }
     $("#document-view").replaceChildren(renderValue(doc), ...storedFile(doc));
+    const system = id && tableInfo(current.table)?.system;
+    $("#edit-document").hidden = Boolean(system);
+    $("#delete-document").hidden = Boolean(system);
+    $("#cancel-job").hidden = !isCancellableJob(doc);
   });
+}
+
+/** A `_scheduled_functions` row (by its shape: it may be opened from a link in another
+ * table) that has not finished: pending, or an action in progress. */
+function isCancellableJob(doc) {
+  const kind = doc && doc.state && typeof doc.state === "object" ? doc.state.kind : null;
+  const shaped = doc && typeof doc.name === "string" && typeof doc.scheduledTime === "number";
+  return Boolean(shaped) && (kind === "pending" || kind === "inProgress");
+}
+
+async function cancelJob() {
+  if (!openDoc) return;
+  try {
+    await client.mutation(`${SYSTEM}:cancel`, { id: openDoc._id });
+    showStatus(`Canceled ${openDoc._id}.`);
+  } catch (error) {
+    $("#document-error").textContent = describe(error);
+  }
 }
 
 const PREVIEWED = ["image/png", "image/jpeg", "image/gif", "image/webp"];
@@ -697,6 +719,7 @@ async function start() {
   $("#cancel-edit").addEventListener("click", stopEditing);
   $("#save-document").addEventListener("click", saveDocument);
   $("#delete-document").addEventListener("click", deleteDocument);
+  $("#cancel-job").addEventListener("click", cancelJob);
   $("#run-form").addEventListener("submit", (event) => runFunction(event).catch((error) => showRun({ error: describe(error), meta: "" })));
   $("#run-form").elements.issuer.value = `${location.origin}/_dev/auth`;
 
