@@ -132,19 +132,25 @@ async def _runs(app: Application, cron: str) -> list[dict[str, Any]]:
     )
 
 
-async def test_a_one_second_cron_runs_on_time_and_each_run_is_a_scheduled_function(tick_app):
+#: How long the one-second cron is watched: a minute, as the issue asks (so 60 runs).
+WATCH_S = 60
+
+
+async def test_a_one_second_cron_runs_on_time_over_a_minute_each_run_a_scheduled_function(
+    tick_app,
+):
     started = time.time() * 1000
-    await asyncio.sleep(5.6)
+    await asyncio.sleep(WATCH_S + 0.6)
     runs = await _runs(tick_app, "tick")
     done = [run for run in runs if run["state"]["kind"] == "success"]
-    assert len(done) == 5, runs
+    assert len(done) == WATCH_S, runs
     slots = [run["scheduledTime"] for run in done]
     assert all(b - a == 1000.0 for a, b in itertools.pairwise(slots))
     assert started < slots[0] <= started + 1100
     lateness = [run["completedTime"] - run["scheduledTime"] for run in done]
     assert max(lateness) < 500, lateness
     assert all(run["name"] == "jobs:record" and run["args"] == [{"name": "tick"}] for run in done)
-    assert await _effects(tick_app, "tick") == 5
+    assert await _effects(tick_app, "tick") == WATCH_S
     assert any(r.kind == "cron" and r.path == "jobs:record" for r in tick_app.calls.recent())
 
 
