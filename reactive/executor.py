@@ -49,6 +49,7 @@ from reactive.transaction import Transaction
 from reactive.types import FunctionKind, Value
 from reactive.validators import validate_args
 from reactive.values import UNDEFINED, check_value, encode_value, right_sized
+from reactive.vector_search import VectorSearch
 
 __all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome"]
 
@@ -282,7 +283,7 @@ class Executor:
             raise NestedCallError(outcome.error.message)
 
         storage = ActionStorage(self.storage, token_identifier(identity))
-        return ActionCtx(Auth(identity), storage, run)
+        return ActionCtx(Auth(identity), storage, run, VectorSearch.of(self.db))
 
     async def run_http_action(
         self, action: HttpActionDef, request: Request, identity: Identity | None
