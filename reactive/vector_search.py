@@ -10,6 +10,7 @@ See ARCHITECTURE.md, "Vector search".
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import weakref
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from reactive.errors import QueryError
 from reactive.index_keys import decode_key, encode_value_key
 from reactive.schema import BY_ID, VectorIndexSpec, get_field
 from reactive.values import loads_stored
+
+log = logging.getLogger("reactive.vector_search")
 
 __all__ = [
     "MAX_VECTOR_RESULTS",
@@ -45,6 +48,10 @@ EXPANSION_SEARCH: Final = 256
 #: answered exactly, by scoring every candidate: cheap, and exact where HNSW plus a filter
 #: would have to over-fetch without bound.
 EXACT_MAX: Final = 10_000
+#: Float32 dot products of unit vectors are within this of the float64 ones.
+_ROUNDING: Final = 1e-5
+#: Commits waiting to be applied to an index before they are applied without a search.
+_PENDING_MAX: Final = 256
 #: Documents read and added to the index per step of a build.
 _BUILD_PAGE: Final = 1000
 
@@ -97,6 +104,7 @@ class _Live:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failure: BaseException | None = None
     builder: asyncio.Task[None] | None = None
+    catching_up: asyncio.Task[None] | None = None
 
     def remove(self, doc_id: str) -> None:
         label = self.label_of.pop(doc_id, None)
@@ -169,6 +177,22 @@ class VectorSearch:
             keys = commit.written.get(f"{table}.{BY_ID}")
             if keys and commit.ts > live.snapshot_ts:
                 live.pending.append((commit.ts, [decode_key(key)[0] for key in keys]))
+                if len(live.pending) >= _PENDING_MAX and live.catching_up is None:
+                    # Nobody searched for a while: apply in the background, so that what
+                    # waits stays bounded.
+                    live.catching_up = asyncio.get_running_loop().create_task(
+                        self._catch_up_now(live)
+                    )
+
+    async def _catch_up_now(self, live: _Live) -> None:
+        try:
+            await live.ready.wait()
+            async with live.lock:
+                await self._catch_up(live, self._db.latest_ts)
+        except Exception:
+            log.exception("vector index %s: applying commits failed", live.spec.name)
+        finally:
+            live.catching_up = None
 
     async def search(self, table: str, index_name: str, query: object) -> list[dict[str, Any]]:
         """`ctx.vector_search(table, index, {"vector", "limit", "filter"})`: the ids and
@@ -327,8 +351,15 @@ def _scored(
     first, ties by id."""
     if len(candidates) == 0:
         return []
-    stored = np.asarray(live.index.get(candidates), dtype=np.float64)
-    scores = stored @ vector.astype(np.float64)
+    stored = np.asarray(live.index.get(candidates), dtype=np.float32)
+    if len(candidates) > limit:
+        # Select in float32 (fast), keeping everything within rounding of the limit-th best,
+        # so that the float64 scores below rank every candidate that could be in the top.
+        rough = stored @ vector
+        kth = np.partition(rough, len(rough) - limit)[len(rough) - limit]
+        keep = rough >= kth - _ROUNDING
+        stored, candidates = stored[keep], candidates[keep]
+    scores = stored.astype(np.float64) @ vector.astype(np.float64)
     ranked = sorted(
         zip(scores.tolist(), candidates.tolist(), strict=True),
         key=lambda pair: (-pair[0], live.id_of[pair[1]]),

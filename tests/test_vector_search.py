@@ -99,6 +99,22 @@ async def test_results_and_scores_match_brute_force(db: Database) -> None:
     assert best["_score"] == pytest.approx(1.0, abs=1e-6)
 
 
+async def test_ties_go_by_id(db: Database) -> None:
+    same = [0.25] * DIMS
+    ids = await insert_all(db, [{"kind": "t", "embedding": same} for _ in range(5)])
+    found = await search(db, {"vector": same, "limit": 3})
+    assert [hit["_id"] for hit in found] == sorted(ids)[:3]
+    assert len({hit["_score"] for hit in found}) == 1
+
+
+async def test_many_commits_between_searches_are_applied(db: Database) -> None:
+    vector = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert await search(db, {"vector": vector}) == []  # built, empty
+    ids = [(await insert_all(db, [{"kind": "m", "embedding": vector}]))[0] for _ in range(300)]
+    found = await search(db, {"vector": vector, "limit": 256})
+    assert sorted(hit["_id"] for hit in found) == sorted(ids)[:256]
+
+
 async def test_filters_eq_and_or(db: Database) -> None:
     vectors = random_vectors(60)
     docs = [
