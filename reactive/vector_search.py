@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 from usearch.index import Index
 
+from reactive import knobs
 from reactive.committer import PublishedCommit
 from reactive.database import Database
 from reactive.errors import QueryError
@@ -39,11 +40,6 @@ __all__ = [
 #: As Convex: a vector search returns 1 to 256 results (10 unless `limit` says otherwise).
 MAX_VECTOR_RESULTS: Final = 256
 _DEFAULT_LIMIT: Final = 10
-#: HNSW parameters (usearch's connectivity, expansion_add, expansion_search): chosen by
-#: measurement for recall@10 >= 0.95 on random vectors, the hard case (ARCHITECTURE.md).
-CONNECTIVITY: Final = 32
-EXPANSION_ADD: Final = 128
-EXPANSION_SEARCH: Final = 256
 #: A search whose filter leaves at most this many candidates (or an index this small) is
 #: answered exactly, by scoring every candidate: cheap, and exact where HNSW plus a filter
 #: would have to over-fetch without bound.
@@ -240,9 +236,9 @@ class VectorSearch:
             ndim=spec.dimensions,
             metric="ip",
             dtype="f32",
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-            expansion_search=EXPANSION_SEARCH,
+            connectivity=knobs.VECTOR_CONNECTIVITY,
+            expansion_add=knobs.VECTOR_EXPANSION_ADD,
+            expansion_search=knobs.VECTOR_EXPANSION_SEARCH,
         )
         # Registered before the scan's snapshot is taken (both without an await between):
         # every commit after the snapshot reaches `pending`.
