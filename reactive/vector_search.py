@@ -223,7 +223,12 @@ class VectorSearch:
     async def _ready(self, table: str, spec: VectorIndexSpec) -> _Live:
         key = (table, spec.name)
         live = self._live.get(key)
-        if live is None or live.spec != spec or live.failure is not None:
+        if (
+            live is None
+            or live.spec != spec
+            or live.failure is not None
+            or (live.table_number < 0 and self._db.catalog.table_number(table) is not None)
+        ):
             live = self._start_build(table, spec)
         await live.ready.wait()
         if live.failure is not None:
