@@ -273,3 +273,41 @@ async def test_recall_at_10_of_the_approximate_index(tmp_path: Path) -> None:
         assert recall >= 0.95, recall
     finally:
         await db.close()
+
+
+async def test_the_graph_answers_alike_on_both_backends(
+    tmp_path: Path, postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same documents (ids included) give the same results on SQLite and PostgreSQL, on
+    the approximate path too (EXACT_MAX lowered so that the HNSW graph answers), with a
+    filter that must over-fetch; and the graph finds the true nearest on small data."""
+    monkeypatch.setattr("reactive.vector_search.EXACT_MAX", 20)
+    lite = await Database.open(f"sqlite:///{tmp_path}/a.db", schema=SCHEMA, prune=False)
+    pg = await Database.open(postgres_store_url, schema=SCHEMA, prune=False)
+    try:
+        vectors = random_vectors(400, seed=11)
+        docs = [
+            {"kind": ["a", "b", "c", "d"][i % 4], "embedding": vec}
+            for i, vec in enumerate(vectors.tolist())
+        ]
+        ids = await insert_all(lite, docs)
+        stored = (await lite.run_query(lambda tx: tx.query("docs").collect())).value
+
+        async def restore(tx: Any) -> None:
+            for doc in stored:
+                await tx.restore("docs", doc)
+
+        await pg.run_mutation(restore)
+        for n, query in enumerate(random_vectors(20, seed=12).tolist()):
+            plain = {"vector": query, "limit": 10}
+            filtered = {**plain, "filter": lambda q, k="abcd"[n % 4]: q.eq("kind", k)}
+            for request in (plain, filtered):
+                on_lite, on_pg = await search(lite, request), await search(pg, request)
+                assert on_lite == on_pg
+                assert len(on_lite) == 10
+            chosen = [i for i, doc in enumerate(docs) if doc["kind"] == "abcd"[n % 4]]
+            exact = brute_force([ids[i] for i in chosen], vectors[chosen], np.array(query), 10)
+            assert [hit["_id"] for hit in on_lite] == [doc_id for doc_id, _ in exact]
+    finally:
+        await pg.close()
+        await lite.close()
