@@ -142,6 +142,10 @@ MAX_PAGE_ITEMS = _int("MAX_PAGE_ITEMS", 8_192)
 VECTOR_CONNECTIVITY = _int("VECTOR_CONNECTIVITY", 32)
 VECTOR_EXPANSION_ADD = _int("VECTOR_EXPANSION_ADD", 128)
 VECTOR_EXPANSION_SEARCH = _int("VECTOR_EXPANSION_SEARCH", 1024)
+#: Threads that build a vector index from its table. 1 builds the same graph from the same
+#: data in every process and on both backends (so equal data gives equal results); more
+#: build faster, but graphs then differ and approximate results may differ where they miss.
+VECTOR_BUILD_THREADS = _int("VECTOR_BUILD_THREADS", 1)
 
 
 # -- Convex's limits: what one value, one function and one transaction may hold -------------

@@ -272,10 +272,10 @@ class VectorSearch:
                 labels.append(live.label_of[doc.id])
                 vectors.append(vector)
             if len(vectors) >= _BUILD_PAGE:
-                await _add(live.index, labels, vectors)
+                await _add(live.index, labels, vectors, knobs.VECTOR_BUILD_THREADS)
                 labels, vectors = [], []
         if vectors:
-            await _add(live.index, labels, vectors)
+            await _add(live.index, labels, vectors, knobs.VECTOR_BUILD_THREADS)
 
     async def _catch_up(self, live: _Live, ts: int) -> None:
         """Apply the commits up to `ts`: each changed document as it is at `ts`."""
@@ -302,12 +302,14 @@ class VectorSearch:
             await _add(live.index, labels, vectors)
 
 
-async def _add(index: Index, labels: list[int], vectors: list[np.ndarray]) -> None:
-    """Add in a worker thread (usearch releases the GIL), one thread so that the same data
-    added in the same order builds the same graph."""
+async def _add(
+    index: Index, labels: list[int], vectors: list[np.ndarray], threads: int = 1
+) -> None:
+    """Add off the event loop (usearch releases the GIL); with one thread the same data added
+    in the same order builds the same graph."""
     keys = np.asarray(labels, dtype=np.uint64)
     matrix = np.vstack(vectors)
-    await asyncio.to_thread(index.add, keys, matrix, threads=1)
+    await asyncio.to_thread(index.add, keys, matrix, threads=threads)
 
 
 def _nearest(
