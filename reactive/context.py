@@ -22,6 +22,7 @@ from reactive.query_builder import QueryBuilder
 from reactive.references import FunctionReference, reference_path
 from reactive.transaction import Transaction
 from reactive.types import Document, FunctionKind, Value
+from reactive.vector_search import VectorSearch
 
 __all__ = [
     "ActionCtx",
@@ -234,12 +235,18 @@ class ActionCtx:
     """The ctx of an action: no `ctx.db`; each `run_query` / `run_mutation` is its own
     transaction."""
 
-    __slots__ = ("_run", "auth", "scheduler", "storage")
+    __slots__ = ("_run", "_vectors", "auth", "scheduler", "storage")
 
     def __init__(
-        self, auth: Auth, storage: ActionStorage, run: NestedRunner, scheduler: Scheduler
+        self,
+        auth: Auth,
+        storage: ActionStorage,
+        run: NestedRunner,
+        scheduler: Scheduler,
+        vectors: VectorSearch | None = None,
     ) -> None:
         self.auth, self.storage, self._run, self.scheduler = auth, storage, run, scheduler
+        self._vectors = vectors
 
     async def run_query(self, ref: Ref, args: dict[str, Value] | None = None) -> Any:
         return await self._run(FunctionKind.QUERY, reference_path(ref), args or {})
@@ -249,3 +256,14 @@ class ActionCtx:
 
     async def run_action(self, ref: Ref, args: dict[str, Value] | None = None) -> Any:
         return await self._run(FunctionKind.ACTION, reference_path(ref), args or {})
+
+    async def vector_search(
+        self, table: str, index: str, query: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The documents nearest `query["vector"]` by cosine similarity in a vector index, as
+        `[{"_id", "_score"}]`, best first (`limit` 1 to 256, default 10; `filter`: lambda q:
+        q.eq(field, value) or q.or_(...) over the index's filter fields). Sees every commit
+        acknowledged before the call."""
+        if self._vectors is None:
+            raise RuntimeError("vector_search is not available in this action's context")
+        return await self._vectors.search(table, index, query)

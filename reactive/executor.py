@@ -51,6 +51,7 @@ from reactive.transaction import Transaction
 from reactive.types import FunctionKind, Value
 from reactive.validators import validate_args
 from reactive.values import UNDEFINED, check_value, encode_value, right_sized
+from reactive.vector_search import VectorSearch
 
 __all__ = ["Executor", "Failure", "HttpOutcome", "NestedCallError", "Outcome", "TxHook"]
 
@@ -314,7 +315,7 @@ class Executor:
 
         storage = ActionStorage(self.storage, token_identifier(identity))
         scheduler = action_scheduler(self.registry, self.db)
-        return ActionCtx(Auth(identity), storage, run, scheduler)
+        return ActionCtx(Auth(identity), storage, run, scheduler, VectorSearch.of(self.db))
 
     async def run_http_action(
         self, action: HttpActionDef, request: Request, identity: Identity | None

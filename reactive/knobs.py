@@ -145,6 +145,18 @@ SCAN_PAGE_SIZE = _int("SCAN_PAGE_SIZE", 128)
 #: returned as an array, and arrays hold at most MAX_ARRAY_ELEMENTS.
 MAX_PAGE_ITEMS = _int("MAX_PAGE_ITEMS", 8_192)
 
+#: Vector search's HNSW graph (ARCHITECTURE.md, "Vector search"): neighbours per node, the
+#: candidate list while adding and while searching. The search width buys recall with
+#: latency: on random 128-dimension vectors (the hard case) at 100k, 512 gave recall@10
+#: 0.94 and 1,024 gave 0.99; embeddings of real text need far less.
+VECTOR_CONNECTIVITY = _int("VECTOR_CONNECTIVITY", 32)
+VECTOR_EXPANSION_ADD = _int("VECTOR_EXPANSION_ADD", 128)
+VECTOR_EXPANSION_SEARCH = _int("VECTOR_EXPANSION_SEARCH", 1024)
+#: Threads that build a vector index from its table. 1 builds the same graph from the same
+#: data in every process and on both backends (so equal data gives equal results); more
+#: build faster, but graphs then differ and approximate results may differ where they miss.
+VECTOR_BUILD_THREADS = _int("VECTOR_BUILD_THREADS", 1)
+
 
 # -- Convex's limits: what one value, one function and one transaction may hold -------------
 # The numbers of Convex's "Limits" page (docs.convex.dev/production/state/limits), so that an

@@ -120,8 +120,8 @@ MAX_VECTOR_DIMENSIONS: Final = 4096
 class VectorIndexSpec:
     """A vector index: the array-of-float64 field, its dimensions and the filter fields.
 
-    Declared and validated only: no engine serves it yet (no `ctx.vector_search`), and the
-    catalog does not hold it."""
+    Not in the catalog: each process keeps it in memory (`reactive.vector_search`), built
+    from the table and kept in step with the commit log."""
 
     name: str
     vector_field: str
@@ -188,8 +188,8 @@ class TableDefinition:
         filter_fields: Sequence[str] = (),
     ) -> TableDefinition:
         """A new definition with one more vector index (Convex's vectorIndex): `vector_field`
-        must be v.array(v.float64()) (or optional), `dimensions` 2 to 4,096. Declared and
-        validated only: vector search is not built yet."""
+        must be v.array(v.float64()) (or optional), `dimensions` 2 to 4,096; searched with
+        `ctx.vector_search` in actions."""
         _check_index_name(name, self.indexes, self._named_indexes())
         _check_index_field(name, vector_field, self.validator)
         if not _may_be_vector(self.validator, vector_field.split(".")):
