@@ -513,12 +513,15 @@ class Committer:
         return self._assigned_ts
 
     def _finish(self, accepted: list[_Accepted], followers: _Followers) -> None:
-        """Answer the batch's writers, then publish its commits (both before anyone runs).
+        """Publish the batch's commits, then answer its writers (both before anyone runs).
 
-        In that order because a resolved future queues its waiter on the event loop, and so
-        does every subscriber a commit wakes: answered first, a writer hears of its durable
-        commit before the loop serves the re-runs its commit caused, rather than after all of
-        them. Its socket still sends the Transition with the new results after the response."""
+        Publishing first queues the subscribers a commit wakes ahead of its writer: answering
+        the writer first (its response and its Transition, two sends) cost every subscriber
+        ~0.1 ms of commit->seen at 10k subscriptions (bench scale --quick, p50 2.83 against
+        2.74 ms), for a gain only the writer sees."""
+        for _, commit, written in accepted:
+            self.committed_ts = commit.ts
+            self._publish(PublishedCommit(commit.ts, written))
         for request, commit, _ in accepted:
             if commit.mutation is not None:
                 self._remember_mutation(commit.mutation)
@@ -526,9 +529,6 @@ class Committer:
                     follower.future.set_result(CommitOutcome(commit.ts, commit.mutation))
             if not request.future.done():
                 request.future.set_result(CommitOutcome(commit.ts))
-        for _, commit, written in accepted:
-            self.committed_ts = commit.ts
-            self._publish(PublishedCommit(commit.ts, written))
 
     def _remember_mutation(self, record: MutationRecord) -> None:
         self._recent_mutations[(record.session_id, record.request_id)] = record

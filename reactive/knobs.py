@@ -12,6 +12,7 @@ __all__ = [
     "CALL_LOG_MAX_BYTES",
     "CALL_LOG_MAX_ENTRIES",
     "COMMIT_BATCH_MAX",
+    "COMMIT_BELL_DELAY_S",
     "COMMIT_OUTCOME_TIMEOUT_S",
     "COMMIT_POLL_IDLE_S",
     "COMMIT_POLL_S",
@@ -114,15 +115,19 @@ COMMIT_BATCH_MAX = _int("COMMIT_BATCH_MAX", 256)
 COMMIT_OUTCOME_TIMEOUT_S = _float("COMMIT_OUTCOME_TIMEOUT_S", 30.0)
 POSTGRES_IDLE_TX_TIMEOUT_S = _float("POSTGRES_IDLE_TX_TIMEOUT_S", 20.0)
 
-#: SQLite: how often a process looks whether another process committed (`PRAGMA data_version`,
-#: a few microseconds) while it has subscribers or waiters, where the commit bell cannot wake
-#: it (no inotify); and how often regardless (a writer that does not ring the bell).
+#: SQLite without inotify (no commit bell to hear): how often a process looks whether another
+#: process committed (`PRAGMA data_version`, a few microseconds) while it has subscribers or
+#: waiters, and how often when it has none.
 COMMIT_POLL_S = _float("COMMIT_POLL_S", 0.002)
 COMMIT_POLL_IDLE_S = _float("COMMIT_POLL_IDLE_S", 0.1)
 
-#: PostgreSQL: commits are announced by NOTIFY, but a notification is only a hint (it can be
-#: lost with the listening connection); the commit table is read this often regardless.
+#: Commits are announced (PostgreSQL: NOTIFY; SQLite: the commit bell), but an announcement is
+#: only a hint (lost with the listening connection; a writer that does not ring the bell): the
+#: commit table (PostgreSQL) or `PRAGMA data_version` (SQLite) is looked at this often too.
 COMMIT_WATCH_SAFETY_S = _float("COMMIT_WATCH_SAFETY_S", 1.0)
+#: SQLite: how long after the commit bell rings a process looks at `PRAGMA data_version`
+#: (once for all the rings meanwhile), so that a look never delays its own commit's pushes.
+COMMIT_BELL_DELAY_S = _float("COMMIT_BELL_DELAY_S", 0.002)
 
 #: How long the in-memory log of recent commits' written keys is kept. A transaction that
 #: began before the oldest retained commit cannot be validated and is retried.
