@@ -58,6 +58,7 @@ __all__ = [
     "SCHEDULER_MIN_PASS_INTERVAL_S",
     "SCHEDULER_NODES_CHECK_S",
     "SCHEDULER_PEER_GRACE_S",
+    "SQLITE_CHECKPOINT_INTERVAL_S",
     "SYNC_INBOX_MAX_BYTES",
     "SYNC_INBOX_MAX_MESSAGES",
     "TABLE_LEVEL_INVALIDATION",
@@ -128,6 +129,9 @@ COMMIT_WATCH_SAFETY_S = _float("COMMIT_WATCH_SAFETY_S", 1.0)
 #: SQLite: how long after the commit bell rings a process looks at `PRAGMA data_version`
 #: (once for all the rings meanwhile), so that a look never delays its own commit's pushes.
 COMMIT_BELL_DELAY_S = _float("COMMIT_BELL_DELAY_S", 0.002)
+#: SQLite: how often a background connection copies the WAL into the database (a PASSIVE
+#: checkpoint, beside the writer rather than inside one of its commits).
+SQLITE_CHECKPOINT_INTERVAL_S = _float("SQLITE_CHECKPOINT_INTERVAL_S", 0.5)
 
 #: How long the in-memory log of recent commits' written keys is kept. A transaction that
 #: began before the oldest retained commit cannot be validated and is retried.

@@ -772,3 +772,39 @@ async def test_a_pooled_connection_keeps_no_transaction_and_no_lock_when_release
     finally:
         await other.close()
         await store.close()
+
+
+async def _database_file_growth(tmp_path, monkeypatch, interval_s: float) -> int:  # type: ignore[no-untyped-def]
+    """Bytes the SQLite database file (not its WAL) grew by after 1 MiB of commits and a
+    wait, with background checkpoints every `interval_s`."""
+    from reactive import knobs
+    from reactive.database import Database
+    from tests.schemas import TEST_SCHEMA
+
+    monkeypatch.setattr(knobs, "SQLITE_CHECKPOINT_INTERVAL_S", interval_s)
+    path = tmp_path / f"checkpoints-{interval_s}.db"
+    db = await Database.open(f"sqlite:///{path}", schema=TEST_SCHEMA, prune=False)
+    try:
+        store = db.persistence
+        assert isinstance(store, sqlite_backend.SqlitePersistence)
+        writer_setting = await store._in_writer_thread(
+            "test",
+            lambda: store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0],  # type: ignore[union-attr]
+        )
+        assert writer_setting == 0  # the writer's commits never checkpoint
+        before = path.stat().st_size
+        for i in range(256):
+            await db.run_mutation(
+                lambda tx, i=i: tx.insert("messages", {"channel": "c", "body": f"{i}" * 4096})
+            )
+        await asyncio.sleep(0.5)
+        return path.stat().st_size - before
+    finally:
+        await db.close()
+
+
+async def test_sqlite_checkpoints_beside_the_writer_not_inside_its_commits(
+    tmp_path, monkeypatch
+) -> None:
+    assert await _database_file_growth(tmp_path, monkeypatch, 0.05) > 512 * 1024
+    assert await _database_file_growth(tmp_path, monkeypatch, 60.0) < 64 * 1024  # all in WAL

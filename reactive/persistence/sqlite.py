@@ -100,6 +100,8 @@ class SqlitePersistence:
         #: process's commit watcher.
         self._bell_path = f"{self.path}.commit-bell"
         self._bell: int | None = None
+        #: Copies the WAL into the database in the background (see `_checkpoint_forever`).
+        self._checkpointer: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -110,6 +112,9 @@ class SqlitePersistence:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="reactive-sqlite-writer")
             await self._in_writer_thread("open", self._open_writer)
             self._reader = self._connect(check_same_thread=False)
+            self._checkpointer = asyncio.create_task(
+                self._checkpoint_forever(), name="reactive-sqlite-checkpointer"
+            )
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise PersistenceError(f"could not open SQLite database {self.path}: {exc}") from exc
@@ -119,6 +124,11 @@ class SqlitePersistence:
 
     async def close(self) -> None:
         """Close both connections; safe to call twice."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -137,6 +147,11 @@ class SqlitePersistence:
         conn = self._connect(check_same_thread=True)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        # The writer never checkpoints: an automatic checkpoint runs inside the COMMIT that
+        # crosses 1,000 WAL pages, copying and fsyncing the database file while every other
+        # commit waits (~300 ms stalls: scheduled jobs at 200/s saw p99 lateness 295 ms, 14 ms
+        # without). `_checkpoint_forever` does it beside the writer instead.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.executescript(CREATE_SCHEMA)
         _add_mutation_identity(conn)
         self._writer = conn
@@ -151,6 +166,22 @@ class SqlitePersistence:
             self._bell = None
 
     # -- plumbing --------------------------------------------------------------------------
+    async def _checkpoint_forever(self) -> None:
+        """Every CHECKPOINT_INTERVAL_S, a PASSIVE checkpoint on a connection of its own, in a
+        thread: it copies what no reader still needs from the WAL into the database without
+        taking the write lock, so commits go on meanwhile, and the WAL starts over once all
+        of it is copied. A checkpoint another process is running makes this one a no-op."""
+        conn = await asyncio.to_thread(self._connect, check_same_thread=False)
+        try:
+            while True:
+                await asyncio.sleep(knobs.SQLITE_CHECKPOINT_INTERVAL_S)
+                try:
+                    await asyncio.to_thread(_checkpoint, conn)
+                except sqlite3.Error as exc:
+                    log.warning("checkpointing %s failed, will retry: %s", self.path, exc)
+        finally:
+            conn.close()
+
     async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
         if self._executor is None:
             raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
@@ -595,6 +626,10 @@ class _HeldLock:
         self.written = True
         store = self._store
         await store._in_writer_thread("write_commits", lambda: store._write_held(commits))
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _insert_commits(conn: sqlite3.Connection, commits: list[CommitWrite]) -> None:
