@@ -751,8 +751,7 @@ async def test_unreachable_postgres_raises_storage_error() -> None:
 async def test_a_pooled_connection_keeps_no_transaction_and_no_lock_when_released(
     postgres_store_url: str,
 ) -> None:
-    """Released connections skip asyncpg's reset round trip: what it would have cleaned up
-    must not be left behind by us (an open transaction, exclusive()'s session lock)."""
+    """A pooled connection goes back clean: no open transaction, not exclusive()'s lock."""
     from reactive.persistence.postgres import PostgresPersistence
 
     store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)

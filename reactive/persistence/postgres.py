@@ -124,7 +124,6 @@ class PostgresPersistence:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 server_settings=self._settings(),
-                reset=_reset_released,
             )
         except _DRIVER_ERRORS as exc:
             raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
@@ -520,15 +519,6 @@ def commit_channel(schema: str | None) -> str:
     if schema is None:
         return "reactive_commits"
     return "reactive_commits_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
-
-
-async def _reset_released(conn: asyncpg.Connection) -> None:
-    """Ready a connection to go back to the pool. asyncpg's default (UNLISTEN, RESET ALL,
-    CLOSE ALL, unlock every advisory lock) is a round trip on every release, and so on every
-    read; our pool connections keep no session state, bar `exclusive`'s lock, which
-    `_unlock_or_drop` releases. Only a transaction left open (a failure midway) is undone."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
 
 
 async def _unlock_or_drop(conn: asyncpg.Connection, key: str) -> None:
