@@ -88,7 +88,7 @@ class CronJobs:
         args: dict[str, Value] | None = None,
     ) -> None:
         """Every day at `{"hourUTC": h, "minuteUTC": m}`."""
-        hour, minute = _field(name, at, "hourUTC", 0, 23), _field(name, at, "minuteUTC", 0, 59)
+        hour, minute = _time_of_day(name, at)
         self.cron(name, f"{minute} {hour} * * *", ref, args)
 
     def weekly(
@@ -102,7 +102,7 @@ class CronJobs:
         day = at.get("dayOfWeek") if isinstance(at, dict) else None
         if day not in _DAYS:
             raise ValueError(f"cron {name!r}: dayOfWeek must be one of {', '.join(_DAYS)}")
-        hour, minute = _field(name, at, "hourUTC", 0, 23), _field(name, at, "minuteUTC", 0, 59)
+        hour, minute = _time_of_day(name, at)
         self.cron(name, f"{minute} {hour} * * {_DAYS.index(day)}", ref, args)
 
     def monthly(
@@ -115,7 +115,7 @@ class CronJobs:
         """Every month on `{"day": d, "hourUTC": h, "minuteUTC": m}` (months without day `d`
         are skipped, as cron does)."""
         day = _field(name, at, "day", 1, 31)
-        hour, minute = _field(name, at, "hourUTC", 0, 23), _field(name, at, "minuteUTC", 0, 59)
+        hour, minute = _time_of_day(name, at)
         self.cron(name, f"{minute} {hour} {day} * *", ref, args)
 
     def cron(
@@ -157,6 +157,11 @@ class CronJobs:
             raise ValueError(f"cron {name!r}: args must be an object (dict), got {args!r}")
         check_value(args, f"cron {name!r} args")
         self.jobs[name] = CronJob(name, schedule, path, args)
+
+
+def _time_of_day(name: str, at: object) -> tuple[int, int]:
+    """`{"hourUTC": h, "minuteUTC": m}` of a daily, weekly or monthly cron, checked."""
+    return _field(name, at, "hourUTC", 0, 23), _field(name, at, "minuteUTC", 0, 59)
 
 
 def _field(name: str, at: object, key: str, low: int, high: int) -> int:
