@@ -306,10 +306,17 @@ async def _add(
     index: Index, labels: list[int], vectors: list[np.ndarray], threads: int = 1
 ) -> None:
     """Add off the event loop (usearch releases the GIL); with one thread the same data added
-    in the same order builds the same graph."""
+    in the same order builds the same graph. A cancelled caller still waits for the thread:
+    the index's lock is released on the way out, and the next holder must not remove from
+    the graph while this add is still writing to it."""
     keys = np.asarray(labels, dtype=np.uint64)
     matrix = np.vstack(vectors)
-    await asyncio.to_thread(index.add, keys, matrix, threads=threads)
+    adding = asyncio.ensure_future(asyncio.to_thread(index.add, keys, matrix, threads=threads))
+    try:
+        await asyncio.shield(adding)
+    except asyncio.CancelledError:
+        await asyncio.wait([adding])
+        raise
 
 
 def _nearest(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
+import time
 from typing import Any
 
 import asyncpg
@@ -807,3 +809,28 @@ async def test_sqlite_checkpoints_beside_the_writer_not_inside_its_commits(
 ) -> None:
     assert await _database_file_growth(tmp_path, monkeypatch, 0.05) > 512 * 1024
     assert await _database_file_growth(tmp_path, monkeypatch, 60.0) < 64 * 1024  # all in WAL
+
+
+async def test_sqlite_close_waits_for_a_running_checkpoint_before_closing_its_connection(
+    tmp_path, monkeypatch
+) -> None:
+    # Closing a connection while another thread checkpoints on it crashed CI's process.
+    from reactive import knobs
+
+    monkeypatch.setattr(knobs, "SQLITE_CHECKPOINT_INTERVAL_S", 0.01)
+    started = threading.Event()
+    finished: list[str] = []
+    real_checkpoint = sqlite_backend._checkpoint
+
+    def slow_checkpoint(conn: sqlite3.Connection) -> None:
+        started.set()
+        time.sleep(0.2)  # close() is called meanwhile
+        real_checkpoint(conn)  # would raise "closed database" if close() did not wait
+        finished.append("checkpoint")
+
+    monkeypatch.setattr(sqlite_backend, "_checkpoint", slow_checkpoint)
+    store = sqlite_backend.SqlitePersistence(f"sqlite:///{tmp_path / 'closing.db'}")
+    await store.open()
+    await asyncio.to_thread(started.wait, 5)
+    await store.close()
+    assert finished == ["checkpoint"]

@@ -100,8 +100,11 @@ class SqlitePersistence:
         #: process's commit watcher.
         self._bell_path = f"{self.path}.commit-bell"
         self._bell: int | None = None
-        #: Copies the WAL into the database in the background (see `_checkpoint_forever`).
+        #: Copies the WAL into the database in the background (see `_checkpoint_forever`) on
+        #: a connection of its own, used only in the one thread of `_checkpoint_executor`.
         self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoint_executor: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -112,9 +115,7 @@ class SqlitePersistence:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="reactive-sqlite-writer")
             await self._in_writer_thread("open", self._open_writer)
             self._reader = self._connect(check_same_thread=False)
-            self._checkpointer = asyncio.create_task(
-                self._checkpoint_forever(), name="reactive-sqlite-checkpointer"
-            )
+            await self._start_checkpointer()
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise PersistenceError(f"could not open SQLite database {self.path}: {exc}") from exc
@@ -123,12 +124,8 @@ class SqlitePersistence:
             raise
 
     async def close(self) -> None:
-        """Close both connections; safe to call twice."""
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
+        """Close every connection; safe to call twice."""
+        await self._stop_checkpointer()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -166,21 +163,48 @@ class SqlitePersistence:
             self._bell = None
 
     # -- plumbing --------------------------------------------------------------------------
-    async def _checkpoint_forever(self) -> None:
+    async def _start_checkpointer(self) -> None:
+        executor = ThreadPoolExecutor(1, thread_name_prefix="reactive-sqlite-checkpointer")
+        self._checkpoint_executor = executor
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(executor, lambda: self._connect(check_same_thread=False))
+        self._checkpoint_conn = conn
+        self._checkpointer = asyncio.create_task(
+            self._checkpoint_forever(executor, conn), name="reactive-sqlite-checkpointer"
+        )
+
+    async def _stop_checkpointer(self) -> None:
+        """Stop checkpointing and close its connection. The close is queued on the
+        checkpointer's own thread, behind any checkpoint still running there: a cancelled
+        await does not stop the thread, and closing a connection another thread is using
+        crashes the process (seen in CI: a segmentation fault inside `_checkpoint`)."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        executor, conn = self._checkpoint_executor, self._checkpoint_conn
+        self._checkpoint_executor = self._checkpoint_conn = None
+        if executor is None:
+            return
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        executor.shutdown(wait=True)
+
+    async def _checkpoint_forever(
+        self, executor: ThreadPoolExecutor, conn: sqlite3.Connection
+    ) -> None:
         """Every CHECKPOINT_INTERVAL_S, a PASSIVE checkpoint on a connection of its own, in a
         thread: it copies what no reader still needs from the WAL into the database without
         taking the write lock, so commits go on meanwhile, and the WAL starts over once all
         of it is copied. A checkpoint another process is running makes this one a no-op."""
-        conn = await asyncio.to_thread(self._connect, check_same_thread=False)
-        try:
-            while True:
-                await asyncio.sleep(knobs.SQLITE_CHECKPOINT_INTERVAL_S)
-                try:
-                    await asyncio.to_thread(_checkpoint, conn)
-                except sqlite3.Error as exc:
-                    log.warning("checkpointing %s failed, will retry: %s", self.path, exc)
-        finally:
-            conn.close()
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(knobs.SQLITE_CHECKPOINT_INTERVAL_S)
+            try:
+                await loop.run_in_executor(executor, _checkpoint, conn)
+            except sqlite3.Error as exc:
+                log.warning("checkpointing %s failed, will retry: %s", self.path, exc)
 
     async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
         if self._executor is None:
