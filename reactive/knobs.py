@@ -159,6 +159,11 @@ MAX_PAGE_ITEMS = _int("MAX_PAGE_ITEMS", 8_192)
 #: latency: on random 128-dimension vectors (the hard case) at 100k, 512 gave recall@10
 #: 0.94 and 1,024 gave 0.99; embeddings of real text need far less.
 VECTOR_CONNECTIVITY = _int("VECTOR_CONNECTIVITY", 32)
+#: Below this many float32s in all (vectors x dimensions: 100k x 1,024, ~400 MB), an index is
+#: a plain matrix and every search scans it: exact, no graph to build, and at 100k x 768
+#: faster than the graph at a search width that reaches recall 0.95 (ARCHITECTURE.md,
+#: "Vector search"). Past it the HNSW graph below is built once and searched instead.
+VECTOR_EXACT_MAX_FLOATS = _int("VECTOR_EXACT_MAX_FLOATS", 100_000 * 1024)
 VECTOR_EXPANSION_ADD = _int("VECTOR_EXPANSION_ADD", 128)
 VECTOR_EXPANSION_SEARCH = _int("VECTOR_EXPANSION_SEARCH", 1024)
 #: Threads that build a vector index from its table. 1 builds the same graph from the same

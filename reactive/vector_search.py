@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 from usearch.index import Index
@@ -29,6 +30,7 @@ from reactive.schema import BY_ID, VectorIndexSpec, get_field
 from reactive.values import loads_stored
 
 log = logging.getLogger("reactive.vector_search")
+T = TypeVar("T")
 
 __all__ = [
     "MAX_VECTOR_RESULTS",
@@ -50,6 +52,11 @@ _ROUNDING: Final = 1e-5
 _PENDING_MAX: Final = 256
 #: Documents read and added to the index per step of a build.
 _BUILD_PAGE: Final = 1000
+#: Rows an index's matrix starts with (it doubles as it fills).
+_FIRST_ROWS: Final = 1024
+#: A search over fewer float32s than this runs on the event loop (a thread hop would cost
+#: more than the search).
+_THREAD_MIN_FLOATS: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +87,73 @@ class VectorFilterBuilder:
         return VectorFilter(tuple(terms))
 
 
+class _Rows:
+    """The unit vectors of an index small enough to scan whole (`knobs.VECTOR_EXACT_MAX_FLOATS`
+    float32s in all): one row of a matrix per label, so a search is one matrix-vector product
+    and exact. A removed label's row is reused by the next vector added."""
+
+    __slots__ = ("alive", "end", "free", "matrix")
+
+    def __init__(self, dimensions: int) -> None:
+        self.matrix = np.zeros((_FIRST_ROWS, dimensions), dtype=np.float32)
+        self.alive = np.zeros(_FIRST_ROWS, dtype=bool)
+        #: Rows past `end` were never used; `free` lists removed rows below it.
+        self.end = 0
+        self.free: list[int] = []
+
+    def new_label(self) -> int:
+        if self.free:
+            return self.free.pop()
+        if self.end == len(self.alive):
+            self._grow()
+        self.end += 1
+        return self.end - 1
+
+    def _grow(self) -> None:
+        capacity = 2 * len(self.alive)
+        matrix = np.zeros((capacity, self.matrix.shape[1]), dtype=np.float32)
+        matrix[: self.end] = self.matrix[: self.end]
+        alive = np.zeros(capacity, dtype=bool)
+        alive[: self.end] = self.alive[: self.end]
+        self.matrix, self.alive = matrix, alive
+
+    def put(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        self.matrix[labels] = vectors
+        self.alive[labels] = True
+
+    def remove(self, label: int) -> None:
+        self.alive[label] = False
+        self.free.append(label)
+
+    def floats(self) -> int:
+        return self.end * self.matrix.shape[1]
+
+    def best(self, vector: np.ndarray, limit: int, allowed: set[int] | None) -> np.ndarray:
+        """The labels of the `limit` best rows (float32 scores), with every row within
+        rounding of the limit-th best, so that exact scores can rank them."""
+        scores = self.matrix[: self.end] @ vector
+        passing = self.alive[: self.end]
+        if allowed is not None:
+            chosen = np.zeros(self.end, dtype=bool)
+            chosen[np.fromiter(allowed, dtype=np.int64, count=len(allowed))] = True
+            passing = passing & chosen
+        scores[~passing] = -np.inf
+        count = min(limit, int(passing.sum()))
+        if count == 0:
+            return np.zeros(0, dtype=np.uint64)
+        kth = np.partition(scores, len(scores) - count)[len(scores) - count]
+        return np.flatnonzero(passing & (scores >= kth - _ROUNDING)).astype(np.uint64)
+
+
 @dataclass(slots=True)
 class _Live:
-    """One vector index in memory: the HNSW graph over labels, and what each label is."""
+    """One vector index in memory: its vectors by label (`rows` while it is small enough to
+    scan, else the HNSW graph `index`), and what each label is."""
 
     table_number: int
     spec: VectorIndexSpec
-    index: Index
+    rows: _Rows | None
+    index: Index | None
     snapshot_ts: int
     #: (ts, changed document ids) of commits after `snapshot_ts` not yet applied.
     pending: list[tuple[int, list[str]]] = field(default_factory=list)
@@ -112,7 +179,18 @@ class _Live:
             members.discard(label)
             if not members:
                 del self.by_value[name][key]
-        self.index.remove(label)
+        if self.rows is not None:
+            self.rows.remove(label)
+        else:
+            assert self.index is not None
+            self.index.remove(label)
+
+    def new_label(self) -> int:
+        if self.rows is not None:
+            return self.rows.new_label()
+        label = self.next_label
+        self.next_label += 1
+        return label
 
     def prepare(self, doc_id: str, doc: Mapping[str, Any]) -> np.ndarray | None:
         """Give `doc` a label and record its filter values; its normalised vector, or None
@@ -120,8 +198,7 @@ class _Live:
         vector = _unit_vector(get_field(doc, self.spec.vector_field), self.spec.dimensions)
         if vector is None:
             return None
-        label = self.next_label
-        self.next_label += 1
+        label = self.new_label()
         self.label_of[doc_id] = label
         self.id_of[label] = doc_id
         pairs = tuple(
@@ -200,7 +277,12 @@ class VectorSearch:
         live = await self._ready(table, spec)
         async with live.lock:
             await self._catch_up(live, db.latest_ts)
-            return _nearest(live, vector, limit, _allowed(live, terms))
+            allowed = _allowed(live, terms)
+            if len(live.id_of) * live.spec.dimensions < _THREAD_MIN_FLOATS:
+                return _nearest(live, vector, limit, allowed)
+            # A scan of 100k x 768 takes ~10 ms: off the event loop (numpy and usearch
+            # release the GIL); the lock keeps commits from changing the index meanwhile.
+            return await _in_thread(_nearest, live, vector, limit, allowed)
 
     def _spec(self, table: str, index_name: str) -> VectorIndexSpec:
         schema = self._db.catalog.schema
@@ -237,17 +319,15 @@ class VectorSearch:
 
     def _start_build(self, table: str, spec: VectorIndexSpec) -> _Live:
         number = self._db.catalog.table_number(table)
-        index = Index(
-            ndim=spec.dimensions,
-            metric="ip",
-            dtype="f32",
-            connectivity=knobs.VECTOR_CONNECTIVITY,
-            expansion_add=knobs.VECTOR_EXPANSION_ADD,
-            expansion_search=knobs.VECTOR_EXPANSION_SEARCH,
-        )
         # Registered before the scan's snapshot is taken (both without an await between):
         # every commit after the snapshot reaches `pending`.
-        live = _Live(-1 if number is None else number, spec, index, self._db.latest_ts)
+        live = _Live(
+            -1 if number is None else number,
+            spec,
+            _Rows(spec.dimensions),
+            None,
+            self._db.latest_ts,
+        )
         self._live[(table, spec.name)] = live
         live.builder = asyncio.get_running_loop().create_task(self._build(live))
         return live
@@ -272,10 +352,11 @@ class VectorSearch:
                 labels.append(live.label_of[doc.id])
                 vectors.append(vector)
             if len(vectors) >= _BUILD_PAGE:
-                await _add(live.index, labels, vectors, knobs.VECTOR_BUILD_THREADS)
+                await _add(live, labels, vectors)
                 labels, vectors = [], []
         if vectors:
-            await _add(live.index, labels, vectors, knobs.VECTOR_BUILD_THREADS)
+            await _add(live, labels, vectors)
+        await _outgrow_rows(live)
 
     async def _catch_up(self, live: _Live, ts: int) -> None:
         """Apply the commits up to `ts`: each changed document as it is at `ts`."""
@@ -287,8 +368,9 @@ class VectorSearch:
         labels: list[int] = []
         vectors: list[np.ndarray] = []
         persistence = self._db.persistence
-        for doc_id in changed:
+        for doc_id in changed:  # all first, so that their rows are free for the new vectors
             live.remove(doc_id)
+        for doc_id in changed:
             stored = await persistence.get_document(live.table_number, doc_id, ts)
             if stored is None:
                 continue
@@ -299,23 +381,73 @@ class VectorSearch:
                 labels.append(live.label_of[doc_id])
                 vectors.append(vector)
         if vectors:
-            await _add(live.index, labels, vectors)
+            await _add(live, labels, vectors)
+        await _outgrow_rows(live)
 
 
-async def _add(
-    index: Index, labels: list[int], vectors: list[np.ndarray], threads: int = 1
-) -> None:
-    """Add off the event loop (usearch releases the GIL); with one thread the same data added
-    in the same order builds the same graph. A cancelled caller still waits for the thread:
-    the index's lock is released on the way out, and the next holder must not remove from
-    the graph while this add is still writing to it."""
+async def _add(live: _Live, labels: list[int], vectors: list[np.ndarray]) -> None:
+    """Put the vectors in the rows, or add them to the graph off the event loop (usearch
+    releases the GIL; one thread, so the same data added in the same order builds the same
+    graph)."""
     keys = np.asarray(labels, dtype=np.uint64)
     matrix = np.vstack(vectors)
-    adding = asyncio.ensure_future(asyncio.to_thread(index.add, keys, matrix, threads=threads))
+    if live.rows is not None:
+        live.rows.put(keys.astype(np.int64), matrix)
+    else:
+        assert live.index is not None
+        await _in_thread(live.index.add, keys, matrix, threads=1)
+
+
+async def _outgrow_rows(live: _Live) -> None:
+    """Past `knobs.VECTOR_EXACT_MAX_FLOATS`, a scan costs too much: build the HNSW graph from
+    the rows (labels kept, in label order) and search it from now on."""
+    rows = live.rows
+    if rows is None:
+        return
+    labels = np.flatnonzero(rows.alive[: rows.end])
+    if len(labels) * live.spec.dimensions <= knobs.VECTOR_EXACT_MAX_FLOATS:
+        return
+    log.info(
+        "vector index %s: %d vectors of %d dimensions are more than an exact scan allows; "
+        "building its HNSW graph (searches of it wait)",
+        live.spec.name,
+        len(labels),
+        live.spec.dimensions,
+    )
+    index = _new_graph(live.spec)
+    started = time.perf_counter()
+    await _in_thread(
+        index.add,
+        labels.astype(np.uint64),
+        rows.matrix[labels],
+        threads=knobs.VECTOR_BUILD_THREADS,
+    )
+    live.index, live.rows, live.next_label = index, None, rows.end
+    log.info(
+        "vector index %s: graph built in %.1f s", live.spec.name, time.perf_counter() - started
+    )
+
+
+def _new_graph(spec: VectorIndexSpec) -> Index:
+    return Index(
+        ndim=spec.dimensions,
+        metric="ip",
+        dtype="f32",
+        connectivity=knobs.VECTOR_CONNECTIVITY,
+        expansion_add=knobs.VECTOR_EXPANSION_ADD,
+        expansion_search=knobs.VECTOR_EXPANSION_SEARCH,
+    )
+
+
+async def _in_thread(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`work` in a thread. A cancelled caller still waits for the thread to finish: the
+    index's lock is released on the way out, and its next holder must not change the rows or
+    the graph while this thread still reads or writes them."""
+    running = asyncio.ensure_future(asyncio.to_thread(work, *args, **kwargs))
     try:
-        await asyncio.shield(adding)
+        return await asyncio.shield(running)
     except asyncio.CancelledError:
-        await asyncio.wait([adding])
+        await asyncio.wait([running])
         raise
 
 
@@ -327,6 +459,8 @@ def _nearest(
         return []
     if allowed is not None and len(allowed) <= EXACT_MAX:
         candidates = np.fromiter(allowed, dtype=np.uint64, count=len(allowed))
+    elif live.rows is not None:
+        candidates = live.rows.best(vector, limit, allowed)
     elif size <= EXACT_MAX:
         candidates = np.fromiter(live.id_of, dtype=np.uint64, count=size)
     else:
@@ -345,6 +479,7 @@ def _approximate(
         want = math.ceil(want * size / len(allowed))
     while True:
         count = min(want, size)
+        assert live.index is not None
         found = np.asarray(live.index.search(vector, count).keys, dtype=np.uint64)
         if allowed is None:
             return found
@@ -361,7 +496,11 @@ def _scored(
     first, ties by id."""
     if len(candidates) == 0:
         return []
-    stored = np.asarray(live.index.get(candidates), dtype=np.float32)
+    if live.rows is not None:
+        stored = live.rows.matrix[candidates.astype(np.int64)]
+    else:
+        assert live.index is not None
+        stored = np.asarray(live.index.get(candidates), dtype=np.float32)
     if len(candidates) > limit:
         # Select in float32 (fast), keeping everything within rounding of the limit-th best,
         # so that the float64 scores below rank every candidate that could be in the top.

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from reactive import knobs
 from reactive.database import Database
 from reactive.errors import QueryError
 from reactive.executor import Executor
@@ -171,6 +172,46 @@ async def test_commits_enter_and_leave_results(db: Database) -> None:
     assert [h["_id"] for h in await search(db, {"vector": near})] == [doc]
 
 
+async def test_a_deleted_vectors_row_is_reused(db: Database) -> None:
+    vectors = random_vectors(40, seed=3)
+    ids = await insert_all(db, [{"kind": "r", "embedding": vec} for vec in vectors.tolist()])
+    query = vectors[0].tolist()
+    assert (await search(db, {"vector": query, "limit": 1}))[0]["_id"] == ids[0]
+    live = VectorSearch.of(db)._live[("docs", "by_embedding")]
+    assert live.rows is not None and live.rows.end == 40
+    for doc_id in ids[:10]:
+        await db.run_mutation(lambda tx, d=doc_id: tx.delete(d))
+    fresh = await insert_all(db, [{"kind": "r", "embedding": vec} for vec in vectors[:5].tolist()])
+    found = await search(db, {"vector": query, "limit": 40})
+    assert live.rows.end == 40  # five of the ten freed rows hold the new vectors
+    survivors = ids[10:] + fresh
+    units = np.vstack([vectors[10:], vectors[:5]])
+    expected = brute_force(survivors, units, np.array(query), 40)
+    assert [hit["_id"] for hit in found] == [doc_id for doc_id, _ in expected]
+
+
+async def test_an_index_that_outgrows_a_scan_is_searched_through_its_graph(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room for 100 vectors of DIMS before the scan gives way to the HNSW graph.
+    monkeypatch.setattr(knobs, "VECTOR_EXACT_MAX_FLOATS", 100 * DIMS)
+    vectors = random_vectors(150, seed=4)
+    ids = await insert_all(db, [{"kind": "g", "embedding": vec} for vec in vectors[:90].tolist()])
+    query = random_vectors(1, seed=8)[0]
+    await search(db, {"vector": query.tolist()})
+    live = VectorSearch.of(db)._live[("docs", "by_embedding")]
+    assert live.rows is not None and live.index is None
+    ids += await insert_all(db, [{"kind": "g", "embedding": vec} for vec in vectors[90:].tolist()])
+    await db.run_mutation(lambda tx: tx.delete(ids[0]))
+    found = await search(db, {"vector": query.tolist(), "limit": 20})
+    assert live.rows is None and live.index is not None and len(live.index) == 149
+    expected = brute_force(ids[1:], vectors[1:], query, 20)
+    assert [hit["_id"] for hit in found] == [doc_id for doc_id, _ in expected]
+    # The graph keeps following commits.
+    (doc,) = await insert_all(db, [{"kind": "g", "embedding": query.tolist()}])
+    assert (await search(db, {"vector": query.tolist(), "limit": 1}))[0]["_id"] == doc
+
+
 async def test_a_commit_of_another_process_is_found(store_url: str) -> None:
     first = await Database.open(store_url, schema=SCHEMA, prune=False)
     second = await Database.open(store_url, schema=SCHEMA, prune=False)
@@ -250,7 +291,10 @@ RECALL_DOCS = 2 * EXACT_MAX  # past EXACT_MAX, so the HNSW graph answers (100k: 
 RECALL_DIMS = 128
 
 
-async def test_recall_at_10_of_the_approximate_index(tmp_path: Path) -> None:
+async def test_recall_at_10_of_the_approximate_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(knobs, "VECTOR_EXACT_MAX_FLOATS", 0)  # the graph, not a scan
     schema = define_schema(
         {
             "docs": define_table({"embedding": v.array(v.float64())}).vector_index(
@@ -282,6 +326,7 @@ async def test_the_graph_answers_alike_on_both_backends(
     the approximate path too (EXACT_MAX lowered so that the HNSW graph answers), with a
     filter that must over-fetch; and the graph finds the true nearest on small data."""
     monkeypatch.setattr("reactive.vector_search.EXACT_MAX", 20)
+    monkeypatch.setattr(knobs, "VECTOR_EXACT_MAX_FLOATS", 0)
     lite = await Database.open(f"sqlite:///{tmp_path}/a.db", schema=SCHEMA, prune=False)
     pg = await Database.open(postgres_store_url, schema=SCHEMA, prune=False)
     try:
