@@ -105,11 +105,30 @@ def flip_char(text: str, index: int) -> str:
         ("i" * 31, "bad character 'i'"),
         ("A" * 31, "bad character 'A'"),
         ("\u00e9" * 32, "bad character"),
+        # Characters int(text, 32) would take: a sign, separators, other scripts' digits.
+        ("+" + "0" * 30, "bad character '\\+'"),
+        ("0" * 15 + "_" + "0" * 15, "bad character '_'"),
+        (" " + "0" * 30, "bad character ' '"),
+        ("\u0663" * 31, "bad character"),
     ],
 )
 def test_decode_id_rejects_malformed_text(text: str, message: str) -> None:
     with pytest.raises(InvalidIdError, match=message):
         decode_id(text)
+
+
+def test_decoded_ids_are_cached_within_a_bound() -> None:
+    from reactive import ids
+
+    ids._decode_text.cache_clear()
+    made = [(n % 7, new_id(n % 7)) for n in range(ids._DECODED_CACHE_SIZE + 500)]
+    for number, text in made:
+        assert decode_id(text)[0] == number
+    assert decode_id(made[-1][1]) == decode_id(made[-1][1])  # a hit gives the same answer
+    assert ids._decode_text.cache_info().currsize == ids._DECODED_CACHE_SIZE
+    for _ in range(3):  # an invalid id is refused every time, never kept
+        with pytest.raises(InvalidIdError):
+            decode_id("0" * 32)
 
 
 def test_decode_id_rejects_a_changed_character() -> None:
