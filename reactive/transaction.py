@@ -29,7 +29,7 @@ from reactive.recent_writes import WrittenKeys
 from reactive.schema import get_field
 from reactive.search import MAX_SEARCH_RESULTS, passes_filters, plan_search, posting_keys, rank
 from reactive.types import Order, Value
-from reactive.values import UNDEFINED, check_document, check_value, dumps, loads_stored
+from reactive.values import UNDEFINED, check_document, dumps, loads_stored
 
 __all__ = ["PendingWrite", "PreparedWrites", "Transaction", "TransactionLimits"]
 
@@ -179,19 +179,26 @@ class Transaction:
             return None
         return await self._load(found, table_number, doc_id)
 
-    async def _load(self, table: str, table_number: int, doc_id: str) -> Document | None:
+    async def _load(
+        self, table: str, table_number: int, doc_id: str, *, private: bool = True
+    ) -> Document | None:
+        """The document at this snapshot (or as this transaction left it), recorded as read.
+
+        `private`: a copy the caller may change; without it, the stored object itself, for
+        callers that only build new documents from it (patch, replace, delete)."""
         self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
         pending = self.writes.get(doc_id)
         if pending is not None:
-            copied: Document | None = _copy(pending.new)
-            return copied
+            return _copy(pending.new) if private else pending.new
         if doc_id not in self._snapshot:
             with self._waiting_for_storage():
                 stored = await self.persistence.get_document(table_number, doc_id, self.begin_ts)
             self._count_scanned(0 if stored is None else len(stored.value))
             self._snapshot[doc_id] = None if stored is None else (_decode(stored), stored.ts)
         found = self._snapshot[doc_id]
-        return None if found is None else _copy(found[0])
+        if found is None:
+            return None
+        return _copy(found[0]) if private else found[0]
 
     def normalize_id(self, table: str, text: object) -> str | None:
         """`text` if it is an id of `table`, else None (never raises for a bad string)."""
@@ -276,7 +283,7 @@ class Transaction:
         table = self.catalog.table_name(number)
         if table is not None:
             _require_user_table(table, system, operation)
-        current = None if table is None else await self._load(table, number, doc_id)
+        current = None if table is None else await self._load(table, number, doc_id, private=False)
         if table is None or current is None:
             raise NotFoundError(
                 f"{operation} on nonexistent document id {doc_id}", short_msg="DocumentNotFound"
@@ -306,8 +313,7 @@ class Transaction:
                         "are reserved for system fields",
                         short_msg="InvalidFieldName",
                     )
-        check_value(doc)
-        size = check_document(doc, allow_system_fields=True)
+        size = check_document(doc, allow_system_fields=True)  # check_value(doc) included
         schema = self.catalog.schema
         if schema is not None:
             schema.validate_document(table, doc, self.catalog)
