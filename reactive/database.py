@@ -292,16 +292,10 @@ class Database:
         assert self.committer is not None
         return await self.committer.commit(tx, mutation)
 
-    @contextlib.contextmanager
-    def tracking(self, begin_ts: int) -> Any:
-        """Keep versions visible at `begin_ts` from being pruned while a transaction runs."""
-        self._active[begin_ts] += 1
-        try:
-            yield
-        finally:
-            self._active[begin_ts] -= 1
-            if not self._active[begin_ts]:
-                del self._active[begin_ts]
+    def tracking(self, begin_ts: int) -> _Tracking:
+        """Keep versions visible at `begin_ts` from being pruned while a transaction runs
+        (`with db.tracking(ts): ...`)."""
+        return _Tracking(self._active, begin_ts)
 
     # -- reactivity ------------------------------------------------------------------------
 
@@ -622,3 +616,22 @@ def _replayed(stored: MutationRecord, ts: int, identity: str, attempt: int) -> M
 def _backoff(attempt: int) -> float:
     delay: float = min(knobs.OCC_BACKOFF_MAX_S, knobs.OCC_BACKOFF_INITIAL_S * (2**attempt))
     return delay * (0.5 + random.random())
+
+
+class _Tracking:
+    """`Database.tracking`: a class rather than a @contextmanager generator, as every
+    transaction attempt enters one."""
+
+    __slots__ = ("_active", "_ts")
+
+    def __init__(self, active: Counter[int], ts: int) -> None:
+        self._active, self._ts = active, ts
+
+    def __enter__(self) -> None:
+        self._active[self._ts] += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        active, ts = self._active, self._ts
+        active[ts] -= 1
+        if not active[ts]:
+            del active[ts]
