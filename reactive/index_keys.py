@@ -23,6 +23,7 @@ with a tag < 0xFF, so MAX_KEY = b"\\xff" sorts after all of them.
 
 from __future__ import annotations
 
+import functools
 import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,13 @@ def encode_value_key(value: object) -> bytes:
     out = bytearray()
     _append(out, value, allow_undefined=True)
     return bytes(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def id_point(doc_id: str) -> Interval:
+    """The interval of exactly one `by_id` key, as every read of a document records it:
+    the same few ids are read again on every attempt of a contended mutation."""
+    return Interval.point(encode_key([doc_id]))
 
 
 def encode_key(values: Sequence[object]) -> bytes:

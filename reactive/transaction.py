@@ -20,7 +20,7 @@ from reactive.catalog import Catalog, IndexInfo
 from reactive.cursors import Cursor, CursorCodec
 from reactive.errors import InvalidIdError, LimitError, NotFoundError, QueryError, ValidationError
 from reactive.ids import decode_id, new_id
-from reactive.index_keys import Interval, encode_key
+from reactive.index_keys import Interval, encode_key, id_point
 from reactive.persistence.base import DocumentWrite, IndexWrite, Persistence, StoredDocument
 from reactive.query_builder import QueryBuilder, QuerySpec, resolve_range
 from reactive.reads import ReadSet, ReadToken, index_ref
@@ -207,7 +207,7 @@ class Transaction:
 
         `private`: a copy the caller may change; without it, the stored object itself, for
         callers that only build new documents from it (patch, replace, delete)."""
-        self.reads.record(index_ref(table, "by_id"), Interval.point(encode_key([doc_id])))
+        self.reads.record(index_ref(table, "by_id"), id_point(doc_id))
         pending = self.writes.get(doc_id)
         if pending is not None:
             return _copy(pending.new) if private else pending.new
