@@ -750,6 +750,40 @@ async def test_unreachable_postgres_raises_storage_error() -> None:
 
 
 @pytest.mark.postgres
+async def test_a_connection_asyncpg_finds_stuck_is_dropped_and_reported_unavailable(
+    postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen after the database went away under a cancelled query: asyncpg then refuses the
+    pooled connection ("another operation is in progress"). That is a 503 the client
+    retries, not a 500, and the connection is never handed out again."""
+    from reactive.errors import DatabaseUnavailableError
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        (before,) = await store._fetch("test", "SELECT pg_backend_pid()")
+        real_fetch = asyncpg.connection.Connection.fetch
+        stuck = ["once"]
+
+        async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if stuck:
+                stuck.pop()
+                raise asyncpg.InternalClientError(
+                    "cannot switch to state 12; another operation (2) is in progress"
+                )
+            return await real_fetch(self, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetch)
+        with pytest.raises(DatabaseUnavailableError, match="another operation"):
+            await store.max_commit_ts()
+        (after,) = await store._fetch("test", "SELECT pg_backend_pid()")
+        assert after[0] != before[0]  # the pool's one connection is a new one
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
 async def test_a_pooled_connection_keeps_no_transaction_and_no_lock_when_released(
     postgres_store_url: str,
 ) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -61,7 +61,13 @@ URL_SCHEMES = ("postgresql", "postgres")
 LISTENER_APPLICATION_NAME = "reactive-commit-listener"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Failures of the server, of the driver, or of the network: all surface as PersistenceError.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 # Of those, the ones saying the server cannot be reached now (refused, lost, shutting down,
 # starting up): DatabaseUnavailableError, which clients are told to retry.
 _UNREACHABLE_ERRORS = (
@@ -174,16 +180,20 @@ class PostgresPersistence:
     async def _transaction(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
         pool = self._require_pool(operation)
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                yield conn
+            async with pool.acquire() as conn:
+                with _dropped_if_stuck(conn):
+                    async with conn.transaction():
+                        yield conn
         except _DRIVER_ERRORS as exc:
             raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         pool = self._require_pool(operation)
         try:
-            rows: list[asyncpg.Record] = await pool.fetch(sql, *args)
-            return rows
+            async with pool.acquire() as conn:
+                with _dropped_if_stuck(conn):
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    return rows
         except _DRIVER_ERRORS as exc:
             raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
@@ -505,11 +515,25 @@ def _columns(rows: list[Row], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
+@contextlib.contextmanager
+def _dropped_if_stuck(conn: asyncpg.Connection) -> Iterator[None]:
+    """Terminate `conn` if asyncpg finds its protocol stuck mid-operation ("cannot switch to
+    state ...; another operation is in progress"): seen on a pooled connection after the
+    database went away during a cancelled query. The pool must never hand it out again."""
+    try:
+        yield
+    except asyncpg.InternalClientError:
+        conn.terminate()
+        raise
+
+
 def _failure(message: str, exc: BaseException) -> PersistenceError:
     """The error for a driver failure: DatabaseUnavailableError when the server is out of reach
-    (a closed connection surfaces from asyncpg as an InterfaceError saying so)."""
+    (a closed connection surfaces from asyncpg as an InterfaceError saying so; a connection
+    left stuck by the loss, as an InternalClientError)."""
     closed = isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
-    if closed or isinstance(exc, _UNREACHABLE_ERRORS):
+    stuck = isinstance(exc, asyncpg.InternalClientError)
+    if closed or stuck or isinstance(exc, _UNREACHABLE_ERRORS):
         return DatabaseUnavailableError(message)
     return PersistenceError(message)
 
