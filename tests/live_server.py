@@ -91,7 +91,11 @@ class LiveServer:
             self.process = subprocess.Popen(
                 self.command(), env=env, stdout=log, stderr=log, cwd=self.project
             )
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # reaped here, not left running for a later test's garbage collection
+            raise
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
