@@ -826,7 +826,8 @@ async def _database_file_growth(tmp_path, monkeypatch, interval_s: float) -> int
             "test",
             lambda: store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0],  # type: ignore[union-attr]
         )
-        assert writer_setting == 0  # the writer's commits never checkpoint
+        # The writer's commits checkpoint only past this many WAL pages (16 MiB), a backstop.
+        assert writer_setting == knobs.SQLITE_WAL_CHECKPOINT_PAGES >= 4096
         before = path.stat().st_size
         for i in range(256):
             await db.run_mutation(
@@ -843,6 +844,29 @@ async def test_sqlite_checkpoints_beside_the_writer_not_inside_its_commits(
 ) -> None:
     assert await _database_file_growth(tmp_path, monkeypatch, 0.05) > 512 * 1024
     assert await _database_file_growth(tmp_path, monkeypatch, 60.0) < 64 * 1024  # all in WAL
+
+
+async def test_sqlite_wal_starts_over_under_steady_writes(tmp_path, monkeypatch) -> None:
+    """The background checkpointer alone never sees the WAL fully copied while commits keep
+    coming, so the WAL never started over: it grew by 3 GB while 60k documents were indexed.
+    The writer's own checkpoint past SQLITE_WAL_CHECKPOINT_PAGES bounds it."""
+    from reactive import knobs
+    from reactive.database import Database
+    from tests.schemas import TEST_SCHEMA
+
+    monkeypatch.setattr(knobs, "SQLITE_CHECKPOINT_INTERVAL_S", 0.001)  # always behind
+    monkeypatch.setattr(knobs, "SQLITE_WAL_CHECKPOINT_PAGES", 64)
+    path = tmp_path / "steady.db"
+    db = await Database.open(f"sqlite:///{path}", schema=TEST_SCHEMA, prune=False)
+    try:
+        for i in range(400):  # ~4 MiB of documents, one commit each, back to back
+            await db.run_mutation(
+                lambda tx, i=i: tx.insert("messages", {"channel": "c", "body": f"{i}" * 10_000})
+            )
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        assert wal < 2 * 1024 * 1024, wal  # about 64 pages and a commit, not all 4 MiB
+    finally:
+        await db.close()
 
 
 async def test_sqlite_close_waits_for_a_running_checkpoint_before_closing_its_connection(
