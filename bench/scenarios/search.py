@@ -8,9 +8,10 @@ document, spread over 100 channels; queries pick words of the inserted documents
 document of each batch), so every query matches something at every corpus size.
 
 Vector rows: random unit vectors (768 dimensions; 64 `--tiny`) with a `kind` filter field of
-10 values, inserted 1,000 per mutation; then the first `vector_search` (which builds this
-process's HNSW index from a table scan: "vector build s"), then top-10 latency without and
-with an `eq` filter, and recall@10 of the unfiltered results against exact (numpy) search.
+10 values, inserted 1,000 per mutation; then the first `vector_search` (which loads this
+process's index from a table scan: "vector build s"; up to `VECTOR_EXACT_MAX_FLOATS` it is a
+matrix searched exactly, past it an HNSW graph), then top-10 latency without and with an
+`eq` filter, and recall@10 of the unfiltered results against exact (numpy) search.
 """
 
 from __future__ import annotations
