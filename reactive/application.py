@@ -51,10 +51,10 @@ from reactive.subscriptions import Subscription
 from reactive.types import FunctionKind
 from reactive.values import encode_value, right_sized
 
-__all__ = ["Application", "DeployReport"]
+__all__ = ["Application", "DeployReport", "FunctionRunner"]
 
 #: What the call log records of a call: a query/action Outcome or an HTTP action's.
-_Logged = TypeVar("_Logged", Outcome, HttpOutcome)
+LoggedOutcome = TypeVar("LoggedOutcome", Outcome, HttpOutcome)
 
 log = logging.getLogger("reactive.application")
 
@@ -75,7 +75,94 @@ class DeployReport:
     version: int | None = None
 
 
-class Application:
+class FunctionRunner:
+    """Runs the functions of a project and records every call in the call log: the
+    Application for clients, the Dashboard for admins. Subclasses set `executor` and `calls`."""
+
+    executor: Executor
+    calls: CallLog
+    #: Whether callers may name internal functions (only admins may).
+    allow_internal = False
+
+    async def run_query(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> Outcome:
+        """Run a query at `ts` (default latest)."""
+        return await self._query(path, args, identity, ts, journal)
+
+    async def _query(
+        self, path: object, args: object, identity: Any, ts: int | None, journal: str | None
+    ) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self.executor.run(
+            FunctionKind.QUERY,
+            path,
+            args,
+            identity,
+            allow_internal=self.allow_internal,
+            ts=ts,
+            journal=journal,
+        )
+        return self._logged("query", path, started, outcome)
+
+    async def run_mutation(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self.executor.run(
+            FunctionKind.MUTATION,
+            path,
+            args,
+            identity,
+            allow_internal=self.allow_internal,
+            session_id=session_id,
+            request_id=request_id,
+        )
+        return self._logged("mutation", path, started, outcome)
+
+    async def run_action(
+        self, path: object, args: object, identity: Identity | None = None
+    ) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self.executor.run(
+            FunctionKind.ACTION, path, args, identity, allow_internal=self.allow_internal
+        )
+        return self._logged("action", path, started, outcome)
+
+    async def _run_any(
+        self, kind: str, path: object, args: object, identity: Identity | None
+    ) -> Outcome:
+        """Run the function at `path` whatever its kind, logged as a call of `kind`."""
+        started = time.perf_counter()
+        outcome = await self.executor.run(
+            None, path, args, identity, allow_internal=self.allow_internal
+        )
+        return self._logged(kind, path, started, outcome)
+
+    def _logged(
+        self, kind: str, path: object, started: float, outcome: LoggedOutcome
+    ) -> LoggedOutcome:
+        """`outcome` recorded in the call log, with the time since `started` (perf_counter).
+
+        A plain function, not a coroutine wrapping the call: one frame less per call."""
+        error = None if outcome.error is None else outcome.error.message
+        self.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
+        return outcome
+
+
+class Application(FunctionRunner):
     def __init__(
         self,
         db: Database,
@@ -383,57 +470,11 @@ class Application:
         shared.set_result(outcome)
         return outcome
 
-    async def _query(
-        self, path: object, args: object, identity: Any, ts: int, journal: str | None
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
-            FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal
-        )
-        return self._logged("query", path, started, outcome)
-
-    def _logged(self, kind: str, path: object, started: float, outcome: _Logged) -> _Logged:
-        """`outcome` recorded in the call log, with the time since `started` (perf_counter).
-
-        A plain function, not a coroutine wrapping the call: one frame less per call."""
-        error = None if outcome.error is None else outcome.error.message
-        self.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
-        return outcome
-
-    async def run_mutation(
-        self,
-        path: object,
-        args: object,
-        identity: Identity | None = None,
-        *,
-        session_id: str | None = None,
-        request_id: int | None = None,
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
-            FunctionKind.MUTATION,
-            path,
-            args,
-            identity,
-            session_id=session_id,
-            request_id=request_id,
-        )
-        return self._logged("mutation", path, started, outcome)
-
-    async def run_action(
-        self, path: object, args: object, identity: Identity | None = None
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(FunctionKind.ACTION, path, args, identity)
-        return self._logged("action", path, started, outcome)
-
     async def run_any(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
         """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
-        started = time.perf_counter()
-        outcome = await self.executor.run(None, path, args, identity)
-        return self._logged("function", path, started, outcome)
+        return await self._run_any("function", path, args, identity)
 
     async def run_http_action(
         self, route: HttpRoute, request: Request, identity: Identity | None
