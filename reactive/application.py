@@ -94,22 +94,9 @@ class FunctionRunner:
         journal: str | None = None,
     ) -> Outcome:
         """Run a query at `ts` (default latest)."""
-        return await self._query(path, args, identity, ts, journal)
-
-    async def _query(
-        self, path: object, args: object, identity: Any, ts: int | None, journal: str | None
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
-            FunctionKind.QUERY,
-            path,
-            args,
-            identity,
-            allow_internal=self.allow_internal,
-            ts=ts,
-            journal=journal,
+        return await self._run(
+            FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
         )
-        return self._logged("query", path, started, outcome)
 
     async def run_mutation(
         self,
@@ -120,36 +107,37 @@ class FunctionRunner:
         session_id: str | None = None,
         request_id: int | None = None,
     ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
+        return await self._run(
             FunctionKind.MUTATION,
+            "mutation",
             path,
             args,
             identity,
-            allow_internal=self.allow_internal,
             session_id=session_id,
             request_id=request_id,
         )
-        return self._logged("mutation", path, started, outcome)
 
     async def run_action(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
-            FunctionKind.ACTION, path, args, identity, allow_internal=self.allow_internal
-        )
-        return self._logged("action", path, started, outcome)
+        return await self._run(FunctionKind.ACTION, "action", path, args, identity)
 
-    async def _run_any(
-        self, kind: str, path: object, args: object, identity: Identity | None
+    async def _run(
+        self,
+        kind: FunctionKind | None,
+        label: str,
+        path: object,
+        args: object,
+        identity: Identity | None,
+        **options: Any,
     ) -> Outcome:
-        """Run the function at `path` whatever its kind, logged as a call of `kind`."""
+        """Run the function at `path`, which must be of `kind` (None: any kind), and record
+        the call in the call log as a call of `label`. `options` go to `Executor.run`."""
         started = time.perf_counter()
         outcome = await self.executor.run(
-            None, path, args, identity, allow_internal=self.allow_internal
+            kind, path, args, identity, allow_internal=self.allow_internal, **options
         )
-        return self._logged(kind, path, started, outcome)
+        return self._logged(label, path, started, outcome)
 
     def _logged(
         self, kind: str, path: object, started: float, outcome: LoggedOutcome
@@ -414,7 +402,9 @@ class Application(FunctionRunner):
                 return await asyncio.shield(shared)
             except _LeaderGone:
                 continue  # the leader's caller went away mid-run: run it again
-        return await self._query(path, args, identity, ts, journal)
+        return await self._run(
+            FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+        )
 
     async def run_query_at(
         self, path: object, args: object, identity: Identity | None, ts: int
@@ -459,7 +449,9 @@ class Application(FunctionRunner):
         while len(self._shared) > _SHARED_RESULTS:
             self._shared.popitem(last=False)
         try:
-            outcome = await self._query(path, args, identity, ts, journal)
+            outcome = await self._run(
+                FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+            )
         except BaseException as exc:
             if self._shared.get(key) is shared:
                 del self._shared[key]
@@ -474,7 +466,7 @@ class Application(FunctionRunner):
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
         """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
-        return await self._run_any("function", path, args, identity)
+        return await self._run(None, "function", path, args, identity)
 
     async def run_http_action(
         self, route: HttpRoute, request: Request, identity: Identity | None

@@ -103,7 +103,7 @@ class Dashboard(FunctionRunner):
         except Exception:
             kind = "function"
         started = time.perf_counter()
-        outcome = await self._run_any(kind, path, args, identity)
+        outcome = await self._run(None, kind, path, args, identity)
         return kind, outcome, (time.perf_counter() - started) * 1000
 
     def _logged(
