@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -34,7 +34,88 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LiveServer:
+class ServerProcess:
+    """A server in a subprocess on a loopback port, its output appended to `log_path`. A
+    subclass says how to start it (`command`, `environment`, `working_directory`) and when it is
+    ready to serve (`is_ready`)."""
+
+    #: The server in errors, and its log file's name: `<log_prefix>-<port>.log`.
+    name = "server"
+    log_prefix = "server"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = (
+            Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.log_prefix}-{self.port}.log"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def working_directory(self) -> Path | None:
+        return None
+
+    def is_ready(self) -> bool:
+        """Whether the server answers yet; an httpx.HTTPError counts as not yet."""
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> None:
+        command, env, cwd = self.command(), self.environment(), self.working_directory()
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=cwd)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # reaped here, not left running for a later test's garbage collection
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
+            try:
+                if self.is_ready():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not become ready in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class LiveServer(ServerProcess):
+    log_prefix = "reactive-live"
+
     def __init__(
         self,
         project: Path,
@@ -44,17 +125,14 @@ class LiveServer:
         dev: bool = True,
         port: int | None = None,
     ) -> None:
+        super().__init__(port)
         self.project = Path(project)
         self.database_url = database_url
         self.env = env or {}
         self.dev = dev
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"reactive-live-{self.port}.log"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def working_directory(self) -> Path:
+        return self.project
 
     def command(self) -> list[str]:
         """The server process: the ASGI app under uvicorn (`reactive dev` in DevServer)."""
@@ -78,8 +156,8 @@ class LiveServer:
             str(knobs_value("WS_MAX_MESSAGE_BYTES", self.env)),
         ]
 
-    def start(self, timeout: float = 30.0) -> None:
-        env = {
+    def environment(self) -> dict[str, str]:
+        return {
             **os.environ,
             **self.env,
             "REACTIVE_PROJECT": str(self.project),
@@ -87,51 +165,10 @@ class LiveServer:
             "REACTIVE_DEV": "1" if self.dev else "0",
             "PYTHONPATH": str(REPO),
         }
-        with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
-            self.process = subprocess.Popen(
-                self.command(), env=env, stdout=log, stderr=log, cwd=self.project
-            )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()  # reaped here, not left running for a later test's garbage collection
-            raise
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not become ready in {timeout}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+    def is_ready(self) -> bool:
+        return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
 
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> LiveServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
