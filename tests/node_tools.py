@@ -14,9 +14,10 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["MIN_NODE_MAJOR", "find_node", "require_file", "unavailable"]
+__all__ = ["MIN_NODE_MAJOR", "find_node", "node_with_packages", "require_file", "unavailable"]
 
 MIN_NODE_MAJOR = 20
+REPO = Path(__file__).resolve().parent.parent
 
 
 def unavailable(reason: str, what: str) -> NoReturn:
@@ -40,3 +41,13 @@ def require_file(path: Path, fix: str, what: str) -> None:
     """`path` (an installed package's file, a browser) must exist; `fix` says how."""
     if not path.is_file():
         unavailable(f"{path} is missing: {fix}", what)
+
+
+def node_with_packages(what: str, package_dir: Path, *packages: str) -> str:
+    """The `node` executable, once `packages` are installed in `package_dir`'s node_modules
+    (by `npm ci --prefix <package_dir>`)."""
+    executable = find_node(what)
+    fix = f"npm ci --prefix {package_dir.resolve().relative_to(REPO)}"
+    for package in packages:
+        require_file(package_dir / "node_modules" / package / "package.json", fix, what)
+    return executable

@@ -35,7 +35,7 @@ import pytest
 from examples.cluster import Cluster, Node
 from reactive.client import ClientError, connect
 from tests.conftest import POSTGRES_URL, with_schema
-from tests.node_tools import find_node, require_file, unavailable
+from tests.node_tools import node_with_packages, unavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -50,13 +50,7 @@ NODE_TIMEOUT_S = 120.0
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    executable = find_node(WHAT)
-    require_file(
-        CONFORMANCE / "node_modules" / "convex" / "package.json",
-        "npm ci --prefix tests/conformance",
-        WHAT,
-    )
-    return executable
+    return node_with_packages(WHAT, CONFORMANCE, "convex")
 
 
 @pytest.fixture(scope="module")

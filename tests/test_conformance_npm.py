@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.live_server import LiveServer
-from tests.node_tools import find_node, require_file
+from tests.node_tools import node_with_packages
 from tests.oidc_issuer import LocalIssuer
 
 CONFORMANCE = Path(__file__).parent / "conformance"
@@ -42,13 +42,7 @@ WHAT = "the npm conformance tests"
 @pytest.fixture(scope="module")
 def node() -> str:
     """The `node` executable, once the conformance package is installed."""
-    executable = find_node(WHAT)
-    require_file(
-        CONFORMANCE / "node_modules" / "convex" / "package.json",
-        "npm ci --prefix tests/conformance",
-        WHAT,
-    )
-    return executable
+    return node_with_packages(WHAT, CONFORMANCE, "convex")
 
 
 def _text(output: str | bytes | None) -> str:

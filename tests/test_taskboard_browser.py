@@ -19,7 +19,7 @@ import pytest
 
 from tests.browser.dev_server import DevServer
 from tests.live_server import LiveServer
-from tests.node_tools import find_node, require_file
+from tests.node_tools import node_with_packages, require_file
 from tests.seed_helpers import ROOT
 
 BROWSER_TESTS = Path(__file__).parent / "browser"
@@ -38,14 +38,8 @@ WHAT = "the browser test"
 @pytest.fixture(scope="module")
 def node() -> str:
     """The `node` executable, once Chromium and the npm packages are installed."""
-    executable = find_node(WHAT)
+    executable = node_with_packages(WHAT, BROWSER_TESTS, "playwright-core", "convex")
     require_file(CHROMIUM, "apt-get install -y chromium", WHAT)
-    for package in ("playwright-core", "convex"):
-        require_file(
-            BROWSER_TESTS / "node_modules" / package / "package.json",
-            "npm ci --prefix tests/browser",
-            WHAT,
-        )
     return executable
 
 
