@@ -75,12 +75,6 @@ def copy_chat_project(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local_issuer:
-        yield local_issuer
-
-
-@pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_chat_project(tmp_path_factory.mktemp("client-project"))
 

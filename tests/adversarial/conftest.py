@@ -59,12 +59,6 @@ def storage_env(blob_dir: Path, **extra: str) -> dict[str, str]:
     return {**CLEAN_ENV, "REACTIVE_STORAGE_DIR": str(blob_dir), **extra}
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local:
-        yield local
-
-
 @pytest.fixture
 def seed_server(store_url: str, blob_dir: Path, issuer: LocalIssuer) -> Iterator[SeedServer]:
     """The seed app (the repository's schema.py and functions/) served in production mode on
