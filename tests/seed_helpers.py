@@ -282,18 +282,34 @@ class Peer:
         assert transition["endVersion"]["identity"] == self.identity
         return transition
 
-    def subscribe(self, query_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
-        add = {"type": "Add", "queryId": query_id, "udfPath": path, "args": [encode_value(args)]}
+    def authenticate_admin(
+        self, key: str, acting_as: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Authenticate with the admin key, as the dashboard does (acting as the `acting_as`
+        claims, if any): the reply, a Transition or an AuthError."""
+        frame = {"type": "Authenticate", "baseVersion": self.identity, "tokenType": "Admin"}
+        if acting_as is not None:
+            frame["impersonating"] = acting_as
+        self.ws.send_json(frame | {"value": key})
+        self.identity += 1
+        return self.receive()
+
+    def modify(self, *modifications: dict[str, Any]) -> dict[str, Any]:
+        """Change the query set by `modifications`: the Transition that answers it."""
         self.ws.send_json(
             {
                 "type": "ModifyQuerySet",
                 "baseVersion": self.query_set,
                 "newVersion": self.query_set + 1,
-                "modifications": [add],
+                "modifications": list(modifications),
             }
         )
         self.query_set += 1
         return self.receive_until("Transition")
+
+    def subscribe(self, query_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
+        add = {"type": "Add", "queryId": query_id, "udfPath": path, "args": [encode_value(args)]}
+        return self.modify(add)
 
     def mutate(self, path: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Send a mutation; returns its MutationResponse and the Transition that follows."""
