@@ -7,6 +7,7 @@ with LiveServer(project_dir, database_url) as server:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
+import websockets
 
 from reactive import knobs
 
@@ -32,6 +34,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def open_sync_socket(
+    url: str, path: str, args: dict[str, Any], *, query_id: int = 0, session_id: str, **options: Any
+) -> websockets.ClientConnection:
+    """A sync WebSocket to the server at `url`, connected (session `session_id`) and subscribed
+    to the query `path` with `args` as `query_id`. `options` go to `websockets.connect`."""
+    ws = await websockets.connect(url.replace("http", "ws", 1) + "/api/sync", **options)
+    connect = {
+        "type": "Connect",
+        "sessionId": session_id,
+        "connectionCount": 0,
+        "lastCloseReason": None,
+        "clientTs": 0,
+    }
+    add = {"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}
+    modify = {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [add]}
+    await ws.send(json.dumps(connect))
+    await ws.send(json.dumps(modify))
+    return ws
 
 
 class ServerProcess:
