@@ -1,20 +1,24 @@
 """What the attacks send: calls to the public API, uploads, signed Clerk webhooks to the seed
 app (`SeedServer`), and a deployment bundle that leaves a marker file behind if any of its code
-runs."""
+runs; and the server a module of attacks must leave unharmed (`unharmed_server`)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from reactive.values import encode_value
+from tests.live_server import LiveServer
 from tests.oidc_issuer import LocalIssuer
 from tests.seed_helpers import clerk_event, svix_headers
 
@@ -27,6 +31,18 @@ def call(url: str, kind: str, path: str, args: dict[str, Any] | None = None, **k
     body = response.json()
     assert body.get("status") == "success", body
     return body["value"]
+
+
+@contextlib.contextmanager
+def unharmed_server(
+    project: Path, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, *, dev: bool
+) -> Iterator[LiveServer]:
+    """A server of `project` with `env` on a fresh SQLite database, for a module of attacks:
+    when it stops, its log must hold no traceback (every attack was refused, none crashed it)."""
+    database = f"sqlite:///{tmp_path_factory.mktemp('limits')}/limits.db"
+    with LiveServer(project, database, env=env, dev=dev) as live:
+        yield live
+        assert "Traceback" not in live.log(), live.log()
 
 
 def upload(upload_url: str, data: bytes, content_type: str) -> httpx.Response:
