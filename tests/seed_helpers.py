@@ -101,13 +101,16 @@ def _forbidden_read(method: str) -> Callable[..., Any]:
     return refuse
 
 
-@dataclass(slots=True)
-class SeedApp:
-    client: TestClient
-    issuer: LocalIssuer
-    webhook_secret: str
+class ClerkUserCalls:
+    """Calls to the seed app's public API as a Clerk user signed in through `issuer`, whatever
+    carries them (`_post`: a TestClient, or HTTP to a server process)."""
 
-    # -- HTTP API ----------------------------------------------------------------------------
+    __slots__ = ()
+    issuer: LocalIssuer
+
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """The response to `body` POSTed as JSON to `path` (`/api/query`, ...)."""
+        raise NotImplementedError
 
     def token(self, clerk_id: str) -> str:
         return self.issuer.sign(subject=clerk_id)
@@ -116,7 +119,7 @@ class SeedApp:
         """The JSON body of `POST /api/<kind>` as the Clerk user `user` (None: signed out)."""
         headers = {} if user is None else {"Authorization": f"Bearer {self.token(user)}"}
         body = {"path": path, "args": [encode_value(args)], "format": "json"}
-        response = self.client.post(f"/api/{kind}", json=body, headers=headers)
+        response = self._post(f"/api/{kind}", body, headers)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -125,6 +128,18 @@ class SeedApp:
         body = self.call(kind, path, args, user=user)
         assert body["status"] == "success", body
         return body["value"]
+
+
+@dataclass(slots=True)
+class SeedApp(ClerkUserCalls):
+    client: TestClient
+    issuer: LocalIssuer
+    webhook_secret: str
+
+    # -- HTTP API ----------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        return self.client.post(path, json=body, headers=headers)
 
     def error(self, kind: str, path: str, args: dict[str, Any], *, user: str | None) -> Any:
         """The body of a call that must fail."""
