@@ -10,6 +10,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -182,80 +183,77 @@ def _admin(ws) -> Peer:
     return peer
 
 
-def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(
-    tmp_path, monkeypatch, store_url
-):
-    """On SQLite and on PostgreSQL."""
+@pytest.fixture
+def admin_session(tmp_path, monkeypatch, store_url) -> Iterator[tuple[TestClient, Peer]]:
+    """A production app with an admin key on `store_url`, and an admin's sync socket to it."""
     monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
     with (
         _client(tmp_path, dev=False, database_url=store_url) as client,
         client.websocket_connect("/api/sync") as admin_ws,
     ):
-        admin = _admin(admin_ws)
-        with client.websocket_connect("/api/sync") as user_ws:
-            user = Peer(user_ws)
-            for body in ("one", "two", "three"):
-                assert user.mutation("messages:send", {"channel": "c", "body": body})["success"]
-            count = _value(admin.subscribe(1, f"{SYSTEM}:count", {"table": "messages"}), 1)["value"]
-            assert count == 3.0
-            page_args = {
-                "table": "messages",
-                "index": "by_channel",
-                "order": "asc",
-                "range": [["eq", "channel", "c"]],
-                "filter": [["neq", "body", "two"]],
-                "paginationOpts": {"numItems": 10, "cursor": None},
-            }
-            page = _value(admin.subscribe(2, f"{SYSTEM}:page", page_args), 2)["value"]
-            assert [doc["body"] for doc in page["page"]] == ["one", "three"]
-            user_list = _value(user.subscribe(1, "messages:list", {"channel": "c"}), 1)["value"]
-            first = next(doc for doc in user_list if doc["body"] == "one")
-
-            # An edit from the dashboard is a mutation: the user's subscription moves with it.
-            edit = {"id": first["_id"], "value": {"channel": "c", "body": "ONE"}}
-            assert admin.mutation(f"{SYSTEM}:replace", edit)["success"]
-            seen = _value(user.receive_until("Transition"), 1)["value"]
-            assert "ONE" in [doc["body"] for doc in seen]
-
-            # A client's insert moves the dashboard's page and count.
-            assert user.mutation("messages:send", {"channel": "c", "body": "four"})["success"]
-            updates: dict[int, object] = {}
-            while not {1, 2} <= updates.keys():
-                transition = admin.receive_until("Transition")
-                for modification in transition["modifications"]:
-                    updates[modification["queryId"]] = modification["value"]
-            assert [doc["body"] for doc in updates[2]["page"]] == ["ONE", "three", "four"]
-            assert updates[1] == 4.0
+        yield client, _admin(admin_ws)
 
 
-def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(
-    tmp_path, monkeypatch, store_url
-):
+def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(admin_session):
     """On SQLite and on PostgreSQL."""
-    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
-    with (
-        _client(tmp_path, dev=False, database_url=store_url) as client,
-        client.websocket_connect("/api/sync") as admin_ws,
-    ):
-        admin = _admin(admin_ws)
-        inserted = admin.mutation(
-            f"{SYSTEM}:insert", {"table": "messages", "value": {"channel": "c", "body": "b"}}
-        )
-        assert inserted["success"]
-        doc_id = inserted["result"]
-        bad = admin.mutation(f"{SYSTEM}:replace", {"id": doc_id, "value": {"channel": 5.0}})
-        assert bad["success"] is False
-        assert "channel" in bad["result"] and "messages" in bad["result"]
-        doc = _value(admin.subscribe(1, f"{SYSTEM}:get", {"id": doc_id}), 1)["value"]
-        assert (doc["channel"], doc["body"]) == ("c", "b")
-        system = admin.mutation(f"{SYSTEM}:insert", {"table": "_storage", "value": {}})
-        assert system["success"] is False and "system table" in system["result"]
-        deleted = admin.mutation(f"{SYSTEM}:delete", {"ids": [doc_id]})
-        assert deleted["success"]
-        assert _value(admin.after_mutation, 1)["value"] is None
-        logged = [(r.path, r.ok) for r in client.app.state.reactive.calls.recent()]
-        assert (f"{SYSTEM}:replace", False) in logged and (f"{SYSTEM}:delete", True) in logged
-        assert not any(path == f"{SYSTEM}:get" for path, _ in logged)
+    client, admin = admin_session
+    with client.websocket_connect("/api/sync") as user_ws:
+        user = Peer(user_ws)
+        for body in ("one", "two", "three"):
+            assert user.mutation("messages:send", {"channel": "c", "body": body})["success"]
+        count = _value(admin.subscribe(1, f"{SYSTEM}:count", {"table": "messages"}), 1)["value"]
+        assert count == 3.0
+        page_args = {
+            "table": "messages",
+            "index": "by_channel",
+            "order": "asc",
+            "range": [["eq", "channel", "c"]],
+            "filter": [["neq", "body", "two"]],
+            "paginationOpts": {"numItems": 10, "cursor": None},
+        }
+        page = _value(admin.subscribe(2, f"{SYSTEM}:page", page_args), 2)["value"]
+        assert [doc["body"] for doc in page["page"]] == ["one", "three"]
+        user_list = _value(user.subscribe(1, "messages:list", {"channel": "c"}), 1)["value"]
+        first = next(doc for doc in user_list if doc["body"] == "one")
+
+        # An edit from the dashboard is a mutation: the user's subscription moves with it.
+        edit = {"id": first["_id"], "value": {"channel": "c", "body": "ONE"}}
+        assert admin.mutation(f"{SYSTEM}:replace", edit)["success"]
+        seen = _value(user.receive_until("Transition"), 1)["value"]
+        assert "ONE" in [doc["body"] for doc in seen]
+
+        # A client's insert moves the dashboard's page and count.
+        assert user.mutation("messages:send", {"channel": "c", "body": "four"})["success"]
+        updates: dict[int, object] = {}
+        while not {1, 2} <= updates.keys():
+            transition = admin.receive_until("Transition")
+            for modification in transition["modifications"]:
+                updates[modification["queryId"]] = modification["value"]
+        assert [doc["body"] for doc in updates[2]["page"]] == ["ONE", "three", "four"]
+        assert updates[1] == 4.0
+
+
+def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(admin_session):
+    """On SQLite and on PostgreSQL."""
+    client, admin = admin_session
+    inserted = admin.mutation(
+        f"{SYSTEM}:insert", {"table": "messages", "value": {"channel": "c", "body": "b"}}
+    )
+    assert inserted["success"]
+    doc_id = inserted["result"]
+    bad = admin.mutation(f"{SYSTEM}:replace", {"id": doc_id, "value": {"channel": 5.0}})
+    assert bad["success"] is False
+    assert "channel" in bad["result"] and "messages" in bad["result"]
+    doc = _value(admin.subscribe(1, f"{SYSTEM}:get", {"id": doc_id}), 1)["value"]
+    assert (doc["channel"], doc["body"]) == ("c", "b")
+    system = admin.mutation(f"{SYSTEM}:insert", {"table": "_storage", "value": {}})
+    assert system["success"] is False and "system table" in system["result"]
+    deleted = admin.mutation(f"{SYSTEM}:delete", {"ids": [doc_id]})
+    assert deleted["success"]
+    assert _value(admin.after_mutation, 1)["value"] is None
+    logged = [(r.path, r.ok) for r in client.app.state.reactive.calls.recent()]
+    assert (f"{SYSTEM}:replace", False) in logged and (f"{SYSTEM}:delete", True) in logged
+    assert not any(path == f"{SYSTEM}:get" for path, _ in logged)
 
 
 def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, monkeypatch):
