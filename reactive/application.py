@@ -51,10 +51,10 @@ from reactive.subscriptions import Subscription
 from reactive.types import FunctionKind
 from reactive.values import encode_value, right_sized
 
-__all__ = ["Application", "DeployReport"]
+__all__ = ["Application", "DeployReport", "FunctionRunner"]
 
 #: What the call log records of a call: a query/action Outcome or an HTTP action's.
-_Logged = TypeVar("_Logged", Outcome, HttpOutcome)
+LoggedOutcome = TypeVar("LoggedOutcome", Outcome, HttpOutcome)
 
 log = logging.getLogger("reactive.application")
 
@@ -75,7 +75,82 @@ class DeployReport:
     version: int | None = None
 
 
-class Application:
+class FunctionRunner:
+    """Runs the functions of a project and records every call in the call log: the
+    Application for clients, the Dashboard for admins. Subclasses set `executor` and `calls`."""
+
+    executor: Executor
+    calls: CallLog
+    #: Whether callers may name internal functions (only admins may).
+    allow_internal = False
+
+    async def run_query(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> Outcome:
+        """Run a query at `ts` (default latest)."""
+        return await self._run(
+            FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+        )
+
+    async def run_mutation(
+        self,
+        path: object,
+        args: object,
+        identity: Identity | None = None,
+        *,
+        session_id: str | None = None,
+        request_id: int | None = None,
+    ) -> Outcome:
+        return await self._run(
+            FunctionKind.MUTATION,
+            "mutation",
+            path,
+            args,
+            identity,
+            session_id=session_id,
+            request_id=request_id,
+        )
+
+    async def run_action(
+        self, path: object, args: object, identity: Identity | None = None
+    ) -> Outcome:
+        return await self._run(FunctionKind.ACTION, "action", path, args, identity)
+
+    async def _run(
+        self,
+        kind: FunctionKind | None,
+        label: str,
+        path: object,
+        args: object,
+        identity: Identity | None,
+        **options: Any,
+    ) -> Outcome:
+        """Run the function at `path`, which must be of `kind` (None: any kind), and record
+        the call in the call log as a call of `label`. `options` go to `Executor.run`."""
+        started = time.perf_counter()
+        outcome = await self.executor.run(
+            kind, path, args, identity, allow_internal=self.allow_internal, **options
+        )
+        return self._logged(label, path, started, outcome)
+
+    def _logged(
+        self, kind: str, path: object, started: float, outcome: LoggedOutcome
+    ) -> LoggedOutcome:
+        """`outcome` recorded in the call log, with the time since `started` (perf_counter).
+
+        A plain function, not a coroutine wrapping the call: one frame less per call."""
+        error = None if outcome.error is None else outcome.error.message
+        self.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
+        return outcome
+
+
+class Application(FunctionRunner):
     def __init__(
         self,
         db: Database,
@@ -327,7 +402,9 @@ class Application:
                 return await asyncio.shield(shared)
             except _LeaderGone:
                 continue  # the leader's caller went away mid-run: run it again
-        return await self._query(path, args, identity, ts, journal)
+        return await self._run(
+            FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+        )
 
     async def run_query_at(
         self, path: object, args: object, identity: Identity | None, ts: int
@@ -372,7 +449,9 @@ class Application:
         while len(self._shared) > _SHARED_RESULTS:
             self._shared.popitem(last=False)
         try:
-            outcome = await self._query(path, args, identity, ts, journal)
+            outcome = await self._run(
+                FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+            )
         except BaseException as exc:
             if self._shared.get(key) is shared:
                 del self._shared[key]
@@ -383,57 +462,11 @@ class Application:
         shared.set_result(outcome)
         return outcome
 
-    async def _query(
-        self, path: object, args: object, identity: Any, ts: int, journal: str | None
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
-            FunctionKind.QUERY, path, args, identity, ts=ts, journal=journal
-        )
-        return self._logged("query", path, started, outcome)
-
-    def _logged(self, kind: str, path: object, started: float, outcome: _Logged) -> _Logged:
-        """`outcome` recorded in the call log, with the time since `started` (perf_counter).
-
-        A plain function, not a coroutine wrapping the call: one frame less per call."""
-        error = None if outcome.error is None else outcome.error.message
-        self.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
-        return outcome
-
-    async def run_mutation(
-        self,
-        path: object,
-        args: object,
-        identity: Identity | None = None,
-        *,
-        session_id: str | None = None,
-        request_id: int | None = None,
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(
-            FunctionKind.MUTATION,
-            path,
-            args,
-            identity,
-            session_id=session_id,
-            request_id=request_id,
-        )
-        return self._logged("mutation", path, started, outcome)
-
-    async def run_action(
-        self, path: object, args: object, identity: Identity | None = None
-    ) -> Outcome:
-        started = time.perf_counter()
-        outcome = await self.executor.run(FunctionKind.ACTION, path, args, identity)
-        return self._logged("action", path, started, outcome)
-
     async def run_any(
         self, path: object, args: object, identity: Identity | None = None
     ) -> Outcome:
         """Run a public function of whatever kind it is (`/api/function`, `/api/run`)."""
-        started = time.perf_counter()
-        outcome = await self.executor.run(None, path, args, identity)
-        return self._logged("function", path, started, outcome)
+        return await self._run(None, "function", path, args, identity)
 
     async def run_http_action(
         self, route: HttpRoute, request: Request, identity: Identity | None

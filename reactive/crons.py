@@ -26,6 +26,10 @@ _DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "satu
 _INTERVAL_UNITS_MS = {"seconds": 1000.0, "minutes": 60_000.0, "hours": 3_600_000.0}
 _MAX_NAME_CHARS = 256
 
+#: What a cron runs, and with which arguments.
+_Ref = str | FunctionReference
+_Args = dict[str, Value]
+
 
 @dataclass(frozen=True, slots=True)
 class CronJob:
@@ -45,11 +49,7 @@ class CronJobs:
         self.jobs: dict[str, CronJob] = {}
 
     def interval(
-        self,
-        name: str,
-        every: dict[str, float],
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None = None,
+        self, name: str, every: dict[str, float], ref: _Ref, args: _Args | None = None
     ) -> None:
         """Run every `{"seconds": n}`, `{"minutes": n}` or `{"hours": n}` (exactly one)."""
         if (
@@ -69,62 +69,36 @@ class CronJobs:
         millis = float(amount) * _INTERVAL_UNITS_MS[unit]
         self._add(name, {"kind": "interval", "ms": millis}, ref, args)
 
-    def hourly(
-        self,
-        name: str,
-        at: dict[str, int],
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None = None,
-    ) -> None:
+    def hourly(self, name: str, at: dict[str, int], ref: _Ref, args: _Args | None = None) -> None:
         """Every hour at `{"minuteUTC": m}`."""
         minute = _field(name, at, "minuteUTC", 0, 59)
         self.cron(name, f"{minute} * * * *", ref, args)
 
-    def daily(
-        self,
-        name: str,
-        at: dict[str, int],
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None = None,
-    ) -> None:
+    def daily(self, name: str, at: dict[str, int], ref: _Ref, args: _Args | None = None) -> None:
         """Every day at `{"hourUTC": h, "minuteUTC": m}`."""
-        hour, minute = _time_of_day(name, at)
-        self.cron(name, f"{minute} {hour} * * *", ref, args)
+        self._at_time_of_day(name, at, "*", "*", ref, args)
 
-    def weekly(
-        self,
-        name: str,
-        at: dict[str, Any],
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None = None,
-    ) -> None:
+    def weekly(self, name: str, at: dict[str, Any], ref: _Ref, args: _Args | None = None) -> None:
         """Every week on `{"dayOfWeek": "monday", "hourUTC": h, "minuteUTC": m}`."""
         day = at.get("dayOfWeek") if isinstance(at, dict) else None
         if day not in _DAYS:
             raise ValueError(f"cron {name!r}: dayOfWeek must be one of {', '.join(_DAYS)}")
-        hour, minute = _time_of_day(name, at)
-        self.cron(name, f"{minute} {hour} * * {_DAYS.index(day)}", ref, args)
+        self._at_time_of_day(name, at, "*", str(_DAYS.index(day)), ref, args)
 
-    def monthly(
-        self,
-        name: str,
-        at: dict[str, int],
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None = None,
-    ) -> None:
+    def monthly(self, name: str, at: dict[str, int], ref: _Ref, args: _Args | None = None) -> None:
         """Every month on `{"day": d, "hourUTC": h, "minuteUTC": m}` (months without day `d`
         are skipped, as cron does)."""
         day = _field(name, at, "day", 1, 31)
-        hour, minute = _time_of_day(name, at)
-        self.cron(name, f"{minute} {hour} {day} * *", ref, args)
+        self._at_time_of_day(name, at, str(day), "*", ref, args)
 
-    def cron(
-        self,
-        name: str,
-        expression: str,
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None = None,
+    def _at_time_of_day(
+        self, name: str, at: object, day: str, weekday: str, ref: _Ref, args: _Args | None
     ) -> None:
+        """A cron at `at`'s hour and minute (UTC) on the days of month and of week given."""
+        hour, minute = _time_of_day(name, at)
+        self.cron(name, f"{minute} {hour} {day} * {weekday}", ref, args)
+
+    def cron(self, name: str, expression: str, ref: _Ref, args: _Args | None = None) -> None:
         """Run on a standard five-field cron expression ("0 */2 * * *"), in UTC."""
         if (
             not isinstance(expression, str)
@@ -141,8 +115,8 @@ class CronJobs:
         self,
         name: str,
         schedule: dict[str, Value],
-        ref: str | FunctionReference,
-        args: dict[str, Value] | None,
+        ref: _Ref,
+        args: _Args | None,
     ) -> None:
         if not isinstance(name, str) or not name or len(name) > _MAX_NAME_CHARS:
             raise ValueError(f"a cron needs a name (a non-empty string), got {name!r}")

@@ -15,10 +15,9 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable
 from typing import Any
 
-from reactive.application import Application
+from reactive.application import Application, FunctionRunner, LoggedOutcome
 from reactive.auth import Identity
 from reactive.context import DatabaseReader, MutationCtx, QueryCtx
 from reactive.errors import ValidationError
@@ -49,16 +48,19 @@ _RATE_WINDOW_S = 10.0
 _COMMITS_KEPT = 100_000
 
 
-class Dashboard:
+class Dashboard(FunctionRunner):
     """The admin side of one Application: checks the admin key and runs functions for admins,
     the project's (internal ones included, as any identity) and the system functions."""
+
+    allow_internal = True
 
     def __init__(self, app: Application) -> None:
         self.app = app
         #: Without REACTIVE_ADMIN_KEY, `reactive dev` admits admins with a key of its own,
         #: handed only to this machine's pages (http: `/_dashboard/api/key`).
         self.dev_key = secrets.token_urlsafe(32) if app.dev else None
-        self._executor = self._build()
+        self.calls = app.calls
+        self.executor = self._build()
         app.on_reload(self._rebuild)
         #: When this node learnt its recent commits (monotonic seconds), for the commit rate.
         self._commit_times: deque[float] = deque(maxlen=_COMMITS_KEPT)
@@ -88,47 +90,7 @@ class Dashboard:
         return Executor(app.db, Registry(functions), dev=app.dev, storage=app.storage)
 
     def _rebuild(self) -> None:
-        self._executor = self._build()
-
-    async def run_query(
-        self,
-        path: object,
-        args: object,
-        identity: Identity | None = None,
-        *,
-        ts: int | None = None,
-        journal: str | None = None,
-    ) -> Outcome:
-        call = self._executor.run(
-            FunctionKind.QUERY, path, args, identity, allow_internal=True, ts=ts, journal=journal
-        )
-        return await self._logged("query", path, call)
-
-    async def run_mutation(
-        self,
-        path: object,
-        args: object,
-        identity: Identity | None = None,
-        *,
-        session_id: str | None = None,
-        request_id: int | None = None,
-    ) -> Outcome:
-        call = self._executor.run(
-            FunctionKind.MUTATION,
-            path,
-            args,
-            identity,
-            allow_internal=True,
-            session_id=session_id,
-            request_id=request_id,
-        )
-        return await self._logged("mutation", path, call)
-
-    async def run_action(
-        self, path: object, args: object, identity: Identity | None = None
-    ) -> Outcome:
-        call = self._executor.run(FunctionKind.ACTION, path, args, identity, allow_internal=True)
-        return await self._logged("action", path, call)
+        self.executor = self._build()
 
     async def run_any(
         self, path: object, args: object, identity: Identity | None = None
@@ -136,24 +98,22 @@ class Dashboard:
         """Run any function of the project (internal ones too) for the dashboard's Run
         button: its kind, outcome and duration in milliseconds."""
         try:
-            _, fn = self._executor.registry.lookup(path, allow_internal=True)
+            _, fn = self.executor.registry.lookup(path, allow_internal=True)
             kind = fn.kind.value
         except Exception:
             kind = "function"
         started = time.perf_counter()
-        call = self._executor.run(None, path, args, identity, allow_internal=True)
-        outcome = await self._logged(kind, path, call)
+        outcome = await self._run(None, kind, path, args, identity)
         return kind, outcome, (time.perf_counter() - started) * 1000
 
-    async def _logged(self, kind: str, path: object, call: Awaitable[Outcome]) -> Outcome:
-        """The outcome, recorded in the call log; the system queries are not (they re-run on
-        every commit and would drown it), the dashboard's edits are."""
-        started = time.perf_counter()
-        outcome = await call
-        if kind != "query" or not _is_system_path(path):
-            error = None if outcome.error is None else outcome.error.message
-            self.app.calls.record(kind, str(path), started, outcome.ok, error, outcome.log_lines)
-        return outcome
+    def _logged(
+        self, kind: str, path: object, started: float, outcome: LoggedOutcome
+    ) -> LoggedOutcome:
+        """The system queries are not recorded (they re-run on every commit and would drown
+        the call log); the dashboard's edits are."""
+        if kind == "query" and _is_system_path(path):
+            return outcome
+        return super()._logged(kind, path, started, outcome)
 
     # -- what the system functions read beside the database ----------------------------------
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: `store_url` runs a test once per storage backend, `persistence` opens it.
+"""Shared fixtures: `store_url` runs a test once per storage backend, `persistence` opens it,
+`issuer` is a local OIDC issuer for the modules that sign tokens.
 
 Each Postgres test gets its own schema, dropped afterwards. Without a reachable server the
 Postgres half is skipped, except under CI (env CI non-empty), where it fails.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,7 @@ import pytest
 
 from reactive.database import Database
 from reactive.persistence import Persistence, open_persistence
+from tests.oidc_issuer import LocalIssuer
 from tests.schemas import TEST_SCHEMA
 
 POSTGRES_URL = os.environ.get(
@@ -88,3 +90,10 @@ async def db(store_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    """A local OIDC issuer (discovery, JWKS, signed tokens), one per test module."""
+    with LocalIssuer() as local:
+        yield local

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 
-from tests.live_server import free_port
+from tests.live_server import ServerProcess
 
 #: moto accepts any credentials; boto3 still needs some (and a region) to sign requests.
 CREDENTIALS = {
@@ -29,46 +26,23 @@ CREDENTIALS = {
 }
 
 
-class S3Server:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"reactive-moto-{self.port}.log"
+class S3Server(ServerProcess):
+    name = "moto server"
+    log_prefix = "reactive-moto"
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
-    def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, env={**os.environ, **CREDENTIALS}, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto server exited early:\n{self.log()}")
-            try:
-                httpx.get(f"{self.endpoint_url}/moto-api/", timeout=1.0)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"moto server did not start in {timeout}s:\n{self.log()}")
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **CREDENTIALS}
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def is_ready(self) -> bool:
+        httpx.get(f"{self.endpoint_url}/moto-api/", timeout=1.0)  # any answer will do
+        return True
 
     def client(self) -> Any:
         """A boto3 client of this server, to look at the bucket from outside reactive."""
@@ -103,10 +77,3 @@ class S3Server:
             "REACTIVE_STORAGE_S3_ENDPOINT_URL": self.endpoint_url,
             **extra,
         }
-
-    def __enter__(self) -> S3Server:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()

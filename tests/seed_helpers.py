@@ -101,13 +101,16 @@ def _forbidden_read(method: str) -> Callable[..., Any]:
     return refuse
 
 
-@dataclass(slots=True)
-class SeedApp:
-    client: TestClient
-    issuer: LocalIssuer
-    webhook_secret: str
+class ClerkUserCalls:
+    """Calls to the seed app's public API as a Clerk user signed in through `issuer`, whatever
+    carries them (`_post`: a TestClient, or HTTP to a server process)."""
 
-    # -- HTTP API ----------------------------------------------------------------------------
+    __slots__ = ()
+    issuer: LocalIssuer
+
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """The response to `body` POSTed as JSON to `path` (`/api/query`, ...)."""
+        raise NotImplementedError
 
     def token(self, clerk_id: str) -> str:
         return self.issuer.sign(subject=clerk_id)
@@ -116,7 +119,7 @@ class SeedApp:
         """The JSON body of `POST /api/<kind>` as the Clerk user `user` (None: signed out)."""
         headers = {} if user is None else {"Authorization": f"Bearer {self.token(user)}"}
         body = {"path": path, "args": [encode_value(args)], "format": "json"}
-        response = self.client.post(f"/api/{kind}", json=body, headers=headers)
+        response = self._post(f"/api/{kind}", body, headers)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -125,6 +128,18 @@ class SeedApp:
         body = self.call(kind, path, args, user=user)
         assert body["status"] == "success", body
         return body["value"]
+
+
+@dataclass(slots=True)
+class SeedApp(ClerkUserCalls):
+    client: TestClient
+    issuer: LocalIssuer
+    webhook_secret: str
+
+    # -- HTTP API ----------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        return self.client.post(path, json=body, headers=headers)
 
     def error(self, kind: str, path: str, args: dict[str, Any], *, user: str | None) -> Any:
         """The body of a call that must fail."""
@@ -282,18 +297,34 @@ class Peer:
         assert transition["endVersion"]["identity"] == self.identity
         return transition
 
-    def subscribe(self, query_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
-        add = {"type": "Add", "queryId": query_id, "udfPath": path, "args": [encode_value(args)]}
+    def authenticate_admin(
+        self, key: str, acting_as: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Authenticate with the admin key, as the dashboard does (acting as the `acting_as`
+        claims, if any): the reply, a Transition or an AuthError."""
+        frame = {"type": "Authenticate", "baseVersion": self.identity, "tokenType": "Admin"}
+        if acting_as is not None:
+            frame["impersonating"] = acting_as
+        self.ws.send_json(frame | {"value": key})
+        self.identity += 1
+        return self.receive()
+
+    def modify(self, *modifications: dict[str, Any]) -> dict[str, Any]:
+        """Change the query set by `modifications`: the Transition that answers it."""
         self.ws.send_json(
             {
                 "type": "ModifyQuerySet",
                 "baseVersion": self.query_set,
                 "newVersion": self.query_set + 1,
-                "modifications": [add],
+                "modifications": list(modifications),
             }
         )
         self.query_set += 1
         return self.receive_until("Transition")
+
+    def subscribe(self, query_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
+        add = {"type": "Add", "queryId": query_id, "udfPath": path, "args": [encode_value(args)]}
+        return self.modify(add)
 
     def mutate(self, path: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Send a mutation; returns its MutationResponse and the Transition that follows."""

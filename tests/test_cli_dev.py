@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import websockets
 
-from tests.live_server import REPO, free_port
+from tests.live_server import REPO, free_port, open_sync_socket
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 
@@ -77,36 +76,8 @@ async def next_value(ws, timeout=15):
 async def test_dev_reloads_code_and_keeps_serving_the_last_good_version(dev_server):
     project, url, log_path = dev_server
     assert count(url, "a") == 0.0
-    ws = await websockets.connect(url.replace("http", "ws", 1) + "/api/sync")
+    ws = await open_sync_socket(url, "messages:count", {"channel": "a"}, session_id="dev")
     try:
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "Connect",
-                    "sessionId": "dev",
-                    "connectionCount": 0,
-                    "lastCloseReason": None,
-                    "clientTs": 0,
-                }
-            )
-        )
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "ModifyQuerySet",
-                    "baseVersion": 0,
-                    "newVersion": 1,
-                    "modifications": [
-                        {
-                            "type": "Add",
-                            "queryId": 0,
-                            "udfPath": "messages:count",
-                            "args": [{"channel": "a"}],
-                        }
-                    ],
-                }
-            )
-        )
         assert await next_value(ws) == 0.0
         source = project / "functions" / "messages.py"
         text = source.read_text()

@@ -11,7 +11,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import pytest
@@ -72,12 +72,6 @@ def copy_chat_project(root: Path) -> Path:
     shutil.copytree(CHAT, project, ignore=shutil.ignore_patterns("__pycache__", ".reactive"))
     (project / "functions" / "extras.py").write_text(EXTRAS)
     return project
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local_issuer:
-        yield local_issuer
 
 
 @pytest.fixture(scope="module")
@@ -480,22 +474,32 @@ class FakeConnection:
         self.version = end
 
 
-class FakeServer:
-    """A WebSocket server on loopback whose every connection is handed to the test."""
+class LoopbackWebSocketServer:
+    """A WebSocket server on a free loopback port while the `async with` lasts, at `url`;
+    `_accept` serves each connection."""
 
-    def __init__(self) -> None:
-        self.connections: asyncio.Queue[FakeConnection] = asyncio.Queue()
-        self.url = ""
+    #: Options of `websockets.serve`.
+    serve_options: dict[str, Any] = {}
+    url = ""
 
-    async def __aenter__(self) -> FakeServer:
-        self._server = await serve(self._accept, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+    async def __aenter__(self) -> Self:
+        self._server = await serve(self._accept, "127.0.0.1", 0, **self.serve_options)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._server.close()
         await self._server.wait_closed()
+
+    async def _accept(self, ws: ServerConnection) -> None:
+        raise NotImplementedError
+
+
+class FakeServer(LoopbackWebSocketServer):
+    """A WebSocket server on loopback whose every connection is handed to the test."""
+
+    def __init__(self) -> None:
+        self.connections: asyncio.Queue[FakeConnection] = asyncio.Queue()
 
     async def _accept(self, ws: ServerConnection) -> None:
         await self.connections.put(FakeConnection(ws))
@@ -725,25 +729,17 @@ async def test_a_transition_split_into_chunks_is_reassembled() -> None:
 # -- a proxy that loses responses -------------------------------------------------------------
 
 
-class CuttingProxy:
+class CuttingProxy(LoopbackWebSocketServer):
     """Forwards WebSocket frames to a server; drops every `cut_every`-th MutationResponse and
     closes the client's socket instead, as if the connection broke after the commit."""
+
+    serve_options = {"max_size": None}
 
     def __init__(self, upstream: str, *, cut_every: int) -> None:
         self.upstream = sync_url(upstream)
         self.cut_every = cut_every
         self.responses = 0
         self.cuts = 0
-        self.url = ""
-
-    async def __aenter__(self) -> CuttingProxy:
-        self._server = await serve(self._accept, "127.0.0.1", 0, max_size=None)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _accept(self, downstream: ServerConnection) -> None:
         async with websockets.connect(self.upstream, max_size=None) as upstream:

@@ -16,11 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import queue
 import secrets
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,7 +32,7 @@ import pytest
 from examples.cluster import Cluster, Node
 from reactive.client import ClientError, connect
 from tests.conftest import POSTGRES_URL, with_schema
-from tests.node_tools import find_node, require_file, unavailable
+from tests.node_tools import NodeScript, node_with_packages, unavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -50,13 +47,7 @@ NODE_TIMEOUT_S = 120.0
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    executable = find_node(WHAT)
-    require_file(
-        CONFORMANCE / "node_modules" / "convex" / "package.json",
-        "npm ci --prefix tests/conformance",
-        WHAT,
-    )
-    return executable
+    return node_with_packages(WHAT, CONFORMANCE, "convex")
 
 
 @pytest.fixture(scope="module")
@@ -106,40 +97,19 @@ def _call(url: str, kind: str, path: str, args: dict[str, Any]) -> Any:
 # -- running a node script --------------------------------------------------------------------
 
 
-class Script:
+class Script(NodeScript):
     """A tests/conformance script that may cue the test (`CUE <word>`) and read answers."""
 
     def __init__(self, node: str, script: str, url: str, params: dict[str, Any]) -> None:
         self.script = script
-        self.deadline = time.monotonic() + NODE_TIMEOUT_S
-        # A file, not a pipe: nobody reads stderr until the end, and a full pipe blocks node.
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
-        self.process = subprocess.Popen(
-            [node, str(CONFORMANCE / script), url, json.dumps(params)],
-            cwd=CONFORMANCE,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        command = [node, str(CONFORMANCE / script), url, json.dumps(params)]
+        super().__init__(command, CONFORMANCE, NODE_TIMEOUT_S)
 
     def _next_line(self, waiting_for: str) -> str:
-        try:
-            line = self.lines.get(timeout=max(0.0, self.deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
+        line = self.next_line()
         if line is None:
             self.process.wait(timeout=5)
-            self.stderr.seek(0)
-            tail = self.stderr.read()[-6000:]
+            tail = self.stderr_text()[-6000:]
             pytest.fail(f"{self.script}: no {waiting_for} (exit {self.process.poll()})\n{tail}")
         return line
 
@@ -147,30 +117,8 @@ class Script:
         line = self._next_line(f"cue {word!r}")
         assert line == f"CUE {word}", line
 
-    def answer(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
-
     def result(self) -> dict[str, Any]:
         return json.loads(self._next_line("result line"))  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@contextlib.contextmanager
-def script(node: str, name: str, url: str, params: dict[str, Any]) -> Iterator[Script]:
-    running = Script(node, name, url, params)
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 def _node_holding_the_socket(cluster: Cluster) -> Node:
@@ -192,7 +140,7 @@ def test_killed_node_loses_no_acknowledged_mutation_and_applies_none_twice(
 ) -> None:
     total = 600
     params = {"prefix": "d", "total": total, "inFlight": 16, "killAfter": 200}
-    with script(node, "cluster_deliveries.mjs", cluster.url, params) as running:
+    with Script(node, "cluster_deliveries.mjs", cluster.url, params) as running:
         running.expect_cue("kill")
         victim = _node_holding_the_socket(cluster)
         cluster.kill_node(victim)
@@ -219,7 +167,7 @@ def test_bank_transfers_over_three_nodes_keep_the_total(node: str, cluster: Clus
     accounts, balance = 10, 100.0
     _call(cluster.url, "mutation", "accounts:open", {"count": accounts, "balance": balance})
     params = {"clients": 6, "transfers": 200, "inFlight": 1, "accounts": accounts, "seed": 7}
-    with script(node, "cluster_bank.mjs", cluster.url, params) as running:
+    with Script(node, "cluster_bank.mjs", cluster.url, params) as running:
         result = running.result()
 
     sessions = {row["svname"]: int(row["stot"]) for row in cluster.server_stats()}

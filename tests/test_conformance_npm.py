@@ -9,14 +9,10 @@ without them these tests skip, except under CI (env CI non-empty), where they fa
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NoReturn
 
 import httpx
@@ -24,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.live_server import LiveServer
-from tests.node_tools import find_node, require_file
+from tests.node_tools import NodeScript, node_with_packages
 from tests.oidc_issuer import LocalIssuer
 
 CONFORMANCE = Path(__file__).parent / "conformance"
@@ -42,13 +38,7 @@ WHAT = "the npm conformance tests"
 @pytest.fixture(scope="module")
 def node() -> str:
     """The `node` executable, once the conformance package is installed."""
-    executable = find_node(WHAT)
-    require_file(
-        CONFORMANCE / "node_modules" / "convex" / "package.json",
-        "npm ci --prefix tests/conformance",
-        WHAT,
-    )
-    return executable
+    return node_with_packages(WHAT, CONFORMANCE, "convex")
 
 
 def _text(output: str | bytes | None) -> str:
@@ -88,42 +78,19 @@ def run_script(
     return json.loads(lines[-1])  # type: ignore[no-any-return]
 
 
-class Conversation:
+class Conversation(NodeScript):
     """A script that cues the test on stdout (`CUE <word>`) and waits for answers on stdin."""
 
     def __init__(self, node: str, script: str, server: LiveServer, params: dict[str, Any]) -> None:
         self.script, self.server = script, server
-        self.deadline = time.monotonic() + NODE_TIMEOUT_S
-        # A file, not a pipe: nobody reads stderr until the end, and a full pipe would block node.
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in __exit__
-        self.process = subprocess.Popen(
-            _command(node, script, server, params),
-            cwd=CONFORMANCE,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        self.reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self.reader.start()
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        super().__init__(_command(node, script, server, params), CONFORMANCE, NODE_TIMEOUT_S)
 
     def _fail(self, what: str) -> NoReturn:
-        self.stderr.seek(0)
-        pytest.fail(_failure(what, "\n".join(self.seen), self.stderr.read(), self.server))
+        pytest.fail(_failure(what, "\n".join(self.seen), self.stderr_text(), self.server))
 
     def _next_line(self, waiting_for: str) -> str:
-        try:
-            line = self.lines.get(timeout=max(0.0, self.deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
+        line = self.next_line()
         if line is None:
             self._fail(f"{self.script}: no {waiting_for} (exit code {self.process.poll()})")
         self.seen.append(line)
@@ -134,11 +101,6 @@ class Conversation:
         if line != CUE + word:
             self._fail(f"{self.script}: expected cue {word!r}, got {line!r}")
 
-    def answer(self, word: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(word + "\n")
-        self.process.stdin.flush()
-
     def result(self) -> dict[str, Any]:
         line = self._next_line("result line")
         try:
@@ -148,20 +110,6 @@ class Conversation:
         if code != 0:
             self._fail(f"{self.script}: exit code {code}")
         return json.loads(line)  # type: ignore[no-any-return]
-
-    def __enter__(self) -> Conversation:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.reader.join(timeout=5)
-        for stream in (self.process.stdin, self.process.stdout, self.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def complaints(log: list[dict[str, str]]) -> list[str]:

@@ -25,12 +25,6 @@ TIMEOUT_S = 20.0
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local_issuer:
-        yield local_issuer
-
-
-@pytest.fixture(scope="module")
 def server(issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("pypi")
     project = copy_chat_project(root)

@@ -10,6 +10,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from reactive.database import Database
 from reactive.http import create_app
 from reactive.values import encode_value
 from tests.live_server import LiveServer
+from tests.seed_helpers import Peer as SyncPeer
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 SCHEDULER = Path(__file__).parent / "projects" / "scheduler"
@@ -58,66 +60,10 @@ def _request(client: TestClient, method: str, path: str, **kwargs):
     return client.request(method, path, **kwargs)
 
 
-class Peer:
-    """One sync socket, keeping versions as the official clients do."""
-
-    def __init__(self, ws) -> None:
-        self.ws, self.query_set, self.identity, self.request_id = ws, 0, 0, 0
-        ws.send_json(
-            {
-                "type": "Connect",
-                "sessionId": str(uuid.uuid4()),
-                "connectionCount": 0,
-                "lastCloseReason": "InitialConnect",
-                "clientTs": 0,
-            }
-        )
-
-    def receive_until(self, kind: str) -> dict:
-        while True:
-            message = self.ws.receive_json()
-            if message["type"] == kind:
-                return message
-
-    def authenticate_admin(self, key: str, acting_as: dict | None = None) -> dict:
-        message = {"type": "Authenticate", "baseVersion": self.identity, "tokenType": "Admin"}
-        message["value"] = key
-        if acting_as is not None:
-            message["impersonating"] = acting_as
-        self.ws.send_json(message)
-        self.identity += 1
-        return self.ws.receive_json()
-
-    def add(self, query_id: int, path: str, args: dict) -> dict:
-        modification = {
-            "type": "Add",
-            "queryId": query_id,
-            "udfPath": path,
-            "args": [encode_value(args)],
-        }
-        self.ws.send_json(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": self.query_set,
-                "newVersion": self.query_set + 1,
-                "modifications": [modification],
-            }
-        )
-        self.query_set += 1
-        return self.receive_until("Transition")
-
+class Peer(SyncPeer):
     def mutation(self, path: str, args: dict) -> dict:
-        self.request_id += 1
-        self.ws.send_json(
-            {
-                "type": "Mutation",
-                "requestId": self.request_id,
-                "udfPath": path,
-                "args": [encode_value(args)],
-            }
-        )
-        response = self.receive_until("MutationResponse")
-        self.after_mutation = self.receive_until("Transition")  # always follows it
+        """Run a mutation: its MutationResponse (the Transition after it: `after_mutation`)."""
+        response, self.after_mutation = self.mutate(path, args)
         return response
 
 
@@ -201,7 +147,7 @@ def test_sync_admin_auth_needs_the_key_and_system_functions_need_admin_auth(tmp_
                 ws.receive_json()
         with client.websocket_connect("/api/sync") as ws:
             peer = Peer(ws)
-            failed = _value(peer.add(1, f"{SYSTEM}:tables", {}), 1)
+            failed = _value(peer.subscribe(1, f"{SYSTEM}:tables", {}), 1)
             assert failed["type"] == "QueryFailed"
             assert "Could not find public function" in failed["errorMessage"]
             refused = peer.mutation(f"{SYSTEM}:insert", {"table": "messages", "value": {}})
@@ -209,7 +155,7 @@ def test_sync_admin_auth_needs_the_key_and_system_functions_need_admin_auth(tmp_
         with client.websocket_connect("/api/sync") as ws:
             peer = Peer(ws)
             assert peer.authenticate_admin(KEY)["type"] == "Transition"
-            tables = _value(peer.add(1, f"{SYSTEM}:tables", {}), 1)
+            tables = _value(peer.subscribe(1, f"{SYSTEM}:tables", {}), 1)
             assert tables["type"] == "QueryUpdated"
             names = [table["name"] for table in tables["value"]]
             assert {"messages", "counters"} <= set(names)
@@ -237,80 +183,77 @@ def _admin(ws) -> Peer:
     return peer
 
 
-def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(
-    tmp_path, monkeypatch, store_url
-):
-    """On SQLite and on PostgreSQL."""
+@pytest.fixture
+def admin_session(tmp_path, monkeypatch, store_url) -> Iterator[tuple[TestClient, Peer]]:
+    """A production app with an admin key on `store_url`, and an admin's sync socket to it."""
     monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
     with (
         _client(tmp_path, dev=False, database_url=store_url) as client,
         client.websocket_connect("/api/sync") as admin_ws,
     ):
-        admin = _admin(admin_ws)
-        with client.websocket_connect("/api/sync") as user_ws:
-            user = Peer(user_ws)
-            for body in ("one", "two", "three"):
-                assert user.mutation("messages:send", {"channel": "c", "body": body})["success"]
-            count = _value(admin.add(1, f"{SYSTEM}:count", {"table": "messages"}), 1)["value"]
-            assert count == 3.0
-            page_args = {
-                "table": "messages",
-                "index": "by_channel",
-                "order": "asc",
-                "range": [["eq", "channel", "c"]],
-                "filter": [["neq", "body", "two"]],
-                "paginationOpts": {"numItems": 10, "cursor": None},
-            }
-            page = _value(admin.add(2, f"{SYSTEM}:page", page_args), 2)["value"]
-            assert [doc["body"] for doc in page["page"]] == ["one", "three"]
-            user_list = _value(user.add(1, "messages:list", {"channel": "c"}), 1)["value"]
-            first = next(doc for doc in user_list if doc["body"] == "one")
-
-            # An edit from the dashboard is a mutation: the user's subscription moves with it.
-            edit = {"id": first["_id"], "value": {"channel": "c", "body": "ONE"}}
-            assert admin.mutation(f"{SYSTEM}:replace", edit)["success"]
-            seen = _value(user.receive_until("Transition"), 1)["value"]
-            assert "ONE" in [doc["body"] for doc in seen]
-
-            # A client's insert moves the dashboard's page and count.
-            assert user.mutation("messages:send", {"channel": "c", "body": "four"})["success"]
-            updates: dict[int, object] = {}
-            while not {1, 2} <= updates.keys():
-                transition = admin.receive_until("Transition")
-                for modification in transition["modifications"]:
-                    updates[modification["queryId"]] = modification["value"]
-            assert [doc["body"] for doc in updates[2]["page"]] == ["ONE", "three", "four"]
-            assert updates[1] == 4.0
+        yield client, _admin(admin_ws)
 
 
-def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(
-    tmp_path, monkeypatch, store_url
-):
+def test_tables_page_and_edits_are_live_and_go_through_the_commit_path(admin_session):
     """On SQLite and on PostgreSQL."""
-    monkeypatch.setenv("REACTIVE_ADMIN_KEY", KEY)
-    with (
-        _client(tmp_path, dev=False, database_url=store_url) as client,
-        client.websocket_connect("/api/sync") as admin_ws,
-    ):
-        admin = _admin(admin_ws)
-        inserted = admin.mutation(
-            f"{SYSTEM}:insert", {"table": "messages", "value": {"channel": "c", "body": "b"}}
-        )
-        assert inserted["success"]
-        doc_id = inserted["result"]
-        bad = admin.mutation(f"{SYSTEM}:replace", {"id": doc_id, "value": {"channel": 5.0}})
-        assert bad["success"] is False
-        assert "channel" in bad["result"] and "messages" in bad["result"]
-        doc = _value(admin.add(1, f"{SYSTEM}:get", {"id": doc_id}), 1)["value"]
-        assert (doc["channel"], doc["body"]) == ("c", "b")
-        system = admin.mutation(f"{SYSTEM}:insert", {"table": "_storage", "value": {}})
-        assert system["success"] is False and "system table" in system["result"]
-        deleted = admin.mutation(f"{SYSTEM}:delete", {"ids": [doc_id]})
-        assert deleted["success"]
-        assert _value(admin.after_mutation, 1)["value"] is None
-        logged = [(r.path, r.ok) for r in client.app.state.reactive.calls.recent()]
-        assert (f"{SYSTEM}:replace", False) in logged and (f"{SYSTEM}:delete", True) in logged
-        assert not any(path == f"{SYSTEM}:get" for path, _ in logged)
+    client, admin = admin_session
+    with client.websocket_connect("/api/sync") as user_ws:
+        user = Peer(user_ws)
+        for body in ("one", "two", "three"):
+            assert user.mutation("messages:send", {"channel": "c", "body": body})["success"]
+        count = _value(admin.subscribe(1, f"{SYSTEM}:count", {"table": "messages"}), 1)["value"]
+        assert count == 3.0
+        page_args = {
+            "table": "messages",
+            "index": "by_channel",
+            "order": "asc",
+            "range": [["eq", "channel", "c"]],
+            "filter": [["neq", "body", "two"]],
+            "paginationOpts": {"numItems": 10, "cursor": None},
+        }
+        page = _value(admin.subscribe(2, f"{SYSTEM}:page", page_args), 2)["value"]
+        assert [doc["body"] for doc in page["page"]] == ["one", "three"]
+        user_list = _value(user.subscribe(1, "messages:list", {"channel": "c"}), 1)["value"]
+        first = next(doc for doc in user_list if doc["body"] == "one")
+
+        # An edit from the dashboard is a mutation: the user's subscription moves with it.
+        edit = {"id": first["_id"], "value": {"channel": "c", "body": "ONE"}}
+        assert admin.mutation(f"{SYSTEM}:replace", edit)["success"]
+        seen = _value(user.receive_until("Transition"), 1)["value"]
+        assert "ONE" in [doc["body"] for doc in seen]
+
+        # A client's insert moves the dashboard's page and count.
+        assert user.mutation("messages:send", {"channel": "c", "body": "four"})["success"]
+        updates: dict[int, object] = {}
+        while not {1, 2} <= updates.keys():
+            transition = admin.receive_until("Transition")
+            for modification in transition["modifications"]:
+                updates[modification["queryId"]] = modification["value"]
+        assert [doc["body"] for doc in updates[2]["page"]] == ["ONE", "three", "four"]
+        assert updates[1] == 4.0
+
+
+def test_a_bad_edit_is_refused_with_the_schema_message_and_changes_nothing(admin_session):
+    """On SQLite and on PostgreSQL."""
+    client, admin = admin_session
+    inserted = admin.mutation(
+        f"{SYSTEM}:insert", {"table": "messages", "value": {"channel": "c", "body": "b"}}
+    )
+    assert inserted["success"]
+    doc_id = inserted["result"]
+    bad = admin.mutation(f"{SYSTEM}:replace", {"id": doc_id, "value": {"channel": 5.0}})
+    assert bad["success"] is False
+    assert "channel" in bad["result"] and "messages" in bad["result"]
+    doc = _value(admin.subscribe(1, f"{SYSTEM}:get", {"id": doc_id}), 1)["value"]
+    assert (doc["channel"], doc["body"]) == ("c", "b")
+    system = admin.mutation(f"{SYSTEM}:insert", {"table": "_storage", "value": {}})
+    assert system["success"] is False and "system table" in system["result"]
+    deleted = admin.mutation(f"{SYSTEM}:delete", {"ids": [doc_id]})
+    assert deleted["success"]
+    assert _value(admin.after_mutation, 1)["value"] is None
+    logged = [(r.path, r.ok) for r in client.app.state.reactive.calls.recent()]
+    assert (f"{SYSTEM}:replace", False) in logged and (f"{SYSTEM}:delete", True) in logged
+    assert not any(path == f"{SYSTEM}:get" for path, _ in logged)
 
 
 def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, monkeypatch):
@@ -321,7 +264,7 @@ def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, 
         client.websocket_connect("/api/sync") as admin_ws,
     ):
         admin = _admin(admin_ws)
-        listed = _value(admin.add(1, f"{SYSTEM}:functions", {}), 1)["value"]
+        listed = _value(admin.subscribe(1, f"{SYSTEM}:functions", {}), 1)["value"]
         by_path = {fn["path"]: fn for fn in listed}
         assert by_path["messages:send"]["kind"] == "mutation"
         assert by_path["messages:send"]["args"]["value"]["body"]["fieldType"] == {"type": "string"}
@@ -354,7 +297,7 @@ def test_functions_are_listed_with_validators_and_run_as_any_identity(tmp_path, 
         with client.websocket_connect("/api/sync") as ws:
             peer = Peer(ws)
             assert peer.authenticate_admin(KEY, acting_as=claims)["type"] == "Transition"
-            assert _value(peer.add(1, "messages:whoami", {}), 1)["value"] == "user_7"
+            assert _value(peer.subscribe(1, "messages:whoami", {}), 1)["value"] == "user_7"
         health = client.get("/_dashboard/api/health", headers=headers).json()
         assert health["status"] == "ok" and health["sockets"] == 1  # the admin's socket
         assert health["subscriptions"] >= 1 and health["commitsPerSecond"] > 0
@@ -534,7 +477,7 @@ def test_health_shows_the_rows_a_deploy_backfilled_and_the_new_version(tmp_path,
         for n in range(7):
             message = {"table": "messages", "value": {"channel": "c", "body": f"b{n}"}}
             assert admin.mutation(f"{SYSTEM}:insert", message)["success"]
-        before = _value(admin.add(1, f"{SYSTEM}:schema", {}), 1)["value"]["deployment"]
+        before = _value(admin.subscribe(1, f"{SYSTEM}:schema", {}), 1)["value"]["deployment"]
         assert before["version"] is None
         deployed = client.post("/api/deploy", content=bundle_project(new), headers=headers)
         assert '"type":"done"' in deployed.text
@@ -543,6 +486,6 @@ def test_health_shows_the_rows_a_deploy_backfilled_and_the_new_version(tmp_path,
         # The code switch re-runs the admin's queries: the new version and index show up.
         after = _value(admin.receive_until("Transition"), 1)["value"]["deployment"]
         assert after["version"] == 1 and after["deployedAtMs"] > 0
-        tables = _value(admin.add(2, f"{SYSTEM}:tables", {}), 2)["value"]
+        tables = _value(admin.subscribe(2, f"{SYSTEM}:tables", {}), 2)["value"]
         messages = next(table for table in tables if table["name"] == "messages")
         assert {"name": "by_body", "fields": ["body"], "state": "ready"} in messages["indexes"]

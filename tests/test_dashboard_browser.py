@@ -13,13 +13,9 @@ non-empty), where it fails. Screenshots of each view are kept in tests/browser/s
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from reactive.database import Database
 from reactive.http import DASHBOARD_ASSETS
@@ -27,7 +23,7 @@ from tests.browser.dev_server import DevServer
 from tests.live_server import LiveServer
 from tests.node_tools import require_file
 from tests.seed_helpers import ROOT
-from tests.test_taskboard_browser import BROWSER_TESTS, CHROMIUM, SCREENSHOTS
+from tests.test_taskboard_browser import CHROMIUM, SCREENSHOTS, run_browser_script
 from tests.test_taskboard_browser import node as node  # the fixture
 
 SCRIPT_TIMEOUT_S = 180.0
@@ -83,19 +79,7 @@ def _run_dashboard_script(
         "xssProbe": XSS_PROBE,
         **extra,
     }
-    command = [node, str(BROWSER_TESTS / script), server.url, json.dumps(params)]
-    try:
-        done = subprocess.run(
-            command, cwd=BROWSER_TESTS, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{script} timed out\n{exc.stderr!r}\n{server.log()[-4000:]}")
-    if done.returncode != 0:
-        pytest.fail(
-            f"{script} exited {done.returncode}\n--- stderr ---\n{done.stderr[-8000:]}"
-            f"\n--- server log (tail) ---\n{server.log()[-4000:]}"
-        )
-    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+    return run_browser_script(node, script, server, params, SCRIPT_TIMEOUT_S)
 
 
 def test_the_dashboard_pages_edits_runs_and_logs_live(node, tmp_path):

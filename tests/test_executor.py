@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,22 @@ CHAT = Path(__file__).parent / "projects" / "chat"
 Q, M, A = FunctionKind.QUERY, FunctionKind.MUTATION, FunctionKind.ACTION
 
 
-@pytest.fixture
-async def executor(tmp_path):
-    project = load_project(CHAT)
+@contextlib.asynccontextmanager
+async def project_executor(root: Path, tmp_path: Path) -> AsyncIterator[Executor]:
+    """A production Executor of the project at `root`, on a fresh SQLite database."""
+    project = load_project(root)
     db = await Database.open(f"sqlite:///{tmp_path}/x.db", schema=project.schema, prune=False)
     try:
         storage = await open_file_storage(db, LocalBlobStore(tmp_path / "files"))
         yield Executor(db, project.registry, storage=storage, dev=False)
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def executor(tmp_path):
+    async with project_executor(CHAT, tmp_path) as chat:
+        yield chat
 
 
 def test_references_build_paths():
@@ -118,13 +126,8 @@ LIMITS = Path(__file__).parent / "projects" / "limits"
 
 @pytest.fixture
 async def limits(tmp_path):
-    project = load_project(LIMITS)
-    db = await Database.open(f"sqlite:///{tmp_path}/x.db", schema=project.schema, prune=False)
-    try:
-        storage = await open_file_storage(db, LocalBlobStore(tmp_path / "files"))
-        yield Executor(db, project.registry, storage=storage, dev=False)
-    finally:
-        await db.close()
+    async with project_executor(LIMITS, tmp_path) as limited:
+        yield limited
 
 
 def test_time_limits_default_to_convexs():

@@ -14,15 +14,8 @@ from reactive.errors import DatabaseUnavailableError, ErrorCode
 from reactive.http import create_app, read_body
 from reactive.http_errors import HttpError
 from reactive.values import decode_ts, encode_ts
-from tests.oidc_issuer import LocalIssuer
 
 CHAT = Path(__file__).parent / "projects" / "chat"
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    with LocalIssuer() as local:
-        yield local
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -322,77 +322,87 @@ def _wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
         time.sleep(0.05)
 
 
-async def test_a_job_scheduled_before_a_kill_9_runs_once_after_the_restart(store_url, tmp_path):
-    server = LiveServer(PROJECT, store_url, env={"REACTIVE_DEPLOY_DIR": str(tmp_path)})
-    server.start()
+@pytest.fixture
+def server(store_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server process on the test's database, stopped after the test (killed or not)."""
+    live = LiveServer(PROJECT, store_url, env={"REACTIVE_DEPLOY_DIR": str(tmp_path)})
+    live.start()
     try:
-        job_id = _call(
-            server,
-            "mutation",
-            "jobs:schedule",
-            {"delay": 1500, "ref": "jobs:record", "args": {"name": "k"}},
-        )
-        _kill(server)
-        time.sleep(2.0)  # it fell due while no server ran
-        server.start()
-        assert _wait_for(lambda: _call(server, "query", "jobs:effects", {"name": "k"}) == 1)
-        time.sleep(1.0)
-        assert _call(server, "query", "jobs:effects", {"name": "k"}) == 1
-        assert _call(server, "query", "jobs:job", {"id": job_id})["state"]["kind"] == "success"
+        yield live
     finally:
-        server.stop()
+        live.stop()
 
 
-async def test_an_action_killed_mid_run_ends_failed_and_is_not_run_again(store_url, tmp_path):
-    server = LiveServer(PROJECT, store_url, env={"REACTIVE_DEPLOY_DIR": str(tmp_path)})
+def _schedule(server: LiveServer, delay: float, ref: str, args: dict[str, Any]) -> str:
+    job = {"delay": delay, "ref": ref, "args": args}
+    return _call(server, "mutation", "jobs:schedule", job)  # type: ignore[no-any-return]
+
+
+def _effects(server: LiveServer, name: str) -> int:
+    return _call(server, "query", "jobs:effects", {"name": name})  # type: ignore[no-any-return]
+
+
+def _state(server: LiveServer, job_id: str) -> dict[str, Any]:
+    return _call(server, "query", "jobs:job", {"id": job_id})["state"]  # type: ignore[no-any-return]
+
+
+async def test_a_job_scheduled_before_a_kill_9_runs_once_after_the_restart(server):
+    job_id = _schedule(server, 1500, "jobs:record", {"name": "k"})
+    _kill(server)
+    time.sleep(2.0)  # it fell due while no server ran
     server.start()
-    try:
-        job_id = _call(
-            server,
-            "mutation",
-            "jobs:schedule",
-            {"delay": 0, "ref": "jobs:slow", "args": {"name": "m", "seconds": 60.0}},
-        )
-        assert _wait_for(lambda: _call(server, "query", "jobs:effects", {"name": "m"}) == 1)
-        assert _call(server, "query", "jobs:job", {"id": job_id})["state"]["kind"] == "inProgress"
-        _kill(server)
-        server.start()
-
-        def state() -> dict[str, Any]:
-            return _call(server, "query", "jobs:job", {"id": job_id})["state"]  # type: ignore[no-any-return]
-
-        assert _wait_for(lambda: state()["kind"] == "failed"), state()
-        assert "Transient error" in state()["error"]
-        time.sleep(1.0)
-        assert _call(server, "query", "jobs:effects", {"name": "m"}) == 1  # not re-run
-        assert _call(server, "query", "jobs:effects", {"name": "m:done"}) == 0
-    finally:
-        server.stop()
+    assert _wait_for(lambda: _effects(server, "k") == 1)
+    time.sleep(1.0)
+    assert _effects(server, "k") == 1
+    assert _state(server, job_id)["kind"] == "success"
 
 
-@pytest.mark.postgres
-async def test_two_server_processes_on_one_postgresql_run_each_of_1000_jobs_once(
-    postgres_store_url, tmp_path
-):
+async def test_an_action_killed_mid_run_ends_failed_and_is_not_run_again(server):
+    job_id = _schedule(server, 0, "jobs:slow", {"name": "m", "seconds": 60.0})
+    assert _wait_for(lambda: _effects(server, "m") == 1)
+    assert _state(server, job_id)["kind"] == "inProgress"
+    _kill(server)
+    server.start()
+    assert _wait_for(lambda: _state(server, job_id)["kind"] == "failed"), _state(server, job_id)
+    assert "Transient error" in _state(server, job_id)["error"]
+    time.sleep(1.0)
+    assert _effects(server, "m") == 1  # not re-run
+    assert _effects(server, "m:done") == 0
+
+
+@pytest.fixture
+def two_servers(postgres_store_url: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
+    """Two server processes on one PostgreSQL database, each having seen the other."""
     env = {"REACTIVE_DEPLOY_DIR": str(tmp_path), "REACTIVE_SCHEDULER_NODES_CHECK_S": "0.2"}
     servers = [LiveServer(PROJECT, postgres_store_url, env=env) for _ in range(2)]
-    for server in servers:
-        server.start()
     try:
+        for server in servers:
+            server.start()
         time.sleep(0.5)  # each node has seen the other
-        args = {"count": 1000.0, "name": "p", "delay": 500.0}
-        assert len(_call(servers[0], "mutation", "jobs:schedule_many", args)) == 1000
-
-        def all_done() -> bool:
-            rows = _call(servers[1], "query", "jobs:jobs", {})
-            return all(row["state"]["kind"] == "success" for row in rows)
-
-        assert _wait_for(all_done, timeout=120)
-        names = Counter(_call(servers[1], "query", "jobs:all_effects", {}))
-        assert len(names) == 1000 and set(names.values()) == {1}
+        yield servers
     finally:
         for server in servers:
             server.stop()
+
+
+def _all_jobs_succeeded(server: LiveServer, jobs: int) -> bool:
+    """All `jobs` jobs ended `success`: counted, since a node that has not learnt the commit
+    that scheduled them yet sees none, and none is not all done."""
+    rows = _call(server, "query", "jobs:jobs", {})
+    return len(rows) == jobs and all(row["state"]["kind"] == "success" for row in rows)
+
+
+def _assert_each_job_ran_once(server: LiveServer, jobs: int) -> None:
+    names = Counter(_call(server, "query", "jobs:all_effects", {}))
+    assert len(names) == jobs and set(names.values()) == {1}
+
+
+@pytest.mark.postgres
+async def test_two_server_processes_on_one_postgresql_run_each_of_1000_jobs_once(two_servers):
+    args = {"count": 1000.0, "name": "p", "delay": 500.0}
+    assert len(_call(two_servers[0], "mutation", "jobs:schedule_many", args)) == 1000
+    assert _wait_for(lambda: _all_jobs_succeeded(two_servers[1], 1000), timeout=120)
+    _assert_each_job_ran_once(two_servers[1], 1000)
 
 
 async def test_the_export_snapshot_keeps_pending_jobs_and_they_run_after_import(tmp_path):
@@ -427,31 +437,15 @@ async def test_finished_jobs_are_deleted_after_the_retention_and_pending_ones_ne
 
 
 @pytest.mark.postgres
-async def test_a_node_killed_mid_burst_leaves_every_job_run_exactly_once(
-    postgres_store_url, tmp_path
-):
-    env = {"REACTIVE_DEPLOY_DIR": str(tmp_path), "REACTIVE_SCHEDULER_NODES_CHECK_S": "0.2"}
-    servers = [LiveServer(PROJECT, postgres_store_url, env=env) for _ in range(2)]
-    for server in servers:
-        server.start()
-    try:
-        time.sleep(0.5)
-        args = {"count": 1000.0, "name": "k", "delay": 300.0}
-        assert len(_call(servers[1], "mutation", "jobs:schedule_many", args)) == 1000
+async def test_a_node_killed_mid_burst_leaves_every_job_run_exactly_once(two_servers):
+    doomed, survivor = two_servers
+    args = {"count": 1000.0, "name": "k", "delay": 300.0}
+    assert len(_call(survivor, "mutation", "jobs:schedule_many", args)) == 1000
 
-        def ran() -> float:
-            return float(len(_call(servers[1], "query", "jobs:all_effects", {})))
+    def ran() -> float:
+        return float(len(_call(survivor, "query", "jobs:all_effects", {})))
 
-        assert _wait_for(lambda: ran() >= 100)  # the burst is under way on both nodes
-        _kill(servers[0])
-
-        def all_done() -> bool:
-            rows = _call(servers[1], "query", "jobs:jobs", {})
-            return all(row["state"]["kind"] == "success" for row in rows)
-
-        assert _wait_for(all_done, timeout=120)
-        names = Counter(_call(servers[1], "query", "jobs:all_effects", {}))
-        assert len(names) == 1000 and set(names.values()) == {1}
-    finally:
-        for server in servers:
-            server.stop()
+    assert _wait_for(lambda: ran() >= 100)  # the burst is under way on both nodes
+    _kill(doomed)
+    assert _wait_for(lambda: _all_jobs_succeeded(survivor, 1000), timeout=120)
+    _assert_each_job_ran_once(survivor, 1000)

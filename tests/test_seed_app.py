@@ -11,17 +11,10 @@ from starlette.testclient import TestClient
 
 from reactive.http import create_app
 from reactive.transaction import Transaction
-from tests.oidc_issuer import LocalIssuer
 from tests.seed_helpers import ROOT, Peer, SeedApp, running_seed_app, updates
 
 ALICE, BOB = "user_alice", "user_bob"
 FIRST_PAGE = {"numItems": 2.0, "cursor": None}
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local:
-        yield local
 
 
 @pytest.fixture

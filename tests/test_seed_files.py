@@ -6,15 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.oidc_issuer import LocalIssuer
 from tests.seed_helpers import SeedApp, running_seed_app
 from tests.test_seed_app import ALICE, BOB, new_project
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local:
-        yield local
 
 
 @pytest.fixture

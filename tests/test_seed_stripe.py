@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.oidc_issuer import LocalIssuer
 from tests.seed_helpers import SeedApp, running_seed_app
 from tests.stripe_stub import StripeStub, event, new_webhook_secret, signature_header
 
@@ -34,12 +33,6 @@ CHECKOUT_ARGS = {
     "cancelUrl": "https://app.example.test/billing/cancel",
 }
 PORTAL_ARGS = {"returnUrl": "https://app.example.test/settings"}
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local:
-        yield local
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from tests.oidc_issuer import LocalIssuer
 from tests.seed_helpers import (
     SeedApp,
     clerk_event,
@@ -23,12 +22,6 @@ from tests.seed_helpers import (
 )
 
 CLERK_ID = "user_2abc"
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local:
-        yield local
 
 
 @pytest.fixture

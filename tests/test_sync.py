@@ -19,6 +19,7 @@ from reactive.http_errors import CLOSE_TOO_MANY_QUERIES
 from reactive.protocol import ProtocolError
 from reactive.sync import SyncSession
 from reactive.values import decode_ts, encode_value
+from tests.seed_helpers import Peer, updates
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 
@@ -30,79 +31,10 @@ def client(tmp_path):
         yield test_client
 
 
-class Peer:
-    """One client socket that keeps the versions as the official clients do."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.query_set = 0
-        self.request_id = 0
-        self.version = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
-        self.ws.send_json(
-            {
-                "type": "Connect",
-                "sessionId": str(uuid.uuid4()),
-                "connectionCount": 0,
-                "lastCloseReason": "InitialConnect",
-                "clientTs": 0,
-            }
-        )
-
-    def receive(self):
-        message = self.ws.receive_json()
-        if message["type"] == "Transition":
-            assert message["startVersion"] == self.version, "Invalid start version"
-            self.version = message["endVersion"]
-        return message
-
-    def receive_until(self, kind):
-        while True:
-            message = self.receive()
-            if message["type"] == kind:
-                return message
-
-    def modify(self, *modifications):
-        self.ws.send_json(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": self.query_set,
-                "newVersion": self.query_set + 1,
-                "modifications": list(modifications),
-            }
-        )
-        self.query_set += 1
-        return self.receive_until("Transition")
-
-    def add(self, query_id, path, args):
-        return self.modify(
-            {"type": "Add", "queryId": query_id, "udfPath": path, "args": [encode_value(args)]}
-        )
-
-    def mutate(self, path, args):
-        request_id = self.request_id
-        self.request_id += 1
-        self.ws.send_json(
-            {
-                "type": "Mutation",
-                "requestId": request_id,
-                "udfPath": path,
-                "args": [encode_value(args)],
-            }
-        )
-        response = self.receive_until("MutationResponse")
-        assert response["requestId"] == request_id
-        transition = self.receive_until("Transition")
-        return response, transition
-
-
-def updates(transition):
-    return {m["queryId"]: m for m in transition["modifications"]}
-
-
 def test_subscribe_gets_initial_result_and_versions_chain(client):
     with client.websocket_connect("/api/1.48.0/sync") as ws:
         peer = Peer(ws)
-        transition = peer.add(0, "messages:list", {"channel": "a"})
+        transition = peer.subscribe(0, "messages:list", {"channel": "a"})
         update = updates(transition)[0]
         assert update["type"] == "QueryUpdated" and update["value"] == []
         assert update["logLines"] == ["[LOG] listing a"] and update["journal"] is None
@@ -112,7 +44,7 @@ def test_subscribe_gets_initial_result_and_versions_chain(client):
 def test_mutation_response_then_transition_with_the_write(client):
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        peer.add(0, "messages:list", {"channel": "a"})
+        peer.subscribe(0, "messages:list", {"channel": "a"})
         response, transition = peer.mutate("messages:send", {"channel": "a", "body": "hi"})
         assert response["success"] is True and isinstance(response["result"], str)
         assert decode_ts(transition["endVersion"]["ts"]) >= decode_ts(response["ts"])
@@ -123,7 +55,7 @@ def test_mutation_response_then_transition_with_the_write(client):
 def test_write_elsewhere_changes_nothing_for_this_query(client):
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        peer.add(0, "messages:list", {"channel": "a"})
+        peer.subscribe(0, "messages:list", {"channel": "a"})
         _, transition = peer.mutate("messages:send", {"channel": "b", "body": "elsewhere"})
         assert transition["modifications"] == []
 
@@ -131,7 +63,7 @@ def test_write_elsewhere_changes_nothing_for_this_query(client):
 def test_other_clients_see_commits(client):
     with client.websocket_connect("/api/sync") as ws1, client.websocket_connect("/api/sync") as ws2:
         watcher, writer = Peer(ws1), Peer(ws2)
-        watcher.add(5, "messages:list", {"channel": "a"})
+        watcher.subscribe(5, "messages:list", {"channel": "a"})
         writer.mutate("messages:send", {"channel": "a", "body": "from writer"})
         transition = watcher.receive_until("Transition")
         assert [m["body"] for m in updates(transition)[5]["value"]] == ["from writer"]
@@ -162,14 +94,14 @@ def test_bad_arguments_and_unknown_functions_are_function_errors(client):
         assert "Could not find public function for 'messages:nope'" in response["result"]
         response, _ = peer.mutate("messages:send_internal", {"channel": "a", "body": "x"})
         assert "Could not find public function" in response["result"]
-        transition = peer.add(1, "messages:list", {"channel": 5.0})
+        transition = peer.subscribe(1, "messages:list", {"channel": 5.0})
         assert updates(transition)[1]["type"] == "QueryFailed"
 
 
 def test_query_failure_with_data_recovers_when_data_appears(client):
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        transition = peer.add(0, "messages:first_or_fail", {"channel": "z"})
+        transition = peer.subscribe(0, "messages:first_or_fail", {"channel": "z"})
         failed = updates(transition)[0]
         assert failed["type"] == "QueryFailed" and failed["errorData"]["code"] == "EMPTY"
         _, transition = peer.mutate("messages:send", {"channel": "z", "body": "now"})
@@ -179,7 +111,7 @@ def test_query_failure_with_data_recovers_when_data_appears(client):
 def test_remove_query_sends_query_removed(client):
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        peer.add(0, "messages:list", {"channel": "a"})
+        peer.subscribe(0, "messages:list", {"channel": "a"})
         transition = peer.modify({"type": "Remove", "queryId": 0})
         assert transition["modifications"] == [{"type": "QueryRemoved", "queryId": 0}]
 
@@ -187,7 +119,7 @@ def test_remove_query_sends_query_removed(client):
 def test_path_normalisation_accepts_js_suffix(client):
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        transition = peer.add(0, "messages.js:list", {"channel": "a"})
+        transition = peer.subscribe(0, "messages.js:list", {"channel": "a"})
         assert updates(transition)[0]["type"] == "QueryUpdated"
 
 
@@ -239,14 +171,14 @@ def test_resent_mutation_is_not_run_twice(client):
             assert response["result"] == first["result"] and response["ts"] == first["ts"]
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        transition = peer.add(0, "messages:count", {"channel": "once"})
+        transition = peer.subscribe(0, "messages:count", {"channel": "once"})
         assert updates(transition)[0]["value"] == 1.0
 
 
 def test_authenticate_none_bumps_identity(client):
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        peer.add(0, "messages:whoami", {})
+        peer.subscribe(0, "messages:whoami", {})
         ws.send_json({"type": "Authenticate", "baseVersion": 0, "tokenType": "None"})
         transition = peer.receive_until("Transition")
         assert transition["endVersion"]["identity"] == 1
@@ -295,7 +227,7 @@ def test_paginated_query_keeps_its_journal(client):
         peer = Peer(ws)
         for i in range(3):
             peer.mutate("messages:send", {"channel": "p", "body": str(i)})
-        transition = peer.add(
+        transition = peer.subscribe(
             0,
             "messages:page",
             {"channel": "p", "paginationOpts": {"numItems": 2.0, "cursor": None}},
@@ -323,7 +255,7 @@ def test_valid_token_changes_identity_and_reruns_queries(authed_client):
     client, issuer = authed_client
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
-        assert updates(peer.add(0, "messages:whoami", {}))[0]["value"] is None
+        assert updates(peer.subscribe(0, "messages:whoami", {}))[0]["value"] is None
         ws.send_json(
             {
                 "type": "Authenticate",
@@ -390,7 +322,7 @@ def test_resubscribe_with_journal_after_reconnect_keeps_page_end(client):
         peer = Peer(ws)
         for i in range(3):
             peer.mutate("messages:send", {"channel": "j", "body": str(i)})
-        first = updates(peer.add(0, "messages:page", page_args))[0]
+        first = updates(peer.subscribe(0, "messages:page", page_args))[0]
     with client.websocket_connect("/api/sync") as ws:
         peer = Peer(ws)
         for i in range(3, 5):
@@ -432,7 +364,7 @@ def test_event_messages_are_tolerated(client):
         ws.send_json(
             {"type": "Event", "eventType": "NetworkRecoveryReconnect", "event": {"timeSavedMs": 5}}
         )
-        assert updates(peer.add(0, "messages:count", {"channel": "e"}))[0]["value"] == 0.0
+        assert updates(peer.subscribe(0, "messages:count", {"channel": "e"}))[0]["value"] == 0.0
 
 
 # -- limits on what one socket may make the server hold ---------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, open_sync_socket
 
 CHAT = Path(__file__).parent / "projects" / "chat"
 
@@ -23,38 +23,18 @@ def server(tmp_path):
 
 
 async def open_peer(url, channel, query_id=0, **options):
-    ws = await websockets.connect(
-        url.replace("http", "ws", 1) + "/api/sync", max_size=None, **options
+    """A socket subscribed to `channel`'s messages as `query_id`."""
+    session_id = f"s-{query_id}-{time.time()}"
+    args = {"channel": channel}
+    return await open_sync_socket(
+        url,
+        "messages:list",
+        args,
+        query_id=query_id,
+        session_id=session_id,
+        max_size=None,
+        **options,
     )
-    await ws.send(
-        json.dumps(
-            {
-                "type": "Connect",
-                "sessionId": f"s-{query_id}-{time.time()}",
-                "connectionCount": 0,
-                "lastCloseReason": None,
-                "clientTs": 0,
-            }
-        )
-    )
-    await ws.send(
-        json.dumps(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": 0,
-                "newVersion": 1,
-                "modifications": [
-                    {
-                        "type": "Add",
-                        "queryId": query_id,
-                        "udfPath": "messages:list",
-                        "args": [{"channel": channel}],
-                    }
-                ],
-            }
-        )
-    )
-    return ws
 
 
 def small_socket(port):

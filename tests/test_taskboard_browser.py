@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.browser.dev_server import DevServer
-from tests.node_tools import find_node, require_file
+from tests.live_server import LiveServer
+from tests.node_tools import node_with_packages, require_file
 from tests.seed_helpers import ROOT
 
 BROWSER_TESTS = Path(__file__).parent / "browser"
@@ -37,14 +38,8 @@ WHAT = "the browser test"
 @pytest.fixture(scope="module")
 def node() -> str:
     """The `node` executable, once Chromium and the npm packages are installed."""
-    executable = find_node(WHAT)
+    executable = node_with_packages(WHAT, BROWSER_TESTS, "playwright-core", "convex")
     require_file(CHROMIUM, "apt-get install -y chromium", WHAT)
-    for package in ("playwright-core", "convex"):
-        require_file(
-            BROWSER_TESTS / "node_modules" / package / "package.json",
-            "npm ci --prefix tests/browser",
-            WHAT,
-        )
     return executable
 
 
@@ -58,16 +53,24 @@ def run_two_browsers(node: str, server: DevServer) -> dict[str, Any]:
         "task": TASK,
         "timeoutMs": STEP_TIMEOUT_MS,
     }
-    command = [node, str(BROWSER_TESTS / "two_browsers.mjs"), server.url, json.dumps(params)]
+    return run_browser_script(node, "two_browsers.mjs", server, params, SCRIPT_TIMEOUT_S)
+
+
+def run_browser_script(
+    node: str, script: str, server: LiveServer, params: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    """Run tests/browser/`script` against `server`: the JSON line it printed last. The test
+    fails, with the script's stderr and the server's log, if it exits non-zero or times out."""
+    command = [node, str(BROWSER_TESTS / script), server.url, json.dumps(params)]
     try:
         done = subprocess.run(
-            command, cwd=BROWSER_TESTS, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S
+            command, cwd=BROWSER_TESTS, capture_output=True, text=True, timeout=timeout_s
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"two_browsers.mjs timed out\n{exc.stderr!r}\n{server.log()[-4000:]}")
+        pytest.fail(f"{script} timed out\n{exc.stderr!r}\n{server.log()[-4000:]}")
     if done.returncode != 0:
         pytest.fail(
-            f"two_browsers.mjs exited {done.returncode}\n--- stderr ---\n{done.stderr[-8000:]}"
+            f"{script} exited {done.returncode}\n--- stderr ---\n{done.stderr[-8000:]}"
             f"\n--- server log (tail) ---\n{server.log()[-4000:]}"
         )
     return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]

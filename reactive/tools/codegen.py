@@ -17,14 +17,14 @@ import json
 import keyword
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from reactive.errors import SchemaError
 from reactive.functions import AnyFunction, Registry, load_project
-from reactive.schema import Schema, TableDefinition
+from reactive.schema import Schema, SearchIndexSpec, TableDefinition, VectorIndexSpec
 from reactive.validators import (
     AnyValidator,
     ArrayValidator,
@@ -70,6 +70,8 @@ _NO_ARGS_VALIDATOR: Final = "Record<string, any>"
 _EMPTY_OBJECT: Final = "Record<string, never>"
 #: Names the generated Python module itself uses inside class bodies.
 _PY_RESERVED: Final = frozenset({"_Final", "_FunctionReference"})
+#: An index with filter fields: a search or a vector index.
+_Spec = TypeVar("_Spec", SearchIndexSpec, VectorIndexSpec)
 
 
 # -- validators -> TypeScript types -------------------------------------------------------------
@@ -383,25 +385,26 @@ def _ts_indexes(table: TableDefinition) -> list[str]:
 
 def _ts_search_indexes(table: TableDefinition) -> list[str]:
     """`name: { searchField: "f"; filterFields: "a" | "b" }` per search index, as Convex's."""
-    rendered = []
-    for spec in sorted(table.search_indexes, key=lambda spec: spec.name):
-        filters = " | ".join(json.dumps(f) for f in spec.filter_fields) or "never"
-        rendered.append(
-            f"{_ts_key(spec.name)}: {{ searchField: {json.dumps(spec.search_field)}; "
-            f"filterFields: {filters} }};"
-        )
-    return rendered
+    return _ts_filtered_indexes(
+        table.search_indexes, lambda spec: f"searchField: {json.dumps(spec.search_field)}"
+    )
 
 
 def _ts_vector_indexes(table: TableDefinition) -> list[str]:
     """`name: { vectorField: "f"; dimensions: number; filterFields: "a" }`, as Convex's."""
+    return _ts_filtered_indexes(
+        table.vector_indexes,
+        lambda spec: f"vectorField: {json.dumps(spec.vector_field)}; dimensions: number",
+    )
+
+
+def _ts_filtered_indexes(specs: Iterable[_Spec], members: Callable[[_Spec], str]) -> list[str]:
+    """`name: { <members>; filterFields: <union of the filter fields, or never> }` per index
+    of `specs`, by name."""
     rendered = []
-    for spec in sorted(table.vector_indexes, key=lambda spec: spec.name):
+    for spec in sorted(specs, key=lambda spec: spec.name):
         filters = " | ".join(json.dumps(f) for f in spec.filter_fields) or "never"
-        rendered.append(
-            f"{_ts_key(spec.name)}: {{ vectorField: {json.dumps(spec.vector_field)}; "
-            f"dimensions: number; filterFields: {filters} }};"
-        )
+        rendered.append(f"{_ts_key(spec.name)}: {{ {members(spec)}; filterFields: {filters} }};")
     return rendered
 
 

@@ -1,22 +1,25 @@
 """What the attacks send: calls to the public API, uploads, signed Clerk webhooks to the seed
 app (`SeedServer`), and a deployment bundle that leaves a marker file behind if any of its code
-runs."""
+runs; and the server a module of attacks must leave unharmed (`unharmed_server`)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from reactive.values import encode_value
+from tests.live_server import LiveServer
 from tests.oidc_issuer import LocalIssuer
-from tests.seed_helpers import clerk_event, svix_headers
+from tests.seed_helpers import ClerkUserCalls, clerk_event, svix_headers
 
 EVIL_ORIGIN = "https://evil.example"
 
@@ -27,6 +30,18 @@ def call(url: str, kind: str, path: str, args: dict[str, Any] | None = None, **k
     body = response.json()
     assert body.get("status") == "success", body
     return body["value"]
+
+
+@contextlib.contextmanager
+def unharmed_server(
+    project: Path, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, *, dev: bool
+) -> Iterator[LiveServer]:
+    """A server of `project` with `env` on a fresh SQLite database, for a module of attacks:
+    when it stops, its log must hold no traceback (every attack was refused, none crashed it)."""
+    database = f"sqlite:///{tmp_path_factory.mktemp('limits')}/limits.db"
+    with LiveServer(project, database, env=env, dev=dev) as live:
+        yield live
+        assert "Traceback" not in live.log(), live.log()
 
 
 def upload(upload_url: str, data: bytes, content_type: str) -> httpx.Response:
@@ -54,28 +69,15 @@ def deploy_events(response: httpx.Response) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class SeedServer:
+class SeedServer(ClerkUserCalls):
     """The seed app in a server process: calls as a Clerk user, signed Clerk webhooks."""
 
     url: str
     issuer: LocalIssuer
     webhook_secret: str
 
-    def call(self, kind: str, path: str, args: dict[str, Any], *, user: str | None) -> Any:
-        """The JSON body of `POST /api/<kind>` as the Clerk user `user` (None: signed out)."""
-        headers = {} if user is None else {"Authorization": f"Bearer {self.token(user)}"}
-        body = {"path": path, "args": [encode_value(args)], "format": "json"}
-        response = httpx.post(f"{self.url}/api/{kind}", json=body, headers=headers, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def ok(self, kind: str, path: str, args: dict[str, Any], *, user: str | None) -> Any:
-        body = self.call(kind, path, args, user=user)
-        assert body["status"] == "success", body
-        return body["value"]
-
-    def token(self, clerk_id: str) -> str:
-        return self.issuer.sign(subject=clerk_id)
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        return httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=30)
 
     def upload(self, data: bytes, *, user: str) -> str:
         """POST `data` to a fresh upload URL made for `user`; returns the storage id."""

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.adversarial.attacks import SeedServer
@@ -59,12 +60,6 @@ def storage_env(blob_dir: Path, **extra: str) -> dict[str, str]:
     return {**CLEAN_ENV, "REACTIVE_STORAGE_DIR": str(blob_dir), **extra}
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer() as local:
-        yield local
-
-
 @pytest.fixture
 def seed_server(store_url: str, blob_dir: Path, issuer: LocalIssuer) -> Iterator[SeedServer]:
     """The seed app (the repository's schema.py and functions/) served in production mode on
@@ -73,3 +68,10 @@ def seed_server(store_url: str, blob_dir: Path, issuer: LocalIssuer) -> Iterator
     clerk = {"CLERK_JWT_ISSUER_DOMAIN": issuer.url, "CLERK_WEBHOOK_SECRET": secret}
     with LiveServer(ROOT, store_url, env=storage_env(blob_dir, **clerk), dev=False) as server:
         yield SeedServer(server.url, issuer, secret)
+
+
+@pytest.fixture
+def still_serving(server: LiveServer) -> Iterator[None]:
+    """After the test, the module's `server` still answers /health."""
+    yield
+    assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200

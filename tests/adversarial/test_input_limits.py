@@ -16,10 +16,13 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.adversarial.attacks import unharmed_server
 from tests.live_server import LiveServer
 
 CHAT = Path(__file__).parent.parent / "projects" / "chat"
 LIMIT = 1 << 20  # every byte limit of the server under attack
+
+pytestmark = pytest.mark.usefixtures("still_serving")
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +33,8 @@ def server(tmp_path_factory):
         "REACTIVE_MAX_QUERIES_PER_SOCKET": "100",
         "REACTIVE_SYNC_INBOX_MAX_MESSAGES": "50",
     }
-    database = f"sqlite:///{tmp_path_factory.mktemp('limits')}/limits.db"
-    with LiveServer(CHAT, database, env=env) as live:
+    with unharmed_server(CHAT, env, tmp_path_factory, dev=True) as live:
         yield live
-        assert "Traceback" not in live.log(), live.log()
-
-
-@pytest.fixture(autouse=True)
-def still_serving(server):
-    yield
-    assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
 
 
 # -- HTTP bodies ------------------------------------------------------------------------------

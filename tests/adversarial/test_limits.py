@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.adversarial.attacks import call
+from tests.adversarial.attacks import call, unharmed_server
 from tests.live_server import LiveServer
 
 LIMITS = Path(__file__).parent.parent / "projects" / "limits"
+
+pytestmark = pytest.mark.usefixtures("still_serving")
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +30,8 @@ def server(tmp_path_factory):
         "REACTIVE_QUERY_MUTATION_TIMEOUT_S": "0.5",
         "REACTIVE_ACTION_TIMEOUT_S": "1",
     }
-    database = f"sqlite:///{tmp_path_factory.mktemp('limits')}/limits.db"
-    with LiveServer(LIMITS, database, env=env, dev=False) as live:
+    with unharmed_server(LIMITS, env, tmp_path_factory, dev=False) as live:
         yield live
-        assert "Traceback" not in live.log(), live.log()
-
-
-@pytest.fixture(autouse=True)
-def still_serving(server):
-    yield
-    assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
 
 
 def failure(server: LiveServer, kind: str, path: str, args: dict[str, Any]) -> str:

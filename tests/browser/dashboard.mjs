@@ -10,49 +10,16 @@
 // Prints one JSON line with what the pages showed; exits 1 (after failure screenshots) if a
 // step fails.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { browsers, scriptArguments } from "./browsers.mjs";
 
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-const [url, paramsText] = process.argv.slice(2);
-const params = JSON.parse(paramsText);
+const { url, params } = scriptArguments();
 const dashboard = `${url}/_dashboard/`;
-
-async function openBrowser(name) {
-  const profile = mkdtempSync(join(tmpdir(), `dashboard-${name}-`));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: params.executablePath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1400, height: 900 },
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(params.timeoutMs);
-  const problems = [];
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  return { name, context, page, profile, problems };
-}
-
-async function screenshot(browser, label) {
-  const path = join(params.screenshotDir, `dashboard-${label}-${browser.name}.png`);
-  await browser.page.screenshot({ path, fullPage: false });
-  return path;
-}
+const { screenshot, runInTwo } = browsers({
+  app: "dashboard",
+  params,
+  viewport: { width: 1400, height: 900 },
+  fullPage: false,
+});
 
 async function openTable(page, table) {
   await page.goto(dashboard);
@@ -226,28 +193,4 @@ async function run(a, b) {
   return result;
 }
 
-async function main() {
-  mkdirSync(params.screenshotDir, { recursive: true });
-  const browsers = [await openBrowser("a"), await openBrowser("b")];
-  try {
-    const result = await run(...browsers);
-    result.problems = browsers.flatMap((browser) => browser.problems);
-    console.log(JSON.stringify(result));
-  } catch (error) {
-    for (const browser of browsers) {
-      const path = await screenshot(browser, "failure").catch(() => "(none)");
-      console.error(`browser ${browser.name}: screenshot ${path}; ${browser.problems.join("; ")}`);
-    }
-    throw error;
-  } finally {
-    for (const browser of browsers) {
-      await browser.context.close();
-      rmSync(browser.profile, { recursive: true, force: true });
-    }
-  }
-}
-
-main().catch((error) => {
-  console.error(error?.stack ?? error);
-  process.exit(1);
-});
+runInTwo(run);

@@ -7,53 +7,29 @@
 // Prints one JSON line with what each page showed; exits 1 (after failure screenshots) if a
 // step times out. The page's Convex bundle is answered from this package's node_modules.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { chromium } from "playwright-core";
+import { browsers, scriptArguments } from "./browsers.mjs";
 
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const BUNDLE = join(
   dirname(createRequire(import.meta.url).resolve("convex/package.json")),
   "dist",
   "browser.bundle.js",
 );
 
-const [url, paramsText] = process.argv.slice(2);
-const params = JSON.parse(paramsText);
+const { url, params } = scriptArguments();
 const board = `${url}/examples/taskboard/`;
 const task = (column) => `[data-column="${column}"] .task:has-text(${JSON.stringify(params.task)})`;
-
-async function openBrowser(name) {
-  const profile = mkdtempSync(join(tmpdir(), `taskboard-${name}-`));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: params.executablePath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1100, height: 700 },
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(params.timeoutMs);
-  const problems = [];
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  await page.route("**/node_modules/convex/dist/browser.bundle.js", (route) =>
-    route.fulfill({ path: BUNDLE, contentType: "text/javascript" }),
-  );
-  return { name, context, page, profile, problems };
-}
+const { screenshot, runInTwo } = browsers({
+  app: "taskboard",
+  params,
+  viewport: { width: 1100, height: 700 },
+  fullPage: true,
+  preparePage: (page) =>
+    page.route("**/node_modules/convex/dist/browser.bundle.js", (route) =>
+      route.fulfill({ path: BUNDLE, contentType: "text/javascript" }),
+    ),
+});
 
 async function signIn(page, address) {
   await page.goto(address);
@@ -81,12 +57,6 @@ function columns(page) {
       ]),
     ),
   );
-}
-
-async function screenshot(browser, label) {
-  const path = join(params.screenshotDir, `taskboard-${label}-${browser.name}.png`);
-  await browser.page.screenshot({ path, fullPage: true });
-  return path;
 }
 
 async function run(a, b) {
@@ -121,28 +91,4 @@ async function run(a, b) {
   return { projectId, projectNameInB, taskId, afterCreate, afterMove, timings, screenshots };
 }
 
-async function main() {
-  mkdirSync(params.screenshotDir, { recursive: true });
-  const browsers = [await openBrowser("a"), await openBrowser("b")];
-  try {
-    const result = await run(...browsers);
-    result.problems = browsers.flatMap((browser) => browser.problems);
-    console.log(JSON.stringify(result));
-  } catch (error) {
-    for (const browser of browsers) {
-      const path = await screenshot(browser, "failure").catch(() => "(none)");
-      console.error(`browser ${browser.name}: screenshot ${path}; ${browser.problems.join("; ")}`);
-    }
-    throw error;
-  } finally {
-    for (const browser of browsers) {
-      await browser.context.close();
-      rmSync(browser.profile, { recursive: true, force: true });
-    }
-  }
-}
-
-main().catch((error) => {
-  console.error(error?.stack ?? error);
-  process.exit(1);
-});
+runInTwo(run);

@@ -4,17 +4,8 @@
 //
 // params: {channel, subject, token} for a valid token, {channel, token, rejected: true} else.
 
-import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
-import {
-  main,
-  recordingLogger,
-  Recorder,
-  scriptArgs,
-  settle,
-  TracingWebSocket,
-  withTimeout,
-} from "./lib.mjs";
+import { main, Recorder, scriptArgs, settle, tracedClient, withTimeout } from "./lib.mjs";
 
 const whoami = makeFunctionReference("messages:whoami");
 const list = makeFunctionReference("messages:list");
@@ -22,8 +13,7 @@ const send = makeFunctionReference("messages:send");
 
 /** A client authenticated with `token`, with records of its fetches and auth changes. */
 function authenticatedClient(url, token) {
-  const logger = recordingLogger();
-  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  const { client, logger } = tracedClient(url);
   const fetches = [];
   const changes = new Recorder("onChange");
   client.setAuth(async ({ forceRefreshToken }) => {

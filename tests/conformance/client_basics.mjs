@@ -1,9 +1,8 @@
 // ConvexClient over the WebSocket: a subscription sees its initial value and then a mutation's
 // write, the mutation resolves with the new id, a one-shot query and an action work.
 
-import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
-import { main, recordingLogger, Recorder, scriptArgs, TracingWebSocket } from "./lib.mjs";
+import { main, Recorder, scriptArgs, tracedClient } from "./lib.mjs";
 
 const list = makeFunctionReference("messages:list");
 const count = makeFunctionReference("messages:count");
@@ -13,8 +12,7 @@ const sendViaAction = makeFunctionReference("messages:send_via_action");
 main(async () => {
   const { url, params } = scriptArgs();
   const channel = params.channel;
-  const logger = recordingLogger();
-  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  const { client, logger } = tracedClient(url);
   const listed = new Recorder("messages:list");
   client.onUpdate(list, { channel }, listed.push, listed.pushError);
 

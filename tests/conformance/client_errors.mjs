@@ -2,16 +2,8 @@
 // failure rejects with a plain Error, a failing subscription recovers once data exists, and the
 // client keeps working after all of it.
 
-import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
-import {
-  main,
-  recordingLogger,
-  Recorder,
-  scriptArgs,
-  settle,
-  TracingWebSocket,
-} from "./lib.mjs";
+import { main, Recorder, scriptArgs, settle, tracedClient } from "./lib.mjs";
 
 const send = makeFunctionReference("messages:send");
 const crash = makeFunctionReference("messages:crash");
@@ -22,8 +14,7 @@ const missing = makeFunctionReference("messages:no_such_function");
 main(async () => {
   const { url, params } = scriptArgs();
   const channel = params.channel;
-  const logger = recordingLogger();
-  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  const { client, logger } = tracedClient(url);
 
   const first = new Recorder("messages:first_or_fail");
   client.onUpdate(firstOrFail, { channel }, first.push, first.pushError);

@@ -6,17 +6,15 @@
 //
 // params: {channel, delayS}
 
-import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import {
   cue,
   main,
-  recordingLogger,
   Recorder,
   scriptArgs,
   settle,
   stdinLines,
-  TracingWebSocket,
+  tracedClient,
   withTimeout,
 } from "./lib.mjs";
 
@@ -28,8 +26,7 @@ main(async () => {
   const { url, params } = scriptArgs();
   const { channel, delayS } = params;
   const nextLine = stdinLines();
-  const logger = recordingLogger();
-  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  const { client, logger } = tracedClient(url);
   const counted = new Recorder("messages:count");
   client.onUpdate(count, { channel }, counted.push, counted.pushError);
   await counted.waitFor((n) => n === 0);

@@ -9,18 +9,8 @@
 // params: {initial: [names], pageSize, steps: [{add: name} | {remove: name}], last: name,
 //          restart: boolean}
 
-import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
-import {
-  cue,
-  main,
-  recordingLogger,
-  Recorder,
-  scriptArgs,
-  stdinLines,
-  TracingWebSocket,
-  withTimeout,
-} from "./lib.mjs";
+import { cue, main, Recorder, scriptArgs, stdinLines, tracedClient, withTimeout } from "./lib.mjs";
 
 const countersPage = makeFunctionReference("conformance:counters_page");
 const addCounter = makeFunctionReference("conformance:add_counter");
@@ -30,8 +20,7 @@ const names = (result) => result.results.map((doc) => doc.name);
 
 main(async () => {
   const { url, params } = scriptArgs();
-  const logger = recordingLogger();
-  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  const { client, logger } = tracedClient(url);
   const ids = {};
   for (const name of params.initial) {
     ids[name] = await client.mutation(addCounter, { name });

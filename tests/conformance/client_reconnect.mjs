@@ -7,17 +7,15 @@
 //
 // params: {channel, total, stopAfter, token}
 
-import { ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import {
   cue,
   main,
-  recordingLogger,
   Recorder,
   scriptArgs,
   sleep,
   stdinLines,
-  TracingWebSocket,
+  tracedClient,
   withTimeout,
 } from "./lib.mjs";
 
@@ -34,8 +32,7 @@ main(async () => {
   const { url, params } = scriptArgs();
   const { channel, total, stopAfter } = params;
   const nextLine = stdinLines();
-  const logger = recordingLogger();
-  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  const { client, logger } = tracedClient(url);
   client.setAuth(async () => params.token);
   const counted = new Recorder("messages:count");
   client.onUpdate(count, { channel }, counted.push, counted.pushError);

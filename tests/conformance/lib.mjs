@@ -7,6 +7,7 @@
 // that fails prints the error on stderr and exits 1.
 
 import { createRequire } from "node:module";
+import { ConvexClient } from "convex/browser";
 import { ConvexError } from "convex/values";
 
 // The `ws` package the convex client itself uses in Node, resolved from convex's own directory
@@ -75,6 +76,13 @@ export function recordingLogger() {
     warn: record("warn"),
     error: record("error"),
   };
+}
+
+/** A client of `url` whose frames are traced (TracingWebSocket) and whose log `logger` keeps. */
+export function tracedClient(url) {
+  const logger = recordingLogger();
+  const client = new ConvexClient(url, { logger, webSocketConstructor: TracingWebSocket });
+  return { client, logger };
 }
 
 /** A JSON-friendly description of a rejected promise's reason. */
