@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import struct
 import threading
 import time
 from typing import Any
@@ -754,8 +755,8 @@ async def test_a_connection_asyncpg_finds_stuck_is_dropped_and_reported_unavaila
     postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seen after the database went away under a cancelled query: asyncpg then refuses the
-    pooled connection ("another operation is in progress"). That is a 503 the client
-    retries, not a 500, and the connection is never handed out again."""
+    pooled connection ("another operation is in progress"). It is never handed out again; a
+    read tries another, and only if none answers is it a 503 the client retries, not a 500."""
     from reactive.errors import DatabaseUnavailableError
     from reactive.persistence.postgres import PostgresPersistence
 
@@ -775,10 +776,12 @@ async def test_a_connection_asyncpg_finds_stuck_is_dropped_and_reported_unavaila
             return await real_fetch(self, *args, **kwargs)
 
         monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetch)
-        with pytest.raises(DatabaseUnavailableError, match="another operation"):
-            await store.max_commit_ts()
+        assert await store.max_commit_ts() == 0  # read again on a new connection
         (after,) = await store._fetch("test", "SELECT pg_backend_pid()")
         assert after[0] != before[0]  # the pool's one connection is a new one
+        stuck.extend(["again"] * 2)  # every connection the read tries
+        with pytest.raises(DatabaseUnavailableError, match="another operation"):
+            await store.max_commit_ts()
     finally:
         await store.close()
 
@@ -892,3 +895,80 @@ async def test_sqlite_close_waits_for_a_running_checkpoint_before_closing_its_co
     await asyncio.to_thread(started.wait, 5)
     await store.close()
     assert finished == ["checkpoint"]
+
+
+def _unsolicited_fatal() -> bytes:
+    """The ErrorResponse a backend sends as it is terminated (pg_terminate_backend)."""
+    fields = b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0"
+    return b"E" + struct.pack("!i", len(fields) + 4) + fields
+
+
+@pytest.mark.postgres
+async def test_a_released_connection_is_pooled_without_a_round_trip(
+    postgres_store_url: str,
+) -> None:
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await store.max_commit_ts()
+        async with store._connection("test") as conn:
+            statements = conn._con._protocol.queries_count
+        await store.max_commit_ts()  # the pool's one connection: one statement, then released
+        async with store._connection("test") as conn:
+            assert conn._con._protocol.queries_count == statements + 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_connection_broken_while_pooled_is_dropped_and_the_read_still_answers(
+    postgres_store_url: str,
+) -> None:
+    """A backend killed under an idle pooled connection sends FATAL before the socket ends; in
+    between, a statement on it fails inside asyncpg (InternalClientError) without being sent.
+    The read is made on another connection instead of failing."""
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=2)
+    await store.open()
+    try:
+        async with store._connection("a") as first, store._connection("b") as second:
+            broken = [first.get_server_pid(), second.get_server_pid()]
+        async with store._connection("a") as first, store._connection("b") as second:
+            for conn in (first, second):  # both pooled connections, as when the server restarts
+                conn._con._protocol.data_received(_unsolicited_fatal())
+        assert await store.max_commit_ts() == 0
+        async with store._connection("test") as conn:
+            assert conn.get_server_pid() not in broken
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_connection_whose_statement_was_cut_off_is_never_pooled_again(
+    postgres_store_url: str,
+) -> None:
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        async with store._connection("test") as conn:
+            cut_off = conn.get_server_pid()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await store._fetch("sleep", "SELECT pg_sleep(30)")
+        with pytest.raises(PersistenceError, match="duplicate key"):
+            async with store._transaction("failing") as conn:
+                failed = conn.get_server_pid()
+                await conn.execute("INSERT INTO meta (key, value) VALUES ('k', ''), ('k', '')")
+        async with store._connection("test") as conn:
+            assert conn.get_server_pid() not in (cut_off, failed)
+            assert not conn.is_in_transaction()
+        started = time.monotonic()
+        assert await store.max_commit_ts() == 0
+        assert time.monotonic() - started < 5.0  # not queued behind the cut-off pg_sleep
+    finally:
+        await store.close()

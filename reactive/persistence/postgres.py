@@ -79,6 +79,8 @@ _UNREACHABLE_ERRORS = (
     OSError,
     TimeoutError,
 )
+# What a statement on a connection whose protocol an unexpected message left mid-state raises.
+_BROKEN_CONNECTION = asyncpg.InternalClientError
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -130,6 +132,7 @@ class PostgresPersistence:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 server_settings=self._settings(),
+                reset=_keep_released,
             )
         except _DRIVER_ERRORS as exc:
             raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
@@ -178,24 +181,29 @@ class PostgresPersistence:
 
     @asynccontextmanager
     async def _transaction(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
-        pool = self._require_pool(operation)
-        try:
-            async with pool.acquire() as conn:
-                with _dropped_if_stuck(conn):
-                    async with conn.transaction():
-                        yield conn
-        except _DRIVER_ERRORS as exc:
-            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
+        async with self._connection(operation) as conn:
+            with self._wrapping(operation):
+                async with conn.transaction():
+                    yield conn
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-        pool = self._require_pool(operation)
-        try:
-            async with pool.acquire() as conn:
-                with _dropped_if_stuck(conn):
-                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                    return rows
-        except _DRIVER_ERRORS as exc:
-            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
+        """Rows of one read. A pooled connection can break while it sits idle: the FATAL of a
+        backend killed under it leaves asyncpg's protocol mid-message until the socket's end
+        arrives, and a statement on it fails with InternalClientError before anything is sent.
+        Such a connection is closed and the read tried on another (every pooled one may be
+        broken at once: up to the pool's size, then a new connection)."""
+        with self._wrapping(operation):
+            for _ in range(self._max_size):
+                try:
+                    return await self._fetch_once(operation, sql, args)
+                except _BROKEN_CONNECTION:
+                    log.info("PostgreSQL %s: a pooled connection was broken; retrying", operation)
+            return await self._fetch_once(operation, sql, args)
+
+    async def _fetch_once(self, operation: str, sql: str, args: Any) -> list[asyncpg.Record]:
+        async with self._connection(operation) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -305,19 +313,33 @@ class PostgresPersistence:
 
     @asynccontextmanager
     async def _connection(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
-        """A pool connection for the block; failing to get one is a PersistenceError too."""
+        """A pool connection for the block; failing to get one is a PersistenceError too.
+
+        Released connections are not reset by a round trip (see `_keep_released`), so a block
+        that ends in an exception closes its connection instead of pooling it: a statement may
+        have been cut off, or the protocol left in a state that only a round trip would show."""
         pool = self._require_pool(operation)
         conn = await self._wrap(operation, pool.acquire())
         try:
             yield conn
+        except BaseException:
+            conn.terminate()
+            raise
         finally:
+            # A release that fails closes the connection (asyncpg): nothing to pool, or undo.
             with contextlib.suppress(*_DRIVER_ERRORS):
                 await pool.release(conn)
 
     async def _wrap(self, operation: str, work: Awaitable[T]) -> T:
         """Await `work`, a driver failure surfacing as PersistenceError."""
-        try:
+        with self._wrapping(operation):
             return await work
+
+    @contextlib.contextmanager
+    def _wrapping(self, operation: str) -> Iterator[None]:
+        """A driver failure inside the block surfaces as PersistenceError."""
+        try:
+            yield
         except _DRIVER_ERRORS as exc:
             raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
@@ -515,18 +537,6 @@ def _columns(rows: list[Row], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-@contextlib.contextmanager
-def _dropped_if_stuck(conn: asyncpg.Connection) -> Iterator[None]:
-    """Terminate `conn` if asyncpg finds its protocol stuck mid-operation ("cannot switch to
-    state ...; another operation is in progress"): seen on a pooled connection after the
-    database went away during a cancelled query. The pool must never hand it out again."""
-    try:
-        yield
-    except asyncpg.InternalClientError:
-        conn.terminate()
-        raise
-
-
 def _failure(message: str, exc: BaseException) -> PersistenceError:
     """The error for a driver failure: DatabaseUnavailableError when the server is out of reach
     (a closed connection surfaces from asyncpg as an InterfaceError saying so; a connection
@@ -543,6 +553,16 @@ def commit_channel(schema: str | None) -> str:
     if schema is None:
         return "reactive_commits"
     return "reactive_commits_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+async def _keep_released(conn: asyncpg.Connection) -> None:
+    """Ready a released connection for the pool without a round trip. asyncpg's default reset
+    (UNLISTEN, RESET ALL, CLOSE ALL, unlock every advisory lock) cost one on every release,
+    and so on every read and commit. Before calling this, asyncpg has already rolled back a
+    transaction left open (and closed the connection if that failed). Pool connections keep
+    no other session state: nothing LISTENs or SETs on them, and `exclusive`'s advisory lock
+    is released by `_unlock_or_drop`. A connection whose block failed was closed by
+    `_connection`, since its protocol state cannot be checked without a round trip."""
 
 
 async def _unlock_or_drop(conn: asyncpg.Connection, key: str) -> None:
