@@ -365,11 +365,14 @@ def first_commit() -> CommitWrite:
     return commit(10, [doc("a", b"a")], [live(key("a"), "a")], mutation=record)
 
 
+@pytest.mark.parametrize("seen_ts", [None, 10], ids=["unchecked", "checked"])
 @pytest.mark.parametrize("failure", sorted(failing_groups()))
-async def test_group_commit_is_all_or_nothing(persistence: Persistence, failure: str) -> None:
+async def test_group_commit_is_all_or_nothing(
+    persistence: Persistence, failure: str, seen_ts: int | None
+) -> None:
     await persistence.write_commits([first_commit()])
     with pytest.raises(PersistenceError, match="write_commits"):
-        await persistence.write_commits(failing_groups()[failure])
+        await persistence.write_commits(failing_groups()[failure], seen_ts=seen_ts)
     assert await persistence.max_commit_ts() == 10
     assert await persistence.commits_after(10) == []
     assert await persistence.get_document(TABLE, "b", 100) is None
@@ -378,6 +381,49 @@ async def test_group_commit_is_all_or_nothing(persistence: Persistence, failure:
     # The store is still usable after the failed transaction.
     await persistence.write_commits([put(11, "b", b"b")])
     assert await persistence.max_commit_ts() == 11
+
+
+async def test_a_group_behind_another_process_commit_is_revised_before_it_is_written(
+    store_url: str,
+) -> None:
+    first, second = await open_persistence(store_url), await open_persistence(store_url)
+    try:
+        await first.write_commits([put(10, "a", b"a")], seen_ts=0)
+        learnt: list[CommitRecord] = []
+
+        async def revise(newer: list[CommitRecord]) -> list[CommitWrite]:
+            learnt.extend(newer)
+            return [put(11, "b", b"b")]
+
+        written = await second.write_commits([put(5, "b", b"b")], seen_ts=0, revise=revise)
+        assert learnt == [CommitRecord(10, b"w10")]
+        assert [c.ts for c in written] == [11]
+        assert await second.commits_after(0) == [CommitRecord(10, b"w10"), CommitRecord(11, b"w11")]
+        assert await second.get_document(TABLE, "b", 100) == StoredDocument("b", 11, b"b")
+    finally:
+        await second.close()
+        await first.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_group_commit_is_one_statement_when_no_other_process_committed(
+    postgres_store_url: str,
+) -> None:
+    """The lock, the check against other processes' commits and the write: one round trip."""
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await store.write_commits([put(10, "a", b"a")], seen_ts=0)  # prepares the statement
+        async with store._connection("test") as conn:
+            statements = conn._con._protocol.queries_count
+        await store.write_commits([put(11, "b", b"b"), put(12, "c", b"c")], seen_ts=10)
+        async with store._connection("test") as conn:
+            assert conn._con._protocol.queries_count == statements + 1
+        assert await store.max_commit_ts() == 12
+    finally:
+        await store.close()
 
 
 async def test_empty_group_writes_nothing(persistence: Persistence) -> None:

@@ -164,6 +164,7 @@ class PostgresPersistence:
             await conn.execute(CREATE_SCHEMA)
             await conn.execute(ADD_MUTATION_IDENTITY)
             await conn.execute(CREATE_ANNOUNCE_TRIGGER.format(channel=self.channel))
+            await conn.execute(CREATE_WRITE_GROUP)
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -274,6 +275,8 @@ class PostgresPersistence:
         seen_ts: int | None = None,
         revise: Revise | None = None,
     ) -> list[CommitWrite]:
+        if seen_ts is not None and commits and await self._write_if_current(commits, seen_ts):
+            return commits
         async with self._locked(seen_ts) as held:
             if held.newer:
                 if revise is None:
@@ -283,6 +286,20 @@ class PostgresPersistence:
                 commits = await revise(held.newer)
             await held.write(commits)
         return commits
+
+    async def _write_if_current(self, commits: list[CommitWrite], seen_ts: int) -> bool:
+        """Write the group in one round trip if no other process committed after `seen_ts`
+        (the usual case); False, having written nothing, if one did: the caller then takes the
+        lock, learns those commits and revises the group (`_locked`).
+
+        One statement calls `reactive_write_group`, which takes the commit lock, compares the
+        clock with `seen_ts` and writes; its implicit transaction commits before the answer
+        comes back, so a True is durable. Ambiguity is as for any commit: a connection lost
+        meanwhile raises, and the committer looks the commit up under the lock."""
+        check_after(commits, seen_ts)
+        async with self._connection("commit") as conn:
+            newer = await self._wrap("write_commits", _write_group(conn, seen_ts, commits))
+        return newer is None
 
     def hold_commit_lock(self, seen_ts: int) -> AbstractAsyncContextManager[HeldCommitLock]:
         return self._locked(seen_ts)
@@ -517,19 +534,29 @@ class _HeldLock:
         self.written = True
 
     async def _write(self, commits: list[CommitWrite]) -> None:
-        await _insert_commits(self._conn, commits)
+        # Under the lock the clock cannot have moved past what was read when taking it.
+        seen_ts = _NO_CLOCK_CHECK if self._last_ts is None else self._last_ts
+        newer = await _write_group(self._conn, seen_ts, commits)
+        if newer is not None:
+            raise PersistenceError(f"the commit clock moved to {newer} under the held lock")
         await self.transaction.commit()
 
 
-async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) -> None:
-    """Every row of a group in ONE statement (a round trip, while the commit lock is held)."""
+async def _write_group(
+    conn: asyncpg.Connection, seen_ts: int, commits: list[CommitWrite]
+) -> int | None:
+    """Every row of a group in ONE statement (`reactive_write_group`): None once written, or
+    the clock, and nothing written, if a commit after `seen_ts` holds it."""
     if not commits:
-        return
+        return None
     documents = _columns(document_rows(commits), 6)
     indexes = _columns(index_rows(commits), 5)
     mutations = _columns(mutation_rows(commits), 5)
     records = [[c.ts for c in commits], [c.written for c in commits]]
-    await conn.execute(INSERT_GROUP, *documents, *indexes, *mutations, *records)
+    newer: int | None = await conn.fetchval(
+        WRITE_GROUP, seen_ts, *documents, *indexes, *mutations, *records
+    )
+    return newer
 
 
 def _columns(rows: list[Row], width: int) -> list[list[Any]]:
@@ -732,21 +759,45 @@ INSERT_INDEX_ROW = """
 INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES ($1, $2, $3, $4, $5)
 """
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
-# A group's documents, index rows, mutation records and commit records, each column an array.
-INSERT_GROUP = """
-WITH new_documents AS (
-    INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts)
-    SELECT * FROM unnest($1::INTEGER[], $2::TEXT[], $3::BIGINT[], $4::BYTEA[], $5::BOOLEAN[],
-                         $6::BIGINT[])
-), new_index_rows AS (
-    INSERT INTO indexes (index_id, key, ts, deleted, document_id)
-    SELECT * FROM unnest($7::BIGINT[], $8::BYTEA[], $9::BIGINT[], $10::BOOLEAN[], $11::TEXT[])
-), new_mutations AS (
-    INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
-    SELECT * FROM unnest($12::TEXT[], $13::BIGINT[], $14::BIGINT[], $15::BYTEA[], $16::TEXT[])
-)
-INSERT INTO commits (ts, written) SELECT * FROM unnest($17::BIGINT[], $18::BYTEA[])
+# A group's documents, index rows, mutation records and commit records, each column an array,
+# written in one statement under the commit lock if the clock still reads `seen` (or less):
+# the lock, the check and the write cost one round trip. Returns NULL once written, else the
+# clock (another process committed after `seen`; nothing is written).
+CREATE_WRITE_GROUP = """
+CREATE OR REPLACE FUNCTION reactive_write_group(
+    seen BIGINT,
+    doc_table INTEGER[], doc_id TEXT[], doc_ts BIGINT[], doc_value BYTEA[],
+    doc_deleted BOOLEAN[], doc_prev_ts BIGINT[],
+    ix_index BIGINT[], ix_key BYTEA[], ix_ts BIGINT[], ix_deleted BOOLEAN[], ix_document TEXT[],
+    mu_session TEXT[], mu_request BIGINT[], mu_ts BIGINT[], mu_result BYTEA[], mu_identity TEXT[],
+    commit_ts BIGINT[], commit_written BYTEA[]
+) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    clock BIGINT;
+BEGIN
+    -- The commit lock: waits for the commit in flight elsewhere, then reads the clock it
+    -- advanced.
+    SELECT c.ts INTO clock FROM commit_clock AS c WHERE c.id = 1 FOR UPDATE;
+    IF clock > seen THEN
+        RETURN clock;
+    END IF;
+    WITH new_documents AS (
+        INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts)
+        SELECT * FROM unnest(doc_table, doc_id, doc_ts, doc_value, doc_deleted, doc_prev_ts)
+    ), new_index_rows AS (
+        INSERT INTO indexes (index_id, key, ts, deleted, document_id)
+        SELECT * FROM unnest(ix_index, ix_key, ix_ts, ix_deleted, ix_document)
+    ), new_mutations AS (
+        INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
+        SELECT * FROM unnest(mu_session, mu_request, mu_ts, mu_result, mu_identity)
+    )
+    INSERT INTO commits (ts, written) SELECT * FROM unnest(commit_ts, commit_written);
+    RETURN NULL;
+END $$;
 """
+WRITE_GROUP = "SELECT reactive_write_group(" + ", ".join(f"${n}" for n in range(1, 20)) + ")"
+#: `seen` that no clock exceeds: `hold_commit_lock(None)`'s writes, which check nothing.
+_NO_CLOCK_CHECK = 2**63 - 1
 
 SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
 SELECT_DOCUMENT = """
