@@ -416,10 +416,10 @@ async def test_postgres_group_commit_is_one_statement_when_no_other_process_comm
     await store.open()
     try:
         await store.write_commits([put(10, "a", b"a")], seen_ts=0)  # prepares the statement
-        async with store._connection("test") as conn:
+        async with store._connection("test", committer=True) as conn:
             statements = conn._con._protocol.queries_count
         await store.write_commits([put(11, "b", b"b"), put(12, "c", b"c")], seen_ts=10)
-        async with store._connection("test") as conn:
+        async with store._connection("test", committer=True) as conn:
             assert conn._con._protocol.queries_count == statements + 1
         assert await store.max_commit_ts() == 12
     finally:

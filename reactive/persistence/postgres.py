@@ -113,6 +113,9 @@ class PostgresPersistence:
         self._max_size = max_size
         #: None before open() and after close().
         self._pool: asyncpg.Pool | None = None
+        #: The committer's own connection (a pool of one, so that it is replaced like any
+        #: other): its group writes never queue behind reads for one of `_pool`'s.
+        self._commit_pool: asyncpg.Pool | None = None
         #: The NOTIFY channel commits are announced on: one per schema.
         self.channel = commit_channel(self.schema)
 
@@ -126,21 +129,25 @@ class PostgresPersistence:
     async def open(self) -> None:
         if self._pool is not None:
             raise PersistenceError(f"PostgreSQL database {self._where} is already open")
+        self._pool = await self._create_pool(self._min_size, self._max_size)
         try:
-            self._pool = await asyncpg.create_pool(
+            self._commit_pool = await self._create_pool(1, 1)
+            await self._create_schema()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _create_pool(self, min_size: int, max_size: int) -> asyncpg.Pool:
+        try:
+            return await asyncpg.create_pool(
                 self._dsn,
-                min_size=self._min_size,
-                max_size=self._max_size,
+                min_size=min_size,
+                max_size=max_size,
                 server_settings=self._settings(),
                 reset=_keep_released,
             )
         except _DRIVER_ERRORS as exc:
             raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
-        try:
-            await self._create_schema()
-        except BaseException:
-            await self.close()
-            raise
 
     def _settings(self) -> dict[str, str]:
         # JIT compilation costs far more than our short statements save: the planner's row
@@ -168,17 +175,19 @@ class PostgresPersistence:
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        pools = [pool for pool in (self._commit_pool, self._pool) if pool is not None]
+        self._pool = self._commit_pool = None
+        for pool in pools:
             await pool.close()
 
     # -- plumbing --------------------------------------------------------------------------
-    def _require_pool(self, operation: str) -> asyncpg.Pool:
-        if self._pool is None:
+    def _require_pool(self, operation: str, *, committer: bool = False) -> asyncpg.Pool:
+        pool = self._commit_pool if committer else self._pool
+        if pool is None:
             raise PersistenceError(
                 f"cannot {operation}: PostgreSQL database {self._where} is not open"
             )
-        return self._pool
+        return pool
 
     @asynccontextmanager
     async def _transaction(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
@@ -297,7 +306,7 @@ class PostgresPersistence:
         comes back, so a True is durable. Ambiguity is as for any commit: a connection lost
         meanwhile raises, and the committer looks the commit up under the lock."""
         check_after(commits, seen_ts)
-        async with self._connection("commit") as conn:
+        async with self._connection("commit", committer=True) as conn:
             newer = await self._wrap("write_commits", _write_group(conn, seen_ts, commits))
         return newer is None
 
@@ -329,13 +338,16 @@ class PostgresPersistence:
         return _HeldLock(self, conn, transaction, newer, checked_last)
 
     @asynccontextmanager
-    async def _connection(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
-        """A pool connection for the block; failing to get one is a PersistenceError too.
+    async def _connection(
+        self, operation: str, *, committer: bool = False
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pool connection for the block (the committer's own with `committer`); failing to
+        get one is a PersistenceError too.
 
         Released connections are not reset by a round trip (see `_keep_released`), so a block
         that ends in an exception closes its connection instead of pooling it: a statement may
         have been cut off, or the protocol left in a state that only a round trip would show."""
-        pool = self._require_pool(operation)
+        pool = self._require_pool(operation, committer=committer)
         conn = await self._wrap(operation, pool.acquire())
         try:
             yield conn
