@@ -35,6 +35,7 @@ from reactive.persistence.base import (
     IndexMeta,
     IndexState,
     IndexWrite,
+    MutationKeysStored,
     MutationRecord,
     Revise,
     Row,
@@ -105,6 +106,9 @@ def split_schema(url: str) -> tuple[str, str | None]:
 
 class PostgresPersistence:
     """The Persistence protocol on PostgreSQL (see the module docstring)."""
+
+    #: `reactive_write_group` checks the group's mutation keys: no round trip of their own.
+    check_mutation_keys = True
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
@@ -308,6 +312,7 @@ class PostgresPersistence:
         check_after(commits, seen_ts)
         async with self._connection("commit", committer=True) as conn:
             newer = await self._wrap("write_commits", _write_group(conn, seen_ts, commits))
+        _refuse_stored_keys(newer)
         return newer is None
 
     def hold_commit_lock(self, seen_ts: int) -> AbstractAsyncContextManager[HeldCommitLock]:
@@ -549,6 +554,7 @@ class _HeldLock:
         # Under the lock the clock cannot have moved past what was read when taking it.
         seen_ts = _NO_CLOCK_CHECK if self._last_ts is None else self._last_ts
         newer = await _write_group(self._conn, seen_ts, commits)
+        _refuse_stored_keys(newer)  # the transaction stays usable: the caller may write again
         if newer is not None:
             raise PersistenceError(f"the commit clock moved to {newer} under the held lock")
         await self.transaction.commit()
@@ -558,7 +564,8 @@ async def _write_group(
     conn: asyncpg.Connection, seen_ts: int, commits: list[CommitWrite]
 ) -> int | None:
     """Every row of a group in ONE statement (`reactive_write_group`): None once written, or
-    the clock, and nothing written, if a commit after `seen_ts` holds it."""
+    the clock, and nothing written, if a commit after `seen_ts` holds it, or
+    MUTATION_KEY_STORED, nothing written, if one of its mutation keys is stored already."""
     if not commits:
         return None
     documents = _columns(document_rows(commits), 6)
@@ -569,6 +576,11 @@ async def _write_group(
         WRITE_GROUP, seen_ts, *documents, *indexes, *mutations, *records
     )
     return newer
+
+
+def _refuse_stored_keys(newer: int | None) -> None:
+    if newer == MUTATION_KEY_STORED:
+        raise MutationKeysStored("write_commits: a mutation of the group ran before")
 
 
 def _columns(rows: list[Row], width: int) -> list[list[Any]]:
@@ -772,9 +784,10 @@ INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES ($1, $2, $3
 """
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
 # A group's documents, index rows, mutation records and commit records, each column an array,
-# written in one statement under the commit lock if the clock still reads `seen` (or less):
-# the lock, the check and the write cost one round trip. Returns NULL once written, else the
-# clock (another process committed after `seen`; nothing is written).
+# written in one statement under the commit lock if the clock still reads `seen` (or less) and
+# none of its mutation keys is stored: the lock, the checks and the write cost one round trip.
+# Returns NULL once written, else, with nothing written, the clock (another process committed
+# after `seen`) or MUTATION_KEY_STORED.
 CREATE_WRITE_GROUP = """
 CREATE OR REPLACE FUNCTION reactive_write_group(
     seen BIGINT,
@@ -793,6 +806,13 @@ BEGIN
     IF clock > seen THEN
         RETURN clock;
     END IF;
+    IF EXISTS (
+        SELECT 1 FROM unnest(mu_session, mu_request) AS k(session_id, request_id)
+        JOIN mutation_results AS m
+          ON m.session_id = k.session_id AND m.request_id = k.request_id
+    ) THEN
+        RETURN -1;
+    END IF;
     WITH new_documents AS (
         INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts)
         SELECT * FROM unnest(doc_table, doc_id, doc_ts, doc_value, doc_deleted, doc_prev_ts)
@@ -808,6 +828,7 @@ BEGIN
 END $$;
 """
 WRITE_GROUP = "SELECT reactive_write_group(" + ", ".join(f"${n}" for n in range(1, 20)) + ")"
+MUTATION_KEY_STORED = -1
 #: `seen` that no clock exceeds: `hold_commit_lock(None)`'s writes, which check nothing.
 _NO_CLOCK_CHECK = 2**63 - 1
 
