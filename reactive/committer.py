@@ -33,6 +33,7 @@ from reactive.persistence.base import (
     CommitRecord,
     CommitWrite,
     HeldCommitLock,
+    MutationKeysStored,
     MutationRecord,
     Persistence,
 )
@@ -45,7 +46,7 @@ from reactive.recent_writes import (
 )
 from reactive.transaction import Transaction
 
-__all__ = ["CATALOG_CHANGED", "CommitOutcome", "Committer", "PublishedCommit"]
+__all__ = ["CATALOG_CHANGED", "CHECKED_BY_WRITE", "CommitOutcome", "Committer", "PublishedCommit"]
 
 log = logging.getLogger("reactive.committer")
 
@@ -75,6 +76,10 @@ class _Request:
     #: not have it (None: not read): see `_find_duplicates`.
     checked_at: int | None = None
 
+
+#: `checked_at` of a mutation whose key was not looked up before it ran, on a backend whose
+#: write refuses a stored key (`Persistence.check_mutation_keys`): the write checks it.
+CHECKED_BY_WRITE = -1
 
 #: The written "index" of a commit that changed tables or indexes (see commit_catalog_change).
 CATALOG_CHANGED = "_catalog.changed"
@@ -167,6 +172,11 @@ class Committer:
         await self._queue.put(_Request(tx, mutation, future, checked_at))
         return await future
 
+    def remembered_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
+        """The record of a mutation this process committed recently; None if not remembered
+        (which says nothing about storage)."""
+        return self._recent_mutations.get((session_id, request_id))
+
     @property
     def mutations_forgotten(self) -> int:
         """Changes whenever a remembered mutation key is dropped from memory: while it has not
@@ -239,6 +249,21 @@ class Committer:
                 await self._commit_batch(batch)
 
     async def _commit_batch(self, batch: list[_Request]) -> None:
+        while True:
+            try:
+                return await self._commit_batch_once(batch)
+            except MutationKeysStored:
+                # A resent mutation of the batch ran before (its key was left to the write to
+                # check): nothing was written. Read every key of the batch, answer the ones
+                # that ran with their records, and write the rest.
+                log.info("a resent mutation among %d ran before; reading their records", len(batch))
+                self._recent_writes.truncate_after(self.committed_ts)
+                self._assigned_ts = self.committed_ts
+                batch = [request for request in batch if not request.future.done()]
+                for request in batch:
+                    request.checked_at = None
+
+    async def _commit_batch_once(self, batch: list[_Request]) -> None:
         accepted, followers = await self._prepare_batch(batch)
         if not accepted:
             return
@@ -267,6 +292,9 @@ class Committer:
                 await self._persistence.write_commits(
                     commits, seen_ts=self.committed_ts, revise=revise
                 )
+        except MutationKeysStored:
+            self._publish_learnt()
+            raise
         except Exception as exc:
             log.warning("commit of %d transactions failed: %s", len(accepted), exc)
             self._publish_learnt()
@@ -380,7 +408,8 @@ class Committer:
         storage was last read for (before the lock was taken, or when the caller checked it
         before running the mutation) if nothing was forgotten since: a commit of that key
         since then is either ours (in `_recent_mutations`) or learnt from another process
-        (in `_learnt_mutations`, and then read)."""
+        (in `_learnt_mutations`, and then read). A key CHECKED_BY_WRITE is not read: the
+        write refuses it if it is stored, and `_commit_batch` then reads it."""
         found: dict[tuple[str, int], MutationRecord] = {}
         unread: set[tuple[str, int]] = set()
         for request in batch:
@@ -390,6 +419,8 @@ class Committer:
             vouched = revising or request.checked_at == self._mutations_forgotten
             if key in self._recent_mutations:
                 found[key] = self._recent_mutations[key]
+            elif request.checked_at == CHECKED_BY_WRITE:
+                continue  # the write refuses a stored key (MutationKeysStored)
             elif not vouched or (
                 self._learnt_mutations and _key_bytes(key) in self._learnt_mutations
             ):

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from reactive import knobs
 from reactive.catalog import SYSTEM_INDEXES, Catalog, IndexInfo
-from reactive.committer import CommitOutcome, Committer, PublishedCommit
+from reactive.committer import CHECKED_BY_WRITE, CommitOutcome, Committer, PublishedCommit
 from reactive.cursors import CursorCodec
 from reactive.errors import ConflictError, SchemaError, ValidationError
 from reactive.persistence import DEFAULT_DATABASE_URL, open_persistence
@@ -188,14 +188,50 @@ class Database:
         """
         dedupe = session_id is not None and request_id is not None
         checked_at = None
-        if dedupe:
-            assert self.committer is not None
+        assert self.committer is not None
+        if dedupe and self.persistence.check_mutation_keys:
+            # Not looked up in storage first: the commit's write refuses a key that ran before,
+            # and the committer then answers with its record (a round trip less for every
+            # mutation). A resend to this process is known from memory, and not run again.
+            remembered = self.committer.remembered_mutation(session_id, request_id)  # type: ignore[arg-type]
+            if remembered is not None:
+                return _replayed(remembered, remembered.ts, identity, attempt=0)
+            checked_at = CHECKED_BY_WRITE
+        elif dedupe:
             # Read before storage is: a key forgotten after it makes the committer read again.
             checked_at = self.committer.mutations_forgotten
             stored = await self.persistence.get_mutation(session_id, request_id)  # type: ignore[arg-type]
             if stored is not None:
                 return _replayed(stored, stored.ts, identity, attempt=0)
         key = (session_id, request_id, identity, checked_at)
+        try:
+            return await self._run_mutation(fn, key, max_retries, serial_fallback)
+        except Exception:
+            if checked_at != CHECKED_BY_WRITE:
+                raise
+            # A resend of a mutation that ran before may fail when run again (what it created
+            # exists now): it is answered with what it returned the first time.
+            stored = await self._stored_mutation(session_id, request_id)  # type: ignore[arg-type]
+            if stored is None:
+                raise
+            return _replayed(stored, stored.ts, identity, attempt=0)
+
+    async def _stored_mutation(self, session_id: str, request_id: int) -> MutationRecord | None:
+        """The record of a mutation that ran, if it can be read (None if it cannot)."""
+        try:
+            return await self.persistence.get_mutation(session_id, request_id)
+        except Exception as exc:
+            log.warning("cannot look up mutation %s/%s: %s", session_id, request_id, exc)
+            return None
+
+    async def _run_mutation(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        key: _MutationKey,
+        max_retries: int | None,
+        serial_fallback: bool | None,
+    ) -> MutationResult[T]:
+        """`run_mutation` once its key is checked: OCC re-runs, then the serial fallback."""
         retries = knobs.OCC_MAX_RETRIES if max_retries is None else max_retries
         if serial_fallback is None:
             serial_fallback = knobs.OCC_SERIAL_FALLBACK

@@ -1,6 +1,8 @@
-"""A TCP proxy to PostgreSQL that can cut a connection right after it forwards a COMMIT: the
-server commits, the client never hears back. It runs on a thread of its own, so that a server
-process started synchronously (tests/live_server.py) can reach the database through it.
+"""A TCP proxy to PostgreSQL that can cut a connection right after it forwards a COMMIT (or
+the one statement that commits a group on its own, `reactive_write_group` outside a
+transaction): the server commits, the client never hears back. It runs on a thread of its
+own, so that a server process started synchronously (tests/live_server.py) can reach the
+database through it.
 
 with CuttingProxy() as proxy:
     url = proxy.url(schema)      # postgresql://...@127.0.0.1:<proxy port>/test?schema=...
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +22,30 @@ from tests.conftest import POSTGRES_URL, with_schema
 
 #: asyncpg sends COMMIT as a simple query: 'Q', length, "COMMIT;\0".
 _COMMIT = b"COMMIT;"
+#: asyncpg prepares a statement once per connection (Parse: its name, then its text) and
+#: then runs it by name (Bind: the empty portal's name, then the statement's).
+_PREPARE_WRITE_GROUP = re.compile(rb"(__asyncpg_stmt_[0-9a-f]+__)\x00SELECT reactive_write_group\(")
+
+
+class _Commits:
+    """Spots, in what a client sends one connection, the messages that commit."""
+
+    def __init__(self) -> None:
+        self._write_group: set[bytes] = set()
+        self._in_transaction = False
+
+    def commits(self, data: bytes) -> bool:
+        prepared = _PREPARE_WRITE_GROUP.findall(data)
+        if prepared:
+            self._write_group.update(prepared)
+            return False
+        if b"BEGIN;" in data:
+            self._in_transaction = True
+        if _COMMIT in data or b"ROLLBACK;" in data:
+            self._in_transaction = False
+            return _COMMIT in data
+        runs_write_group = any(b"\x00" + name + b"\x00" in data for name in self._write_group)
+        return runs_write_group and not self._in_transaction
 
 
 class CuttingProxy:
@@ -82,10 +109,11 @@ class CuttingProxy:
             client_w.close()
             return
         cutting = asyncio.Event()
+        commits = _Commits()
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
-                cut = _COMMIT in data and self._take_cut()
+                cut = commits.commits(data) and self._take_cut()
                 if cut:
                     cutting.set()  # before the server can answer
                 server_w.write(data)

@@ -181,6 +181,53 @@ async def test_a_mutation_resent_to_another_process_runs_once(pair) -> None:
     assert bodies == ["x"]
 
 
+async def test_a_resend_batched_with_new_mutations_gets_its_record_and_they_commit(pair) -> None:
+    """On PostgreSQL the resend is not looked up before it runs: the group's write refuses its
+    key, and the committer answers it with the stored record and writes the others."""
+    first, second = pair
+
+    async def create(tx, body):  # type: ignore[no-untyped-def]
+        return await tx.insert("messages", {"channel": "batched", "body": body})
+
+    original = await first.run_mutation(
+        lambda tx: create(tx, "original"), session_id="b", request_id=1
+    )
+    results = await asyncio.gather(
+        second.run_mutation(lambda tx: create(tx, "resent"), session_id="b", request_id=1),
+        *(
+            second.run_mutation(
+                lambda tx, n=n: create(tx, f"new {n}"), session_id="b", request_id=n
+            )
+            for n in range(2, 6)
+        ),
+    )
+    resent, *new = results
+    assert resent.duplicate and (resent.value, resent.ts) == (original.value, original.ts)
+    assert not any(result.duplicate for result in new)
+    bodies, _, _ = await channel_bodies(second, "batched")
+    assert sorted(bodies) == ["new 2", "new 3", "new 4", "new 5", "original"]
+
+
+async def test_a_resend_that_fails_when_run_again_gets_its_first_result(pair) -> None:
+    first, second = pair
+
+    async def create_once(tx):  # type: ignore[no-untyped-def]
+        if (
+            await tx.query("messages")
+            .with_index("by_channel", lambda q: q.eq("channel", "only"))
+            .first()
+        ):
+            raise ValueError("created already")
+        return await tx.insert("messages", {"channel": "only", "body": "x"})
+
+    original = await first.run_mutation(create_once, session_id="f", request_id=1)
+    await second.wait_for_ts(original.ts)  # the run again sees what the first one created
+    resent = await second.run_mutation(create_once, session_id="f", request_id=1)
+    assert resent.duplicate and (resent.value, resent.ts) == (original.value, original.ts)
+    with pytest.raises(ValueError, match="created already"):
+        await second.run_mutation(create_once, session_id="f", request_id=2)
+
+
 async def test_a_mutation_another_process_commits_after_our_storage_check_runs_once(
     pair,
 ) -> None:

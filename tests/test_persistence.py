@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import struct
 import threading
 import time
 from typing import Any
@@ -364,11 +365,14 @@ def first_commit() -> CommitWrite:
     return commit(10, [doc("a", b"a")], [live(key("a"), "a")], mutation=record)
 
 
+@pytest.mark.parametrize("seen_ts", [None, 10], ids=["unchecked", "checked"])
 @pytest.mark.parametrize("failure", sorted(failing_groups()))
-async def test_group_commit_is_all_or_nothing(persistence: Persistence, failure: str) -> None:
+async def test_group_commit_is_all_or_nothing(
+    persistence: Persistence, failure: str, seen_ts: int | None
+) -> None:
     await persistence.write_commits([first_commit()])
     with pytest.raises(PersistenceError, match="write_commits"):
-        await persistence.write_commits(failing_groups()[failure])
+        await persistence.write_commits(failing_groups()[failure], seen_ts=seen_ts)
     assert await persistence.max_commit_ts() == 10
     assert await persistence.commits_after(10) == []
     assert await persistence.get_document(TABLE, "b", 100) is None
@@ -377,6 +381,49 @@ async def test_group_commit_is_all_or_nothing(persistence: Persistence, failure:
     # The store is still usable after the failed transaction.
     await persistence.write_commits([put(11, "b", b"b")])
     assert await persistence.max_commit_ts() == 11
+
+
+async def test_a_group_behind_another_process_commit_is_revised_before_it_is_written(
+    store_url: str,
+) -> None:
+    first, second = await open_persistence(store_url), await open_persistence(store_url)
+    try:
+        await first.write_commits([put(10, "a", b"a")], seen_ts=0)
+        learnt: list[CommitRecord] = []
+
+        async def revise(newer: list[CommitRecord]) -> list[CommitWrite]:
+            learnt.extend(newer)
+            return [put(11, "b", b"b")]
+
+        written = await second.write_commits([put(5, "b", b"b")], seen_ts=0, revise=revise)
+        assert learnt == [CommitRecord(10, b"w10")]
+        assert [c.ts for c in written] == [11]
+        assert await second.commits_after(0) == [CommitRecord(10, b"w10"), CommitRecord(11, b"w11")]
+        assert await second.get_document(TABLE, "b", 100) == StoredDocument("b", 11, b"b")
+    finally:
+        await second.close()
+        await first.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_group_commit_is_one_statement_when_no_other_process_committed(
+    postgres_store_url: str,
+) -> None:
+    """The lock, the check against other processes' commits and the write: one round trip."""
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await store.write_commits([put(10, "a", b"a")], seen_ts=0)  # prepares the statement
+        async with store._connection("test", committer=True) as conn:
+            statements = conn._con._protocol.queries_count
+        await store.write_commits([put(11, "b", b"b"), put(12, "c", b"c")], seen_ts=10)
+        async with store._connection("test", committer=True) as conn:
+            assert conn._con._protocol.queries_count == statements + 1
+        assert await store.max_commit_ts() == 12
+    finally:
+        await store.close()
 
 
 async def test_empty_group_writes_nothing(persistence: Persistence) -> None:
@@ -754,8 +801,8 @@ async def test_a_connection_asyncpg_finds_stuck_is_dropped_and_reported_unavaila
     postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seen after the database went away under a cancelled query: asyncpg then refuses the
-    pooled connection ("another operation is in progress"). That is a 503 the client
-    retries, not a 500, and the connection is never handed out again."""
+    pooled connection ("another operation is in progress"). It is never handed out again; a
+    read tries another, and only if none answers is it a 503 the client retries, not a 500."""
     from reactive.errors import DatabaseUnavailableError
     from reactive.persistence.postgres import PostgresPersistence
 
@@ -775,10 +822,12 @@ async def test_a_connection_asyncpg_finds_stuck_is_dropped_and_reported_unavaila
             return await real_fetch(self, *args, **kwargs)
 
         monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetch)
-        with pytest.raises(DatabaseUnavailableError, match="another operation"):
-            await store.max_commit_ts()
+        assert await store.max_commit_ts() == 0  # read again on a new connection
         (after,) = await store._fetch("test", "SELECT pg_backend_pid()")
         assert after[0] != before[0]  # the pool's one connection is a new one
+        stuck.extend(["again"] * 2)  # every connection the read tries
+        with pytest.raises(DatabaseUnavailableError, match="another operation"):
+            await store.max_commit_ts()
     finally:
         await store.close()
 
@@ -892,3 +941,80 @@ async def test_sqlite_close_waits_for_a_running_checkpoint_before_closing_its_co
     await asyncio.to_thread(started.wait, 5)
     await store.close()
     assert finished == ["checkpoint"]
+
+
+def _unsolicited_fatal() -> bytes:
+    """The ErrorResponse a backend sends as it is terminated (pg_terminate_backend)."""
+    fields = b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0"
+    return b"E" + struct.pack("!i", len(fields) + 4) + fields
+
+
+@pytest.mark.postgres
+async def test_a_released_connection_is_pooled_without_a_round_trip(
+    postgres_store_url: str,
+) -> None:
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await store.max_commit_ts()
+        async with store._connection("test") as conn:
+            statements = conn._con._protocol.queries_count
+        await store.max_commit_ts()  # the pool's one connection: one statement, then released
+        async with store._connection("test") as conn:
+            assert conn._con._protocol.queries_count == statements + 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_connection_broken_while_pooled_is_dropped_and_the_read_still_answers(
+    postgres_store_url: str,
+) -> None:
+    """A backend killed under an idle pooled connection sends FATAL before the socket ends; in
+    between, a statement on it fails inside asyncpg (InternalClientError) without being sent.
+    The read is made on another connection instead of failing."""
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=2)
+    await store.open()
+    try:
+        async with store._connection("a") as first, store._connection("b") as second:
+            broken = [first.get_server_pid(), second.get_server_pid()]
+        async with store._connection("a") as first, store._connection("b") as second:
+            for conn in (first, second):  # both pooled connections, as when the server restarts
+                conn._con._protocol.data_received(_unsolicited_fatal())
+        assert await store.max_commit_ts() == 0
+        async with store._connection("test") as conn:
+            assert conn.get_server_pid() not in broken
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_connection_whose_statement_was_cut_off_is_never_pooled_again(
+    postgres_store_url: str,
+) -> None:
+    from reactive.persistence.postgres import PostgresPersistence
+
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        async with store._connection("test") as conn:
+            cut_off = conn.get_server_pid()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await store._fetch("sleep", "SELECT pg_sleep(30)")
+        with pytest.raises(PersistenceError, match="duplicate key"):
+            async with store._transaction("failing") as conn:
+                failed = conn.get_server_pid()
+                await conn.execute("INSERT INTO meta (key, value) VALUES ('k', ''), ('k', '')")
+        async with store._connection("test") as conn:
+            assert conn.get_server_pid() not in (cut_off, failed)
+            assert not conn.is_in_transaction()
+        started = time.monotonic()
+        assert await store.max_commit_ts() == 0
+        assert time.monotonic() - started < 5.0  # not queued behind the cut-off pg_sleep
+    finally:
+        await store.close()

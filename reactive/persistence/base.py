@@ -39,6 +39,7 @@ __all__ = [
     "IndexMeta",
     "IndexState",
     "IndexWrite",
+    "MutationKeysStored",
     "MutationRecord",
     "Persistence",
     "Revise",
@@ -172,11 +173,20 @@ class IndexMeta:
     state: IndexState = IndexState.READY
 
 
+class MutationKeysStored(PersistenceError):
+    """`write_commits` wrote nothing: a mutation key of the group is stored already (a resent
+    mutation that ran before). Only raised by backends that `check_mutation_keys`."""
+
+
 @runtime_checkable
 class Persistence(Protocol):
     """A storage backend. All methods are coroutines; every write is durable when it returns."""
 
     url: str
+    #: Whether `write_commits` checks, in the round trip of its write, that no mutation key of
+    #: the group is stored yet, raising MutationKeysStored (nothing written) if one is: then
+    #: a mutation need not be looked up before it runs (`Database.run_mutation`).
+    check_mutation_keys: bool
 
     async def open(self) -> None:
         """Connect and create the tables if they do not exist."""

@@ -35,6 +35,7 @@ from reactive.persistence.base import (
     IndexMeta,
     IndexState,
     IndexWrite,
+    MutationKeysStored,
     MutationRecord,
     Revise,
     Row,
@@ -79,6 +80,8 @@ _UNREACHABLE_ERRORS = (
     OSError,
     TimeoutError,
 )
+# What a statement on a connection whose protocol an unexpected message left mid-state raises.
+_BROKEN_CONNECTION = asyncpg.InternalClientError
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -104,6 +107,9 @@ def split_schema(url: str) -> tuple[str, str | None]:
 class PostgresPersistence:
     """The Persistence protocol on PostgreSQL (see the module docstring)."""
 
+    #: `reactive_write_group` checks the group's mutation keys: no round trip of their own.
+    check_mutation_keys = True
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self._dsn, self.schema = split_schema(url)
@@ -111,6 +117,9 @@ class PostgresPersistence:
         self._max_size = max_size
         #: None before open() and after close().
         self._pool: asyncpg.Pool | None = None
+        #: The committer's own connection (a pool of one, so that it is replaced like any
+        #: other): its group writes never queue behind reads for one of `_pool`'s.
+        self._commit_pool: asyncpg.Pool | None = None
         #: The NOTIFY channel commits are announced on: one per schema.
         self.channel = commit_channel(self.schema)
 
@@ -124,20 +133,25 @@ class PostgresPersistence:
     async def open(self) -> None:
         if self._pool is not None:
             raise PersistenceError(f"PostgreSQL database {self._where} is already open")
+        self._pool = await self._create_pool(self._min_size, self._max_size)
         try:
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=self._min_size,
-                max_size=self._max_size,
-                server_settings=self._settings(),
-            )
-        except _DRIVER_ERRORS as exc:
-            raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
-        try:
+            self._commit_pool = await self._create_pool(1, 1)
             await self._create_schema()
         except BaseException:
             await self.close()
             raise
+
+    async def _create_pool(self, min_size: int, max_size: int) -> asyncpg.Pool:
+        try:
+            return await asyncpg.create_pool(
+                self._dsn,
+                min_size=min_size,
+                max_size=max_size,
+                server_settings=self._settings(),
+                reset=_keep_released,
+            )
+        except _DRIVER_ERRORS as exc:
+            raise _failure(f"could not connect to PostgreSQL at {self._where}: {exc}", exc) from exc
 
     def _settings(self) -> dict[str, str]:
         # JIT compilation costs far more than our short statements save: the planner's row
@@ -161,41 +175,49 @@ class PostgresPersistence:
             await conn.execute(CREATE_SCHEMA)
             await conn.execute(ADD_MUTATION_IDENTITY)
             await conn.execute(CREATE_ANNOUNCE_TRIGGER.format(channel=self.channel))
+            await conn.execute(CREATE_WRITE_GROUP)
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        pools = [pool for pool in (self._commit_pool, self._pool) if pool is not None]
+        self._pool = self._commit_pool = None
+        for pool in pools:
             await pool.close()
 
     # -- plumbing --------------------------------------------------------------------------
-    def _require_pool(self, operation: str) -> asyncpg.Pool:
-        if self._pool is None:
+    def _require_pool(self, operation: str, *, committer: bool = False) -> asyncpg.Pool:
+        pool = self._commit_pool if committer else self._pool
+        if pool is None:
             raise PersistenceError(
                 f"cannot {operation}: PostgreSQL database {self._where} is not open"
             )
-        return self._pool
+        return pool
 
     @asynccontextmanager
     async def _transaction(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
-        pool = self._require_pool(operation)
-        try:
-            async with pool.acquire() as conn:
-                with _dropped_if_stuck(conn):
-                    async with conn.transaction():
-                        yield conn
-        except _DRIVER_ERRORS as exc:
-            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
+        async with self._connection(operation) as conn:
+            with self._wrapping(operation):
+                async with conn.transaction():
+                    yield conn
 
     async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-        pool = self._require_pool(operation)
-        try:
-            async with pool.acquire() as conn:
-                with _dropped_if_stuck(conn):
-                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                    return rows
-        except _DRIVER_ERRORS as exc:
-            raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
+        """Rows of one read. A pooled connection can break while it sits idle: the FATAL of a
+        backend killed under it leaves asyncpg's protocol mid-message until the socket's end
+        arrives, and a statement on it fails with InternalClientError before anything is sent.
+        Such a connection is closed and the read tried on another (every pooled one may be
+        broken at once: up to the pool's size, then a new connection)."""
+        with self._wrapping(operation):
+            for _ in range(self._max_size):
+                try:
+                    return await self._fetch_once(operation, sql, args)
+                except _BROKEN_CONNECTION:
+                    log.info("PostgreSQL %s: a pooled connection was broken; retrying", operation)
+            return await self._fetch_once(operation, sql, args)
+
+    async def _fetch_once(self, operation: str, sql: str, args: Any) -> list[asyncpg.Record]:
+        async with self._connection(operation) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -266,6 +288,8 @@ class PostgresPersistence:
         seen_ts: int | None = None,
         revise: Revise | None = None,
     ) -> list[CommitWrite]:
+        if seen_ts is not None and commits and await self._write_if_current(commits, seen_ts):
+            return commits
         async with self._locked(seen_ts) as held:
             if held.newer:
                 if revise is None:
@@ -275,6 +299,21 @@ class PostgresPersistence:
                 commits = await revise(held.newer)
             await held.write(commits)
         return commits
+
+    async def _write_if_current(self, commits: list[CommitWrite], seen_ts: int) -> bool:
+        """Write the group in one round trip if no other process committed after `seen_ts`
+        (the usual case); False, having written nothing, if one did: the caller then takes the
+        lock, learns those commits and revises the group (`_locked`).
+
+        One statement calls `reactive_write_group`, which takes the commit lock, compares the
+        clock with `seen_ts` and writes; its implicit transaction commits before the answer
+        comes back, so a True is durable. Ambiguity is as for any commit: a connection lost
+        meanwhile raises, and the committer looks the commit up under the lock."""
+        check_after(commits, seen_ts)
+        async with self._connection("commit", committer=True) as conn:
+            newer = await self._wrap("write_commits", _write_group(conn, seen_ts, commits))
+        _refuse_stored_keys(newer)
+        return newer is None
 
     def hold_commit_lock(self, seen_ts: int) -> AbstractAsyncContextManager[HeldCommitLock]:
         return self._locked(seen_ts)
@@ -304,20 +343,37 @@ class PostgresPersistence:
         return _HeldLock(self, conn, transaction, newer, checked_last)
 
     @asynccontextmanager
-    async def _connection(self, operation: str) -> AsyncIterator[asyncpg.Connection]:
-        """A pool connection for the block; failing to get one is a PersistenceError too."""
-        pool = self._require_pool(operation)
+    async def _connection(
+        self, operation: str, *, committer: bool = False
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pool connection for the block (the committer's own with `committer`); failing to
+        get one is a PersistenceError too.
+
+        Released connections are not reset by a round trip (see `_keep_released`), so a block
+        that ends in an exception closes its connection instead of pooling it: a statement may
+        have been cut off, or the protocol left in a state that only a round trip would show."""
+        pool = self._require_pool(operation, committer=committer)
         conn = await self._wrap(operation, pool.acquire())
         try:
             yield conn
+        except BaseException:
+            conn.terminate()
+            raise
         finally:
+            # A release that fails closes the connection (asyncpg): nothing to pool, or undo.
             with contextlib.suppress(*_DRIVER_ERRORS):
                 await pool.release(conn)
 
     async def _wrap(self, operation: str, work: Awaitable[T]) -> T:
         """Await `work`, a driver failure surfacing as PersistenceError."""
-        try:
+        with self._wrapping(operation):
             return await work
+
+    @contextlib.contextmanager
+    def _wrapping(self, operation: str) -> Iterator[None]:
+        """A driver failure inside the block surfaces as PersistenceError."""
+        try:
+            yield
         except _DRIVER_ERRORS as exc:
             raise _failure(f"PostgreSQL {operation} failed on {self._where}: {exc}", exc) from exc
 
@@ -495,36 +551,41 @@ class _HeldLock:
         self.written = True
 
     async def _write(self, commits: list[CommitWrite]) -> None:
-        await _insert_commits(self._conn, commits)
+        # Under the lock the clock cannot have moved past what was read when taking it.
+        seen_ts = _NO_CLOCK_CHECK if self._last_ts is None else self._last_ts
+        newer = await _write_group(self._conn, seen_ts, commits)
+        _refuse_stored_keys(newer)  # the transaction stays usable: the caller may write again
+        if newer is not None:
+            raise PersistenceError(f"the commit clock moved to {newer} under the held lock")
         await self.transaction.commit()
 
 
-async def _insert_commits(conn: asyncpg.Connection, commits: list[CommitWrite]) -> None:
-    """Every row of a group in ONE statement (a round trip, while the commit lock is held)."""
+async def _write_group(
+    conn: asyncpg.Connection, seen_ts: int, commits: list[CommitWrite]
+) -> int | None:
+    """Every row of a group in ONE statement (`reactive_write_group`): None once written, or
+    the clock, and nothing written, if a commit after `seen_ts` holds it, or
+    MUTATION_KEY_STORED, nothing written, if one of its mutation keys is stored already."""
     if not commits:
-        return
+        return None
     documents = _columns(document_rows(commits), 6)
     indexes = _columns(index_rows(commits), 5)
     mutations = _columns(mutation_rows(commits), 5)
     records = [[c.ts for c in commits], [c.written for c in commits]]
-    await conn.execute(INSERT_GROUP, *documents, *indexes, *mutations, *records)
+    newer: int | None = await conn.fetchval(
+        WRITE_GROUP, seen_ts, *documents, *indexes, *mutations, *records
+    )
+    return newer
+
+
+def _refuse_stored_keys(newer: int | None) -> None:
+    if newer == MUTATION_KEY_STORED:
+        raise MutationKeysStored("write_commits: a mutation of the group ran before")
 
 
 def _columns(rows: list[Row], width: int) -> list[list[Any]]:
     """Rows turned into one list per column (what `unnest` takes)."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
-
-
-@contextlib.contextmanager
-def _dropped_if_stuck(conn: asyncpg.Connection) -> Iterator[None]:
-    """Terminate `conn` if asyncpg finds its protocol stuck mid-operation ("cannot switch to
-    state ...; another operation is in progress"): seen on a pooled connection after the
-    database went away during a cancelled query. The pool must never hand it out again."""
-    try:
-        yield
-    except asyncpg.InternalClientError:
-        conn.terminate()
-        raise
 
 
 def _failure(message: str, exc: BaseException) -> PersistenceError:
@@ -543,6 +604,16 @@ def commit_channel(schema: str | None) -> str:
     if schema is None:
         return "reactive_commits"
     return "reactive_commits_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+async def _keep_released(conn: asyncpg.Connection) -> None:
+    """Ready a released connection for the pool without a round trip. asyncpg's default reset
+    (UNLISTEN, RESET ALL, CLOSE ALL, unlock every advisory lock) cost one on every release,
+    and so on every read and commit. Before calling this, asyncpg has already rolled back a
+    transaction left open (and closed the connection if that failed). Pool connections keep
+    no other session state: nothing LISTENs or SETs on them, and `exclusive`'s advisory lock
+    is released by `_unlock_or_drop`. A connection whose block failed was closed by
+    `_connection`, since its protocol state cannot be checked without a round trip."""
 
 
 async def _unlock_or_drop(conn: asyncpg.Connection, key: str) -> None:
@@ -712,21 +783,54 @@ INSERT_INDEX_ROW = """
 INSERT INTO indexes (index_id, key, ts, deleted, document_id) VALUES ($1, $2, $3, $4, $5)
 """
 INSERT_INDEX_ROW_IF_NEW = INSERT_INDEX_ROW + " ON CONFLICT (index_id, key, ts) DO NOTHING"
-# A group's documents, index rows, mutation records and commit records, each column an array.
-INSERT_GROUP = """
-WITH new_documents AS (
-    INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts)
-    SELECT * FROM unnest($1::INTEGER[], $2::TEXT[], $3::BIGINT[], $4::BYTEA[], $5::BOOLEAN[],
-                         $6::BIGINT[])
-), new_index_rows AS (
-    INSERT INTO indexes (index_id, key, ts, deleted, document_id)
-    SELECT * FROM unnest($7::BIGINT[], $8::BYTEA[], $9::BIGINT[], $10::BOOLEAN[], $11::TEXT[])
-), new_mutations AS (
-    INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
-    SELECT * FROM unnest($12::TEXT[], $13::BIGINT[], $14::BIGINT[], $15::BYTEA[], $16::TEXT[])
-)
-INSERT INTO commits (ts, written) SELECT * FROM unnest($17::BIGINT[], $18::BYTEA[])
+# A group's documents, index rows, mutation records and commit records, each column an array,
+# written in one statement under the commit lock if the clock still reads `seen` (or less) and
+# none of its mutation keys is stored: the lock, the checks and the write cost one round trip.
+# Returns NULL once written, else, with nothing written, the clock (another process committed
+# after `seen`) or MUTATION_KEY_STORED.
+CREATE_WRITE_GROUP = """
+CREATE OR REPLACE FUNCTION reactive_write_group(
+    seen BIGINT,
+    doc_table INTEGER[], doc_id TEXT[], doc_ts BIGINT[], doc_value BYTEA[],
+    doc_deleted BOOLEAN[], doc_prev_ts BIGINT[],
+    ix_index BIGINT[], ix_key BYTEA[], ix_ts BIGINT[], ix_deleted BOOLEAN[], ix_document TEXT[],
+    mu_session TEXT[], mu_request BIGINT[], mu_ts BIGINT[], mu_result BYTEA[], mu_identity TEXT[],
+    commit_ts BIGINT[], commit_written BYTEA[]
+) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    clock BIGINT;
+BEGIN
+    -- The commit lock: waits for the commit in flight elsewhere, then reads the clock it
+    -- advanced.
+    SELECT c.ts INTO clock FROM commit_clock AS c WHERE c.id = 1 FOR UPDATE;
+    IF clock > seen THEN
+        RETURN clock;
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM unnest(mu_session, mu_request) AS k(session_id, request_id)
+        JOIN mutation_results AS m
+          ON m.session_id = k.session_id AND m.request_id = k.request_id
+    ) THEN
+        RETURN -1;
+    END IF;
+    WITH new_documents AS (
+        INSERT INTO documents (table_id, id, ts, value, deleted, prev_ts)
+        SELECT * FROM unnest(doc_table, doc_id, doc_ts, doc_value, doc_deleted, doc_prev_ts)
+    ), new_index_rows AS (
+        INSERT INTO indexes (index_id, key, ts, deleted, document_id)
+        SELECT * FROM unnest(ix_index, ix_key, ix_ts, ix_deleted, ix_document)
+    ), new_mutations AS (
+        INSERT INTO mutation_results (session_id, request_id, ts, result, identity)
+        SELECT * FROM unnest(mu_session, mu_request, mu_ts, mu_result, mu_identity)
+    )
+    INSERT INTO commits (ts, written) SELECT * FROM unnest(commit_ts, commit_written);
+    RETURN NULL;
+END $$;
 """
+WRITE_GROUP = "SELECT reactive_write_group(" + ", ".join(f"${n}" for n in range(1, 20)) + ")"
+MUTATION_KEY_STORED = -1
+#: `seen` that no clock exceeds: `hold_commit_lock(None)`'s writes, which check nothing.
+_NO_CLOCK_CHECK = 2**63 - 1
 
 SELECT_MAX_COMMIT_TS = "SELECT COALESCE(MAX(ts), 0) FROM commits"
 SELECT_DOCUMENT = """

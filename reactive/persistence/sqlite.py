@@ -78,6 +78,9 @@ def sqlite_path(url: str) -> Path:
 class SqlitePersistence:
     """The Persistence protocol on one SQLite file (see the module docstring for threading)."""
 
+    #: A mutation is looked up before it runs (a local read costs next to nothing here).
+    check_mutation_keys = False
+
     def __init__(
         self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30000
     ) -> None:
