@@ -1,5 +1,6 @@
-"""Vector search: the in-memory approximate (HNSW) index of each vector index, kept in step
-with the commit log, and `ctx.vector_search`'s query: validation, filters, cosine scores.
+"""Vector search: the in-memory index of each vector index (a matrix scanned exactly, or an
+HNSW graph when large), kept in step with the commit log, and `ctx.vector_search`'s query:
+validation, filters, cosine scores.
 
 Invariant: a search first learns every commit acknowledged before it (by any process), then
 answers from an index that holds exactly the documents live at that commit; results are in
