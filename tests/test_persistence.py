@@ -875,8 +875,8 @@ async def _database_file_growth(tmp_path, monkeypatch, interval_s: float) -> int
             "test",
             lambda: store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0],  # type: ignore[union-attr]
         )
-        # The writer's commits checkpoint only past this many WAL pages (16 MiB), a backstop.
-        assert writer_setting == knobs.SQLITE_WAL_CHECKPOINT_PAGES >= 4096
+        # The writer's commits checkpoint only past this many WAL pages (64 MiB), a backstop.
+        assert writer_setting == knobs.SQLITE_WAL_CHECKPOINT_PAGES >= 16_384
         before = path.stat().st_size
         for i in range(256):
             await db.run_mutation(
