@@ -8,6 +8,7 @@ import sqlite3
 import struct
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,7 @@ from reactive.persistence import (
 )
 from reactive.persistence import postgres as postgres_backend
 from reactive.persistence import sqlite as sqlite_backend
+from reactive.persistence.postgres import PostgresPersistence
 from reactive.types import Order
 
 TABLE = 1
@@ -407,23 +409,16 @@ async def test_a_group_behind_another_process_commit_is_revised_before_it_is_wri
 
 @pytest.mark.postgres
 async def test_postgres_group_commit_is_one_statement_when_no_other_process_committed(
-    postgres_store_url: str,
+    store: PostgresPersistence,
 ) -> None:
     """The lock, the check against other processes' commits and the write: one round trip."""
-    from reactive.persistence.postgres import PostgresPersistence
-
-    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
-    await store.open()
-    try:
-        await store.write_commits([put(10, "a", b"a")], seen_ts=0)  # prepares the statement
-        async with store._connection("test", committer=True) as conn:
-            statements = conn._con._protocol.queries_count
-        await store.write_commits([put(11, "b", b"b"), put(12, "c", b"c")], seen_ts=10)
-        async with store._connection("test", committer=True) as conn:
-            assert conn._con._protocol.queries_count == statements + 1
-        assert await store.max_commit_ts() == 12
-    finally:
-        await store.close()
+    await store.write_commits([put(10, "a", b"a")], seen_ts=0)  # prepares the statement
+    async with store._connection("test", committer=True) as conn:
+        statements = conn._con._protocol.queries_count
+    await store.write_commits([put(11, "b", b"b"), put(12, "c", b"c")], seen_ts=10)
+    async with store._connection("test", committer=True) as conn:
+        assert conn._con._protocol.queries_count == statements + 1
+    assert await store.max_commit_ts() == 12
 
 
 async def test_empty_group_writes_nothing(persistence: Persistence) -> None:
@@ -798,38 +793,32 @@ async def test_unreachable_postgres_raises_storage_error() -> None:
 
 @pytest.mark.postgres
 async def test_a_connection_asyncpg_finds_stuck_is_dropped_and_reported_unavailable(
-    postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
+    store: PostgresPersistence, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seen after the database went away under a cancelled query: asyncpg then refuses the
     pooled connection ("another operation is in progress"). It is never handed out again; a
     read tries another, and only if none answers is it a 503 the client retries, not a 500."""
     from reactive.errors import DatabaseUnavailableError
-    from reactive.persistence.postgres import PostgresPersistence
 
-    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
-    await store.open()
-    try:
-        (before,) = await store._fetch("test", "SELECT pg_backend_pid()")
-        real_fetch = asyncpg.connection.Connection.fetch
-        stuck = ["once"]
+    (before,) = await store._fetch("test", "SELECT pg_backend_pid()")
+    real_fetch = asyncpg.connection.Connection.fetch
+    stuck = ["once"]
 
-        async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if stuck:
-                stuck.pop()
-                raise asyncpg.InternalClientError(
-                    "cannot switch to state 12; another operation (2) is in progress"
-                )
-            return await real_fetch(self, *args, **kwargs)
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if stuck:
+            stuck.pop()
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+        return await real_fetch(self, *args, **kwargs)
 
-        monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetch)
-        assert await store.max_commit_ts() == 0  # read again on a new connection
-        (after,) = await store._fetch("test", "SELECT pg_backend_pid()")
-        assert after[0] != before[0]  # the pool's one connection is a new one
-        stuck.extend(["again"] * 2)  # every connection the read tries
-        with pytest.raises(DatabaseUnavailableError, match="another operation"):
-            await store.max_commit_ts()
-    finally:
-        await store.close()
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", fetch)
+    assert await store.max_commit_ts() == 0  # read again on a new connection
+    (after,) = await store._fetch("test", "SELECT pg_backend_pid()")
+    assert after[0] != before[0]  # the pool's one connection is a new one
+    stuck.extend(["again"] * 2)  # every connection the read tries
+    with pytest.raises(DatabaseUnavailableError, match="another operation"):
+        await store.max_commit_ts()
 
 
 @pytest.mark.postgres
@@ -837,8 +826,6 @@ async def test_a_pooled_connection_keeps_no_transaction_and_no_lock_when_release
     postgres_store_url: str,
 ) -> None:
     """A pooled connection goes back clean: no open transaction, not exclusive()'s lock."""
-    from reactive.persistence.postgres import PostgresPersistence
-
     store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
     other = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
     await store.open()
@@ -856,6 +843,17 @@ async def test_a_pooled_connection_keeps_no_transaction_and_no_lock_when_release
     finally:
         await other.close()
         await store.close()
+
+
+@pytest.fixture
+async def store(postgres_store_url: str) -> AsyncIterator[PostgresPersistence]:
+    """A PostgreSQL store whose pool holds one connection, so that a test meets it again."""
+    one = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
+    await one.open()
+    try:
+        yield one
+    finally:
+        await one.close()
 
 
 async def _database_file_growth(tmp_path, monkeypatch, interval_s: float) -> int:  # type: ignore[no-untyped-def]
@@ -951,21 +949,14 @@ def _unsolicited_fatal() -> bytes:
 
 @pytest.mark.postgres
 async def test_a_released_connection_is_pooled_without_a_round_trip(
-    postgres_store_url: str,
+    store: PostgresPersistence,
 ) -> None:
-    from reactive.persistence.postgres import PostgresPersistence
-
-    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
-    await store.open()
-    try:
-        await store.max_commit_ts()
-        async with store._connection("test") as conn:
-            statements = conn._con._protocol.queries_count
-        await store.max_commit_ts()  # the pool's one connection: one statement, then released
-        async with store._connection("test") as conn:
-            assert conn._con._protocol.queries_count == statements + 1
-    finally:
-        await store.close()
+    await store.max_commit_ts()
+    async with store._connection("test") as conn:
+        statements = conn._con._protocol.queries_count
+    await store.max_commit_ts()  # the pool's one connection: one statement, then released
+    async with store._connection("test") as conn:
+        assert conn._con._protocol.queries_count == statements + 1
 
 
 @pytest.mark.postgres
@@ -975,8 +966,6 @@ async def test_a_connection_broken_while_pooled_is_dropped_and_the_read_still_an
     """A backend killed under an idle pooled connection sends FATAL before the socket ends; in
     between, a statement on it fails inside asyncpg (InternalClientError) without being sent.
     The read is made on another connection instead of failing."""
-    from reactive.persistence.postgres import PostgresPersistence
-
     store = PostgresPersistence(postgres_store_url, min_size=1, max_size=2)
     await store.open()
     try:
@@ -994,27 +983,20 @@ async def test_a_connection_broken_while_pooled_is_dropped_and_the_read_still_an
 
 @pytest.mark.postgres
 async def test_a_connection_whose_statement_was_cut_off_is_never_pooled_again(
-    postgres_store_url: str,
+    store: PostgresPersistence,
 ) -> None:
-    from reactive.persistence.postgres import PostgresPersistence
-
-    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=1)
-    await store.open()
-    try:
-        async with store._connection("test") as conn:
-            cut_off = conn.get_server_pid()
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.2):
-                await store._fetch("sleep", "SELECT pg_sleep(30)")
-        with pytest.raises(PersistenceError, match="duplicate key"):
-            async with store._transaction("failing") as conn:
-                failed = conn.get_server_pid()
-                await conn.execute("INSERT INTO meta (key, value) VALUES ('k', ''), ('k', '')")
-        async with store._connection("test") as conn:
-            assert conn.get_server_pid() not in (cut_off, failed)
-            assert not conn.is_in_transaction()
-        started = time.monotonic()
-        assert await store.max_commit_ts() == 0
-        assert time.monotonic() - started < 5.0  # not queued behind the cut-off pg_sleep
-    finally:
-        await store.close()
+    async with store._connection("test") as conn:
+        cut_off = conn.get_server_pid()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await store._fetch("sleep", "SELECT pg_sleep(30)")
+    with pytest.raises(PersistenceError, match="duplicate key"):
+        async with store._transaction("failing") as conn:
+            failed = conn.get_server_pid()
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('k', ''), ('k', '')")
+    async with store._connection("test") as conn:
+        assert conn.get_server_pid() not in (cut_off, failed)
+        assert not conn.is_in_transaction()
+    started = time.monotonic()
+    assert await store.max_commit_ts() == 0
+    assert time.monotonic() - started < 5.0  # not queued behind the cut-off pg_sleep
