@@ -330,34 +330,26 @@ def value_size(value: object) -> int:
     null/bool 1, int/float 8, str/bytes length + 2 (UTF-8 for str), array 2 + elements,
     object 2 + for each field (name length + 2 + value size).
     """
-    if type(value) is str:
+    # The common types first; bool before int (it is one). Plain loops: sum() over a
+    # generator costs a frame switch per element.
+    if isinstance(value, str):
         return _str_size(value) + 2
-    if type(value) is float or type(value) is int:
-        return 8
-    if type(value) is dict:
-        # Plain loops: sum() over a generator costs a frame switch per field.
-        size = 2
-        for key, item in value.items():
-            size += _str_size(key) + 2 + value_size(item)
-        return size
-    if type(value) is list:
-        size = 2
-        for item in value:
-            size += value_size(item)
-        return size
-    # Subclasses and the rarer types:
     if value is None or isinstance(value, bool):
         return 1
     if isinstance(value, int | float):
         return 8
-    if isinstance(value, str):
-        return _str_size(value) + 2
+    if isinstance(value, dict):
+        size = 2
+        for key, item in value.items():
+            size += _str_size(key) + 2 + value_size(item)
+        return size
+    if isinstance(value, list):
+        size = 2
+        for item in value:
+            size += value_size(item)
+        return size
     if isinstance(value, bytes):
         return len(value) + 2
-    if isinstance(value, list):
-        return 2 + sum(value_size(item) for item in value)
-    if isinstance(value, dict):
-        return 2 + sum(_str_size(k) + 2 + value_size(v) for k, v in value.items())
     raise _unsupported(value, "")
 
 
