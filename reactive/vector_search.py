@@ -126,9 +126,6 @@ class _Rows:
         self.alive[label] = False
         self.free.append(label)
 
-    def floats(self) -> int:
-        return self.end * self.matrix.shape[1]
-
     def best(self, vector: np.ndarray, limit: int, allowed: set[int] | None) -> np.ndarray:
         """The labels of the `limit` best rows (float32 scores), with every row within
         rounding of the limit-th best, so that exact scores can rank them."""
@@ -403,11 +400,10 @@ async def _outgrow_rows(live: _Live) -> None:
     """Past `knobs.VECTOR_EXACT_MAX_FLOATS`, a scan costs too much: build the HNSW graph from
     the rows (labels kept, in label order) and search it from now on."""
     rows = live.rows
-    if rows is None:
+    # `id_of` holds exactly the labels in the rows: no pass over them after every commit.
+    if rows is None or len(live.id_of) * live.spec.dimensions <= knobs.VECTOR_EXACT_MAX_FLOATS:
         return
     labels = np.flatnonzero(rows.alive[: rows.end])
-    if len(labels) * live.spec.dimensions <= knobs.VECTOR_EXACT_MAX_FLOATS:
-        return
     log.info(
         "vector index %s: %d vectors of %d dimensions are more than an exact scan allows; "
         "building its HNSW graph (searches of it wait)",
