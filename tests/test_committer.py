@@ -182,7 +182,7 @@ async def test_a_mutation_resent_to_another_process_runs_once(pair) -> None:
 
 
 async def test_a_resend_batched_with_new_mutations_gets_its_record_and_they_commit(pair) -> None:
-    """On PostgreSQL the resend is not looked up before it runs: the group's write refuses its
+    """The resend is not looked up before it runs: the group's write refuses its
     key, and the committer answers it with the stored record and writes the others."""
     first, second = pair
 

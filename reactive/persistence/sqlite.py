@@ -36,6 +36,7 @@ from reactive.persistence.base import (
     IndexMeta,
     IndexState,
     IndexWrite,
+    MutationKeysStored,
     MutationRecord,
     Revise,
     Row,
@@ -78,8 +79,9 @@ def sqlite_path(url: str) -> Path:
 class SqlitePersistence:
     """The Persistence protocol on one SQLite file (see the module docstring for threading)."""
 
-    #: A mutation is looked up before it runs (a local read costs next to nothing here).
-    check_mutation_keys = False
+    #: The group's write refuses a stored mutation key (the primary key of mutation_results):
+    #: no read of its own before each mutation runs, which cost ~0.1 ms of the event loop.
+    check_mutation_keys = True
 
     def __init__(
         self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30000
@@ -666,10 +668,15 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
 
 
 def _insert_commits(conn: sqlite3.Connection, commits: list[CommitWrite]) -> None:
+    """Write `commits` in the open transaction; MutationKeysStored (the caller's `_writing`
+    rolls back) if a mutation key of theirs is stored already: its mutation ran before."""
+    try:
+        conn.executemany(INSERT_MUTATION, mutation_rows(commits))
+    except sqlite3.IntegrityError as exc:
+        raise MutationKeysStored("write_commits: a mutation of the group ran before") from exc
     conn.executemany(INSERT_DOCUMENT, document_rows(commits))
     conn.executemany(INSERT_INDEX_ROW, index_rows(commits))
     conn.executemany(INSERT_COMMIT, [(c.ts, c.written) for c in commits])
-    conn.executemany(INSERT_MUTATION, mutation_rows(commits))
 
 
 # -- SQL -----------------------------------------------------------------------------------
