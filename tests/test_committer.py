@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -20,6 +22,7 @@ from reactive.database import Database
 from reactive.errors import ConflictError
 from reactive.persistence.base import CommitNews, CommitRecord
 from reactive.persistence.postgres import LISTENER_APPLICATION_NAME, commit_news
+from reactive.persistence.sqlite import ABANDONED_BELL_S
 from reactive.subscriptions import Subscription
 from tests.conftest import POSTGRES_URL
 from tests.schemas import TEST_SCHEMA
@@ -376,6 +379,58 @@ async def test_sqlite_processes_see_each_others_commits_without_polling(
     finally:
         await second.close()
         await first.close()
+
+
+async def test_sqlite_commits_of_our_own_cost_no_look_and_others_do(tmp_path, monkeypatch) -> None:
+    """Every process's commits ring a bell of its own: the watcher looks (PRAGMA data_version)
+    for another process's bell only, never for the commits it made itself."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux's")
+    monkeypatch.setattr(knobs, "COMMIT_WATCH_SAFETY_S", 30.0)
+    url = f"sqlite:///{tmp_path}/data.db"
+    first = await Database.open(url, schema=TEST_SCHEMA, prune=False)
+    second = await Database.open(url, schema=TEST_SCHEMA, prune=False)
+    looks = 0
+    fetch = first.persistence._fetch  # type: ignore[attr-defined]
+
+    def counting(operation, sql, params):  # type: ignore[no-untyped-def]
+        nonlocal looks
+        looks += sql == "PRAGMA data_version"
+        return fetch(operation, sql, params)
+
+    try:
+        await asyncio.sleep(0.1)  # the watchers are waiting
+        monkeypatch.setattr(first.persistence, "_fetch", counting)
+        for n in range(20):
+            await insert_message(first, "ours", str(n))
+        await asyncio.sleep(0.1)
+        assert looks == 0
+        _, ts = await insert_message(second, "theirs")
+        await asyncio.wait_for(first.wait_for_ts(ts), WAIT_S)
+        assert looks >= 1
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_sqlite_bells_of_dead_processes_are_removed_and_live_ones_kept(tmp_path) -> None:
+    bells = tmp_path / "data.db.commit-bells"
+    bells.mkdir()
+    abandoned, recent, alive = bells / "999999999-aa", bells / "999999998-bb", bells / "1-cc"
+    for bell in (abandoned, recent, alive):
+        bell.write_bytes(b"")
+    long_ago = time.time() - 2 * ABANDONED_BELL_S
+    os.utime(abandoned, (long_ago, long_ago))
+    os.utime(alive, (long_ago, long_ago))  # pid 1 lives: rung or not, its bell stays
+    db = await Database.open(f"sqlite:///{tmp_path}/data.db", schema=TEST_SCHEMA, prune=False)
+    try:
+        names = {p.name for p in bells.iterdir()}
+        assert abandoned.name not in names
+        assert {recent.name, alive.name} <= names
+        assert len(names) == 3  # and our own
+    finally:
+        await db.close()
+    assert {p.name for p in bells.iterdir()} == {recent.name, alive.name}  # ours removed
 
 
 def schema_with_body_index():  # type: ignore[no-untyped-def]
