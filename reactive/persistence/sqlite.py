@@ -487,7 +487,7 @@ class SqlitePersistence:
 
         def rung() -> None:
             # Our own bell wakes us too; only another process's is worth a look (our commits
-            # are known here already: a look at each cost ~0.05 ms of the event loop). The
+            # are known here already; a look is two statements and a timer on the loop). The
             # look comes a moment later, once for every ring meanwhile, so that what the
             # loop is doing (publishing, pushing) does not wait for it.
             if watch.drain(ignore=self._bell_name) and pending[0] is None:
@@ -683,8 +683,8 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
 
 def _remove_abandoned_bells(bells: str) -> None:
     """Remove the bells of processes that died without closing the database (named
-    `<pid>-<random>`): their pid is gone and nobody rang them for ABANDONED_BELL_S. A bell
-    still in use is never removed, so no process's rings go unheard."""
+    `<pid>-<random>`): their pid is gone and nobody rang them for ABANDONED_BELL_S. A bell in
+    use is kept: its process is alive, or it rang lately."""
     cutoff = time.time() - ABANDONED_BELL_S
     with contextlib.suppress(OSError), os.scandir(bells) as entries:
         for entry in entries:
