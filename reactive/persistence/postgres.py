@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -464,6 +464,24 @@ class PostgresPersistence:
         rows = await self._fetch("index_scan", sql, index_id, start, end, ts, table_number, limit)
         return [IndexEntry(key, StoredDocument(id, v_ts, value)) for key, id, v_ts, value in rows]
 
+    async def index_scan_ranges(
+        self,
+        index_id: int,
+        table_number: int,
+        ranges: Sequence[tuple[IndexKey, IndexKey]],
+        ts: int,
+        limit: int,
+    ) -> list[list[IndexEntry]]:
+        if not ranges or empty_limit(limit):
+            return [[] for _ in ranges]
+        starts, ends = [start for start, _ in ranges], [end for _, end in ranges]
+        args = (index_id, starts, ends, ts, table_number, limit)
+        rows = await self._fetch("index_scan_ranges", INDEX_SCAN_RANGES, *args)
+        found: list[list[IndexEntry]] = [[] for _ in ranges]
+        for n, key, id, v_ts, value in rows:
+            found[n - 1].append(IndexEntry(key, StoredDocument(id, v_ts, value)))
+        return found
+
     async def table_scan(
         self, table_number: int, ts: int, after_id: str | None, limit: int
     ) -> list[StoredDocument]:
@@ -857,6 +875,20 @@ LIMIT $6
 """
 INDEX_SCAN_ASC = _INDEX_SCAN.format(order="ASC")
 INDEX_SCAN_DESC = _INDEX_SCAN.format(order="DESC")
+# Parameters: index_id, starts, ends, snapshot ts, table_number, limit per range: the ascending
+# INDEX_SCAN of each (start, end) pair, numbered from 1 in the order given.
+INDEX_SCAN_RANGES = (
+    """
+SELECT r.n, s.key, s.id, s.ts, s.value
+FROM unnest($2::BYTEA[], $3::BYTEA[]) WITH ORDINALITY AS r(start, stop, n)
+CROSS JOIN LATERAL (
+"""
+    + INDEX_SCAN_ASC.replace("$2", "r.start").replace("$3", "r.stop")
+    + """
+) AS s
+ORDER BY r.n, s.key
+"""
+)
 
 # Parameters: table_number, after_id, snapshot ts, limit; the same newest-version rule.
 TABLE_SCAN = """
