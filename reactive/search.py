@@ -72,6 +72,8 @@ def tokenize(text: str) -> list[str]:
         # tokenizes every candidate it ranks). Not in general: some letters lowercase to a
         # letter and a combining mark, which would split their token.
         tokens = _TOKEN.findall(text.lower())
+        if len(text) <= MAX_TERM_CHARS:
+            return tokens  # none can be too long
     else:
         tokens = [m.lower() for m in _TOKEN.findall(text)]
     return [t for t in tokens if len(t) <= MAX_TERM_CHARS]
@@ -273,7 +275,9 @@ def rank(
             tf = doc_tokens.count(term)
             if tf:
                 score += idf[position] * tf * (K1 + 1) / (tf + norm)
-        tf = sum(token.startswith(prefix) for token in doc_tokens)
+        # The tokens that start with the prefix: tokens hold no spaces, so in the tokens
+        # joined by spaces the prefix after a space starts exactly those (one C-level count).
+        tf = (" " + " ".join(doc_tokens)).count(" " + prefix)
         if tf:
             score += prefix_idf * tf * (K1 + 1) / (tf + norm)
         scored.append((score, doc_id))
