@@ -347,6 +347,23 @@ async def test_index_scan_ranges_is_an_index_scan_of_each_range(
     assert await persistence.index_scan_ranges(INDEX, TABLE, [], 99, 10) == []
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_index_scan_ranges_agrees_with_index_scan_on_any_history(
+    persistence: Persistence, seed: int
+) -> None:
+    history = random_history(seed)
+    await persistence.write_commits(history)
+    ranges = [(b"", MAX_KEY), (key("q"), key("r")), (key("p"), key("q")), (key("r"), MAX_KEY)]
+    for ts in range(0, len(history) + 2, 3):
+        for limit in (1, 3, 100):
+            expected = [
+                await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
+                for start, end in ranges
+            ]
+            found = await persistence.index_scan_ranges(INDEX, TABLE, ranges, ts, limit)
+            assert found == expected, (ts, limit)
+
+
 async def test_negative_limits_are_rejected(persistence: Persistence) -> None:
     with pytest.raises(ValueError, match="limit must be >= 0"):
         await scan(persistence, 10, limit=-1)
