@@ -34,7 +34,14 @@ from reactive.recent_writes import WrittenKeys
 from reactive.schema import get_field
 from reactive.search import MAX_SEARCH_RESULTS, passes_filters, plan_search, posting_keys, rank
 from reactive.types import Order, Value
-from reactive.values import UNDEFINED, check_document, dumps, loads_stored
+from reactive.values import (
+    UNDEFINED,
+    check_document,
+    decode_parsed,
+    dumps,
+    loads_stored,
+    parse_stored,
+)
 
 __all__ = ["PendingWrite", "PreparedWrites", "Transaction", "TransactionLimits"]
 
@@ -122,6 +129,25 @@ def _decode(stored: StoredDocument) -> Document:
     doc = loads_stored(stored.value)
     assert isinstance(doc, dict)
     return doc
+
+
+class _Found:
+    """A document a search found, its stored JSON parsed but decoded only when a filter or
+    the results need it: ranking reads only the search field, a string, which parsing alone
+    gives as it is, and a search returns a few of the hundreds of documents it ranks."""
+
+    __slots__ = ("_document", "parsed")
+
+    def __init__(self, parsed: Any, document: Document | None = None) -> None:
+        self.parsed = parsed
+        self._document = document
+
+    def document(self) -> Document:
+        if self._document is None:
+            doc = decode_parsed(self.parsed)
+            assert isinstance(doc, dict)
+            self._document = doc
+        return self._document
 
 
 class _StorageWait:
@@ -429,7 +455,7 @@ class Transaction:
 
     async def iterate(self, spec: QuerySpec) -> AsyncIterator[Document]:
         if spec.search is not None:
-            for doc in await self._search(spec):
+            for doc in await self._search(spec, limit=MAX_SEARCH_RESULTS):
                 yield doc
             return
         ref, info, interval = self._resolve(spec)
@@ -442,7 +468,7 @@ class Transaction:
 
     async def take(self, spec: QuerySpec, n: int) -> list[Document]:
         if spec.search is not None:
-            return (await self._search(spec))[:n]
+            return await self._search(spec, limit=min(n, MAX_SEARCH_RESULTS))
         ref, info, interval = self._resolve(spec)
         found: list[Document] = []
         if n == 0:
@@ -548,15 +574,15 @@ class Transaction:
 
     # -- full-text search (search.py): posting ranges scanned at the snapshot ------------------
 
-    async def _search(self, spec: QuerySpec) -> list[Document]:
-        """The documents a search finds, best first (at most MAX_SEARCH_RESULTS), after the
-        query's `.filter`s; each term's posting range scanned is recorded in the read set."""
+    async def _search(self, spec: QuerySpec, *, limit: int) -> list[Document]:
+        """The first `limit` documents a search finds, best first, after the query's
+        `.filter`s; each term's posting range scanned is recorded in the read set."""
         assert spec.search is not None
         self._count_range()
         info, search_field, filter_fields = self.catalog.search_index(spec.table, spec.index_name)
         ref = index_ref(spec.table, spec.index_name)
         plan = plan_search(spec.index_name, search_field, filter_fields, spec.search)
-        candidates: dict[str, Document] = {}
+        candidates: dict[str, _Found] = {}
         frequency: list[int] = []
         page_size, first_pages = await self._search_first_pages(info, plan.intervals)
         for term, interval, first_page in zip(plan.terms, plan.intervals, first_pages, strict=True):
@@ -564,11 +590,12 @@ class Transaction:
             try:
                 if info is not None:
                     scan = self._search_scan(spec.table, info, interval, first_page, page_size)
-                    for doc in await scan:
-                        if passes_filters(doc, plan.filters):
-                            doc_id = str(doc["_id"])
-                            found.add(doc_id)
-                            candidates.setdefault(doc_id, doc)
+                    for posting in await scan:
+                        if plan.filters and not passes_filters(posting.document(), plan.filters):
+                            continue
+                        doc_id = str(posting.parsed["_id"])
+                        found.add(doc_id)
+                        candidates.setdefault(doc_id, posting)
             except LimitError as exc:
                 raise LimitError(
                     f"Search on {ref!r} read too much at the term {term!r}: a search reads "
@@ -580,12 +607,13 @@ class Transaction:
             self.reads.record(ref, interval)
             frequency.append(len(found))
         results: list[Document] = []
-        for _score, doc_id in rank(candidates, search_field, plan.terms, frequency):
-            doc = candidates[doc_id]
+        parsed = {doc_id: posting.parsed for doc_id, posting in candidates.items()}
+        for _score, doc_id in rank(parsed, search_field, plan.terms, frequency):
+            if len(results) >= limit:
+                break
+            doc = candidates[doc_id].document()
             if _passes(spec, doc):
                 results.append(doc)
-                if len(results) == MAX_SEARCH_RESULTS:
-                    break
         return results
 
     async def _search_first_pages(
@@ -594,7 +622,7 @@ class Transaction:
         """The first page of every term's postings, read in one round trip, and the size of
         those pages (all of them hold at most SCAN_PAGE_SIZE * 8 entries, the largest page
         a scan reads, unless there are more than 8 terms)."""
-        page_size = max(knobs.SCAN_PAGE_SIZE, knobs.SCAN_PAGE_SIZE * 8 // len(intervals))
+        page_size = max(1, knobs.SCAN_PAGE_SIZE, knobs.SCAN_PAGE_SIZE * 8 // len(intervals))
         if info is None:
             return page_size, [[] for _ in intervals]
         ranges = [(interval.start, interval.end) for interval in intervals]
@@ -611,7 +639,7 @@ class Transaction:
         interval: Interval,
         first_page: list[IndexEntry],
         page_size: int,
-    ) -> list[Document]:
+    ) -> list[_Found]:
         """The documents of the postings in `interval` at the snapshot (this transaction's
         writes included), in key order, each counted as read."""
         pending: list[_Entry] = []
@@ -620,12 +648,12 @@ class Transaction:
                 keys = posting_keys(write.new, info.search_field, info.filter_fields)
                 pending.extend((key, _copy(write.new), 0) for key in keys if interval.contains(key))
         pending.sort(key=lambda entry: entry[0])
-        docs: list[Document] = []
+        docs: list[_Found] = []
         if pending:
             stored = self._stored_entries(info, interval, Order.ASC, page_size, first_page)
             async for _key, doc, size in _merge(stored, pending, Order.ASC):
                 self._count_scanned(size)
-                docs.append(doc)
+                docs.append(_Found(doc, doc))
             return docs
         # The usual case (a query): a plain loop over each page, not a generator step per
         # posting, which cost a search of hundreds of postings about a millisecond.
@@ -634,7 +662,7 @@ class Transaction:
             for entry in entries:
                 if entry.document.id not in self.writes:
                     self._count_scanned(len(entry.document.value))
-                    docs.append(_decode(entry.document))
+                    docs.append(_Found(parse_stored(entry.document.value)))
         return docs
 
     async def _search_page(
@@ -646,7 +674,7 @@ class Transaction:
         end = None if end_text is None else self.cursors.decode(end_text, ref, order)
         if start is not None and start.is_end:
             return self._page([], done=True, position=start, ref=ref, order=order)
-        results = await self._search(spec)
+        results = await self._search(spec, limit=MAX_SEARCH_RESULTS)
         first = 0 if start is None or start.key is None else int.from_bytes(start.key, "big")
         if end is not None and end.key is not None:
             stop = int.from_bytes(end.key, "big")

@@ -187,6 +187,35 @@ async def test_every_term_is_read_past_its_first_page(
     assert sorted(found) == sorted([*bodies, "alpha beta gamma99"])
 
 
+async def test_found_documents_come_back_whole_and_decoded(store_url: str) -> None:
+    # A search ranks documents from their parsed JSON and decodes only those it returns.
+    notes = define_table(
+        {"body": v.string(), "n": v.int64(), "raw": v.bytes(), "x": v.array(v.float64())}
+    ).search_index("search_body", search_field="body")
+    database = await Database.open(store_url, schema=define_schema({"notes": notes}), prune=False)
+    try:
+        for i in range(3):
+            note = {"body": "hello " * (i + 1), "n": 2**40 + i, "raw": bytes([i]), "x": [1.0]}
+            await database.run_mutation(lambda tx, note=note: tx.insert("notes", note))
+
+        async def find(tx: Any) -> list[list[Any]]:
+            query = tx.query("notes").with_search_index(
+                "search_body", lambda q: q.search("body", "hello")
+            )
+            return [await query.take(0), await query.take(2), await query.collect()]
+
+        none, two, every = (await database.run_query(find)).value
+    finally:
+        await database.close()
+    assert none == [] and two == every[:2]
+    assert [(d["n"], d["raw"], d["x"]) for d in every] == [
+        (2**40 + 2, b"\x02", [1.0]),
+        (2**40 + 1, b"\x01", [1.0]),
+        (2**40, b"\x00", [1.0]),
+    ]
+    assert all(type(d["n"]) is int and type(d["x"][0]) is float for d in every)
+
+
 async def test_results_are_capped(db: Database) -> None:
     docs = [{"channel": "c", "body": f"word n{i}"} for i in range(MAX_SEARCH_RESULTS + 5)]
 
