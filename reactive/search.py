@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -68,7 +67,20 @@ _TOKEN: Final = re.compile(r"[^\W_]+")
 
 def tokenize(text: str) -> list[str]:
     """Lowercased runs of Unicode letters and digits, in order (Convex's simple tokenizer)."""
-    return [t for t in (m.lower() for m in _TOKEN.findall(text)) if len(t) <= MAX_TERM_CHARS]
+    if text.isascii():
+        # Lowercasing ASCII first gives the same tokens at a fraction of the cost (a search
+        # tokenizes every candidate it ranks). Not in general: some letters lowercase to a
+        # letter and a combining mark, which would split their token.
+        lowered = text.lower()
+        if lowered.replace(" ", "").isalnum():
+            tokens = lowered.split()  # words between spaces: the same tokens, 5x faster
+        else:
+            tokens = _TOKEN.findall(lowered)
+        if len(text) <= MAX_TERM_CHARS:
+            return tokens  # none can be too long
+    else:
+        tokens = [m.lower() for m in _TOKEN.findall(text)]
+    return [t for t in tokens if len(t) <= MAX_TERM_CHARS]
 
 
 # -- the builder ------------------------------------------------------------------------------
@@ -225,6 +237,8 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _field(doc: Mapping[str, Value], path: str) -> object:
+    if "." not in path:
+        return doc.get(path, UNDEFINED)  # the usual case, without the walk
     current: object = doc
     for name in path.split("."):
         if not isinstance(current, Mapping):
@@ -253,21 +267,25 @@ def rank(
     if n == 0:
         return []
     tokens = {doc_id: document_terms(doc, search_field) for doc_id, doc in candidates.items()}
-    average = sum(len(t) for t in tokens.values()) / n or 1.0
+    average = sum(map(len, tokens.values())) / n or 1.0
     idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in document_frequency]
-    last = len(terms) - 1
+    *whole_terms, prefix = terms
+    prefix_idf = idf[-1]
     scored = []
+    # Plain loops over each document's few tokens: a Counter per candidate cost more than the
+    # rest of the ranking (a search ranks every candidate, hundreds of them).
     for doc_id, doc_tokens in tokens.items():
-        counts = Counter(doc_tokens)
         norm = K1 * (1 - B + B * len(doc_tokens) / average)
         score = 0.0
-        for position, term in enumerate(terms):
-            if position == last:
-                tf = sum(c for token, c in counts.items() if token.startswith(term))
-            else:
-                tf = counts.get(term, 0)
+        for position, term in enumerate(whole_terms):
+            tf = doc_tokens.count(term)
             if tf:
                 score += idf[position] * tf * (K1 + 1) / (tf + norm)
+        # The tokens that start with the prefix: tokens hold no spaces, so in the tokens
+        # joined by spaces the prefix after a space starts exactly those (one C-level count).
+        tf = (" " + " ".join(doc_tokens)).count(" " + prefix)
+        if tf:
+            score += prefix_idf * tf * (K1 + 1) / (tf + norm)
         scored.append((score, doc_id))
     scored.sort(key=lambda item: (-item[0], item[1]))
     return scored

@@ -21,14 +21,27 @@ from reactive.cursors import Cursor, CursorCodec
 from reactive.errors import InvalidIdError, LimitError, NotFoundError, QueryError, ValidationError
 from reactive.ids import decode_id, new_id
 from reactive.index_keys import Interval, encode_key, id_point
-from reactive.persistence.base import DocumentWrite, IndexWrite, Persistence, StoredDocument
+from reactive.persistence.base import (
+    DocumentWrite,
+    IndexEntry,
+    IndexWrite,
+    Persistence,
+    StoredDocument,
+)
 from reactive.query_builder import QueryBuilder, QuerySpec, resolve_range
 from reactive.reads import ReadSet, ReadToken, index_ref
 from reactive.recent_writes import WrittenKeys
 from reactive.schema import get_field
 from reactive.search import MAX_SEARCH_RESULTS, passes_filters, plan_search, posting_keys, rank
 from reactive.types import Order, Value
-from reactive.values import UNDEFINED, check_document, dumps, loads_stored
+from reactive.values import (
+    UNDEFINED,
+    check_document,
+    decode_parsed,
+    dumps,
+    loads_stored,
+    parse_stored,
+)
 
 __all__ = ["PendingWrite", "PreparedWrites", "Transaction", "TransactionLimits"]
 
@@ -116,6 +129,25 @@ def _decode(stored: StoredDocument) -> Document:
     doc = loads_stored(stored.value)
     assert isinstance(doc, dict)
     return doc
+
+
+class _Found:
+    """A document a search found, its stored JSON parsed but decoded only when a filter or
+    the results need it: ranking reads only the search field, a string, which parsing alone
+    gives as it is, and a search returns a few of the hundreds of documents it ranks."""
+
+    __slots__ = ("_document", "parsed")
+
+    def __init__(self, parsed: Any, document: Document | None = None) -> None:
+        self.parsed = parsed
+        self._document = document
+
+    def document(self) -> Document:
+        if self._document is None:
+            doc = decode_parsed(self.parsed)
+            assert isinstance(doc, dict)
+            self._document = doc
+        return self._document
 
 
 class _StorageWait:
@@ -423,7 +455,7 @@ class Transaction:
 
     async def iterate(self, spec: QuerySpec) -> AsyncIterator[Document]:
         if spec.search is not None:
-            for doc in await self._search(spec):
+            for doc in await self._search(spec, limit=MAX_SEARCH_RESULTS):
                 yield doc
             return
         ref, info, interval = self._resolve(spec)
@@ -436,7 +468,7 @@ class Transaction:
 
     async def take(self, spec: QuerySpec, n: int) -> list[Document]:
         if spec.search is not None:
-            return (await self._search(spec))[:n]
+            return await self._search(spec, limit=min(n, MAX_SEARCH_RESULTS))
         ref, info, interval = self._resolve(spec)
         found: list[Document] = []
         if n == 0:
@@ -542,25 +574,28 @@ class Transaction:
 
     # -- full-text search (search.py): posting ranges scanned at the snapshot ------------------
 
-    async def _search(self, spec: QuerySpec) -> list[Document]:
-        """The documents a search finds, best first (at most MAX_SEARCH_RESULTS), after the
-        query's `.filter`s; each term's posting range scanned is recorded in the read set."""
+    async def _search(self, spec: QuerySpec, *, limit: int) -> list[Document]:
+        """The first `limit` documents a search finds, best first, after the query's
+        `.filter`s; each term's posting range scanned is recorded in the read set."""
         assert spec.search is not None
         self._count_range()
         info, search_field, filter_fields = self.catalog.search_index(spec.table, spec.index_name)
         ref = index_ref(spec.table, spec.index_name)
         plan = plan_search(spec.index_name, search_field, filter_fields, spec.search)
-        candidates: dict[str, Document] = {}
+        candidates: dict[str, _Found] = {}
         frequency: list[int] = []
-        for term, interval in zip(plan.terms, plan.intervals, strict=True):
+        page_size, first_pages = await self._search_first_pages(info, plan.intervals)
+        for term, interval, first_page in zip(plan.terms, plan.intervals, first_pages, strict=True):
             found: set[str] = set()
             try:
                 if info is not None:
-                    async for doc in self._search_scan(spec.table, info, interval):
-                        if passes_filters(doc, plan.filters):
-                            doc_id = str(doc["_id"])
-                            found.add(doc_id)
-                            candidates.setdefault(doc_id, doc)
+                    scan = self._search_scan(spec.table, info, interval, first_page, page_size)
+                    for posting in await scan:
+                        if plan.filters and not passes_filters(posting.document(), plan.filters):
+                            continue
+                        doc_id = str(posting.parsed["_id"])
+                        found.add(doc_id)
+                        candidates.setdefault(doc_id, posting)
             except LimitError as exc:
                 raise LimitError(
                     f"Search on {ref!r} read too much at the term {term!r}: a search reads "
@@ -572,27 +607,63 @@ class Transaction:
             self.reads.record(ref, interval)
             frequency.append(len(found))
         results: list[Document] = []
-        for _score, doc_id in rank(candidates, search_field, plan.terms, frequency):
-            doc = candidates[doc_id]
+        parsed = {doc_id: posting.parsed for doc_id, posting in candidates.items()}
+        for _score, doc_id in rank(parsed, search_field, plan.terms, frequency):
+            if len(results) >= limit:
+                break
+            doc = candidates[doc_id].document()
             if _passes(spec, doc):
                 results.append(doc)
-                if len(results) == MAX_SEARCH_RESULTS:
-                    break
         return results
 
+    async def _search_first_pages(
+        self, info: IndexInfo | None, intervals: tuple[Interval, ...]
+    ) -> tuple[int, list[list[IndexEntry]]]:
+        """The first page of every term's postings, read in one round trip, and the size of
+        those pages (all of them hold at most SCAN_PAGE_SIZE * 8 entries, the largest page
+        a scan reads, unless there are more than 8 terms)."""
+        page_size = max(1, knobs.SCAN_PAGE_SIZE, knobs.SCAN_PAGE_SIZE * 8 // len(intervals))
+        if info is None:
+            return page_size, [[] for _ in intervals]
+        ranges = [(interval.start, interval.end) for interval in intervals]
+        with self._storage_wait:
+            pages = await self.persistence.index_scan_ranges(
+                info.index_id, info.table_number, ranges, self.begin_ts, page_size
+            )
+        return page_size, pages
+
     async def _search_scan(
-        self, table: str, info: IndexInfo, interval: Interval
-    ) -> AsyncIterator[Document]:
+        self,
+        table: str,
+        info: IndexInfo,
+        interval: Interval,
+        first_page: list[IndexEntry],
+        page_size: int,
+    ) -> list[_Found]:
+        """The documents of the postings in `interval` at the snapshot (this transaction's
+        writes included), in key order, each counted as read."""
         pending: list[_Entry] = []
         for write in self.writes.values():
             if write.table == table and write.new is not None:
                 keys = posting_keys(write.new, info.search_field, info.filter_fields)
                 pending.extend((key, _copy(write.new), 0) for key in keys if interval.contains(key))
         pending.sort(key=lambda entry: entry[0])
-        stored = self._stored_entries(info, interval, Order.ASC, knobs.SCAN_PAGE_SIZE)
-        async for _key, doc, size in _merge(stored, pending, Order.ASC):
-            self._count_scanned(size)
-            yield doc
+        docs: list[_Found] = []
+        if pending:
+            stored = self._stored_entries(info, interval, Order.ASC, page_size, first_page)
+            async for _key, doc, size in _merge(stored, pending, Order.ASC):
+                self._count_scanned(size)
+                docs.append(_Found(doc, doc))
+            return docs
+        # The usual case (a query): a plain loop over each page, not a generator step per
+        # posting, which cost a search of hundreds of postings about a millisecond.
+        pages = self._stored_pages(info, interval, Order.ASC, page_size, first_page)
+        async for entries in pages:
+            for entry in entries:
+                if entry.document.id not in self.writes:
+                    self._count_scanned(len(entry.document.value))
+                    docs.append(_Found(parse_stored(entry.document.value)))
+        return docs
 
     async def _search_page(
         self, spec: QuerySpec, num_items: int, cursor_text: str | None, end_text: str | None
@@ -603,7 +674,7 @@ class Transaction:
         end = None if end_text is None else self.cursors.decode(end_text, ref, order)
         if start is not None and start.is_end:
             return self._page([], done=True, position=start, ref=ref, order=order)
-        results = await self._search(spec)
+        results = await self._search(spec, limit=MAX_SEARCH_RESULTS)
         first = 0 if start is None or start.key is None else int.from_bytes(start.key, "big")
         if end is not None and end.key is not None:
             stop = int.from_bytes(end.key, "big")
@@ -644,18 +715,47 @@ class Transaction:
         return entries
 
     async def _stored_entries(
-        self, info: IndexInfo, interval: Interval, order: Order, page_size: int
+        self,
+        info: IndexInfo,
+        interval: Interval,
+        order: Order,
+        page_size: int,
+        first_page: list[IndexEntry] | None = None,
     ) -> AsyncIterator[_Entry]:
-        start, end = interval.start, interval.end
-        page_size = max(1, page_size)
-        while start < end:
-            with self._storage_wait:
-                entries = await self.persistence.index_scan(
-                    info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
-                )
+        """The interval's entries at the snapshot but those of documents this transaction
+        wrote (its pending writes stand for them)."""
+        async for entries in self._stored_pages(info, interval, order, page_size, first_page):
             for entry in entries:
                 if entry.document.id not in self.writes:
                     yield entry.key, _decode(entry.document), len(entry.document.value)
+
+    async def _stored_pages(
+        self,
+        info: IndexInfo,
+        interval: Interval,
+        order: Order,
+        page_size: int,
+        first_page: list[IndexEntry] | None,
+    ) -> AsyncIterator[list[IndexEntry]]:
+        """The interval's entries at the snapshot, page by page; `first_page`, when given, is
+        the first page (of `page_size` entries at most), read already."""
+        start, end = interval.start, interval.end
+        page_size = max(1, page_size)
+        while start < end:
+            if first_page is not None:
+                entries, first_page = first_page, None
+            else:
+                with self._storage_wait:
+                    entries = await self.persistence.index_scan(
+                        info.index_id,
+                        info.table_number,
+                        start,
+                        end,
+                        self.begin_ts,
+                        order,
+                        page_size,
+                    )
+            yield entries
             if len(entries) < page_size:
                 return
             if order is Order.ASC:

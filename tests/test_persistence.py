@@ -328,6 +328,42 @@ async def test_index_scan_returns_index_entries(persistence: Persistence) -> Non
     assert entries == [IndexEntry(key("m"), StoredDocument("a", 10, b"m"))]
 
 
+async def test_index_scan_ranges_is_an_index_scan_of_each_range(
+    persistence: Persistence,
+) -> None:
+    await write_five_keys(persistence)
+    await persistence.write_commits(
+        [commit(20, [doc("d2", None)], [gone(key("k2"), "d2")]), put(21, "d4", b"k9", key("k4"))]
+    )
+    ranges = [(key("k1"), key("k4")), (b"", MAX_KEY), (key("k3"), key("k3")), (key("k5"), MAX_KEY)]
+    for ts in (10, 20, 21, 99):
+        for limit in (0, 1, 2, 100):
+            expected = [
+                await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
+                for start, end in ranges
+            ]
+            found = await persistence.index_scan_ranges(INDEX, TABLE, ranges, ts, limit)
+            assert found == expected, (ts, limit)
+    assert await persistence.index_scan_ranges(INDEX, TABLE, [], 99, 10) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_index_scan_ranges_agrees_with_index_scan_on_any_history(
+    persistence: Persistence, seed: int
+) -> None:
+    history = random_history(seed)
+    await persistence.write_commits(history)
+    ranges = [(b"", MAX_KEY), (key("q"), key("r")), (key("p"), key("q")), (key("r"), MAX_KEY)]
+    for ts in range(0, len(history) + 2, 3):
+        for limit in (1, 3, 100):
+            expected = [
+                await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
+                for start, end in ranges
+            ]
+            found = await persistence.index_scan_ranges(INDEX, TABLE, ranges, ts, limit)
+            assert found == expected, (ts, limit)
+
+
 async def test_negative_limits_are_rejected(persistence: Persistence) -> None:
     with pytest.raises(ValueError, match="limit must be >= 0"):
         await scan(persistence, 10, limit=-1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from reactive import knobs
 from reactive.database import Database
 from reactive.errors import LimitError, QueryError, SchemaError
 from reactive.schema import define_schema, define_table
@@ -72,6 +73,15 @@ def test_tokenizer_lowercases_and_splits_on_anything_but_letters_and_digits() ->
         "au",
         "lait",
     ]
+
+
+def test_tokens_are_split_before_they_are_lowercased_and_long_ones_dropped() -> None:
+    # "İ" lowercases to "i" and a combining dot, which is not a letter: lowercasing the text
+    # first would split the word.
+    assert tokenize("İstanbul ABC") == ["i\u0307stanbul", "abc"]
+    assert tokenize("x" * 65 + " " + "Y" * 64) == ["y" * 64]
+    assert tokenize("İ" * 40) == []  # 80 characters once lowercased
+    assert tokenize("short WORDS") == ["short", "words"]
 
 
 async def test_bm25_prefers_more_occurrences_and_shorter_documents(db: Database) -> None:
@@ -151,6 +161,59 @@ async def test_take_first_filter_and_paginate_follow_relevance_order(db: Databas
         if result["isDone"]:
             break
     assert pages == everything
+
+
+async def test_every_term_is_read_past_its_first_page(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first pages of all terms are read together (5 postings each for 3 terms here), the
+    # rest of each term page by page, merged with the transaction's own writes.
+    monkeypatch.setattr(knobs, "SCAN_PAGE_SIZE", 2)
+    bodies = [f"alpha beta gamma{i}" for i in range(13)]
+
+    async def fill(tx: Any) -> None:
+        for body in bodies:
+            await tx.insert("messages", {"channel": "c", "body": body})
+
+    await db.run_mutation(fill)
+    assert sorted(await search(db, "alpha beta gam")) == sorted(bodies)
+
+    async def insert_and_search(tx: Any) -> list[str]:
+        await tx.insert("messages", {"channel": "c", "body": "alpha beta gamma99"})
+        found: list[str] = await searcher("alpha beta gam")(tx)
+        return found
+
+    found = (await db.run_mutation(insert_and_search)).value
+    assert sorted(found) == sorted([*bodies, "alpha beta gamma99"])
+
+
+async def test_found_documents_come_back_whole_and_decoded(store_url: str) -> None:
+    # A search ranks documents from their parsed JSON and decodes only those it returns.
+    notes = define_table(
+        {"body": v.string(), "n": v.int64(), "raw": v.bytes(), "x": v.array(v.float64())}
+    ).search_index("search_body", search_field="body")
+    database = await Database.open(store_url, schema=define_schema({"notes": notes}), prune=False)
+    try:
+        for i in range(3):
+            note = {"body": "hello " * (i + 1), "n": 2**40 + i, "raw": bytes([i]), "x": [1.0]}
+            await database.run_mutation(lambda tx, note=note: tx.insert("notes", note))
+
+        async def find(tx: Any) -> list[list[Any]]:
+            query = tx.query("notes").with_search_index(
+                "search_body", lambda q: q.search("body", "hello")
+            )
+            return [await query.take(0), await query.take(2), await query.collect()]
+
+        none, two, every = (await database.run_query(find)).value
+    finally:
+        await database.close()
+    assert none == [] and two == every[:2]
+    assert [(d["n"], d["raw"], d["x"]) for d in every] == [
+        (2**40 + 2, b"\x02", [1.0]),
+        (2**40 + 1, b"\x01", [1.0]),
+        (2**40, b"\x00", [1.0]),
+    ]
+    assert all(type(d["n"]) is int and type(d["x"][0]) is float for d in every)
 
 
 async def test_results_are_capped(db: Database) -> None:

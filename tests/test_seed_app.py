@@ -651,9 +651,9 @@ def test_a_live_search_reruns_only_when_a_matching_task_changes(seed, monkeypatc
     runs = []
     search = Transaction._search
 
-    async def counting_search(self, spec):  # type: ignore[no-untyped-def]
+    async def counting_search(self, spec, **options):  # type: ignore[no-untyped-def]
         runs.append(spec.search.text)
-        return await search(self, spec)
+        return await search(self, spec, **options)
 
     monkeypatch.setattr(Transaction, "_search", counting_search)
     with seed.client.websocket_connect("/api/sync") as ws:

@@ -23,7 +23,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -590,6 +590,20 @@ class SqlitePersistence:
         params = (index_id, start, end, ts, table_number, limit)
         rows = self._fetch("index_scan", sql, params)
         return [IndexEntry(key, StoredDocument(id, v_ts, value)) for key, id, v_ts, value in rows]
+
+    async def index_scan_ranges(
+        self,
+        index_id: int,
+        table_number: int,
+        ranges: Sequence[tuple[IndexKey, IndexKey]],
+        ts: int,
+        limit: int,
+    ) -> list[list[IndexEntry]]:
+        # Reads are inline on this backend: a scan per range costs no round trip.
+        return [
+            await self.index_scan(index_id, table_number, start, end, ts, Order.ASC, limit)
+            for start, end in ranges
+        ]
 
     async def table_scan(
         self, table_number: int, ts: int, after_id: str | None, limit: int
