@@ -23,7 +23,6 @@ from reactive.ids import decode_id, new_id
 from reactive.index_keys import Interval, encode_key, id_point
 from reactive.persistence.base import (
     DocumentWrite,
-    IndexEntry,
     IndexWrite,
     Persistence,
     StoredDocument,
@@ -32,15 +31,21 @@ from reactive.query_builder import QueryBuilder, QuerySpec, resolve_range
 from reactive.reads import ReadSet, ReadToken, index_ref
 from reactive.recent_writes import WrittenKeys
 from reactive.schema import get_field
-from reactive.search import MAX_SEARCH_RESULTS, passes_filters, plan_search, posting_keys, rank
+from reactive.search import (
+    MAX_SEARCH_RESULTS,
+    SearchPlan,
+    passes_filters,
+    plan_search,
+    posting_keys,
+    rank,
+)
 from reactive.types import Order, Value
 from reactive.values import (
     UNDEFINED,
+    Undefined,
     check_document,
-    decode_parsed,
     dumps,
     loads_stored,
-    parse_stored,
 )
 
 __all__ = ["PendingWrite", "PreparedWrites", "Transaction", "TransactionLimits"]
@@ -129,25 +134,6 @@ def _decode(stored: StoredDocument) -> Document:
     doc = loads_stored(stored.value)
     assert isinstance(doc, dict)
     return doc
-
-
-class _Found:
-    """A document a search found, its stored JSON parsed but decoded only when a filter or
-    the results need it: ranking reads only the search field, a string, which parsing alone
-    gives as it is, and a search returns a few of the hundreds of documents it ranks."""
-
-    __slots__ = ("_document", "parsed")
-
-    def __init__(self, parsed: Any, document: Document | None = None) -> None:
-        self.parsed = parsed
-        self._document = document
-
-    def document(self) -> Document:
-        if self._document is None:
-            doc = decode_parsed(self.parsed)
-            assert isinstance(doc, dict)
-            self._document = doc
-        return self._document
 
 
 class _StorageWait:
@@ -391,9 +377,11 @@ class Transaction:
         """Seconds this transaction has spent waiting for storage, up to now."""
         return self._storage_wait.seconds_so_far()
 
-    def _count_scanned(self, size: int) -> None:
-        """One document read from storage (or from this transaction's writes), `size` bytes."""
-        self._scanned += 1
+    def _count_scanned(self, size: int, documents: int = 1) -> None:
+        """One document read from storage (or from this transaction's writes), `size` bytes;
+        `documents=0` for the bytes of one counted already (a search's result, counted as
+        its postings were)."""
+        self._scanned += documents
         self._bytes_read += size
         if self._scanned > self.limits.documents_scanned:
             raise LimitError(
@@ -576,93 +564,125 @@ class Transaction:
 
     async def _search(self, spec: QuerySpec, *, limit: int) -> list[Document]:
         """The first `limit` documents a search finds, best first, after the query's
-        `.filter`s; each term's posting range scanned is recorded in the read set."""
+        `.filter`s; each term's posting range scanned is recorded in the read set. It ranks
+        from the postings' keys and reads the documents it returns, not all it ranks."""
         assert spec.search is not None
         self._count_range()
         info, search_field, filter_fields = self.catalog.search_index(spec.table, spec.index_name)
-        ref = index_ref(spec.table, spec.index_name)
         plan = plan_search(spec.index_name, search_field, filter_fields, spec.search)
-        candidates: dict[str, _Found] = {}
-        frequency: list[int] = []
-        page_size, first_pages = await self._search_first_pages(info, plan.intervals)
+        postings = await self._search_postings(spec, info, plan)
+        if info is None:
+            return []
+        if len(plan.filters) > 1:
+            # The postings scanned are those of the first filter's value: the documents tell
+            # the others (their values are not in these keys).
+            postings = await self._postings_passing(info, postings, plan.filters)
+        ranked = [doc_id for _score, doc_id in rank(postings)]
+        results: list[Document] = []
+        position, batch = 0, limit
+        while len(results) < limit and position < len(ranked):
+            ids = ranked[position : position + batch]
+            position, batch = position + len(ids), batch * 2  # more .filter misses: read more
+            for doc in await self._search_documents(info, ids):
+                if _passes(spec, doc):
+                    results.append(doc)
+                    if len(results) == limit:
+                        break
+        return results
+
+    async def _search_postings(
+        self, spec: QuerySpec, info: IndexInfo | None, plan: SearchPlan
+    ) -> list[list[tuple[bytes, str]]]:
+        """Every posting of each term's range at the snapshot, this transaction's writes
+        included, as (key, document id); the first page of every range read in one round
+        trip (all of them hold at most SCAN_PAGE_SIZE * 8 postings, the largest page a scan
+        reads, unless there are more than 8 terms)."""
+        ref = index_ref(spec.table, spec.index_name)
+        page_size = max(1, knobs.SCAN_PAGE_SIZE, knobs.SCAN_PAGE_SIZE * 8 // len(plan.intervals))
+        first_pages: list[list[tuple[bytes, str]]] = [[] for _ in plan.intervals]
+        if info is not None:
+            ranges = [(interval.start, interval.end) for interval in plan.intervals]
+            with self._storage_wait:
+                first_pages = await self.persistence.index_keys_ranges(
+                    info.index_id, ranges, self.begin_ts, page_size
+                )
+        postings = []
         for term, interval, first_page in zip(plan.terms, plan.intervals, first_pages, strict=True):
-            found: set[str] = set()
             try:
                 if info is not None:
-                    scan = self._search_scan(spec.table, info, interval, first_page, page_size)
-                    for posting in await scan:
-                        if plan.filters and not passes_filters(posting.document(), plan.filters):
-                            continue
-                        doc_id = str(posting.parsed["_id"])
-                        found.add(doc_id)
-                        candidates.setdefault(doc_id, posting)
+                    scan = self._term_postings(info, interval, first_page, page_size)
+                    postings.append(await scan)
             except LimitError as exc:
                 raise LimitError(
                     f"Search on {ref!r} read too much at the term {term!r}: a search reads "
-                    "every document that has one of its terms (under its first filter). Search "
-                    "rarer words, or filter with eq() on a filter field of the index. "
-                    f"({exc.msg})",
+                    "every posting of its terms (under its first filter). Search rarer words, "
+                    f"or filter with eq() on a filter field of the index. ({exc.msg})",
                     short_msg=exc.short_msg,
                 ) from exc
             self.reads.record(ref, interval)
-            frequency.append(len(found))
-        results: list[Document] = []
-        parsed = {doc_id: posting.parsed for doc_id, posting in candidates.items()}
-        for _score, doc_id in rank(parsed, search_field, plan.terms, frequency):
-            if len(results) >= limit:
-                break
-            doc = candidates[doc_id].document()
-            if _passes(spec, doc):
-                results.append(doc)
-        return results
+        return postings
 
-    async def _search_first_pages(
-        self, info: IndexInfo | None, intervals: tuple[Interval, ...]
-    ) -> tuple[int, list[list[IndexEntry]]]:
-        """The first page of every term's postings, read in one round trip, and the size of
-        those pages (all of them hold at most SCAN_PAGE_SIZE * 8 entries, the largest page
-        a scan reads, unless there are more than 8 terms)."""
-        page_size = max(1, knobs.SCAN_PAGE_SIZE, knobs.SCAN_PAGE_SIZE * 8 // len(intervals))
-        if info is None:
-            return page_size, [[] for _ in intervals]
-        ranges = [(interval.start, interval.end) for interval in intervals]
-        with self._storage_wait:
-            pages = await self.persistence.index_scan_ranges(
-                info.index_id, info.table_number, ranges, self.begin_ts, page_size
-            )
-        return page_size, pages
-
-    async def _search_scan(
+    async def _term_postings(
         self,
-        table: str,
         info: IndexInfo,
         interval: Interval,
-        first_page: list[IndexEntry],
+        page: list[tuple[bytes, str]],
         page_size: int,
-    ) -> list[_Found]:
-        """The documents of the postings in `interval` at the snapshot (this transaction's
-        writes included), in key order, each counted as read."""
-        pending: list[_Entry] = []
-        for write in self.writes.values():
-            if write.table == table and write.new is not None:
-                keys = posting_keys(write.new, info.search_field, info.filter_fields)
-                pending.extend((key, _copy(write.new), 0) for key in keys if interval.contains(key))
-        pending.sort(key=lambda entry: entry[0])
-        docs: list[_Found] = []
-        if pending:
-            stored = self._stored_entries(info, interval, Order.ASC, page_size, first_page)
-            async for _key, doc, size in _merge(stored, pending, Order.ASC):
-                self._count_scanned(size)
-                docs.append(_Found(doc, doc))
-            return docs
-        # The usual case (a query): a plain loop over each page, not a generator step per
-        # posting, which cost a search of hundreds of postings about a millisecond.
-        pages = self._stored_pages(info, interval, Order.ASC, page_size, first_page)
-        async for entries in pages:
-            for entry in entries:
-                if entry.document.id not in self.writes:
-                    self._count_scanned(len(entry.document.value))
-                    docs.append(_Found(parse_stored(entry.document.value)))
+    ) -> list[tuple[bytes, str]]:
+        """The postings in `interval`: `page` (the first page, read already) and the pages
+        after it, but those of documents this transaction wrote, which its writes' postings
+        stand for."""
+        found = [
+            (key, doc_id)
+            for doc_id, write in self.writes.items()
+            if write.table == info.table and write.new is not None
+            for key in posting_keys(write.new, info.search_field, info.filter_fields)
+            if interval.contains(key)
+        ]
+        while True:
+            for key, doc_id in page:
+                if doc_id not in self.writes:
+                    self._count_scanned(len(key))
+                    found.append((key, doc_id))
+            if len(page) < page_size:
+                return found
+            ranges = [(page[-1][0] + b"\x00", interval.end)]
+            with self._storage_wait:
+                [page] = await self.persistence.index_keys_ranges(
+                    info.index_id, ranges, self.begin_ts, page_size
+                )
+
+    async def _postings_passing(
+        self,
+        info: IndexInfo,
+        postings: list[list[tuple[bytes, str]]],
+        filters: tuple[tuple[str, Value | Undefined], ...],
+    ) -> list[list[tuple[bytes, str]]]:
+        """The postings of the documents that pass every `eq` filter."""
+        ids = sorted({doc_id for term_postings in postings for _key, doc_id in term_postings})
+        docs = await self._search_documents(info, ids)
+        passing = {doc["_id"] for doc in docs if passes_filters(doc, filters)}
+        return [[p for p in term_postings if p[1] in passing] for term_postings in postings]
+
+    async def _search_documents(self, info: IndexInfo, ids: list[str]) -> list[Document]:
+        """The documents `ids` at the snapshot, this transaction's writes included, in order,
+        in one read (their bytes counted as read; a posting counted each already)."""
+        stored_ids = [doc_id for doc_id in ids if doc_id not in self.writes]
+        with self._storage_wait:
+            stored = await self.persistence.get_documents(
+                info.table_number, stored_ids, self.begin_ts
+            )
+        by_id = {}
+        for version in stored:
+            if version is not None:
+                self._count_scanned(len(version.value), documents=0)
+                by_id[version.id] = _decode(version)
+        docs = []
+        for doc_id in ids:
+            write = self.writes.get(doc_id)
+            doc = by_id.get(doc_id) if write is None else write.new
+            if doc is not None:
+                docs.append(doc if write is None else _copy(doc))
         return docs
 
     async def _search_page(
@@ -715,47 +735,20 @@ class Transaction:
         return entries
 
     async def _stored_entries(
-        self,
-        info: IndexInfo,
-        interval: Interval,
-        order: Order,
-        page_size: int,
-        first_page: list[IndexEntry] | None = None,
+        self, info: IndexInfo, interval: Interval, order: Order, page_size: int
     ) -> AsyncIterator[_Entry]:
         """The interval's entries at the snapshot but those of documents this transaction
-        wrote (its pending writes stand for them)."""
-        async for entries in self._stored_pages(info, interval, order, page_size, first_page):
-            for entry in entries:
-                if entry.document.id not in self.writes:
-                    yield entry.key, _decode(entry.document), len(entry.document.value)
-
-    async def _stored_pages(
-        self,
-        info: IndexInfo,
-        interval: Interval,
-        order: Order,
-        page_size: int,
-        first_page: list[IndexEntry] | None,
-    ) -> AsyncIterator[list[IndexEntry]]:
-        """The interval's entries at the snapshot, page by page; `first_page`, when given, is
-        the first page (of `page_size` entries at most), read already."""
+        wrote (its pending writes stand for them), read page by page."""
         start, end = interval.start, interval.end
         page_size = max(1, page_size)
         while start < end:
-            if first_page is not None:
-                entries, first_page = first_page, None
-            else:
-                with self._storage_wait:
-                    entries = await self.persistence.index_scan(
-                        info.index_id,
-                        info.table_number,
-                        start,
-                        end,
-                        self.begin_ts,
-                        order,
-                        page_size,
-                    )
-            yield entries
+            with self._storage_wait:
+                entries = await self.persistence.index_scan(
+                    info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
+                )
+            for entry in entries:
+                if entry.document.id not in self.writes:
+                    yield entry.key, _decode(entry.document), len(entry.document.value)
             if len(entries) < page_size:
                 return
             if order is Order.ASC:

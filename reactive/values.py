@@ -53,7 +53,6 @@ __all__ = [
     "check_field_name",
     "check_value",
     "compare_values",
-    "decode_parsed",
     "decode_ts",
     "decode_value",
     "dumps",
@@ -62,7 +61,6 @@ __all__ = [
     "float_order_bits",
     "loads",
     "loads_stored",
-    "parse_stored",
     "right_sized",
     "to_clean_json",
     "type_name",
@@ -586,18 +584,6 @@ def loads_stored(data: bytes | str) -> Value:
     """`loads` for JSON this process wrote itself (stored documents and results): decodes
     the special forms but skips the checks, which the value passed when it was written."""
     return _decode_stored(orjson.loads(data))
-
-
-def parse_stored(data: bytes | str) -> Any:
-    """The first half of `loads_stored`: the JSON parsed, its special forms (int64, bytes...)
-    left as they are. Strings, objects and arrays are already what they decode to, so a
-    caller that needs only a string field may stop here; `decode_parsed` finishes the job."""
-    return orjson.loads(data)
-
-
-def decode_parsed(obj: Any) -> Value:
-    """The second half of `loads_stored`: the value of `parse_stored`'s result."""
-    return _decode_stored(obj)
 
 
 def _decode_stored(obj: Any) -> Value:

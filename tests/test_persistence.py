@@ -328,7 +328,14 @@ async def test_index_scan_returns_index_entries(persistence: Persistence) -> Non
     assert entries == [IndexEntry(key("m"), StoredDocument("a", 10, b"m"))]
 
 
-async def test_index_scan_ranges_is_an_index_scan_of_each_range(
+async def keys_of(
+    persistence: Persistence, start: bytes, end: bytes, ts: int, limit: int
+) -> list[tuple[bytes, str]]:
+    entries = await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
+    return [(entry.key, entry.document.id) for entry in entries]
+
+
+async def test_index_keys_ranges_are_the_keys_an_index_scan_of_each_range_finds(
     persistence: Persistence,
 ) -> None:
     await write_five_keys(persistence)
@@ -338,17 +345,14 @@ async def test_index_scan_ranges_is_an_index_scan_of_each_range(
     ranges = [(key("k1"), key("k4")), (b"", MAX_KEY), (key("k3"), key("k3")), (key("k5"), MAX_KEY)]
     for ts in (10, 20, 21, 99):
         for limit in (0, 1, 2, 100):
-            expected = [
-                await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
-                for start, end in ranges
-            ]
-            found = await persistence.index_scan_ranges(INDEX, TABLE, ranges, ts, limit)
+            expected = [await keys_of(persistence, start, end, ts, limit) for start, end in ranges]
+            found = await persistence.index_keys_ranges(INDEX, ranges, ts, limit)
             assert found == expected, (ts, limit)
-    assert await persistence.index_scan_ranges(INDEX, TABLE, [], 99, 10) == []
+    assert await persistence.index_keys_ranges(INDEX, [], 99, 10) == []
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_index_scan_ranges_agrees_with_index_scan_on_any_history(
+async def test_index_keys_ranges_agree_with_index_scan_on_any_history(
     persistence: Persistence, seed: int
 ) -> None:
     history = random_history(seed)
@@ -356,12 +360,23 @@ async def test_index_scan_ranges_agrees_with_index_scan_on_any_history(
     ranges = [(b"", MAX_KEY), (key("q"), key("r")), (key("p"), key("q")), (key("r"), MAX_KEY)]
     for ts in range(0, len(history) + 2, 3):
         for limit in (1, 3, 100):
-            expected = [
-                await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
-                for start, end in ranges
-            ]
-            found = await persistence.index_scan_ranges(INDEX, TABLE, ranges, ts, limit)
+            expected = [await keys_of(persistence, start, end, ts, limit) for start, end in ranges]
+            found = await persistence.index_keys_ranges(INDEX, ranges, ts, limit)
             assert found == expected, (ts, limit)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_get_documents_is_get_document_of_each_id_in_order(
+    persistence: Persistence, seed: int
+) -> None:
+    history = random_history(seed)
+    await persistence.write_commits(history)
+    ids = [*sorted({w.id for c in history for w in c.documents}, reverse=True), "absent"]
+    for ts in range(0, len(history) + 2, 3):
+        expected = [await persistence.get_document(TABLE, id, ts) for id in ids]
+        assert await persistence.get_documents(TABLE, ids, ts) == expected, ts
+        assert await persistence.get_documents(TABLE, ids[::2], ts) == expected[::2], ts
+    assert await persistence.get_documents(TABLE, [], 99) == []
 
 
 async def test_negative_limits_are_rejected(persistence: Persistence) -> None:

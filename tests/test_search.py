@@ -13,6 +13,8 @@ import pytest
 from reactive import knobs
 from reactive.database import Database
 from reactive.errors import LimitError, QueryError, SchemaError
+from reactive.index_keys import encode_key
+from reactive.persistence.base import IndexWrite
 from reactive.schema import define_schema, define_table
 from reactive.search import MAX_SEARCH_RESULTS, tokenize
 from reactive.validators import v
@@ -214,6 +216,70 @@ async def test_found_documents_come_back_whole_and_decoded(store_url: str) -> No
         (2**40, b"\x00", [1.0]),
     ]
     assert all(type(d["n"]) is int and type(d["x"][0]) is float for d in every)
+
+
+async def test_a_search_ranks_from_postings_and_reads_only_what_it_returns(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 documents match; take(3) reads 3 of them. A .filter that refuses the best 5 reads
+    # further in growing batches (3, then 6) and still returns the next best in order.
+    await db.run_mutation(
+        lambda tx: asyncio.gather(
+            *(tx.insert("messages", {"channel": "c", "body": "word " * (i + 1)}) for i in range(40))
+        )
+    )
+    requested: list[int] = []
+    get_documents = db.persistence.get_documents
+
+    async def counting(table_number: int, ids: Any, ts: int) -> Any:
+        requested.append(len(ids))
+        return await get_documents(table_number, ids, ts)
+
+    monkeypatch.setattr(db.persistence, "get_documents", counting)
+
+    def query(tx: Any) -> Any:
+        return tx.query("messages").with_search_index(
+            "search_body", lambda q: q.search("body", "word")
+        )
+
+    best = (await db.run_query(lambda tx: query(tx).take(3))).value
+    assert [d["body"].count("word") for d in best] == [40, 39, 38]
+    assert requested == [3]
+    requested.clear()
+    worse = (
+        await db.run_query(
+            lambda tx: query(tx).filter(lambda q: q.lt(q.field("body"), "word " * 35)).take(3)
+        )
+    ).value
+    assert [d["body"].count("word") for d in worse] == [34, 33, 32]
+    assert requested == [3, 6]
+
+
+async def test_an_index_stored_in_an_older_posting_format_is_rebuilt(store_url: str) -> None:
+    # Postings once had no counts: such an index is marked "$search", and opening the
+    # database with the same schema rebuilds it (its old postings gone, every one new).
+    database = await Database.open(store_url, schema=SCHEMA, prune=False)
+    try:
+        first = await insert(database, "hello hello", "a")
+        await insert(database, "hello there", "a")
+        store = database.persistence
+        (meta,) = [m for m in await store.load_indexes() if m.name == "search_body"]
+        await store.save_index(replace(meta, fields=("$search", *meta.fields[1:])))
+        old_posting = IndexWrite(meta.index_id, encode_key([0, "hello", first]), False, first)
+        await store.write_index_entries([(old_posting, await store.max_commit_ts())])
+        assert await store.count_index(meta.index_id, await store.max_commit_ts()) == 10
+    finally:
+        await database.close()
+    database = await Database.open(store_url, schema=SCHEMA, prune=False)
+    try:
+        store = database.persistence
+        (rebuilt,) = [m for m in await store.load_indexes() if m.name == "search_body"]
+        assert rebuilt.fields == meta.fields
+        # 3 terms ("hello" twice, "there") in each of 3 groups (all, channel, author).
+        assert await store.count_index(rebuilt.index_id, await store.max_commit_ts()) == 9
+        assert await search(database, "hello") == ["hello hello", "hello there"]
+    finally:
+        await database.close()
 
 
 async def test_results_are_capped(db: Database) -> None:

@@ -290,16 +290,22 @@ class Persistence(Protocol):
         at the same ts as the index row.
         """
 
-    async def index_scan_ranges(
+    async def index_keys_ranges(
         self,
         index_id: int,
-        table_number: int,
         ranges: Sequence[tuple[IndexKey, IndexKey]],
         ts: int,
         limit: int,
-    ) -> list[list[IndexEntry]]:
-        """`index_scan` of each (start, end) range in ascending order, up to `limit` entries
-        each, in one read: a search's terms cost one round trip rather than one each."""
+    ) -> list[list[tuple[IndexKey, str]]]:
+        """The live keys of each (start, end) range at snapshot `ts`, ascending, up to `limit`
+        each, with the id of the document each points to (the rule of `index_scan`, without
+        the documents), in one read: a search's terms cost one round trip rather than one
+        each, and it ranks from its postings' keys alone."""
+
+    async def get_documents(
+        self, table_number: int, ids: Sequence[str], ts: int
+    ) -> list[StoredDocument | None]:
+        """`get_document` of each id, in the order given, in one read."""
 
     async def table_scan(
         self, table_number: int, ts: int, after_id: str | None, limit: int

@@ -464,22 +464,31 @@ class PostgresPersistence:
         rows = await self._fetch("index_scan", sql, index_id, start, end, ts, table_number, limit)
         return [IndexEntry(key, StoredDocument(id, v_ts, value)) for key, id, v_ts, value in rows]
 
-    async def index_scan_ranges(
+    async def index_keys_ranges(
         self,
         index_id: int,
-        table_number: int,
         ranges: Sequence[tuple[IndexKey, IndexKey]],
         ts: int,
         limit: int,
-    ) -> list[list[IndexEntry]]:
+    ) -> list[list[tuple[IndexKey, str]]]:
         if not ranges or empty_limit(limit):
             return [[] for _ in ranges]
         starts, ends = [start for start, _ in ranges], [end for _, end in ranges]
-        args = (index_id, starts, ends, ts, table_number, limit)
-        rows = await self._fetch("index_scan_ranges", INDEX_SCAN_RANGES, *args)
-        found: list[list[IndexEntry]] = [[] for _ in ranges]
-        for n, key, id, v_ts, value in rows:
-            found[n - 1].append(IndexEntry(key, StoredDocument(id, v_ts, value)))
+        rows = await self._fetch("index_keys", INDEX_KEYS_RANGES, index_id, starts, ends, ts, limit)
+        found: list[list[tuple[IndexKey, str]]] = [[] for _ in ranges]
+        for n, key, doc_id in rows:
+            found[n - 1].append((key, doc_id))
+        return found
+
+    async def get_documents(
+        self, table_number: int, ids: Sequence[str], ts: int
+    ) -> list[StoredDocument | None]:
+        if not ids:
+            return []
+        rows = await self._fetch("get_documents", SELECT_DOCUMENTS, table_number, list(ids), ts)
+        found: list[StoredDocument | None] = [None] * len(ids)
+        for n, version_ts, value in rows:
+            found[n - 1] = StoredDocument(ids[n - 1], version_ts, value)
         return found
 
     async def table_scan(
@@ -876,35 +885,41 @@ LIMIT $6
 INDEX_SCAN_ASC = _INDEX_SCAN.format(order="ASC")
 INDEX_SCAN_DESC = _INDEX_SCAN.format(order="DESC")
 
-# Parameters: index_id, starts, ends, snapshot ts, table_number, limit per range: the ascending
-# INDEX_SCAN of each (start, end) pair, numbered from 1 in the order given (a search's terms).
-# The newest-version rule is INDEX_SCAN's, applied by a window instead of a probe per row: the
-# rows of a range at or before the snapshot come in (key, ts) order from the primary key, and a
-# row is its key's newest when the next row has another key. That spares a descent of the
-# primary key per posting (~16% of a search's time on 1M documents); the document is found by
-# a LATERAL probe with LIMIT, so that no plan can turn it into a join over the whole table
-# (with the range unknown, a generic plan estimates ~90k rows and would hash-join).
-INDEX_SCAN_RANGES = """
-SELECT r.n, s.key, s.id, s.ts, s.value
+# Parameters: index_id, starts, ends, snapshot ts, limit per range: the live keys of each
+# (start, end) pair in ascending order, numbered from 1 in the order given (a search's terms),
+# with their document ids. The newest-version rule is INDEX_SCAN's, applied by a window instead
+# of a probe per row: the rows of a range at or before the snapshot come in (key, ts) order
+# from the primary key, and a row is its key's newest when the next row has another key. That
+# spares a descent of the primary key per posting (~16% of a search's time on 1M documents).
+INDEX_KEYS_RANGES = """
+SELECT r.n, s.key, s.document_id
 FROM unnest($2::BYTEA[], $3::BYTEA[]) WITH ORDINALITY AS r(start, stop, n)
 CROSS JOIN LATERAL (
-    SELECT v.key, d.id, d.ts, d.value
+    SELECT v.key, v.document_id
     FROM (
-        SELECT i.key, i.ts, i.deleted, i.document_id,
+        SELECT i.key, i.deleted, i.document_id,
                lead(i.key) OVER (ORDER BY i.key, i.ts) AS next_key
         FROM indexes AS i
         WHERE i.index_id = $1 AND i.key >= r.start AND i.key < r.stop AND i.ts <= $4
     ) AS v
-    CROSS JOIN LATERAL (
-        SELECT n.id, n.ts, n.value FROM documents AS n
-        WHERE n.table_id = $5 AND n.id = v.document_id AND n.ts = v.ts
-        LIMIT 1
-    ) AS d
     WHERE NOT v.deleted AND v.next_key IS DISTINCT FROM v.key
     ORDER BY v.key
-    LIMIT $6
+    LIMIT $5
 ) AS s
 ORDER BY r.n, s.key
+"""
+
+# Parameters: table_number, ids, snapshot ts: SELECT_DOCUMENT of each id (numbered from 1 in
+# the order given; ids absent or deleted at the snapshot give no row), by a LATERAL probe each.
+SELECT_DOCUMENTS = """
+SELECT r.n, d.ts, d.value
+FROM unnest($2::TEXT[]) WITH ORDINALITY AS r(id, n)
+CROSS JOIN LATERAL (
+    SELECT ts, value, deleted FROM documents
+    WHERE table_id = $1 AND id = r.id COLLATE "C" AND ts <= $3
+    ORDER BY ts DESC LIMIT 1
+) AS d
+WHERE NOT d.deleted
 """
 
 # Parameters: table_number, after_id, snapshot ts, limit; the same newest-version rule.

@@ -591,19 +591,26 @@ class SqlitePersistence:
         rows = self._fetch("index_scan", sql, params)
         return [IndexEntry(key, StoredDocument(id, v_ts, value)) for key, id, v_ts, value in rows]
 
-    async def index_scan_ranges(
+    async def index_keys_ranges(
         self,
         index_id: int,
-        table_number: int,
         ranges: Sequence[tuple[IndexKey, IndexKey]],
         ts: int,
         limit: int,
-    ) -> list[list[IndexEntry]]:
+    ) -> list[list[tuple[IndexKey, str]]]:
+        if empty_limit(limit):
+            return [[] for _ in ranges]
         # Reads are inline on this backend: a scan per range costs no round trip.
-        return [
-            await self.index_scan(index_id, table_number, start, end, ts, Order.ASC, limit)
-            for start, end in ranges
-        ]
+        found = []
+        for start, end in ranges:
+            rows = self._fetch("index_keys", INDEX_KEYS, (index_id, start, end, ts, limit))
+            found.append([(key, doc_id) for key, doc_id in rows])
+        return found
+
+    async def get_documents(
+        self, table_number: int, ids: Sequence[str], ts: int
+    ) -> list[StoredDocument | None]:
+        return [await self.get_document(table_number, id, ts) for id in ids]
 
     async def table_scan(
         self, table_number: int, ts: int, after_id: str | None, limit: int
@@ -857,6 +864,19 @@ LIMIT ?6
 """
 INDEX_SCAN_ASC = _INDEX_SCAN.format(order="ASC")
 INDEX_SCAN_DESC = _INDEX_SCAN.format(order="DESC")
+
+# Parameters: index_id, start, end, snapshot ts, limit: INDEX_SCAN's keys, without documents.
+INDEX_KEYS = """
+SELECT i.key, i.document_id
+FROM indexes AS i
+WHERE i.index_id = ?1 AND i.key >= ?2 AND i.key < ?3 AND i.deleted = 0
+  AND i.ts = (
+    SELECT MAX(n.ts) FROM indexes AS n
+    WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts <= ?4
+  )
+ORDER BY i.key
+LIMIT ?5
+"""
 
 # Parameters: table_number, after_id, snapshot ts, limit; the same newest-version rule.
 TABLE_SCAN = """
