@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 import pytest
 
+from reactive import knobs
 from reactive.errors import PersistenceError
 from reactive.persistence import (
     DEFAULT_DATABASE_URL,
@@ -1051,3 +1052,27 @@ async def test_a_connection_whose_statement_was_cut_off_is_never_pooled_again(
     started = time.monotonic()
     assert await store.max_commit_ts() == 0
     assert time.monotonic() - started < 5.0  # not queued behind the cut-off pg_sleep
+
+
+@pytest.mark.postgres
+async def test_a_commit_lock_held_past_the_idle_transaction_timeout_still_writes(
+    postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema change holds the commit lock while it backfills, longer than PostgreSQL lets
+    a transaction sit idle (POSTGRES_IDLE_TX_TIMEOUT_S): the holder keeps its session alive
+    and still writes. Once it stops (written, or given up), nothing talks any more."""
+    monkeypatch.setattr(knobs, "POSTGRES_IDLE_TX_TIMEOUT_S", 0.4)
+    store = PostgresPersistence(postgres_store_url, min_size=1, max_size=2)
+    await store.open()
+    try:
+        async with store.hold_commit_lock(0) as held:
+            await asyncio.sleep(1.5)  # nearly 4 timeouts without a statement of its own
+            await held.write([put(10, "a", b"m")])
+        assert await store.max_commit_ts() == 10
+        async with store.hold_commit_lock(10):
+            await asyncio.sleep(1.0)  # given up: rolled back, and the lock free again
+        async with store.hold_commit_lock(10) as held:
+            await held.write([put(11, "b", b"n")])
+        assert await store.max_commit_ts() == 11
+    finally:
+        await store.close()

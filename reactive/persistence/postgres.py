@@ -327,6 +327,7 @@ class PostgresPersistence:
             try:
                 yield held
             finally:
+                await held.stop_keeping_alive()
                 if not held.written:
                     with contextlib.suppress(*_DRIVER_ERRORS):
                         await held.transaction.rollback()
@@ -568,10 +569,35 @@ class _HeldLock:
         self._store = store
         self._conn = conn
         self._last_ts = last_ts
+        self._done_waiting = asyncio.Event()
+        self._keeper = asyncio.create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """While the lock is held without a statement (a schema change holding off commits
+        while it backfills an index, minutes on a large table), say something every quarter
+        of the idle-in-transaction timeout: the server would otherwise end the session, and
+        the schema change with it. A holder cut off from the server stops talking, and the
+        timeout still frees the lock."""
+        interval = knobs.POSTGRES_IDLE_TX_TIMEOUT_S / 4
+        while not self._done_waiting.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done_waiting.wait(), interval)
+                return
+            try:
+                await self._conn.fetchval("SELECT 1")
+            except _DRIVER_ERRORS:
+                return  # the connection is gone: the write or the rollback will say so
+
+    async def stop_keeping_alive(self) -> None:
+        """Let a keep-alive statement in flight finish (cancelling it would abort the
+        transaction), then stop; idempotent."""
+        self._done_waiting.set()
+        await self._keeper
 
     async def write(self, commits: list[CommitWrite]) -> None:
         if self.written:
             raise PersistenceError("the held commit lock was already used to write")
+        await self.stop_keeping_alive()
         if self._last_ts is not None:
             check_after(commits, self._last_ts)
         await self._store._wrap("write_commits", self._write(commits))
