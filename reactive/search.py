@@ -47,6 +47,7 @@ __all__ = [
     "SearchSpec",
     "plan_search",
     "posting_counts",
+    "posting_document_id",
     "posting_keys",
     "rank",
     "tokenize",
@@ -252,6 +253,14 @@ def posting_counts(key: bytes) -> tuple[int, int]:
     return packed >> 32, packed & 0xFFFFFFFF
 
 
+def posting_document_id(key: bytes) -> str:
+    """The id of a posting's document, from its key: the string before the counts (the
+    int64's tag and 8 bytes, after the id's terminator). An id is base32 ASCII, so the last
+    string tag byte before it is its own."""
+    end = len(key) - 10
+    return key[key.rindex(b"\x06", 0, end) + 1 : end].decode("ascii")
+
+
 def passes_filters(doc: Mapping[str, Value], filters: Sequence[tuple[str, object]]) -> bool:
     return all(_equal(_field(doc, name), value) for name, value in filters)
 
@@ -276,10 +285,9 @@ def _field(doc: Mapping[str, Value], path: str) -> object:
 # -- scoring ----------------------------------------------------------------------------------
 
 
-def rank(postings: Sequence[Sequence[tuple[bytes, str]]]) -> list[tuple[float, str]]:
-    """(score, id) of every document with a posting in `postings` (the (key, id) pairs found
-    for each query term, in query order), best first; ties go by id (the same on every
-    backend).
+def rank(postings: Sequence[Sequence[bytes]]) -> list[tuple[float, str]]:
+    """(score, id) of every document with a posting in `postings` (the keys found for each
+    query term, in query order), best first; ties go by id (the same on every backend).
 
     BM25 with k1 = 1.2, b = 0.75. The last term is a prefix: its range holds a posting for
     every term of the document that starts with it, and their counts add up. Corpus statistics
@@ -290,7 +298,8 @@ def rank(postings: Sequence[Sequence[tuple[bytes, str]]]) -> list[tuple[float, s
     counts: list[dict[str, int]] = []
     for term_postings in postings:
         found: dict[str, int] = {}
-        for key, doc_id in term_postings:
+        for key in term_postings:
+            doc_id = posting_document_id(key)
             term_count, lengths[doc_id] = posting_counts(key)
             found[doc_id] = found.get(doc_id, 0) + term_count
         counts.append(found)

@@ -36,6 +36,7 @@ from reactive.search import (
     SearchPlan,
     passes_filters,
     plan_search,
+    posting_document_id,
     posting_keys,
     rank,
 )
@@ -592,14 +593,14 @@ class Transaction:
 
     async def _search_postings(
         self, spec: QuerySpec, info: IndexInfo | None, plan: SearchPlan
-    ) -> list[list[tuple[bytes, str]]]:
-        """Every posting of each term's range at the snapshot, this transaction's writes
-        included, as (key, document id); the first page of every range read in one round
-        trip (all of them hold at most SCAN_PAGE_SIZE * 8 postings, the largest page a scan
-        reads, unless there are more than 8 terms)."""
+    ) -> list[list[bytes]]:
+        """The keys of every posting of each term's range at the snapshot, this transaction's
+        writes included; the first page of every range read in one round trip (all of them
+        hold at most SCAN_PAGE_SIZE * 8 postings, the largest page a scan reads, unless there
+        are more than 8 terms)."""
         ref = index_ref(spec.table, spec.index_name)
         page_size = max(1, knobs.SCAN_PAGE_SIZE, knobs.SCAN_PAGE_SIZE * 8 // len(plan.intervals))
-        first_pages: list[list[tuple[bytes, str]]] = [[] for _ in plan.intervals]
+        first_pages: list[list[bytes]] = [[] for _ in plan.intervals]
         if info is not None:
             ranges = [(interval.start, interval.end) for interval in plan.intervals]
             with self._storage_wait:
@@ -623,30 +624,26 @@ class Transaction:
         return postings
 
     async def _term_postings(
-        self,
-        info: IndexInfo,
-        interval: Interval,
-        page: list[tuple[bytes, str]],
-        page_size: int,
-    ) -> list[tuple[bytes, str]]:
+        self, info: IndexInfo, interval: Interval, page: list[bytes], page_size: int
+    ) -> list[bytes]:
         """The postings in `interval`: `page` (the first page, read already) and the pages
         after it, but those of documents this transaction wrote, which its writes' postings
         stand for."""
         found = [
-            (key, doc_id)
-            for doc_id, write in self.writes.items()
+            key
+            for write in self.writes.values()
             if write.table == info.table and write.new is not None
             for key in posting_keys(write.new, info.search_field, info.filter_fields)
             if interval.contains(key)
         ]
         while True:
-            for key, doc_id in page:
-                if doc_id not in self.writes:
+            for key in page:
+                if not self.writes or posting_document_id(key) not in self.writes:
                     self._count_scanned(len(key))
-                    found.append((key, doc_id))
+                    found.append(key)
             if len(page) < page_size:
                 return found
-            ranges = [(page[-1][0] + b"\x00", interval.end)]
+            ranges = [(page[-1] + b"\x00", interval.end)]
             with self._storage_wait:
                 [page] = await self.persistence.index_keys_ranges(
                     info.index_id, ranges, self.begin_ts, page_size
@@ -655,14 +652,19 @@ class Transaction:
     async def _postings_passing(
         self,
         info: IndexInfo,
-        postings: list[list[tuple[bytes, str]]],
+        postings: list[list[bytes]],
         filters: tuple[tuple[str, Value | Undefined], ...],
-    ) -> list[list[tuple[bytes, str]]]:
+    ) -> list[list[bytes]]:
         """The postings of the documents that pass every `eq` filter."""
-        ids = sorted({doc_id for term_postings in postings for _key, doc_id in term_postings})
+        ids = sorted(
+            {posting_document_id(key) for term_postings in postings for key in term_postings}
+        )
         docs = await self._search_documents(info, ids)
         passing = {doc["_id"] for doc in docs if passes_filters(doc, filters)}
-        return [[p for p in term_postings if p[1] in passing] for term_postings in postings]
+        return [
+            [key for key in term_postings if posting_document_id(key) in passing]
+            for term_postings in postings
+        ]
 
     async def _search_documents(self, info: IndexInfo, ids: list[str]) -> list[Document]:
         """The documents `ids` at the snapshot, this transaction's writes included, in order,

@@ -35,7 +35,7 @@ from reactive.persistence import (
 )
 from reactive.persistence import postgres as postgres_backend
 from reactive.persistence import sqlite as sqlite_backend
-from reactive.persistence.postgres import PostgresPersistence
+from reactive.persistence.postgres import INDEX_KEY_COVERS_DELETED, PostgresPersistence
 from reactive.types import Order
 
 TABLE = 1
@@ -331,9 +331,9 @@ async def test_index_scan_returns_index_entries(persistence: Persistence) -> Non
 
 async def keys_of(
     persistence: Persistence, start: bytes, end: bytes, ts: int, limit: int
-) -> list[tuple[bytes, str]]:
+) -> list[bytes]:
     entries = await persistence.index_scan(INDEX, TABLE, start, end, ts, Order.ASC, limit)
-    return [(entry.key, entry.document.id) for entry in entries]
+    return [entry.key for entry in entries]
 
 
 async def test_index_keys_ranges_are_the_keys_an_index_scan_of_each_range_finds(
@@ -1074,5 +1074,31 @@ async def test_a_commit_lock_held_past_the_idle_transaction_timeout_still_writes
         async with store.hold_commit_lock(10) as held:
             await held.write([put(11, "b", b"n")])
         assert await store.max_commit_ts() == 11
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_an_index_table_of_an_older_database_gets_its_covering_primary_key_on_open(
+    postgres_store_url: str,
+) -> None:
+    """Databases created before the primary key of `indexes` carried `deleted` (which makes a
+    search's key scans index-only) are upgraded on open, their rows kept."""
+    store = PostgresPersistence(postgres_store_url)
+    await store.open()
+    await store.write_commits([put(10, "a", b"m")])
+    async with store._transaction("test") as conn:
+        await conn.execute(
+            "ALTER TABLE indexes DROP CONSTRAINT indexes_pkey, "
+            "ADD CONSTRAINT indexes_pkey PRIMARY KEY (index_id, key, ts)"
+        )
+        assert not await conn.fetchval(INDEX_KEY_COVERS_DELETED)
+    await store.close()
+    store = PostgresPersistence(postgres_store_url)
+    await store.open()
+    try:
+        async with store._connection("test") as conn:
+            assert await conn.fetchval(INDEX_KEY_COVERS_DELETED)
+        assert await store.index_keys_ranges(INDEX, [(b"", MAX_KEY)], 10, 10) == [[key("m")]]
     finally:
         await store.close()

@@ -16,7 +16,13 @@ from reactive.errors import LimitError, QueryError, SchemaError
 from reactive.index_keys import encode_key
 from reactive.persistence.base import IndexWrite
 from reactive.schema import define_schema, define_table
-from reactive.search import MAX_SEARCH_RESULTS, tokenize
+from reactive.search import (
+    MAX_SEARCH_RESULTS,
+    posting_counts,
+    posting_document_id,
+    posting_keys,
+    tokenize,
+)
 from reactive.validators import v
 
 SCHEMA = define_schema(
@@ -84,6 +90,15 @@ def test_tokens_are_split_before_they_are_lowercased_and_long_ones_dropped() -> 
     assert tokenize("x" * 65 + " " + "Y" * 64) == ["y" * 64]
     assert tokenize("İ" * 40) == []  # 80 characters once lowercased
     assert tokenize("short WORDS") == ["short", "words"]
+
+
+def test_a_posting_key_gives_back_its_document_id_and_counts() -> None:
+    doc = {"_id": "k57abc0123", "body": "to be or not to be", "channel": "\x06\x00odd"}
+    keys = posting_keys(doc, "body", ["channel"])
+    assert len(keys) == 2 * 4  # 4 distinct terms, in 2 groups
+    assert {posting_document_id(key) for key in keys} == {"k57abc0123"}
+    counts = sorted({posting_counts(key) for key in keys})
+    assert counts == [(1, 6), (2, 6)]  # "or", "not" once; "to", "be" twice; 6 tokens
 
 
 async def test_bm25_prefers_more_occurrences_and_shorter_documents(db: Database) -> None:

@@ -296,10 +296,10 @@ class Persistence(Protocol):
         ranges: Sequence[tuple[IndexKey, IndexKey]],
         ts: int,
         limit: int,
-    ) -> list[list[tuple[IndexKey, str]]]:
+    ) -> list[list[IndexKey]]:
         """The live keys of each (start, end) range at snapshot `ts`, ascending, up to `limit`
-        each, with the id of the document each points to (the rule of `index_scan`, without
-        the documents), in one read: a search's terms cost one round trip rather than one
+        each (the rule of `index_scan`, without the documents: every index key ends with its
+        document's id), in one read: a search's terms cost one round trip rather than one
         each, and it ranks from its postings' keys alone."""
 
     async def get_documents(

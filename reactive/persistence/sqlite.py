@@ -597,14 +597,14 @@ class SqlitePersistence:
         ranges: Sequence[tuple[IndexKey, IndexKey]],
         ts: int,
         limit: int,
-    ) -> list[list[tuple[IndexKey, str]]]:
+    ) -> list[list[IndexKey]]:
         if empty_limit(limit):
             return [[] for _ in ranges]
         # Reads are inline on this backend: a scan per range costs no round trip.
         found = []
         for start, end in ranges:
             rows = self._fetch("index_keys", INDEX_KEYS, (index_id, start, end, ts, limit))
-            found.append([(key, doc_id) for key, doc_id in rows])
+            found.append([key for (key,) in rows])
         return found
 
     async def get_documents(
@@ -867,7 +867,7 @@ INDEX_SCAN_DESC = _INDEX_SCAN.format(order="DESC")
 
 # Parameters: index_id, start, end, snapshot ts, limit: INDEX_SCAN's keys, without documents.
 INDEX_KEYS = """
-SELECT i.key, i.document_id
+SELECT i.key
 FROM indexes AS i
 WHERE i.index_id = ?1 AND i.key >= ?2 AND i.key < ?3 AND i.deleted = 0
   AND i.ts = (
