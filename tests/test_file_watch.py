@@ -1,5 +1,5 @@
-"""FileWatch: an inotify descriptor, readable once a file in its directory was written, that
-tells whether a file other than our own was."""
+"""FileWatch: an inotify descriptor, readable once a file in its directory other than our own
+was written or a new one appeared."""
 
 from __future__ import annotations
 
@@ -38,23 +38,43 @@ def test_a_write_in_the_directory_makes_the_watch_readable_until_drained(tmp_pat
 
 
 @linux_only
-def test_drain_tells_writes_to_our_own_file_from_writes_to_others(tmp_path: Path) -> None:
+def test_writes_to_our_own_file_never_make_the_watch_readable(tmp_path: Path) -> None:
     ours, theirs = tmp_path / "1-ours", tmp_path / "2-theirs"
     ours.write_bytes(b"")
     theirs.write_bytes(b"")
-    watch = FileWatch.open(str(tmp_path))
+    watch = FileWatch.open(str(tmp_path), own="1-ours")
     assert watch is not None
     try:
         for _ in range(3):
             ours.write_bytes(b"\x01")
-        assert readable(watch, 5.0)
-        assert watch.drain(ignore="1-ours") is False  # only our own: nothing to look at
+        assert not readable(watch, 0.05)  # our own commits wake nobody here
         ours.write_bytes(b"\x01")
         theirs.write_bytes(b"\x01")
-        ours.write_bytes(b"\x01")
         assert readable(watch, 5.0)
-        assert watch.drain(ignore="1-ours") is True
+        assert watch.drain() is True
         assert not readable(watch, 0.05)
+    finally:
+        watch.close()
+
+
+@linux_only
+def test_a_new_file_is_heard_of_and_then_watched(tmp_path: Path) -> None:
+    watch = FileWatch.open(str(tmp_path), own="1-ours")
+    assert watch is not None
+    try:
+        (tmp_path / "1-ours").write_bytes(b"")  # our bell appearing: nothing to look at
+        assert watch.drain() is False
+        (tmp_path / "1-ours").write_bytes(b"\x01")  # nor our commits
+        assert not readable(watch, 0.05)
+        newcomer = tmp_path / "3-new"
+        newcomer.write_bytes(b"")  # another process opened the database
+        assert readable(watch, 5.0)
+        assert watch.drain() is True
+        newcomer.write_bytes(b"\x01")  # and commits
+        assert readable(watch, 5.0)
+        assert watch.drain() is True
+        newcomer.unlink()
+        assert watch.drain() is False  # its watch ends with it
     finally:
         watch.close()
 

@@ -508,7 +508,7 @@ class SqlitePersistence:
     async def watch_commits(
         self, hint: Callable[[CommitNews | None], None], active: Callable[[], bool]
     ) -> None:
-        watch = FileWatch.open(self._bells)
+        watch = FileWatch.open(self._bells, own=self._bell_name)
         hint(None)  # whatever landed between opening and the first look
         if watch is None:
             await self._poll_in_thread(hint, active)
@@ -536,11 +536,10 @@ class SqlitePersistence:
             look()
 
         def rung() -> None:
-            # Our own bell wakes us too; only another process's is worth a look (our commits
-            # are known here already; a look is two statements and a timer on the loop). The
+            # Another process's bell (ours is not watched: our commits are known here). The
             # look comes a moment later, once for every ring meanwhile, so that what the
             # loop is doing (publishing, pushing) does not wait for it.
-            if watch.drain(ignore=self._bell_name) and pending[0] is None:
+            if watch.drain() and pending[0] is None:
                 pending[0] = loop.call_later(knobs.COMMIT_BELL_DELAY_S, looked)
 
         loop.add_reader(watch.fileno(), rung)
