@@ -92,8 +92,8 @@ class IndexSpec:
 class SearchIndexSpec:
     """A full-text search index: the string field searched and the fields `eq` may filter on.
 
-    Stored in the catalog as an index whose fields are `stored_fields` (a leading "$search",
-    which no field name can be, marks it)."""
+    Stored in the catalog as an index whose fields are `stored_fields` (a leading
+    `search.SEARCH_MARKER`, which no field name can be, marks it)."""
 
     name: str
     search_field: str
