@@ -574,17 +574,18 @@ class Transaction:
         postings = await self._search_postings(spec, info, plan)
         if info is None:
             return []
+        read: dict[str, Document] = {}  # the documents read so far, each read once
         if len(plan.filters) > 1:
             # The postings scanned are those of the first filter's value: the documents tell
             # the others (their values are not in these keys).
-            postings = await self._postings_passing(info, postings, plan.filters)
+            postings = await self._postings_passing(info, postings, plan.filters, read)
         ranked = [doc_id for _score, doc_id in rank(postings)]
         results: list[Document] = []
         position, batch = 0, limit
         while len(results) < limit and position < len(ranked):
             ids = ranked[position : position + batch]
             position, batch = position + len(ids), batch * 2  # more .filter misses: read more
-            for doc in await self._search_documents(info, ids):
+            for doc in await self._search_documents(info, ids, read):
                 if _passes(spec, doc):
                     results.append(doc)
                     if len(results) == limit:
@@ -607,11 +608,14 @@ class Transaction:
                 first_pages = await self.persistence.index_keys_ranges(
                     info.index_id, ranges, self.begin_ts, page_size
                 )
+        # This transaction's writes stand for the stored postings of the documents it wrote.
+        pending = [] if info is None else self._pending_postings(info)
         postings = []
         for term, interval, first_page in zip(plan.terms, plan.intervals, first_pages, strict=True):
             try:
                 if info is not None:
-                    scan = self._term_postings(info, interval, first_page, page_size)
+                    own = [key for key in pending if interval.contains(key)]
+                    scan = self._term_postings(info, interval, own, first_page, page_size)
                     postings.append(await scan)
             except LimitError as exc:
                 raise LimitError(
@@ -623,19 +627,26 @@ class Transaction:
             self.reads.record(ref, interval)
         return postings
 
-    async def _term_postings(
-        self, info: IndexInfo, interval: Interval, page: list[bytes], page_size: int
-    ) -> list[bytes]:
-        """The postings in `interval`: `page` (the first page, read already) and the pages
-        after it, but those of documents this transaction wrote, which its writes' postings
-        stand for."""
-        found = [
+    def _pending_postings(self, info: IndexInfo) -> list[bytes]:
+        """The postings of the documents this transaction wrote to the index's table."""
+        return [
             key
             for write in self.writes.values()
             if write.table == info.table and write.new is not None
             for key in posting_keys(write.new, info.search_field, info.filter_fields)
-            if interval.contains(key)
         ]
+
+    async def _term_postings(
+        self,
+        info: IndexInfo,
+        interval: Interval,
+        own: list[bytes],
+        page: list[bytes],
+        page_size: int,
+    ) -> list[bytes]:
+        """The postings in `interval`: `own` (this transaction's) and the stored ones, from
+        `page` (the first page, read already) on, but those of documents it wrote."""
+        found = own
         while True:
             for key in page:
                 if not self.writes or posting_document_id(key) not in self.writes:
@@ -654,38 +665,43 @@ class Transaction:
         info: IndexInfo,
         postings: list[list[bytes]],
         filters: tuple[tuple[str, Value | Undefined], ...],
+        read: dict[str, Document],
     ) -> list[list[bytes]]:
-        """The postings of the documents that pass every `eq` filter."""
+        """The postings of the documents that pass every `eq` filter (read into `read`)."""
         ids = sorted(
             {posting_document_id(key) for term_postings in postings for key in term_postings}
         )
-        docs = await self._search_documents(info, ids)
+        docs = await self._search_documents(info, ids, read)
         passing = {doc["_id"] for doc in docs if passes_filters(doc, filters)}
         return [
             [key for key in term_postings if posting_document_id(key) in passing]
             for term_postings in postings
         ]
 
-    async def _search_documents(self, info: IndexInfo, ids: list[str]) -> list[Document]:
-        """The documents `ids` at the snapshot, this transaction's writes included, in order,
-        in one read (their bytes counted as read; a posting counted each already)."""
-        stored_ids = [doc_id for doc_id in ids if doc_id not in self.writes]
-        with self._storage_wait:
-            stored = await self.persistence.get_documents(
-                info.table_number, stored_ids, self.begin_ts
-            )
-        by_id = {}
-        for version in stored:
-            if version is not None:
-                self._count_scanned(len(version.value), documents=0)
-                by_id[version.id] = _decode(version)
-        docs = []
+    async def _search_documents(
+        self, info: IndexInfo, ids: list[str], read: dict[str, Document]
+    ) -> list[Document]:
+        """The documents `ids` at the snapshot, this transaction's writes included, in order;
+        those not in `read` yet are read in one read and added to it (their bytes counted as
+        read; a posting counted each already)."""
+        stored_ids = []
         for doc_id in ids:
             write = self.writes.get(doc_id)
-            doc = by_id.get(doc_id) if write is None else write.new
-            if doc is not None:
-                docs.append(doc if write is None else _copy(doc))
-        return docs
+            if write is None:
+                if doc_id not in read:
+                    stored_ids.append(doc_id)
+            elif write.new is not None:
+                read[doc_id] = _copy(write.new)
+        if stored_ids:
+            with self._storage_wait:
+                stored = await self.persistence.get_documents(
+                    info.table_number, stored_ids, self.begin_ts
+                )
+            for version in stored:
+                if version is not None:
+                    self._count_scanned(len(version.value), documents=0)
+                    read[version.id] = _decode(version)
+        return [read[doc_id] for doc_id in ids if doc_id in read]
 
     async def _search_page(
         self, spec: QuerySpec, num_items: int, cursor_text: str | None, end_text: str | None

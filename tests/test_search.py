@@ -270,6 +270,25 @@ async def test_a_search_ranks_from_postings_and_reads_only_what_it_returns(
     assert requested == [3, 6]
 
 
+async def test_a_search_with_two_filters_reads_each_candidate_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second eq filter is checked on the candidates' documents; those returned are not
+    # read a second time.
+    for author in ("ann", "bob", "ann"):
+        await insert(db, "hello there", "c", author=author)
+    requested: list[int] = []
+    get_documents = db.persistence.get_documents
+
+    async def counting(table_number: int, ids: Any, ts: int) -> Any:
+        requested.append(len(ids))
+        return await get_documents(table_number, ids, ts)
+
+    monkeypatch.setattr(db.persistence, "get_documents", counting)
+    assert await search(db, "hello", "c", author="ann") == ["hello there", "hello there"]
+    assert requested == [3]
+
+
 async def test_an_index_stored_in_an_older_posting_format_is_rebuilt(store_url: str) -> None:
     # Postings once had no counts: such an index is marked "$search", and opening the
     # database with the same schema rebuilds it (its old postings gone, every one new).
