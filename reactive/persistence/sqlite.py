@@ -845,37 +845,33 @@ WHERE table_id = ? AND id = ? AND ts <= ?
 ORDER BY ts DESC LIMIT 1
 """
 
-# Parameters: index_id, start, end, snapshot ts, table_number, limit. A row counts only if it
-# is its key's newest row at the snapshot (the correlated MAX is one primary-key seek); the
-# tombstone filter comes before LIMIT, and the scan walks the primary key in key order, so a
-# small limit stops early. The document version is the one written at the index row's ts.
-_INDEX_SCAN = """
-SELECT i.key, d.id, d.ts, d.value
-FROM indexes AS i
-JOIN documents AS d ON d.table_id = ?5 AND d.id = i.document_id AND d.ts = i.ts
+# The index rows of one key range live at a snapshot. Parameters: ?1 index_id, ?2 start,
+# ?3 end, ?4 snapshot ts. A row counts only if it is its key's newest row at the snapshot (the
+# correlated MAX is one primary-key seek); the tombstone filter comes before LIMIT, and the
+# scan walks the primary key in key order, so a small limit stops early.
+_LIVE_INDEX_ROWS = """
+FROM indexes AS i{join}
 WHERE i.index_id = ?1 AND i.key >= ?2 AND i.key < ?3 AND i.deleted = 0
   AND i.ts = (
     SELECT MAX(n.ts) FROM indexes AS n
     WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts <= ?4
   )
-ORDER BY i.key {order}
-LIMIT ?6
 """
+
+# Parameters: _LIVE_INDEX_ROWS's, then table_number, limit. The document version is the one
+# written at the index row's ts.
+_INDEX_SCAN = (
+    "SELECT i.key, d.id, d.ts, d.value"
+    + _LIVE_INDEX_ROWS.format(
+        join="\nJOIN documents AS d ON d.table_id = ?5 AND d.id = i.document_id AND d.ts = i.ts"
+    )
+    + "ORDER BY i.key {order}\nLIMIT ?6\n"
+)
 INDEX_SCAN_ASC = _INDEX_SCAN.format(order="ASC")
 INDEX_SCAN_DESC = _INDEX_SCAN.format(order="DESC")
 
-# Parameters: index_id, start, end, snapshot ts, limit: INDEX_SCAN's keys, without documents.
-INDEX_KEYS = """
-SELECT i.key
-FROM indexes AS i
-WHERE i.index_id = ?1 AND i.key >= ?2 AND i.key < ?3 AND i.deleted = 0
-  AND i.ts = (
-    SELECT MAX(n.ts) FROM indexes AS n
-    WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts <= ?4
-  )
-ORDER BY i.key
-LIMIT ?5
-"""
+# Parameters: _LIVE_INDEX_ROWS's, then limit: INDEX_SCAN's keys, without documents.
+INDEX_KEYS = "SELECT i.key" + _LIVE_INDEX_ROWS.format(join="") + "ORDER BY i.key\nLIMIT ?5\n"
 
 # Parameters: table_number, after_id, snapshot ts, limit; the same newest-version rule.
 TABLE_SCAN = """
