@@ -30,6 +30,7 @@ from bench.harness import (
     Measurement,
     RawSocket,
     Server,
+    collector_paused,
     first_seen_ms,
     latency_metrics,
     open_server,
@@ -126,14 +127,16 @@ async def _step(server: Server, writer: RawSocket, n: int, writes: int) -> dict[
         runs_before = await server.settled_runs()
         last_seen: list[float] = []
         all_seen: list[float] = []
-        for i in range(writes):
-            result = await writer.mutation("messages:send", {"channel": channel, "body": f"f{i}"})
-            commit = {result.value: result.ts}
-            await wait_until(lambda c=commit: len(first_seen_ms(sockets, c)) == n, 30.0)
-            samples = first_seen_ms(sockets, commit)
-            all_seen.extend(samples)
-            last_seen.append(max(samples) if len(samples) == n else float("nan"))
-            await asyncio.sleep(0.1)
+        with collector_paused():
+            for i in range(writes):
+                body = {"channel": channel, "body": f"f{i}"}
+                result = await writer.mutation("messages:send", body)
+                commit = {result.value: result.ts}
+                await wait_until(lambda c=commit: len(first_seen_ms(sockets, c)) == n, 30.0)
+                samples = first_seen_ms(sockets, commit)
+                all_seen.extend(samples)
+                last_seen.append(max(samples) if len(samples) == n else float("nan"))
+                await asyncio.sleep(0.1)
         reruns = await server.settled_runs() - runs_before
         return {
             HEADLINE: statistics.median(last_seen),

@@ -15,6 +15,7 @@ from bench.harness import (
     BenchEnv,
     Measurement,
     RawSocket,
+    collector_paused,
     first_seen_ms,
     latency_metrics,
     open_server,
@@ -75,12 +76,14 @@ async def _observe(subscriber: RawSocket, writer: RawSocket, env: BenchEnv) -> d
         await writer.mutation("messages:send", {"channel": CHANNEL, "body": f"warm{i}"})
     commits: dict[str, int] = {}
     round_trips: list[float] = []
-    for i in range(env.sizes.observe_writes):
-        result = await writer.mutation("messages:send", {"channel": CHANNEL, "body": f"m{i}"})
-        commits[result.value] = result.ts
-        round_trips.append(result.round_trip_ms)
-        await asyncio.sleep(rng.uniform(0.001, 0.005))  # one commit at a time, not a burst
-    await wait_until(lambda: len(first_seen_ms([subscriber], commits)) == len(commits), 10.0)
+    with collector_paused():
+        for i in range(env.sizes.observe_writes):
+            body = {"channel": CHANNEL, "body": f"m{i}"}
+            result = await writer.mutation("messages:send", body)
+            commits[result.value] = result.ts
+            round_trips.append(result.round_trip_ms)
+            await asyncio.sleep(rng.uniform(0.001, 0.005))  # one commit at a time, not a burst
+        await wait_until(lambda: len(first_seen_ms([subscriber], commits)) == len(commits), 10.0)
     seen = first_seen_ms([subscriber], commits)
     say(f"    {len(seen)}/{len(commits)} commits seen")
     return {

@@ -29,6 +29,7 @@ from bench.harness import (
     BenchEnv,
     Measurement,
     RawSocket,
+    collector_paused,
     latency_metrics,
     open_server,
     say,
@@ -59,10 +60,11 @@ async def _ours(env: BenchEnv) -> list[Measurement]:
     async with open_server(env) as server:
         sockets = [await RawSocket.open(server.url) for _ in range(throughput.CONNECTIONS)]
         try:
-            say(f"    ours: {env.sizes.observe_writes} idle round trips ...")
-            idle = await _sequential(sockets[0], env.sizes.warmup, env.sizes.observe_writes)
-            say(f"    ours: {env.sizes.inserts} mutations over {len(sockets)} clients ...")
-            loaded, seconds = await _concurrent(sockets, env)
+            with collector_paused():
+                say(f"    ours: {env.sizes.observe_writes} idle round trips ...")
+                idle = await _sequential(sockets[0], env.sizes.warmup, env.sizes.observe_writes)
+                say(f"    ours: {env.sizes.inserts} mutations over {len(sockets)} clients ...")
+                loaded, seconds = await _concurrent(sockets, env)
         finally:
             await asyncio.gather(*(s.close() for s in sockets))
     return _rows(env.backend, OURS, idle, loaded, seconds)

@@ -22,6 +22,7 @@ from bench.harness import (
     Measurement,
     RawSocket,
     Server,
+    collector_paused,
     first_seen_ms,
     latency_metrics,
     open_server,
@@ -103,16 +104,19 @@ async def _step(
             await writer.mutation(
                 "messages:send", {"channel": rng.choice(channels), "body": f"w{i}"}
             )
-        runs_before, cpu_before, wall_before = (
-            (await server.runs()),
-            server.cpu_seconds(),
-            time.perf_counter(),
-        )
-        commits, _ = await write_steadily(writer, channels, seconds, env.sizes.writes_per_s, rng)
-        expected = _expected_deliveries(len(commits), len(channels), reached)
-        await wait_until(lambda: len(first_seen_ms(sockets, commits)) >= expected, 30.0)
-        elapsed = time.perf_counter() - wall_before
-        runs_after, cpu_after = (await server.runs()), server.cpu_seconds()
+        with collector_paused():
+            runs_before, cpu_before, wall_before = (
+                (await server.runs()),
+                server.cpu_seconds(),
+                time.perf_counter(),
+            )
+            commits, _ = await write_steadily(
+                writer, channels, seconds, env.sizes.writes_per_s, rng
+            )
+            expected = _expected_deliveries(len(commits), len(channels), reached)
+            await wait_until(lambda: len(first_seen_ms(sockets, commits)) >= expected, 30.0)
+            elapsed = time.perf_counter() - wall_before
+            runs_after, cpu_after = (await server.runs()), server.cpu_seconds()
     finally:
         await writer.close()
         await asyncio.gather(*(s.close() for s in sockets))
