@@ -48,10 +48,10 @@ from reactive.persistence.sqlite import sqlite_path
 from reactive.reads import ReadToken
 from reactive.scheduler import JobRunner, check_crons, reconcile_crons
 from reactive.subscriptions import Subscription
-from reactive.types import FunctionKind
-from reactive.values import encode_value, right_sized
+from reactive.types import FunctionKind, Value
+from reactive.values import decode_value, encode_value, right_sized
 
-__all__ = ["Application", "DeployReport", "FunctionRunner"]
+__all__ = ["Application", "DeployReport", "EncodedArgs", "FunctionRunner"]
 
 #: What the call log records of a call: a query/action Outcome or an HTTP action's.
 LoggedOutcome = TypeVar("LoggedOutcome", Outcome, HttpOutcome)
@@ -75,6 +75,39 @@ class DeployReport:
     version: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedArgs:
+    """A subscribed query's arguments kept encoded: `json`, their wire form as JSON, decoded
+    only by a run that needs them (a re-run that joins the same query's run at its snapshot,
+    as most of a commit's fan-out does, never decodes); `key`, their canonical encoding (keys
+    sorted), the share key's part, made once rather than on every re-run. Bytes are also
+    smaller than the parsed objects a socket would otherwise hold per query."""
+
+    json: bytes
+    key: bytes | None
+
+    @classmethod
+    def of(cls, args: dict[str, Value], wire: object) -> EncodedArgs:
+        """`args` (decoded) as `wire` (their wire form) encodes them."""
+        json = orjson.dumps(wire)
+        key = _args_key(args)
+        return cls(json, json if key == json else key)
+
+    def decoded(self) -> dict[str, Value]:
+        args: dict[str, Value] = decode_value(orjson.loads(self.json))  # type: ignore[assignment]
+        return args
+
+    def size(self) -> int:
+        """What holding them costs (bytes of their encodings)."""
+        return len(self.json) + (
+            len(self.key) if self.key is not None and self.key is not self.json else 0
+        )
+
+
+def _plain(args: object) -> object:
+    return args.decoded() if type(args) is EncodedArgs else args
+
+
 class FunctionRunner:
     """Runs the functions of a project and records every call in the call log: the
     Application for clients, the Dashboard for admins. Subclasses set `executor` and `calls`."""
@@ -93,9 +126,9 @@ class FunctionRunner:
         ts: int | None = None,
         journal: str | None = None,
     ) -> Outcome:
-        """Run a query at `ts` (default latest)."""
+        """Run a query at `ts` (default latest); `args` may be EncodedArgs."""
         return await self._run(
-            FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+            FunctionKind.QUERY, "query", path, _plain(args), identity, ts=ts, journal=journal
         )
 
     async def run_mutation(
@@ -383,6 +416,7 @@ class Application(FunctionRunner):
         journal: str | None = None,
     ) -> Outcome:
         """Run a public query at `ts` (default latest); identical concurrent calls share one run.
+        `args` may be EncodedArgs (a subscribed query's), decoded only if this call runs it.
 
         The first caller runs the query in its own task (no hand-off to another task, so the
         first result goes out without waiting behind every other client woken by the same
@@ -403,7 +437,7 @@ class Application(FunctionRunner):
             except _LeaderGone:
                 continue  # the leader's caller went away mid-run: run it again
         return await self._run(
-            FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+            FunctionKind.QUERY, "query", path, _plain(args), identity, ts=ts, journal=journal
         )
 
     async def run_query_at(
@@ -450,7 +484,7 @@ class Application(FunctionRunner):
             self._shared.popitem(last=False)
         try:
             outcome = await self._run(
-                FunctionKind.QUERY, "query", path, args, identity, ts=ts, journal=journal
+                FunctionKind.QUERY, "query", path, _plain(args), identity, ts=ts, journal=journal
             )
         except BaseException as exc:
             if self._shared.get(key) is shared:
@@ -572,9 +606,19 @@ def _share_key(
     path: object, args: object, identity: Any, ts: int, journal: str | None
 ) -> tuple[Any, ...] | None:
     """Key of a query run that may be shared; None when args are not plain values."""
+    args_bytes = args.key if type(args) is EncodedArgs else _args_key(args)
+    if args_bytes is None:
+        return None
     try:
-        args_bytes = orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS)  # type: ignore[arg-type]
         who = b"" if identity is None else orjson.dumps(dict(identity), option=orjson.OPT_SORT_KEYS)
-    except Exception:  # invalid args: run unshared, the executor reports it
+    except Exception:  # an identity that does not encode: run unshared
         return None
     return (str(path), args_bytes, who, ts, journal)
+
+
+def _args_key(args: object) -> bytes | None:
+    """Args' canonical encoding (keys sorted); None when they are not plain values."""
+    try:
+        return orjson.dumps(encode_value(args), option=orjson.OPT_SORT_KEYS)  # type: ignore[arg-type]
+    except Exception:  # invalid args: run unshared, the executor reports it
+        return None

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from reactive import knobs
-from reactive.application import Application
+from reactive.application import Application, EncodedArgs
 from reactive.errors import ValidationError
 
 CHAT = Path(__file__).parent / "projects" / "chat"
@@ -37,6 +37,52 @@ async def test_identical_queries_at_one_ts_share_one_execution(app, monkeypatch)
     assert runs == 1 and all(o.value == [] for o in outcomes)
     await app.run_query("messages:list", {"channel": "b"})
     assert runs == 2
+
+
+async def test_encoded_args_share_the_run_of_the_same_args_and_are_decoded_only_to_run_it(
+    app, monkeypatch
+):
+    runs: list[object] = []
+    original = app.executor.run
+
+    async def counting(kind, path, args, *rest, **kwargs):
+        runs.append(args)
+        return await original(kind, path, args, *rest, **kwargs)
+
+    monkeypatch.setattr(app.executor, "run", counting)
+    decodes: list[None] = []
+    decode = EncodedArgs.decoded
+
+    def counted_decode(self):
+        decodes.append(None)
+        return decode(self)
+
+    monkeypatch.setattr(EncodedArgs, "decoded", counted_decode)
+    plain = {"channel": "a"}
+    encoded = EncodedArgs.of(plain, {"channel": "a"})
+
+    ts = app.latest_ts
+    outcomes = await asyncio.gather(
+        app.run_query("messages:list", plain, ts=ts),
+        *(app.run_query("messages:list", encoded, ts=ts) for _ in range(5)),
+    )
+    assert len(runs) == 1 and runs[0] == plain and all(o.value == [] for o in outcomes)
+    assert decodes == []  # every encoded caller joined the plain call's run
+
+    await app.run_mutation("messages:send", {"channel": "a", "body": "hi"})
+    outcome = await app.run_query("messages:list", encoded)  # a new snapshot: a run of its own
+    assert [m["body"] for m in outcome.value] == ["hi"]
+    assert len(decodes) == 1 and runs[-1] == plain
+
+
+def test_encoded_args_keep_the_order_sent_and_share_by_a_sorted_key():
+    args = {"b": 1.0, "a": "x"}
+    encoded = EncodedArgs.of(args, {"b": 1.0, "a": "x"})
+    assert list(encoded.decoded()) == ["b", "a"] and encoded.decoded() == args
+    assert encoded.key == EncodedArgs.of({"a": "x", "b": 1.0}, {"a": "x", "b": 1.0}).key
+    assert encoded.size() == len(encoded.json) + len(encoded.key or b"")
+    alone = EncodedArgs.of({"a": "x"}, {"a": "x"})
+    assert alone.key is alone.json and alone.size() == len(alone.json)
 
 
 async def test_when_the_caller_running_a_shared_query_is_cancelled_the_others_still_get_it(

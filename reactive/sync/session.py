@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from reactive import knobs, protocol
-from reactive.application import Application
+from reactive.application import Application, EncodedArgs
 from reactive.auth import AuthError, Identity
 from reactive.dashboard import Dashboard, identity_from_claims
 from reactive.errors import ReactiveError, ValidationError
@@ -53,7 +53,8 @@ class QueryState:
 
     query_id: int
     path: str
-    args: Any
+    #: Encoded until a run needs them; the error to report if they are not valid args.
+    args: EncodedArgs | ReactiveError
     journal: str | None
     #: What holding the query costs: its path, encoded args and journal (characters).
     size: int = 0
@@ -254,9 +255,11 @@ class SyncSession:
         if modification["type"] == "Remove":
             self._dirty.pop(query_id, None)
             return query_id
-        path, args = modification["udfPath"], modification["args"]
+        path, wire = modification["udfPath"], modification["args"]
         journal = modification.get("journal")
-        size = len(path) + len(orjson.dumps(args)) + len(journal or "")
+        args = _encoded_args(wire)
+        held = args.size() if type(args) is EncodedArgs else len(orjson.dumps(wire))
+        size = len(path) + held + len(journal or "")
         query = QueryState(query_id, path, args, journal, size)
         self.queries[query_id] = self._dirty[query_id] = query
         self._query_chars += size
@@ -403,12 +406,11 @@ class SyncSession:
         if self._dirty.get(query.query_id) is query:
             del self._dirty[query.query_id]
         self._drop_subscription(query)
-        args = _decode_args(query.args)
-        if isinstance(args, ReactiveError):
-            outcome = Outcome(error=self.app.executor.failure(args, query.path))
+        if isinstance(query.args, ReactiveError):
+            outcome = Outcome(error=self.app.executor.failure(query.args, query.path))
         else:
             outcome = await self._runner.run_query(
-                query.path, args, self.identity, ts=ts, journal=query.journal
+                query.path, query.args, self.identity, ts=ts, journal=query.journal
             )
         if self.queries.get(query.query_id) is not query:
             return None  # removed while it ran
@@ -479,6 +481,14 @@ def _sent_form(modification: protocol.StateModification, outcome: Outcome) -> ob
 
 def _nothing() -> None:
     pass
+
+
+def _encoded_args(raw: Any) -> EncodedArgs | ReactiveError:
+    """A query's args from the wire's one-element array, kept encoded; or the error to report."""
+    args = _decode_args(raw)
+    if isinstance(args, ReactiveError):
+        return args
+    return EncodedArgs.of(args, raw[0] if isinstance(raw, list) else raw)
 
 
 def _decode_args(raw: Any) -> Any:
