@@ -131,15 +131,15 @@ COMMIT_WATCH_SAFETY_S = _float("COMMIT_WATCH_SAFETY_S", 1.0)
 #: (once for all the rings meanwhile), so that a look never delays its own commit's pushes.
 COMMIT_BELL_DELAY_S = _float("COMMIT_BELL_DELAY_S", 0.002)
 #: SQLite: how often a background connection copies the WAL into the database (a PASSIVE
-#: checkpoint, beside the writer rather than inside one of its commits).
+#: checkpoint, beside the writer rather than inside one of its commits); the writer then
+#: copies what was committed meanwhile, between two commits, so the WAL starts over.
 SQLITE_CHECKPOINT_INTERVAL_S = _float("SQLITE_CHECKPOINT_INTERVAL_S", 0.5)
-#: SQLite: WAL pages after which the writer checkpoints inside a commit after all. Under
-#: steady writes the WAL only starts over when a write begins with every frame copied, which
-#: the background checkpointer alone never sees: without this bound the WAL grew by 3 GB
-#: while 60k short documents were indexed. The background checkpointer has copied all but
-#: the last fraction of a second by then, so the writer's share is small; still, at 4,096
-#: pages (16 MiB) inserts under 1,000 live subscriptions ran ~18% slower than without it, at
-#: 16,384 (64 MiB) within the noise.
+#: SQLite: WAL pages after which the writer checkpoints inside a commit after all, a backstop
+#: for when the WAL cannot start over (another process's reader or writer in the way): it
+#: only starts over when a write begins with every frame copied. Without this bound the WAL
+#: grew by 3 GB while 60k short documents were indexed. At 4,096 pages (16 MiB) inserts
+#: under 1,000 live subscriptions ran ~18% slower than without it, at 16,384 (64 MiB) within
+#: the noise.
 SQLITE_WAL_CHECKPOINT_PAGES = _int("SQLITE_WAL_CHECKPOINT_PAGES", 16_384)
 
 #: How long the in-memory log of recent commits' written keys is kept. A transaction that

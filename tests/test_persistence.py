@@ -968,6 +968,37 @@ async def test_sqlite_wal_starts_over_under_steady_writes(tmp_path, monkeypatch)
         await db.close()
 
 
+async def test_sqlite_wal_starts_over_after_each_background_checkpoint(
+    tmp_path, monkeypatch
+) -> None:
+    """A background pass leaves behind what was committed while it ran; the writer copies that
+    tail between two commits, so the next commit starts the WAL over, long before the
+    writer's own checkpoint past SQLITE_WAL_CHECKPOINT_PAGES (16k pages)."""
+    from reactive import knobs
+    from reactive.database import Database
+    from tests.schemas import TEST_SCHEMA
+
+    monkeypatch.setattr(knobs, "SQLITE_CHECKPOINT_INTERVAL_S", 0.02)
+    path = tmp_path / "restarts.db"
+    db = await Database.open(f"sqlite:///{path}", schema=TEST_SCHEMA, prune=False)
+    try:
+        store = db.persistence
+        assert isinstance(store, sqlite_backend.SqlitePersistence)
+        commits = 300
+        for i in range(commits):  # steady, so a pass beside the writer is always behind
+            await db.run_mutation(
+                lambda tx, i=i: tx.insert("messages", {"channel": "c", "body": f"{i}" * 2000})
+            )
+            await asyncio.sleep(0.001)
+        frames = await store._in_writer_thread(
+            "test",
+            lambda: store._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1],  # type: ignore[union-attr]
+        )
+        assert frames < commits, frames  # every commit writes a frame or more since a restart
+    finally:
+        await db.close()
+
+
 async def test_sqlite_close_waits_for_a_running_checkpoint_before_closing_its_connection(
     tmp_path, monkeypatch
 ) -> None:

@@ -164,8 +164,9 @@ class SqlitePersistence:
         # the COMMIT that crosses 1,000 WAL pages, copying and fsyncing the database file
         # while every other commit waits (~300 ms stalls: scheduled jobs at 200/s saw p99
         # lateness 295 ms, 14 ms without). `_checkpoint_forever` copies beside the writer
-        # instead; the writer's own checkpoint, past SQLITE_WAL_CHECKPOINT_PAGES, copies what
-        # is left and lets the WAL start over (see the knob).
+        # instead, and has the writer copy the short tail between two commits so that the WAL
+        # starts over; the writer's own checkpoint past SQLITE_WAL_CHECKPOINT_PAGES is only a
+        # backstop (see the knob).
         conn.execute(f"PRAGMA wal_autocheckpoint = {int(knobs.SQLITE_WAL_CHECKPOINT_PAGES)}")
         # And the file shrinks back when the WAL starts over after a burst of big commits.
         conn.execute(f"PRAGMA journal_size_limit = {WAL_FILE_LIMIT_BYTES}")
@@ -228,8 +229,20 @@ class SqlitePersistence:
             await asyncio.sleep(knobs.SQLITE_CHECKPOINT_INTERVAL_S)
             try:
                 await loop.run_in_executor(executor, _checkpoint, conn)
+                await self._checkpoint_the_tail()
             except sqlite3.Error as exc:
                 log.warning("checkpointing %s failed, will retry: %s", self.path, exc)
+
+    async def _checkpoint_the_tail(self) -> None:
+        """Copy what was committed while the background pass ran, on the writer between two
+        commits: the WAL starts over only at a write that finds all of it copied, which under
+        steady writes a pass beside the writer never leaves. Without it the WAL grew to
+        SQLITE_WAL_CHECKPOINT_PAGES before every restart, each commit's fsync also extending
+        the file (a commit's write ~7% slower, the WAL file 2.3x bigger)."""
+        async with self._write_lock:
+            if self._writer is not None:
+                writer = self._writer
+                await self._in_writer_thread("checkpoint", lambda: _checkpoint(writer))
 
     async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
         if self._executor is None:
