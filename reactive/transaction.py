@@ -23,6 +23,7 @@ from reactive.ids import decode_id, new_id
 from reactive.index_keys import Interval, encode_key, id_point
 from reactive.persistence.base import (
     DocumentWrite,
+    IndexEntry,
     IndexWrite,
     Persistence,
     StoredDocument,
@@ -463,12 +464,25 @@ class Transaction:
         if n == 0:
             return found
         page = n if not spec.filters else knobs.SCAN_PAGE_SIZE
-        async for key, doc in self._scan(spec, info, interval, page_size=page):
-            if _passes(spec, doc):
-                found.append(doc)
-                if len(found) == n:
-                    self.reads.record(ref, _covered(interval, key, spec.order))
-                    return found
+        if info is not None and not self.writes:
+            # Nothing of this transaction's own to merge in (every query): whole pages, not a
+            # document at a time through _scan's stack of async generators.
+            async for entries in self._stored_pages(info, interval, spec.order, page):
+                for entry in entries:
+                    key, doc = entry.key, _decode(entry.document)
+                    self._count_scanned(len(entry.document.value))
+                    if _passes(spec, doc):
+                        found.append(doc)
+                        if len(found) == n:
+                            self.reads.record(ref, _covered(interval, key, spec.order))
+                            return found
+        else:
+            async for key, doc in self._scan(spec, info, interval, page_size=page):
+                if _passes(spec, doc):
+                    found.append(doc)
+                    if len(found) == n:
+                        self.reads.record(ref, _covered(interval, key, spec.order))
+                        return found
         self.reads.record(ref, interval)
         return found
 
@@ -757,6 +771,15 @@ class Transaction:
     ) -> AsyncIterator[_Entry]:
         """The interval's entries at the snapshot but those of documents this transaction
         wrote (its pending writes stand for them), read page by page."""
+        async for entries in self._stored_pages(info, interval, order, page_size):
+            for entry in entries:
+                yield entry.key, _decode(entry.document), len(entry.document.value)
+
+    async def _stored_pages(
+        self, info: IndexInfo, interval: Interval, order: Order, page_size: int
+    ) -> AsyncIterator[list[IndexEntry]]:
+        """`_stored_entries` a page at a time (not decoded yet: a caller may stop early): the
+        first of `page_size` entries, then doubling."""
         start, end = interval.start, interval.end
         page_size = max(1, page_size)
         while start < end:
@@ -764,9 +787,12 @@ class Transaction:
                 entries = await self.persistence.index_scan(
                     info.index_id, info.table_number, start, end, self.begin_ts, order, page_size
                 )
-            for entry in entries:
-                if entry.document.id not in self.writes:
-                    yield entry.key, _decode(entry.document), len(entry.document.value)
+            writes = self.writes
+            yield (
+                [entry for entry in entries if entry.document.id not in writes]
+                if writes
+                else entries
+            )
             if len(entries) < page_size:
                 return
             if order is Order.ASC:
