@@ -102,8 +102,11 @@ class Committer:
         recent_writes: RecentWrites,
         last_ts: int,
         publish: Callable[[PublishedCommit], None],
+        alone: Callable[[int], bool] = lambda _: False,
     ) -> None:
         self._persistence = persistence
+        #: Whether n open transactions are all this process has (`write_commits`'s `alone`).
+        self._alone = alone
         self._catalog = catalog
         self._recent_writes = recent_writes
         self._publish = publish
@@ -264,6 +267,7 @@ class Committer:
                     request.checked_at = None
 
     async def _commit_batch_once(self, batch: list[_Request]) -> None:
+        alone = self._held is None and await self._nothing_else_to_do(len(batch))
         accepted, followers = await self._prepare_batch(batch)
         if not accepted:
             return
@@ -290,7 +294,7 @@ class Committer:
                 await self._held.write(commits)  # nobody else can have committed meanwhile
             else:
                 await self._persistence.write_commits(
-                    commits, seen_ts=self.committed_ts, revise=revise
+                    commits, seen_ts=self.committed_ts, revise=revise, alone=alone
                 )
         except MutationKeysStored:
             self._publish_learnt()
@@ -308,6 +312,15 @@ class Committer:
             self._in_flight = set()
         self._publish_learnt()
         self._finish(accepted, followers)
+
+    async def _nothing_else_to_do(self, count: int) -> bool:
+        """Whether the batch's `count` transactions are all this process has open, even once
+        every task ready to run (writers of the last batch sending their answers, say) has
+        had its turn: then a backend may write on the event loop (`write_commits`' `alone`)."""
+        if not self._alone(count):
+            return False
+        await asyncio.sleep(0)
+        return self._alone(count)
 
     async def _answer_failed_write(
         self,

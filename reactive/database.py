@@ -114,7 +114,9 @@ class Database:
         db = cls(persistence, catalog, CursorCodec(secret))
         last_ts = await persistence.max_commit_ts()
         db.recent_writes.floor_ts = last_ts
-        db.committer = Committer(persistence, catalog, db.recent_writes, last_ts, db._published)
+        db.committer = Committer(
+            persistence, catalog, db.recent_writes, last_ts, db._published, alone=db._only_open
+        )
         db.committer.start(active=db._has_waiters)
         if prune:
             db._pruner = asyncio.create_task(db._prune_forever(), name="reactive-pruner")
@@ -327,6 +329,10 @@ class Database:
     ) -> CommitOutcome:
         assert self.committer is not None
         return await self.committer.commit(tx, mutation)
+
+    def _only_open(self, count: int) -> bool:
+        """Whether `count` transactions are all that is open (tracked) in this process."""
+        return self._active.total() == count
 
     def tracking(self, begin_ts: int) -> _Tracking:
         """Keep versions visible at `begin_ts` from being pruned while a transaction runs

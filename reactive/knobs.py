@@ -59,6 +59,9 @@ __all__ = [
     "SCHEDULER_NODES_CHECK_S",
     "SCHEDULER_PEER_GRACE_S",
     "SQLITE_CHECKPOINT_INTERVAL_S",
+    "SQLITE_INLINE_PAUSE_S",
+    "SQLITE_INLINE_WRITE_MAX_ROWS",
+    "SQLITE_INLINE_WRITE_MAX_S",
     "SQLITE_WAL_CHECKPOINT_PAGES",
     "SYNC_INBOX_MAX_BYTES",
     "SYNC_INBOX_MAX_MESSAGES",
@@ -141,6 +144,16 @@ SQLITE_CHECKPOINT_INTERVAL_S = _float("SQLITE_CHECKPOINT_INTERVAL_S", 0.5)
 #: under 1,000 live subscriptions ran ~18% slower than without it, at 16,384 (64 MiB) within
 #: the noise.
 SQLITE_WAL_CHECKPOINT_PAGES = _int("SQLITE_WAL_CHECKPOINT_PAGES", 16_384)
+#: SQLite: a group of commits is written on the event loop itself, rather than by a trip to
+#: the writer thread and back (two thread wake-ups, the GIL changing hands twice: ~100 us of
+#: an idle mutation's round trip), when no other transaction of the process is running, so
+#: that the loop has nothing else to do while the write waits for its fsync; and only a
+#: small group (at most this many rows; 0 turns inline writes off) while the disk answers
+#: fast: a write slower than SQLITE_INLINE_WRITE_MAX_S sends the writes of the next
+#: SQLITE_INLINE_PAUSE_S to the thread, where a slow fsync holds up only commits.
+SQLITE_INLINE_WRITE_MAX_ROWS = _int("SQLITE_INLINE_WRITE_MAX_ROWS", 64)
+SQLITE_INLINE_WRITE_MAX_S = _float("SQLITE_INLINE_WRITE_MAX_S", 0.005)
+SQLITE_INLINE_PAUSE_S = _float("SQLITE_INLINE_PAUSE_S", 1.0)
 
 #: How long the in-memory log of recent commits' written keys is kept. A transaction that
 #: began before the oldest retained commit cannot be validated and is retried.

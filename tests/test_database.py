@@ -382,3 +382,30 @@ async def test_prune_drops_old_mutation_records(db, monkeypatch):
     monkeypatch.setattr(knobs, "MUTATION_RECORD_RETENTION_S", 0.0)
     await db.prune()
     assert await db.persistence.get_mutation("s", 1) is None
+
+
+async def test_a_commit_is_written_on_the_event_loop_only_while_nothing_else_is_open(tmp_path):
+    """SQLite: a mutation with no other transaction open in the process is written inline
+    (no trip to the writer thread); one that commits while another transaction is open (a
+    query still running, say) goes to the thread, so that the other is not held up."""
+    from reactive.persistence.sqlite import SqlitePersistence
+
+    db = await Database.open(f"sqlite:///{tmp_path}/inline.db", schema=TEST_SCHEMA, prune=False)
+    try:
+        store = db.persistence
+        assert isinstance(store, SqlitePersistence)
+
+        async def insert(body):
+            await db.run_mutation(lambda tx: tx.insert("messages", {"channel": "c", "body": body}))
+
+        await insert("warm")
+        before = store._thread_work
+        await insert("alone")
+        assert store._thread_work is before  # inline
+        with db.tracking(db.latest_ts):  # another transaction is open meanwhile
+            await insert("beside a query")
+        assert store._thread_work is not before  # the writer thread
+        bodies = await db.run_query(lambda tx: tx.query("messages").collect(), ts=db.latest_ts)
+        assert [m["body"] for m in bodies.value] == ["warm", "alone", "beside a query"]
+    finally:
+        await db.close()

@@ -1133,3 +1133,54 @@ async def test_an_index_table_of_an_older_database_gets_its_covering_primary_key
         assert await store.index_keys_ranges(INDEX, [(b"", MAX_KEY)], 10, 10) == [[key("m")]]
     finally:
         await store.close()
+
+
+async def test_sqlite_writes_alone_inline_unless_the_group_is_large_the_lock_busy_or_the_disk_slow(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small group written `alone` is written on the event loop (no trip to the writer
+    thread); without `alone`, a large group, one that meets another process's write lock, and
+    every one for a while after a slow inline write go to the thread; all of them land."""
+    store = sqlite_backend.SqlitePersistence(f"sqlite:///{tmp_path / 'inline.db'}")
+    await store.open()
+    try:
+        opened = store._thread_work
+        await store.write_commits([put(10, "a", b"a")], seen_ts=0, alone=True)
+        assert store._thread_work is opened  # inline
+        await store.write_commits([put(11, "b", b"b")], seen_ts=10)
+        assert store._thread_work is not opened  # not alone: the thread
+
+        monkeypatch.setattr(knobs, "SQLITE_INLINE_WRITE_MAX_ROWS", 3)
+        before = store._thread_work
+        await store.write_commits([put(12, "c", b"c"), put(13, "d", b"d")], seen_ts=11, alone=True)
+        assert store._thread_work is not before  # 6 rows: the thread
+        monkeypatch.setattr(knobs, "SQLITE_INLINE_WRITE_MAX_ROWS", 64)
+
+        other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock a while
+        asyncio.get_running_loop().call_later(0.3, other.execute, "ROLLBACK")
+        before = store._thread_work
+        loop_turns = 0
+
+        async def count_turns() -> None:
+            nonlocal loop_turns
+            while True:
+                loop_turns += 1
+                await asyncio.sleep(0.01)
+
+        counter = asyncio.create_task(count_turns())
+        await store.write_commits([put(14, "e", b"e")], seen_ts=13, alone=True)
+        counter.cancel()
+        other.close()
+        assert store._thread_work is not before  # waited in the thread...
+        assert loop_turns >= 10  # ...while the event loop went on
+
+        monkeypatch.setattr(knobs, "SQLITE_INLINE_WRITE_MAX_S", 0.0)  # every write is "slow"
+        before = store._thread_work
+        await store.write_commits([put(15, "f", b"f")], seen_ts=14, alone=True)
+        assert store._thread_work is before  # written inline, found slow...
+        await store.write_commits([put(16, "g", b"g")], seen_ts=15, alone=True)
+        assert store._thread_work is not before  # ...so the next one goes to the thread
+        assert [c.ts for c in await store.commits_after(0)] == [10, 11, 12, 13, 14, 15, 16]
+    finally:
+        await store.close()

@@ -230,6 +230,7 @@ class Persistence(Protocol):
         *,
         seen_ts: int | None = None,
         revise: Revise | None = None,
+        alone: bool = False,
     ) -> list[CommitWrite]:
         """Persist several commits in ONE database transaction (group commit), durably, under
         the database's commit lock; returns the commits written.
@@ -237,6 +238,8 @@ class Persistence(Protocol):
         With `seen_ts`, commits other processes made after it are first handed to `revise`
         (still under the lock), and what it returns is written instead; without `revise`
         that is an error. Either all of them are stored or none is (the error propagates).
+        `alone` says that no other transaction of this process is running: a backend whose
+        write blocks may then do it on the event loop, which has nothing else to do.
         """
 
     def hold_commit_lock(self, seen_ts: int) -> AbstractAsyncContextManager[HeldCommitLock]:

@@ -289,6 +289,7 @@ class PostgresPersistence:
         *,
         seen_ts: int | None = None,
         revise: Revise | None = None,
+        alone: bool = False,  # writes are awaited I/O here: nothing to gain
     ) -> list[CommitWrite]:
         if seen_ts is not None and commits and await self._write_if_current(commits, seen_ts):
             return commits

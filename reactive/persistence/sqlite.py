@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -63,6 +63,13 @@ URL_PREFIX = "sqlite:///"
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 T = TypeVar("T")
+
+
+class _NotWritten:
+    """`_write_inline` left the group to the writer thread."""
+
+
+_NOT_WRITTEN: Final = _NotWritten()
 log = logging.getLogger("reactive.persistence.sqlite")
 #: The size the WAL file is cut back to when it starts over (SQLite's journal_size_limit).
 WAL_FILE_LIMIT_BYTES: Final = 64 * 1024 * 1024
@@ -102,8 +109,14 @@ class SqlitePersistence:
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
         self._executor: ThreadPoolExecutor | None = None
-        #: Used only inside the executor's thread. None before open() and after close().
+        #: Used inside the executor's thread, and by the event loop for a commit written
+        #: inline (`_write_inline`) while no work is in that thread: never by both at once.
+        #: None before open() and after close().
         self._writer: sqlite3.Connection | None = None
+        #: The writer thread's latest work (the executor runs its work in order).
+        self._thread_work: Future[Any] | None = None
+        #: Until when commits go to the writer thread after an inline write was slow.
+        self._inline_paused_until = 0.0
         #: Used only from the event loop. None before open() and after close().
         self._reader: sqlite3.Connection | None = None
         #: Held while the writer connection is inside a transaction, which `write_commits` may
@@ -157,7 +170,7 @@ class SqlitePersistence:
         return conn
 
     def _open_writer(self) -> None:
-        conn = self._connect(check_same_thread=True)
+        conn = self._connect(check_same_thread=False)  # see `_writer`
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         # The writer checkpoints only as a backstop: SQLite's automatic checkpoint runs inside
@@ -247,7 +260,8 @@ class SqlitePersistence:
     async def _in_writer_thread(self, operation: str, work: Callable[[], T]) -> T:
         if self._executor is None:
             raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        self._thread_work = self._executor.submit(work)
+        return await asyncio.wrap_future(self._thread_work)
 
     async def _write(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one BEGIN IMMEDIATE ... COMMIT on the writer thread.
@@ -384,14 +398,20 @@ class SqlitePersistence:
         *,
         seen_ts: int | None = None,
         revise: Revise | None = None,
+        alone: bool = False,
     ) -> list[CommitWrite]:
-        # One trip to the writer thread when no other process committed since `seen_ts` (the
-        # common case); otherwise the transaction stays open, holding the lock, while
-        # `revise` runs on the event loop, and a second trip writes what it returned.
+        # One trip to the writer thread (or none: `_write_inline`) when no other process
+        # committed since `seen_ts` (the common case); otherwise the transaction stays open,
+        # holding the lock, while `revise` runs on the event loop, and a trip to the thread
+        # writes what it returned.
         async with self._write_lock:
-            newer = await self._in_writer_thread(
-                "write_commits", lambda: self._write_unless_newer(commits, seen_ts)
-            )
+            inline = self._write_inline(commits, seen_ts) if alone else _NOT_WRITTEN
+            if isinstance(inline, _NotWritten):
+                newer = await self._in_writer_thread(
+                    "write_commits", lambda: self._write_unless_newer(commits, seen_ts)
+                )
+            else:
+                newer = inline
             if newer is None:
                 return commits
             try:
@@ -406,13 +426,45 @@ class SqlitePersistence:
             await self._in_writer_thread("write_commits", lambda: self._write_held(commits))
             return commits
 
-    def _write_unless_newer(
+    def _write_inline(
         self, commits: list[CommitWrite], seen_ts: int | None
+    ) -> list[CommitRecord] | _NotWritten | None:
+        """`_write_unless_newer` on the event loop (see knobs.SQLITE_INLINE_WRITE_MAX_ROWS) if
+        the group is small, the disk was fast lately, the writer thread is idle and no other
+        process holds the write lock; else _NOT_WRITTEN, having done nothing."""
+        thread_work, conn = self._thread_work, self._writer
+        if (
+            conn is None
+            or (thread_work is not None and not thread_work.done())
+            or time.monotonic() < self._inline_paused_until
+            or sum(map(_row_count, commits)) > knobs.SQLITE_INLINE_WRITE_MAX_ROWS
+        ):
+            return _NOT_WRITTEN
+        try:
+            # Never wait for another process's write on the event loop: the thread does that.
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        except sqlite3.Error:
+            return _NOT_WRITTEN
+        started = time.monotonic()
+        try:
+            return self._write_unless_newer(commits, seen_ts, begun=True)
+        finally:
+            if time.monotonic() - started > knobs.SQLITE_INLINE_WRITE_MAX_S:
+                log.info("a commit written inline was slow: writing in the thread for a while")
+                self._inline_paused_until = time.monotonic() + knobs.SQLITE_INLINE_PAUSE_S
+
+    def _write_unless_newer(
+        self, commits: list[CommitWrite], seen_ts: int | None, *, begun: bool = False
     ) -> list[CommitRecord] | None:
-        """BEGIN IMMEDIATE; then either write and commit `commits` (None), or, if commits newer
-        than `seen_ts` exist, return them and leave the transaction open."""
+        """BEGIN IMMEDIATE (unless `begun`); then either write and commit `commits` (None), or,
+        if commits newer than `seen_ts` exist, return them and leave the transaction open."""
         with self._writing("write_commits") as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            if not begun:
+                conn.execute("BEGIN IMMEDIATE")
             if seen_ts is not None:
                 last = conn.execute(SELECT_MAX_COMMIT_TS).fetchone()[0]
                 if last > seen_ts:
@@ -737,6 +789,10 @@ def _process_alive(pid: int) -> bool:
     except OSError:
         return True  # exists, but not ours to signal
     return True
+
+
+def _row_count(commit: CommitWrite) -> int:
+    return len(commit.documents) + len(commit.indexes) + 1 + (commit.mutation is not None)
 
 
 def _insert_commits(conn: sqlite3.Connection, commits: list[CommitWrite]) -> None:
