@@ -1184,3 +1184,25 @@ async def test_sqlite_writes_alone_inline_unless_the_group_is_large_the_lock_bus
         assert [c.ts for c in await store.commits_after(0)] == [10, 11, 12, 13, 14, 15, 16]
     finally:
         await store.close()
+
+
+async def test_sqlite_reads_never_see_a_held_transactions_uncommitted_writes(tmp_path: Any) -> None:
+    """Reads run on the writer connection while it is idle (its page cache holds what it
+    wrote), never while a transaction is open on it: what the holder of the commit lock
+    wrote stays unseen until it commits, and is gone when it gives up."""
+    store = sqlite_backend.SqlitePersistence(f"sqlite:///{tmp_path / 'reads.db'}")
+    await store.open()
+    try:
+        await store.write_commits([put(10, "a", b"a")], seen_ts=0, alone=True)
+        assert [c.ts for c in await store.commits_after(0)] == [10]  # read beside the writer
+        async with store.hold_commit_lock(10):
+            assert await store.setdefault_meta("held", b"x") == b"x"  # inside the transaction
+            assert await store.get_meta("held") is None  # not committed: not seen
+        assert await store.get_meta("held") is None  # given up: rolled back
+        async with store.hold_commit_lock(10) as held:
+            await store.setdefault_meta("held", b"y")
+            await held.write([put(11, "b", b"b")])
+        assert await store.get_meta("held") == b"y"
+        assert await store.max_commit_ts() == 11
+    finally:
+        await store.close()

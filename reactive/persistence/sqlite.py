@@ -318,13 +318,37 @@ class SqlitePersistence:
             raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
 
     def _fetch(self, operation: str, sql: str, params: Iterable[Any]) -> list[Row]:
-        """Run one read statement on the reader connection, inline: cheaper than a thread hop."""
+        """Run one read statement inline (cheaper than a thread hop): on the writer connection
+        while it is idle, else on the reader connection.
+
+        A connection drops its page cache whenever another connection has committed, so the
+        reader re-read every page of a query that follows a commit of ours (~50 us more for
+        ten documents); the writer's cache holds what it wrote."""
+        conn = self._idle_writer() or self._reader
+        if conn is None:
+            raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
+        try:
+            return conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+
+    def _read_on_reader(self, operation: str, sql: str) -> Any:
+        """One value from the reader connection: `PRAGMA data_version` changes only for the
+        commits of other connections, so it is never asked of the writer."""
         if self._reader is None:
             raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
         try:
-            return self._reader.execute(sql, tuple(params)).fetchall()
+            return self._reader.execute(sql).fetchone()[0]
         except sqlite3.Error as exc:
             raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
+
+    def _idle_writer(self) -> sqlite3.Connection | None:
+        """The writer connection if nothing uses it (no write under way or held, nothing in
+        its thread): the event loop is then its only user until this statement ends."""
+        conn, work = self._writer, self._thread_work
+        if conn is None or self._write_lock.locked() or (work is not None and not work.done()):
+            return None
+        return None if conn.in_transaction else conn
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -536,7 +560,7 @@ class SqlitePersistence:
 
         def look() -> None:
             try:
-                latest = self._fetch("watch_commits", "PRAGMA data_version", ())[0][0]
+                latest = self._read_on_reader("watch_commits", "PRAGMA data_version")
                 if latest != version[0]:
                     version[0] = latest
                     newest = self._fetch("watch_commits", SELECT_MAX_COMMIT_TS, ())[0][0]
