@@ -149,8 +149,9 @@ SQLITE_WAL_CHECKPOINT_PAGES = _int("SQLITE_WAL_CHECKPOINT_PAGES", 16_384)
 #: an idle mutation's round trip), when no other transaction of the process is running, so
 #: that the loop has nothing else to do while the write waits for its fsync; and only a
 #: small group (at most this many rows; 0 turns inline writes off) while the disk answers
-#: fast: a write slower than SQLITE_INLINE_WRITE_MAX_S sends the writes of the next
-#: SQLITE_INLINE_PAUSE_S to the thread, where a slow fsync holds up only commits.
+#: fast: once inline writes take longer than SQLITE_INLINE_WRITE_MAX_S on average (a moving
+#: average: one slow fsync now and then paused them for a second every time), the writes of
+#: the next SQLITE_INLINE_PAUSE_S go to the thread, where a slow fsync holds up only commits.
 SQLITE_INLINE_WRITE_MAX_ROWS = _int("SQLITE_INLINE_WRITE_MAX_ROWS", 64)
 SQLITE_INLINE_WRITE_MAX_S = _float("SQLITE_INLINE_WRITE_MAX_S", 0.005)
 SQLITE_INLINE_PAUSE_S = _float("SQLITE_INLINE_PAUSE_S", 1.0)

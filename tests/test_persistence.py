@@ -1206,3 +1206,14 @@ async def test_sqlite_reads_never_see_a_held_transactions_uncommitted_writes(tmp
         assert await store.max_commit_ts() == 11
     finally:
         await store.close()
+
+
+def test_sqlite_inline_writes_pause_for_a_slow_disk_not_for_one_slow_fsync() -> None:
+    store = sqlite_backend.SqlitePersistence("sqlite:///unused.db")
+    limit = knobs.SQLITE_INLINE_WRITE_MAX_S
+    for took in (0.0003, 2 * limit, 0.0003, 0.0003):  # one hiccup among fast writes
+        store._inline_write_took(took)
+    assert store._inline_paused_until == 0.0
+    for _ in range(3):  # a disk that stays slow
+        store._inline_write_took(2 * limit)
+    assert store._inline_paused_until > time.monotonic()

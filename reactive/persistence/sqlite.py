@@ -70,6 +70,9 @@ class _NotWritten:
 
 
 _NOT_WRITTEN: Final = _NotWritten()
+#: The weight of the latest inline write in their moving average of time taken: one write 4x
+#: over SQLITE_INLINE_WRITE_MAX_S pauses inline writes, and three in a row 2x over do.
+_INLINE_AVERAGE_WEIGHT: Final = 0.25
 log = logging.getLogger("reactive.persistence.sqlite")
 #: The size the WAL file is cut back to when it starts over (SQLite's journal_size_limit).
 WAL_FILE_LIMIT_BYTES: Final = 64 * 1024 * 1024
@@ -115,8 +118,10 @@ class SqlitePersistence:
         self._writer: sqlite3.Connection | None = None
         #: The writer thread's latest work (the executor runs its work in order).
         self._thread_work: Future[Any] | None = None
-        #: Until when commits go to the writer thread after an inline write was slow.
+        #: Until when commits go to the writer thread after inline writes were slow, and how
+        #: long they took lately (a moving average: one slow fsync is not a slow disk).
         self._inline_paused_until = 0.0
+        self._inline_write_s = 0.0
         #: Used only from the event loop. None before open() and after close().
         self._reader: sqlite3.Connection | None = None
         #: Held while the writer connection is inside a transaction, which `write_commits` may
@@ -477,9 +482,16 @@ class SqlitePersistence:
         try:
             return self._write_unless_newer(commits, seen_ts, begun=True)
         finally:
-            if time.monotonic() - started > knobs.SQLITE_INLINE_WRITE_MAX_S:
-                log.info("a commit written inline was slow: writing in the thread for a while")
-                self._inline_paused_until = time.monotonic() + knobs.SQLITE_INLINE_PAUSE_S
+            self._inline_write_took(time.monotonic() - started)
+
+    def _inline_write_took(self, seconds: float) -> None:
+        """Count an inline write's time; once they are slow on average (a lone slow fsync is
+        not enough), the next SQLITE_INLINE_PAUSE_S of writes go to the thread."""
+        self._inline_write_s += (seconds - self._inline_write_s) * _INLINE_AVERAGE_WEIGHT
+        if self._inline_write_s > knobs.SQLITE_INLINE_WRITE_MAX_S:
+            log.info("commits written inline were slow: writing in the thread for a while")
+            self._inline_paused_until = time.monotonic() + knobs.SQLITE_INLINE_PAUSE_S
+            self._inline_write_s = 0.0
 
     def _write_unless_newer(
         self, commits: list[CommitWrite], seen_ts: int | None, *, begun: bool = False
