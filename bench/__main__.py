@@ -20,7 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import SEED, SIZES, BenchEnv, CpuPlan, Measurement, machine_facts, say
+from bench.harness import (
+    SEED,
+    SIZES,
+    BenchEnv,
+    CpuPlan,
+    Measurement,
+    code_version,
+    machine_facts,
+    say,
+)
 from bench.plots import write_plots
 from bench.scenarios import SCENARIOS
 
@@ -197,7 +206,8 @@ def _stamp(header: dict[str, str]) -> str:
         return ""
     machine = [header[key] for key in ("cpu model", "cores") if key in header]
     on = f" on {'; '.join(machine)}" if machine else ""
-    return f"Measured {header['date']} by `{header['command']}`{on}."
+    at = f" at commit {header['commit']}" if "commit" in header else ""
+    return f"Measured {header['date']}{at} by `{header['command']}`{on}."
 
 
 def _stamped(block: str, stamp: str) -> str:
@@ -229,6 +239,7 @@ def main(argv: list[str]) -> Path:
     header = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench " + " ".join(argv),
+        "commit": code_version(),
         "seed": str(SEED),
         **machine_facts(),
         "cores": _cpu_plan_text(cpus),

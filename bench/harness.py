@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -47,6 +48,7 @@ __all__ = [
     "Server",
     "Sizes",
     "Update",
+    "code_version",
     "collector_paused",
     "database_url",
     "first_seen_ms",
@@ -217,6 +219,25 @@ def ratio_row(
         if mine in ours and their_key in theirs
     }
     return Measurement(scenario, backend, f"{label} ÷ ours", case, metrics)
+
+
+def code_version() -> str:
+    """The commit measured (short hash), "+changes" when the runtime or the bench differ from
+    it, "unknown" outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = _git(root, "rev-parse", "--short=12", "HEAD")
+        changed = _git(root, "status", "--porcelain", "--", "reactive", "bench", "tests")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if changed else "")
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout.strip()
 
 
 def machine_facts() -> dict[str, str]:

@@ -11,7 +11,15 @@ import pytest
 
 from bench.__main__ import parse_args, publish, render_report
 from bench.baselines import pglite
-from bench.harness import SIZES, Measurement, RawSocket, Update, first_seen_ms, latency_metrics
+from bench.harness import (
+    SIZES,
+    Measurement,
+    RawSocket,
+    Update,
+    code_version,
+    first_seen_ms,
+    latency_metrics,
+)
 from bench.plots import write_plots
 from bench.scenarios import SCENARIOS, cluster, fan_out, round_trip, throughput
 from tests.node_tools import unavailable
@@ -242,10 +250,22 @@ def test_publishing_one_scenario_keeps_the_others_with_the_run_that_measured_the
     # The header describes the tables that stay; the one re-measured says its own run.
     assert "- date: day 1" in text and "- date: day 2" not in text
     third = {"date": "day 3", "command": "python -m bench", "cpu model": "X", "cores": "all"}
+    third["commit"] = "abc123"
     publish(render_report(rows, third, None), results)
     text = results.read_text()
     assert "- date: day 3" in text and "- date: day 1" not in text  # all re-measured
-    assert text.count("Measured day 3 by `python -m bench` on X; all.") == 2
+    assert text.count("Measured day 3 at commit abc123 by `python -m bench` on X; all.") == 2
+
+
+def test_the_report_names_the_commit_it_measured() -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    version = code_version()
+    assert version in (head, f"{head}+changes")
+    header = {"date": "d", "command": "python -m bench", "commit": version}
+    report = render_report([Measurement("a", "sqlite", "ours", "c", {"x ms": 1.0})], header, None)
+    assert f"- commit: {version}" in report and f"at commit {version} by" in report
 
 
 def test_first_seen_counts_each_query_once_and_ignores_unknown_ids() -> None:
