@@ -88,10 +88,13 @@ class EncodedArgs:
 
     @classmethod
     def of(cls, args: dict[str, Value], wire: object) -> EncodedArgs:
-        """`args` (decoded) as `wire` (their wire form) encodes them."""
-        json = orjson.dumps(wire)
+        """`args` (decoded) as `wire` (their wire form) encodes them; both right-sized, as they
+        are kept for the subscription's life (orjson's output sits in a 4 KiB buffer)."""
+        json = right_sized(orjson.dumps(wire))
         key = _args_key(args)
-        return cls(json, json if key == json else key)
+        if key is not None:
+            key = json if key == json else right_sized(key)
+        return cls(json, key)
 
     def decoded(self) -> dict[str, Value]:
         args: dict[str, Value] = decode_value(orjson.loads(self.json))  # type: ignore[assignment]
