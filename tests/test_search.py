@@ -233,6 +233,19 @@ async def test_found_documents_come_back_whole_and_decoded(store_url: str) -> No
     assert all(type(d["n"]) is int and type(d["x"][0]) is float for d in every)
 
 
+def count_document_reads(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many documents each `get_documents` call of `db` asks for, from now on."""
+    requested: list[int] = []
+    get_documents = db.persistence.get_documents
+
+    async def counting(table_number: int, ids: Any, ts: int) -> Any:
+        requested.append(len(ids))
+        return await get_documents(table_number, ids, ts)
+
+    monkeypatch.setattr(db.persistence, "get_documents", counting)
+    return requested
+
+
 async def test_a_search_ranks_from_postings_and_reads_only_what_it_returns(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,14 +256,7 @@ async def test_a_search_ranks_from_postings_and_reads_only_what_it_returns(
             *(tx.insert("messages", {"channel": "c", "body": "word " * (i + 1)}) for i in range(40))
         )
     )
-    requested: list[int] = []
-    get_documents = db.persistence.get_documents
-
-    async def counting(table_number: int, ids: Any, ts: int) -> Any:
-        requested.append(len(ids))
-        return await get_documents(table_number, ids, ts)
-
-    monkeypatch.setattr(db.persistence, "get_documents", counting)
+    requested = count_document_reads(db, monkeypatch)
 
     def query(tx: Any) -> Any:
         return tx.query("messages").with_search_index(
@@ -277,14 +283,7 @@ async def test_a_search_with_two_filters_reads_each_candidate_once(
     # read a second time.
     for author in ("ann", "bob", "ann"):
         await insert(db, "hello there", "c", author=author)
-    requested: list[int] = []
-    get_documents = db.persistence.get_documents
-
-    async def counting(table_number: int, ids: Any, ts: int) -> Any:
-        requested.append(len(ids))
-        return await get_documents(table_number, ids, ts)
-
-    monkeypatch.setattr(db.persistence, "get_documents", counting)
+    requested = count_document_reads(db, monkeypatch)
     assert await search(db, "hello", "c", author="ann") == ["hello there", "hello there"]
     assert requested == [3]
 
