@@ -391,16 +391,16 @@ async def test_sqlite_commits_of_our_own_cost_no_look_and_others_do(tmp_path, mo
     first = await Database.open(url, schema=TEST_SCHEMA, prune=False)
     second = await Database.open(url, schema=TEST_SCHEMA, prune=False)
     looks = 0
-    read = first.persistence._read_on_reader  # type: ignore[attr-defined]
+    fetch = first.persistence._fetch  # type: ignore[attr-defined]
 
-    def counting(operation, sql):  # type: ignore[no-untyped-def]
+    def counting(operation, sql, params, **where):  # type: ignore[no-untyped-def]
         nonlocal looks
         looks += sql == "PRAGMA data_version"
-        return read(operation, sql)
+        return fetch(operation, sql, params, **where)
 
     try:
         await asyncio.sleep(0.1)  # the watchers are waiting
-        monkeypatch.setattr(first.persistence, "_read_on_reader", counting)
+        monkeypatch.setattr(first.persistence, "_fetch", counting)
         for n in range(20):
             await insert_message(first, "ours", str(n))
         await asyncio.sleep(0.1)

@@ -322,14 +322,16 @@ class SqlitePersistence:
         except sqlite3.Error as exc:
             raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
 
-    def _fetch(self, operation: str, sql: str, params: Iterable[Any]) -> list[Row]:
+    def _fetch(
+        self, operation: str, sql: str, params: Iterable[Any], *, on_reader: bool = False
+    ) -> list[Row]:
         """Run one read statement inline (cheaper than a thread hop): on the writer connection
-        while it is idle, else on the reader connection.
+        while it is idle, else (or `on_reader`) on the reader connection.
 
         A connection drops its page cache whenever another connection has committed, so the
         reader re-read every page of a query that follows a commit of ours (~50 us more for
         ten documents); the writer's cache holds what it wrote."""
-        conn = self._idle_writer() or self._reader
+        conn = self._reader if on_reader else self._idle_writer() or self._reader
         if conn is None:
             raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
         try:
@@ -337,23 +339,17 @@ class SqlitePersistence:
         except sqlite3.Error as exc:
             raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
 
-    def _read_on_reader(self, operation: str, sql: str) -> Any:
-        """One value from the reader connection: `PRAGMA data_version` changes only for the
-        commits of other connections, so it is never asked of the writer."""
-        if self._reader is None:
-            raise PersistenceError(f"cannot {operation}: SQLite database {self.path} is not open")
-        try:
-            return self._reader.execute(sql).fetchone()[0]
-        except sqlite3.Error as exc:
-            raise PersistenceError(f"SQLite {operation} failed on {self.path}: {exc}") from exc
-
     def _idle_writer(self) -> sqlite3.Connection | None:
         """The writer connection if nothing uses it (no write under way or held, nothing in
         its thread): the event loop is then its only user until this statement ends."""
-        conn, work = self._writer, self._thread_work
-        if conn is None or self._write_lock.locked() or (work is not None and not work.done()):
+        conn = self._writer
+        if conn is None or self._write_lock.locked() or not self._thread_idle():
             return None
         return None if conn.in_transaction else conn
+
+    def _thread_idle(self) -> bool:
+        """Whether the writer thread has finished all the work handed to it."""
+        return self._thread_work is None or self._thread_work.done()
 
     # -- metadata --------------------------------------------------------------------------
     async def load_tables(self) -> list[TableMeta]:
@@ -461,10 +457,10 @@ class SqlitePersistence:
         """`_write_unless_newer` on the event loop (see knobs.SQLITE_INLINE_WRITE_MAX_ROWS) if
         the group is small, the disk was fast lately, the writer thread is idle and no other
         process holds the write lock; else _NOT_WRITTEN, having done nothing."""
-        thread_work, conn = self._thread_work, self._writer
+        conn = self._writer
         if (
             conn is None
-            or (thread_work is not None and not thread_work.done())
+            or not self._thread_idle()
             or time.monotonic() < self._inline_paused_until
             or sum(map(_row_count, commits)) > knobs.SQLITE_INLINE_WRITE_MAX_ROWS
         ):
@@ -572,7 +568,11 @@ class SqlitePersistence:
 
         def look() -> None:
             try:
-                latest = self._read_on_reader("watch_commits", "PRAGMA data_version")
+                # data_version counts the commits of connections other than the one asked:
+                # always ask the same one, the reader (the writer would miss our own).
+                latest = self._fetch("watch_commits", "PRAGMA data_version", (), on_reader=True)[0][
+                    0
+                ]
                 if latest != version[0]:
                     version[0] = latest
                     newest = self._fetch("watch_commits", SELECT_MAX_COMMIT_TS, ())[0][0]
