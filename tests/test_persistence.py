@@ -161,6 +161,19 @@ async def test_meta_values_round_trip_and_overwrite(persistence: Persistence) ->
     assert await persistence.get_meta("other") is None
 
 
+async def test_meta_items_lists_one_prefix_by_key_and_delete_meta_removes_one(
+    persistence: Persistence,
+) -> None:
+    for key in ("node/b", "node/a", "nodes", "node", "other/node/c", "node/%_"):
+        await persistence.set_meta(key, key.encode())
+    listed = await persistence.meta_items("node/")
+    assert listed == [(k, k.encode()) for k in ("node/%_", "node/a", "node/b")]
+    await persistence.delete_meta("node/a")
+    await persistence.delete_meta("node/never-written")
+    assert [key for key, _ in await persistence.meta_items("node/")] == ["node/%_", "node/b"]
+    assert await persistence.get_meta("nodes") == b"nodes"
+
+
 # -- documents -----------------------------------------------------------------------------
 async def test_get_document_sees_the_newest_version_at_each_snapshot(
     persistence: Persistence,

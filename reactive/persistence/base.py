@@ -219,6 +219,11 @@ class Persistence(Protocol):
 
     async def set_meta(self, key: str, value: bytes) -> None: ...
 
+    async def meta_items(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Every (key, value) whose key starts with `prefix`, by key."""
+
+    async def delete_meta(self, key: str) -> None: ...
+
     async def setdefault_meta(self, key: str, value: bytes) -> bytes:
         """The value stored under `key`, storing `value` first if there is none (atomic: of
         two processes racing, both get the first one's value)."""

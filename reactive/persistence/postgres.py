@@ -276,6 +276,14 @@ class PostgresPersistence:
         async with self._transaction("set_meta") as conn:
             await conn.execute(UPSERT_META, key, value)
 
+    async def meta_items(self, prefix: str) -> list[tuple[str, bytes]]:
+        rows = await self._fetch("meta_items", SELECT_META_PREFIX, prefix)
+        return [(key, value) for key, value in rows]
+
+    async def delete_meta(self, key: str) -> None:
+        async with self._transaction("delete_meta") as conn:
+            await conn.execute(DELETE_META, key)
+
     async def setdefault_meta(self, key: str, value: bytes) -> bytes:
         async with self._transaction("setdefault_meta") as conn:
             await conn.execute(INSERT_META_IF_ABSENT, key, value)
@@ -859,6 +867,8 @@ ON CONFLICT (index_id) DO UPDATE SET
 DELETE_INDEX_META = "DELETE FROM index_meta WHERE index_id = $1"
 DELETE_INDEX_ROWS = "DELETE FROM indexes WHERE index_id = $1"
 SELECT_META = "SELECT value FROM meta WHERE key = $1"
+SELECT_META_PREFIX = "SELECT key, value FROM meta WHERE starts_with(key, $1) ORDER BY key"
+DELETE_META = "DELETE FROM meta WHERE key = $1"
 INSERT_META_IF_ABSENT = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
 UPSERT_META = """
 INSERT INTO meta (key, value) VALUES ($1, $2)

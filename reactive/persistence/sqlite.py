@@ -408,6 +408,13 @@ class SqlitePersistence:
     async def set_meta(self, key: str, value: bytes) -> None:
         await self._write("set_meta", lambda conn: conn.execute(UPSERT_META, (key, value)))
 
+    async def meta_items(self, prefix: str) -> list[tuple[str, bytes]]:
+        rows = self._fetch("meta_items", SELECT_META_PREFIX, (len(prefix), prefix))
+        return [(key, value) for key, value in rows]
+
+    async def delete_meta(self, key: str) -> None:
+        await self._write("delete_meta", lambda conn: conn.execute(DELETE_META, (key,)))
+
     async def setdefault_meta(self, key: str, value: bytes) -> bytes:
         def setdefault(conn: sqlite3.Connection) -> bytes:
             conn.execute(INSERT_META_IF_ABSENT, (key, value))
@@ -924,6 +931,8 @@ ON CONFLICT (index_id) DO UPDATE SET
 DELETE_INDEX_META = "DELETE FROM index_meta WHERE index_id = ?"
 DELETE_INDEX_ROWS = "DELETE FROM indexes WHERE index_id = ?"
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
+SELECT_META_PREFIX = "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key"
+DELETE_META = "DELETE FROM meta WHERE key = ?"
 INSERT_META_IF_ABSENT = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
 UPSERT_META = """
 INSERT INTO meta (key, value) VALUES (?, ?)
