@@ -1,6 +1,7 @@
 """The dashboard's server side: who is an admin (the admin key), and the admin-only system
 functions its page subscribes to over the sync protocol (tables, a live count per table, a page
-of any table by any index, one document, edits, the functions and the schema).
+of any table by any index, one document, edits, the functions and the schema), and the report
+every serving node writes of its own state so that any node's dashboard lists them all.
 
 Invariant: system functions live only in the Dashboard's own registry, never in the project's,
 so a client reaches them only through a Dashboard: a sync session authenticated with the admin
@@ -10,17 +11,25 @@ Every edit is an ordinary mutation through the commit path, so open clients see 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import logging
 import os
 import secrets
+import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import orjson
+
+from reactive import knobs
 from reactive.application import Application, FunctionRunner, LoggedOutcome
 from reactive.auth import Identity
 from reactive.context import DatabaseReader, MutationCtx, QueryCtx
-from reactive.errors import ValidationError
+from reactive.errors import PersistenceError, ValidationError
 from reactive.executor import Executor, Outcome
 from reactive.file_storage import STORAGE_TABLE
 from reactive.functions import AnyFunction, FunctionDef, Registry, normalize_path
@@ -46,6 +55,10 @@ _SYSTEM_FIELDS = ("_id", "_creationTime")
 #: The commit rate is over this window, from at most this many commit times.
 _RATE_WINDOW_S = 10.0
 _COMMITS_KEPT = 100_000
+#: Meta keys of the nodes' reports: "node/<node id>".
+_NODE_PREFIX = "node/"
+
+log = logging.getLogger("reactive.dashboard")
 
 
 class Dashboard(FunctionRunner):
@@ -67,6 +80,11 @@ class Dashboard(FunctionRunner):
         app.on_commit(lambda _commit: self._commit_times.append(time.monotonic()))
         #: Rows indexed so far by the backfills of deploys to this node, by "table.index".
         self.backfills: dict[str, int] = {}
+        #: This node among the nodes sharing the database: its report's key and fixed fields.
+        self.node_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._started_at_ms = time.time() * 1000
+        self._sockets: Callable[[], int] = lambda: 0
+        self._reporting: asyncio.Task[None] | None = None
 
     # -- who is an admin -------------------------------------------------------------------
 
@@ -148,6 +166,89 @@ class Dashboard(FunctionRunner):
             "backfilledRows": dict(self.backfills),
         }
 
+    async def health(self) -> dict[str, Any]:
+        """This node's health (`Application.health`), its commit rate, subscriptions and
+        sockets. Raises DatabaseUnavailableError as `Application.health` does."""
+        health = await self.app.health()
+        return health | self.node_stats() | {"sockets": self._sockets()}
+
+    # -- the nodes sharing the database ------------------------------------------------------
+
+    def start_reporting(self, sockets: Callable[[], int]) -> None:
+        """Write this node's state to the database every knobs.NODE_REPORT_INTERVAL_S (a
+        serving node does, from its start to its shutdown), for every dashboard's `nodes`;
+        `sockets` counts this node's open WebSockets."""
+        self._sockets = sockets
+        self._reporting = asyncio.create_task(self._report_forever(), name="reactive-node-report")
+
+    async def stop_reporting(self) -> None:
+        """Stop reporting and take this node off the list (a killed node's report ages out)."""
+        task, self._reporting = self._reporting, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # A database that is away must not hold up the shutdown: the report then ages out.
+        with contextlib.suppress(PersistenceError, TimeoutError):
+            async with asyncio.timeout(knobs.HEALTH_DATABASE_TIMEOUT_S):
+                await self.app.db.persistence.delete_meta(self._node_key)
+
+    @property
+    def _node_key(self) -> str:
+        return _NODE_PREFIX + self.node_id
+
+    async def report(self) -> dict[str, Any]:
+        """Write this node's report now, and return it."""
+        record = self._identity() | await self.health() | {"reportedAtMs": time.time() * 1000}
+        await self.app.db.persistence.set_meta(self._node_key, orjson.dumps(record))
+        return record
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "id": self.node_id,
+            "url": self.app.storage.base_url,  # configured, else known from the first request
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "startedAtMs": self._started_at_ms,
+        }
+
+    async def _report_forever(self) -> None:
+        while True:
+            try:
+                await self.report()
+            except PersistenceError as exc:
+                # The database is away: /health says so; the report resumes once it is back.
+                log.debug("node report not written: %s", exc)
+            except Exception:
+                log.exception("node report failed; trying again in the next interval")
+            await asyncio.sleep(knobs.NODE_REPORT_INTERVAL_S)
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """Every node that reported within knobs.NODE_FORGET_S, by id: its last report, how
+        old that is (`reportAgeMs`), `state` "live" (reporting) or "silent" (missed three
+        reports: killed, hung or cut off), and `self` for this node. Older reports are
+        deleted. Ages are by this node's clock against the reporter's."""
+        now_ms = time.time() * 1000
+        live_ms = 3 * knobs.NODE_REPORT_INTERVAL_S * 1000
+        found = []
+        for key, raw in await self.app.db.persistence.meta_items(_NODE_PREFIX):
+            record = _node_record(raw)
+            age_ms = now_ms - record.get("reportedAtMs", 0.0) if record else float("inf")
+            if age_ms > knobs.NODE_FORGET_S * 1000:
+                await self.app.db.persistence.delete_meta(key)
+                continue
+            assert record is not None
+            found.append(
+                record
+                | {
+                    "reportAgeMs": round(max(age_ms, 0.0)),
+                    "state": "live" if age_ms <= live_ms else "silent",
+                    "self": key == self._node_key,
+                }
+            )
+        return found
+
     def deployment(self) -> dict[str, Any]:
         deployment = self.app.deployment
         return {
@@ -167,6 +268,17 @@ def identity_from_claims(claims: object) -> Identity | None:
     if not isinstance(claims, dict):
         raise ValidationError("identity must be an object of claims, or null")
     return Identity.from_attributes(claims)
+
+
+def _node_record(raw: bytes) -> dict[str, Any] | None:
+    """A stored node report, or None for one that is not (never written by a node)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("reportedAtMs"), (int, float)):
+        return None
+    return record
 
 
 def _is_system_path(path: object) -> bool:

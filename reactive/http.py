@@ -47,6 +47,7 @@ from reactive.dev_auth import DevIdentityProvider, dev_only_routes, is_loopback_
 from reactive.errors import (
     DatabaseUnavailableError,
     ErrorCode,
+    PersistenceError,
     ReactiveError,
     ValidationError,
     excerpt,
@@ -648,12 +649,13 @@ async def dashboard_health(request: Request) -> Response:
     refusal = _dashboard_refusal(request)
     if refusal is not None:
         return refusal
+    dashboard = _dashboard(request)
     try:
-        health = await _app(request).health()
-    except DatabaseUnavailableError as exc:
+        health = await dashboard.health()
+        nodes = await dashboard.nodes()
+    except PersistenceError as exc:  # DatabaseUnavailableError (503) among them
         return error_response(exc)
-    sockets = getattr(request.app.state, "sockets", 0)
-    return JSONResponse(health | _dashboard(request).node_stats() | {"sockets": sockets})
+    return JSONResponse(health | {"nodes": nodes})
 
 
 def _dashboard_routes() -> list[BaseRoute]:
@@ -927,15 +929,17 @@ def create_app(
             root, database_url, dev=dev, extra_auth_providers=extra
         )
         app.state.reactive = reactive
-        app.state.dashboard = Dashboard(reactive)
+        app.state.dashboard = dashboard = Dashboard(reactive)
         if public_url:
             reactive.storage.base_url = public_url.rstrip("/")
+        dashboard.start_reporting(lambda: getattr(app.state, "sockets", 0))
         app.state.memory = _MemoryReleaser() if own_process else None
         if own_process:
             _tune_garbage_collector()
         try:
             yield
         finally:
+            await dashboard.stop_reporting()
             if application is None:
                 await reactive.close()
 

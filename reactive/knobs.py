@@ -39,6 +39,8 @@ __all__ = [
     "MAX_SCHEDULED_ARGS_BYTES",
     "MAX_SCHEDULED_PER_FUNCTION",
     "MUTATION_RECORD_RETENTION_S",
+    "NODE_FORGET_S",
+    "NODE_REPORT_INTERVAL_S",
     "OCC_BACKOFF_INITIAL_S",
     "OCC_BACKOFF_MAX_S",
     "OCC_MAX_RETRIES",
@@ -81,6 +83,12 @@ def _float(name: str, default: float) -> float:
 #: How long `GET /health` waits for the database before answering 503: a load balancer's
 #: check should see a hung database as a down one, within its own check timeout.
 HEALTH_DATABASE_TIMEOUT_S = _float("HEALTH_DATABASE_TIMEOUT_S", 2.0)
+
+#: Every serving node writes its state (lag, commit rate, subscriptions, sockets) to the
+#: database this often, for the dashboard's list of the nodes sharing it. A node silent for
+#: three intervals is shown as silent; one silent for NODE_FORGET_S is dropped from the list.
+NODE_REPORT_INTERVAL_S = _float("NODE_REPORT_INTERVAL_S", 2.0)
+NODE_FORGET_S = _float("NODE_FORGET_S", 60.0)
 
 #: Benchmark baseline only: invalidate every subscription of a written table instead of only
 #: those whose index ranges were hit.

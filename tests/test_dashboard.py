@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 from starlette.testclient import TestClient
@@ -23,7 +24,7 @@ from reactive.dashboard import Dashboard
 from reactive.database import Database
 from reactive.http import create_app
 from reactive.values import encode_value
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, open_sync_socket
 from tests.seed_helpers import Peer as SyncPeer
 
 CHAT = Path(__file__).parent / "projects" / "chat"
@@ -489,3 +490,109 @@ def test_health_shows_the_rows_a_deploy_backfilled_and_the_new_version(tmp_path,
         tables = _value(admin.subscribe(2, f"{SYSTEM}:tables", {}), 2)["value"]
         messages = next(table for table in tables if table["name"] == "messages")
         assert {"name": "by_body", "fields": ["body"], "state": "ready"} in messages["indexes"]
+
+
+# -- the nodes sharing the database --------------------------------------------------------------
+
+
+async def _nodes_until(dashboard: Dashboard, done, timeout: float = 10.0) -> dict[str, dict]:
+    """The nodes `dashboard` lists, by id, once `done(nodes)` holds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            nodes = {node["id"]: node for node in await dashboard.nodes()}
+            if done(nodes):
+                return nodes
+            await asyncio.sleep(0.02)
+
+
+async def test_every_node_on_the_database_is_listed_and_one_that_stops_leaves(store_url):
+    first = await Application.start(CHAT, store_url, dev=False)
+    second = await Application.start(CHAT, store_url, dev=False)
+    a, b = Dashboard(first), Dashboard(second)
+    try:
+        first.storage.base_url, second.storage.base_url = "http://a.test", "http://b.test"
+        a.start_reporting(lambda: 3)
+        b.start_reporting(lambda: 5)
+        nodes = await _nodes_until(a, lambda nodes: len(nodes) == 2)
+        assert nodes[a.node_id]["self"] and not nodes[b.node_id]["self"]
+        seen_by_b = {node["id"]: node for node in await b.nodes()}
+        assert set(seen_by_b) == set(nodes) and seen_by_b[b.node_id]["self"]
+        other = nodes[b.node_id]
+        assert (other["url"], other["sockets"], other["state"]) == ("http://b.test", 5, "live")
+        assert other["status"] == "ok" and other["lag_ms"] >= 0
+        assert {"commitsPerSecond", "subscriptions", "pid", "startedAtMs"} <= set(other)
+        await b.stop_reporting()
+        assert set(await _nodes_until(a, lambda nodes: len(nodes) == 1)) == {a.node_id}
+    finally:
+        await a.stop_reporting()
+        await first.close()
+        await second.close()
+
+
+async def test_a_silent_node_is_marked_and_a_long_silent_or_unreadable_report_is_dropped(
+    store_url,
+):
+    import orjson
+
+    app = await Application.start(CHAT, store_url, dev=False)
+    try:
+        dashboard = Dashboard(app)
+        await dashboard.report()
+        persistence = app.db.persistence
+        now_ms = time.time() * 1000
+        ghost = {"id": "ghost", "url": None, "reportedAtMs": now_ms - 10_000, "status": "ok"}
+        gone = ghost | {"id": "gone", "reportedAtMs": now_ms - 3_600_000}
+        await persistence.set_meta("node/ghost", orjson.dumps(ghost))
+        await persistence.set_meta("node/gone", orjson.dumps(gone))
+        await persistence.set_meta("node/garbage", b"not json")
+        nodes = {node["id"]: node for node in await dashboard.nodes()}
+        assert set(nodes) == {dashboard.node_id, "ghost"}
+        assert (nodes["ghost"]["state"], nodes[dashboard.node_id]["state"]) == ("silent", "live")
+        assert 9_000 <= nodes["ghost"]["reportAgeMs"] <= 60_000
+        left = [key for key, _ in await persistence.meta_items("node/")]
+        assert left == sorted(["node/ghost", f"node/{dashboard.node_id}"])
+    finally:
+        await app.close()
+
+
+@pytest.mark.postgres
+async def test_server_processes_see_each_other_and_a_killed_one_goes_silent(postgres_store_url):
+    env = {"REACTIVE_ADMIN_KEY": KEY, "REACTIVE_NODE_REPORT_INTERVAL_S": "0.2"}
+    servers = [LiveServer(CHAT, postgres_store_url, env=env, dev=False) for _ in range(3)]
+    watcher, stopped, killed = servers
+    for server in servers:
+        server.start()
+    try:
+
+        def nodes() -> dict[str, dict]:
+            response = httpx.get(
+                watcher.url + "/_dashboard/api/health",
+                headers={"Authorization": f"Convex {KEY}"},
+                timeout=5,
+            )
+            assert response.status_code == 200, response.text
+            return {node["url"]: node for node in response.json()["nodes"]}
+
+        async def until(done) -> dict[str, dict]:
+            async with asyncio.timeout(15):
+                while not done(found := nodes()):
+                    await asyncio.sleep(0.1)
+                return found
+
+        args = {"channel": "a"}
+        ws = await open_sync_socket(killed.url, "messages:list", args, session_id="s1")
+        try:
+            found = await until(lambda n: n.get(killed.url, {}).get("sockets") == 1 and len(n) == 3)
+            assert all(node["state"] == "live" for node in found.values())
+            assert found[watcher.url]["self"] and not found[killed.url]["self"]
+            stopped.stop()  # a clean shutdown takes the node off the list
+            await until(lambda n: stopped.url not in n)
+            assert killed.process is not None
+            killed.process.kill()
+            found = await until(lambda n: n[killed.url]["state"] == "silent")
+            assert found[watcher.url]["state"] == "live"
+        finally:
+            await ws.close()
+    finally:
+        for server in servers:
+            server.stop()

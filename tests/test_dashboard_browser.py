@@ -114,6 +114,7 @@ def test_the_dashboard_pages_edits_runs_and_logs_live(node, tmp_path):
     assert f"{2**40 + 1}n" in probe["text"] and "bytes(3) AP9h" in probe["text"]
     assert probe["int64Title"] == "int64" and probe["linkedTo"] == probe["ownerId"]
     assert probe["openedLinkClerkId"] == "seed_0000"
+    assert "(this node)" in result["nodesTable"] and "live" in result["nodesTable"]
     # The official client reports the refused edit on the console; nothing else may appear.
     expected = 'Uncaught ValidationError: Document in table "users" does not match the schema'
     assert [problem for problem in result["problems"] if expected not in problem] == []

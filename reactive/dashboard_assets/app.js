@@ -407,6 +407,7 @@ function stopEditing() {
 async function saveDocument() {
   const errorLine = $("#document-error");
   errorLine.textContent = "";
+  showStatus(""); // an earlier "Saved." must not stand beside this save's error
   let value;
   try {
     value = fromEditable(JSON.parse($("#document-editor").value));
@@ -665,12 +666,31 @@ function renderSchema(result) {
   ]);
 }
 
+function duration(ms) {
+  return ms < 1000 ? "<1 s" : ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
+function renderNodes(nodes) {
+  // Every serving node writes a report to the database every few seconds (dashboard.nodes).
+  $("#nodes tbody").replaceChildren(...nodes.map((node) => el("tr", { className: `node-${node.state}` },
+    el("td", {}, node.self ? `${node.id} (this node)` : node.id),
+    el("td", {}, node.url ?? "—"),
+    el("td", {}, node.state),
+    el("td", {}, `${duration(node.reportAgeMs)} ago`),
+    el("td", {}, duration(node.reportedAtMs - node.startedAtMs)),
+    el("td", {}, String(node.lag_ms)),
+    el("td", {}, String(node.commitsPerSecond)),
+    el("td", {}, String(node.subscriptions)),
+    el("td", {}, String(node.sockets)))));
+}
+
 async function refreshHealth() {
-  // Health is this node's state, not data: read every 2 s while the page is open.
+  // Health is the nodes' state, not data: read every 2 s while the page is open.
   try {
     const response = await fetch("api/health", { headers: { authorization: `Convex ${adminKey}` } });
-    const body = await response.json();
-    renderDefinitionList($("#health"), Object.entries(body));
+    const { nodes, ...health } = await response.json();
+    renderDefinitionList($("#health"), Object.entries(health));
+    renderNodes(nodes ?? []);
   } catch (error) {
     renderDefinitionList($("#health"), [["status", describe(error)]]);
   }

@@ -189,6 +189,8 @@ async function run(a, b) {
   await a.page.click('nav button[data-view="schema"]');
   await a.page.waitForSelector("#indexes tbody tr");
   await a.page.waitForSelector("#health dd");
+  await a.page.waitForSelector("#nodes tbody tr");
+  result.nodesTable = await a.page.textContent("#nodes tbody");
   result.screenshots.push(await screenshot(a, "schema"));
   return result;
 }
