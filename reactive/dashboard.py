@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import socket
@@ -234,11 +235,10 @@ class Dashboard(FunctionRunner):
         found = []
         for key, raw in await self.app.db.persistence.meta_items(_NODE_PREFIX):
             record = _node_record(raw)
-            age_ms = now_ms - record.get("reportedAtMs", 0.0) if record else float("inf")
-            if age_ms > knobs.NODE_FORGET_S * 1000:
+            age_ms = now_ms - record["reportedAtMs"] if record is not None else math.inf
+            if record is None or age_ms > knobs.NODE_FORGET_S * 1000:
                 await self.app.db.persistence.delete_meta(key)
                 continue
-            assert record is not None
             found.append(
                 record
                 | {
