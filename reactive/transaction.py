@@ -464,25 +464,30 @@ class Transaction:
         if n == 0:
             return found
         page = n if not spec.filters else knobs.SCAN_PAGE_SIZE
+
+        def enough(key: bytes, doc: Document) -> bool:
+            """Keep `doc` if it passes the filters; True once `n` are kept, the read set then
+            ending at `key`."""
+            if not _passes(spec, doc):
+                return False
+            found.append(doc)
+            if len(found) < n:
+                return False
+            self.reads.record(ref, _covered(interval, key, spec.order))
+            return True
+
         if info is not None and not self.writes:
             # Nothing of this transaction's own to merge in (every query): whole pages, not a
             # document at a time through _scan's stack of async generators.
             async for entries in self._stored_pages(info, interval, spec.order, page):
                 for entry in entries:
-                    key, doc = entry.key, _decode(entry.document)
                     self._count_scanned(len(entry.document.value))
-                    if _passes(spec, doc):
-                        found.append(doc)
-                        if len(found) == n:
-                            self.reads.record(ref, _covered(interval, key, spec.order))
-                            return found
+                    if enough(entry.key, _decode(entry.document)):
+                        return found
         else:
             async for key, doc in self._scan(spec, info, interval, page_size=page):
-                if _passes(spec, doc):
-                    found.append(doc)
-                    if len(found) == n:
-                        self.reads.record(ref, _covered(interval, key, spec.order))
-                        return found
+                if enough(key, doc):
+                    return found
         self.reads.record(ref, interval)
         return found
 
