@@ -577,9 +577,8 @@ class SqlitePersistence:
             try:
                 # data_version counts the commits of connections other than the one asked:
                 # always ask the same one, the reader (the writer would miss our own).
-                latest = self._fetch("watch_commits", "PRAGMA data_version", (), on_reader=True)[0][
-                    0
-                ]
+                rows = self._fetch("watch_commits", "PRAGMA data_version", (), on_reader=True)
+                latest = rows[0][0]
                 if latest != version[0]:
                     version[0] = latest
                     newest = self._fetch("watch_commits", SELECT_MAX_COMMIT_TS, ())[0][0]
