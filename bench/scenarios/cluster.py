@@ -143,15 +143,15 @@ class _Cluster:
     def _placement(self) -> list[set[int]]:
         """The cores of each node: node k on core k - 1 while every node can have a core of its
         own; with more nodes than cores (or --no-pin), every node on every core."""
+        if self._pinned:
+            assert self.cores
+            return [{core} for core in self.cores[: len(self.lives)]]
         every = set(self.cores) if self.cores else os.sched_getaffinity(0)
-        if not self._pinned:
-            return [every for _ in self.lives]
-        assert self.cores
-        return [{core} for core in self.cores[: len(self.lives)]]
+        return [every for _ in self.lives]
 
     @property
     def _pinned(self) -> bool:
-        return bool(self.cores) and len(self.lives) <= len(self.cores or ())
+        return self.cores is not None and len(self.lives) <= len(self.cores)
 
     async def lock_holds(self, since: _Cpu) -> dict[str, float]:
         """How often the commit lock was taken since `since` started, and how many commits
